@@ -1,0 +1,182 @@
+//! Management API router (lambda_http): assets — create with upload URLs, list, get, delete, complete a
+//! multipart upload — and the OpenAPI document. Errors are JSON `{"error":{"code","message"}}` with a fitting status.
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tracing::{error, warn};
+use vod_domain::service::CreateAssetRequest;
+use vod_domain::{AssetId, CompletedPart, DomainError};
+
+use crate::AppContext;
+
+/// The OpenAPI document of this API (kept in the repository beside this crate).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+/// Largest JSON body the API accepts.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// An API error: status, stable code and a human-readable message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid", m),
+            e @ DomainError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            DomainError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            DomainError::Store(s) => {
+                error!(error = %s, "storage failure");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".into());
+    response(status, "application/json", Body::Text(body))
+}
+
+fn response(status: StatusCode, content_type: &str, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    r.headers_mut()
+        .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    r
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    json_response(e.status, &ErrorBody { error: ErrorDetail { code: e.code, message: &e.message } })
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "request body is too large"));
+    }
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("request body must be a JSON object"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn parse_id(raw: &str) -> Result<AssetId, ApiError> {
+    AssetId::parse(raw).ok_or_else(|| ApiError::bad_request(format!("{raw:?} is not an asset id")))
+}
+
+fn authorize(ctx: &AppContext, req: &Request) -> Result<(), ApiError> {
+    let Some(expected) = &ctx.config.admin_token else { return Ok(()) };
+    let given = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if given.is_empty() || !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        warn!("request with a missing or wrong admin token");
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteUpload {
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+/// Handles one API request. Never panics on input; every failure is a JSON error.
+pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
+    match route(ctx, &req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let method = req.method().clone();
+    if segments == ["openapi.json"] {
+        return match method {
+            Method::GET | Method::HEAD => Ok(response(StatusCode::OK, "application/json", Body::Text(OPENAPI.into()))),
+            _ => Err(method_not_allowed()),
+        };
+    }
+    authorize(ctx, req)?;
+    match (segments.as_slice(), method) {
+        (["assets"], Method::POST) => {
+            let body: CreateAssetRequest = parse_json(req)?;
+            let created = ctx.assets.create_asset(body).await?;
+            Ok(json_response(StatusCode::CREATED, &created))
+        }
+        (["assets"], Method::GET) => {
+            let q = req.query_string_parameters();
+            let limit = match q.first("limit") {
+                None => 50,
+                Some(l) => l
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| ApiError::bad_request("limit must be an integer from 1 to 1000"))?,
+            };
+            let page = ctx
+                .assets
+                .list_assets(limit, q.first("next"))
+                .await
+                .map_err(|e| match e {
+                    DomainError::Store(vod_domain::StoreError::Corrupt(m)) => ApiError::bad_request(m),
+                    e => e.into(),
+                })?;
+            Ok(json_response(StatusCode::OK, &page))
+        }
+        (["assets", id], Method::GET) => {
+            let asset = ctx.assets.get_asset(parse_id(id)?).await?;
+            Ok(json_response(StatusCode::OK, &asset))
+        }
+        (["assets", id], Method::DELETE) => {
+            ctx.assets.delete_asset(parse_id(id)?).await?;
+            Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
+        }
+        (["assets", id, "upload", "complete"], Method::POST) => {
+            let id = parse_id(id)?;
+            let body: CompleteUpload = parse_json(req)?;
+            let asset = ctx.assets.complete_upload(id, &body.upload_id, &body.parts).await?;
+            Ok(json_response(StatusCode::OK, &asset))
+        }
+        (["assets"], _) | (["assets", _], _) | (["assets", _, "upload", "complete"], _) => Err(method_not_allowed()),
+        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}"))),
+    }
+}
+
+fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this resource")
+}

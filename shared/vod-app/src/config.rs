@@ -1,0 +1,95 @@
+//! Function configuration (environment variables set by template.yaml) and the context built from it once per
+//! cold start.
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use vod_aws::{DynamoAssetStore, S3BlobStore};
+use vod_domain::{AssetService, ServiceConfig};
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("missing configuration variable {0}")]
+    Missing(&'static str),
+    #[error("configuration variable {0} is invalid: {1}")]
+    Invalid(&'static str, String),
+}
+
+/// Settings of the functions, read from their environment.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub table_name: String,
+    pub upload_bucket: String,
+    pub media_bucket: String,
+    /// Bearer token required by the management API when set (local stack). In AWS the HTTP API checks IAM
+    /// signatures instead and this stays unset.
+    pub admin_token: Option<String>,
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    pub url_ttl: Duration,
+}
+
+impl AppConfig {
+    /// Reads the configuration through `get` (the process environment in Lambda, the template locally).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let req = |k: &'static str| get(k).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(k));
+        let num = |k: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(k).filter(|v| !v.is_empty()) {
+                None => Ok(default),
+                Some(v) => v.parse().map_err(|_| ConfigError::Invalid(k, v)),
+            }
+        };
+        let d = ServiceConfig::default();
+        Ok(AppConfig {
+            table_name: req("TABLE_NAME")?,
+            upload_bucket: req("UPLOAD_BUCKET")?,
+            media_bucket: req("MEDIA_BUCKET")?,
+            admin_token: get("ADMIN_TOKEN").filter(|t| !t.is_empty()),
+            multipart_threshold: num("MULTIPART_THRESHOLD_BYTES", d.multipart_threshold)?,
+            part_size: num("MULTIPART_PART_SIZE_BYTES", d.part_size)?,
+            url_ttl: Duration::from_secs(num("UPLOAD_URL_TTL_SECONDS", d.url_ttl.as_secs())?),
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn service_config(&self) -> ServiceConfig {
+        ServiceConfig {
+            upload_bucket: self.upload_bucket.clone(),
+            media_bucket: self.media_bucket.clone(),
+            multipart_threshold: self.multipart_threshold,
+            part_size: self.part_size,
+            url_ttl: self.url_ttl,
+            ..ServiceConfig::default()
+        }
+    }
+}
+
+/// Everything a handler needs, built once per cold start and shared by all invocations.
+#[derive(Clone)]
+pub struct AppContext {
+    pub config: AppConfig,
+    pub assets: AssetService,
+}
+
+impl AppContext {
+    /// Wires the AWS adapters behind the domain's ports.
+    pub fn new(sdk: &aws_config::SdkConfig, config: AppConfig) -> Self {
+        let store = Arc::new(DynamoAssetStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            config.table_name.clone(),
+        ));
+        let blobs = Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk)));
+        let assets = AssetService::new(store, blobs, config.service_config());
+        AppContext { config, assets }
+    }
+
+    /// Builds the context from the process environment (what a Lambda function does at cold start).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = AppConfig::from_env()?;
+        let sdk = vod_aws::load_sdk_config().await;
+        Ok(Self::new(&sdk, config))
+    }
+}

@@ -1,0 +1,8 @@
+//! Entry points shared by the Lambda functions and the local function host: configuration, the management API
+//! router, the ingest handler and log setup. Functions' `main.rs` only wire these to the Lambda runtime.
+pub mod api;
+pub mod config;
+pub mod ingest;
+pub mod telemetry;
+
+pub use config::{AppConfig, AppContext, ConfigError};

@@ -1,0 +1,24 @@
+//! AWS implementations of the domain's ports: `DynamoAssetStore` (single DynamoDB table) and `S3BlobStore`.
+//! The SDK finds its endpoint the usual way (`AWS_ENDPOINT_URL` points it at the local emulator).
+pub mod dynamo;
+pub mod s3;
+
+pub use dynamo::DynamoAssetStore;
+pub use s3::S3BlobStore;
+
+/// Loads the shared SDK configuration from the environment (region, credentials, endpoint override).
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// Formats any SDK error with its full source chain (the top-level `Display` says only "service error").
+pub(crate) fn sdk_error(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        cur = s.source();
+    }
+    msg
+}

@@ -1,0 +1,13 @@
+//! Domain of the VoD platform: assets and their files, the rules that move them between states, and the ports
+//! (traits) behind which storage lives. Nothing here knows about AWS.
+pub mod error;
+pub mod ingest;
+pub mod memory;
+pub mod model;
+pub mod ports;
+pub mod service;
+
+pub use error::{DomainError, StoreError};
+pub use model::*;
+pub use ports::*;
+pub use service::{AssetService, ServiceConfig};

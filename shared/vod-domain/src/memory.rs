@@ -1,0 +1,163 @@
+//! In-memory implementations of the ports, for unit tests and examples (never for end-to-end tests).
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::model::{Asset, AssetId, BlobRef, CompletedPart, Page};
+use crate::ports::{AssetStore, BlobMeta, BlobStore};
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Backend("memory store lock poisoned".into())
+}
+
+#[derive(Default)]
+pub struct MemoryAssetStore {
+    assets: Mutex<HashMap<AssetId, Asset>>,
+}
+
+#[async_trait]
+impl AssetStore for MemoryAssetStore {
+    async fn insert(&self, asset: &Asset) -> Result<bool, StoreError> {
+        let mut m = self.assets.lock().map_err(poisoned)?;
+        if m.contains_key(&asset.id) {
+            return Ok(false);
+        }
+        m.insert(asset.id, asset.clone());
+        Ok(true)
+    }
+
+    async fn get(&self, id: AssetId) -> Result<Option<Asset>, StoreError> {
+        Ok(self.assets.lock().map_err(poisoned)?.get(&id).cloned())
+    }
+
+    async fn list(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Asset>, StoreError> {
+        let m = self.assets.lock().map_err(poisoned)?;
+        let mut all: Vec<Asset> = m.values().cloned().collect();
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.0.cmp(&a.id.0)));
+        let start = cursor.and_then(|c| c.parse::<usize>().ok()).unwrap_or(0);
+        let items: Vec<Asset> = all.iter().skip(start).take(limit).cloned().collect();
+        let next = (start + items.len() < all.len()).then(|| (start + items.len()).to_string());
+        Ok(Page { items, next })
+    }
+
+    async fn update(&self, asset: &Asset) -> Result<Asset, StoreError> {
+        let mut m = self.assets.lock().map_err(poisoned)?;
+        match m.get(&asset.id) {
+            Some(cur) if cur.version == asset.version => {
+                let mut stored = asset.clone();
+                stored.version += 1;
+                m.insert(asset.id, stored.clone());
+                Ok(stored)
+            }
+            _ => Err(StoreError::Conflict(format!("asset {}", asset.id))),
+        }
+    }
+
+    async fn delete(&self, id: AssetId) -> Result<(), StoreError> {
+        self.assets.lock().map_err(poisoned)?.remove(&id);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryBlobStore {
+    objects: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+    /// Number of ranged reads served (to check that probing reads little).
+    pub range_reads: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryBlobStore {
+    pub fn insert(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        if let Ok(mut m) = self.objects.lock() {
+            m.insert((bucket.into(), key.into()), body);
+        }
+    }
+    pub fn contains(&self, bucket: &str, key: &str) -> bool {
+        self.objects
+            .lock()
+            .map(|m| m.contains_key(&(bucket.to_string(), key.to_string())))
+            .unwrap_or(false)
+    }
+}
+
+fn etag_of(body: &[u8]) -> String {
+    // A content hash stands in for S3's MD5 ETag: equal bodies, equal tags.
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+#[async_trait]
+impl BlobStore for MemoryBlobStore {
+    async fn head(&self, blob: &BlobRef) -> Result<Option<BlobMeta>, StoreError> {
+        let m = self.objects.lock().map_err(poisoned)?;
+        Ok(m.get(&(blob.bucket.clone(), blob.key.clone())).map(|b| BlobMeta {
+            size: b.len() as u64,
+            etag: etag_of(b),
+            content_type: None,
+        }))
+    }
+
+    async fn read_range(&self, blob: &BlobRef, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+        self.range_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let m = self.objects.lock().map_err(poisoned)?;
+        let b = m
+            .get(&(blob.bucket.clone(), blob.key.clone()))
+            .ok_or_else(|| StoreError::Backend(format!("no such object {}", blob.key)))?;
+        let start = (offset as usize).min(b.len());
+        let end = start.saturating_add(len as usize).min(b.len());
+        Ok(b[start..end].to_vec())
+    }
+
+    async fn put(&self, blob: &BlobRef, body: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
+        self.insert(&blob.bucket, &blob.key, body);
+        Ok(())
+    }
+
+    async fn delete(&self, blob: &BlobRef) -> Result<(), StoreError> {
+        self.objects
+            .lock()
+            .map_err(poisoned)?
+            .remove(&(blob.bucket.clone(), blob.key.clone()));
+        Ok(())
+    }
+
+    async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, StoreError> {
+        let mut m = self.objects.lock().map_err(poisoned)?;
+        let before = m.len();
+        m.retain(|(b, k), _| !(b == bucket && k.starts_with(prefix)));
+        Ok((before - m.len()) as u64)
+    }
+
+    async fn presign_put(&self, blob: &BlobRef, _expires: Duration) -> Result<String, StoreError> {
+        Ok(format!("memory://{}/{}", blob.bucket, blob.key))
+    }
+
+    async fn create_multipart(&self, blob: &BlobRef) -> Result<String, StoreError> {
+        Ok(format!("upload-{}", blob.key.len()))
+    }
+
+    async fn presign_part(
+        &self,
+        blob: &BlobRef,
+        upload_id: &str,
+        part_number: i32,
+        _expires: Duration,
+    ) -> Result<String, StoreError> {
+        Ok(format!("memory://{}/{}?uploadId={upload_id}&partNumber={part_number}", blob.bucket, blob.key))
+    }
+
+    async fn complete_multipart(
+        &self,
+        _blob: &BlobRef,
+        _upload_id: &str,
+        _parts: &[CompletedPart],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! Domain types: Asset, AssetFile, their states and the upload instructions handed to producers.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use vod_media::MediaInfo;
+
+/// Identifier of an asset: a UUID, random for API-created assets, derived from the object for direct uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AssetId(pub Uuid);
+
+impl AssetId {
+    pub fn new_random() -> Self {
+        AssetId(Uuid::new_v4())
+    }
+    /// Deterministic id for an object uploaded straight into the bucket, so that a repeated notification of the
+    /// same object version maps to the same asset.
+    pub fn for_object(bucket: &str, key: &str, etag: &str) -> Self {
+        const NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_9a0e_4b6d_4c1e_9d3a_6a0b_2f1e_7c55);
+        let name = format!("s3://{bucket}/{key}#{etag}");
+        AssetId(Uuid::new_v5(&NAMESPACE, name.as_bytes()))
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Uuid::parse_str(s).ok().map(AssetId)
+    }
+}
+
+impl std::fmt::Display for AssetId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Lifecycle of an asset's source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AssetState {
+    /// Created through the API; waiting for its upload.
+    Created,
+    /// The source object arrived and is being probed.
+    Uploaded,
+    /// The source was probed and is usable.
+    Probed,
+    /// The source cannot be used; `Asset::error` says why.
+    Error,
+}
+
+impl AssetState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssetState::Created => "Created",
+            AssetState::Uploaded => "Uploaded",
+            AssetState::Probed => "Probed",
+            AssetState::Error => "Error",
+        }
+    }
+}
+
+/// Where an object lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl BlobRef {
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
+        BlobRef {
+            bucket: bucket.into(),
+            key: key.into(),
+        }
+    }
+}
+
+/// A file of an asset (for now: its mezzanine source).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetFile {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    pub uploaded_at: DateTime<Utc>,
+}
+
+/// An asset: one piece of content, its source file and what the platform learnt about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asset {
+    pub id: AssetId,
+    pub name: String,
+    pub state: AssetState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Key in the upload bucket that the producer is expected to upload to (API-created assets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<AssetFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Optimistic-concurrency version: every stored update increments it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// A page of results and the cursor of the next page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// One part of a multipart upload as the producer completed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedPart {
+    pub part_number: i32,
+    pub etag: String,
+}
+
+/// How the producer uploads the source file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum UploadInstructions {
+    /// One presigned PUT.
+    Single {
+        method: String,
+        url: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// Presigned PUT per part, then `POST /assets/{id}/upload/complete` with the parts' ETags.
+    Multipart {
+        upload_id: String,
+        part_size: u64,
+        parts: Vec<PartUrl>,
+        complete_path: String,
+        expires_at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartUrl {
+    pub part_number: i32,
+    pub url: String,
+}
+
+/// Result of creating an asset through the API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedAsset {
+    pub asset: Asset,
+    pub upload: UploadInstructions,
+}

@@ -1,0 +1,58 @@
+//! Ports: the traits behind which the platform's storage lives (DynamoDB and S3 in AWS, memory in unit tests).
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::model::{Asset, AssetId, BlobRef, CompletedPart, Page};
+
+/// Persistence of assets. Writes are conditional so that concurrent or repeated handlers cannot clobber each other.
+#[async_trait]
+pub trait AssetStore: Send + Sync {
+    /// Stores a new asset unless one with the same id exists; returns false if it already existed.
+    async fn insert(&self, asset: &Asset) -> Result<bool, StoreError>;
+    async fn get(&self, id: AssetId) -> Result<Option<Asset>, StoreError>;
+    /// Newest first; `cursor` is the opaque `next` of the previous page.
+    async fn list(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Asset>, StoreError>;
+    /// Replaces the asset if its stored version is still `asset.version`; stores it with version + 1.
+    /// Fails with `StoreError::Conflict` otherwise.
+    async fn update(&self, asset: &Asset) -> Result<Asset, StoreError>;
+    /// Removes the asset and every record that belongs to it. Deleting a missing asset is not an error.
+    async fn delete(&self, id: AssetId) -> Result<(), StoreError>;
+}
+
+/// Metadata of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    pub size: u64,
+    pub etag: String,
+    pub content_type: Option<String>,
+}
+
+/// Object storage.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// `None` if the object does not exist.
+    async fn head(&self, blob: &BlobRef) -> Result<Option<BlobMeta>, StoreError>;
+    /// Reads `len` bytes at `offset` (fewer at the end of the object).
+    async fn read_range(&self, blob: &BlobRef, offset: u64, len: u64) -> Result<Vec<u8>, StoreError>;
+    async fn put(&self, blob: &BlobRef, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
+    async fn delete(&self, blob: &BlobRef) -> Result<(), StoreError>;
+    /// Deletes every object under a prefix; returns how many were deleted.
+    async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, StoreError>;
+    async fn presign_put(&self, blob: &BlobRef, expires: Duration) -> Result<String, StoreError>;
+    async fn create_multipart(&self, blob: &BlobRef) -> Result<String, StoreError>;
+    async fn presign_part(
+        &self,
+        blob: &BlobRef,
+        upload_id: &str,
+        part_number: i32,
+        expires: Duration,
+    ) -> Result<String, StoreError>;
+    async fn complete_multipart(
+        &self,
+        blob: &BlobRef,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), StoreError>;
+}

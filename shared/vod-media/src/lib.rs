@@ -1,0 +1,15 @@
+//! Probing of uploaded (mezzanine) media files: container, streams, durations.
+//!
+//! Every parser here reads untrusted input: lengths are checked against the
+//! source size, nothing panics on malformed data, and failures are typed
+//! [`ProbeError`]s.
+
+mod matroska;
+mod mp4;
+pub mod probe;
+pub mod source;
+mod wav;
+mod yuv4mpeg;
+
+pub use probe::*;
+pub use source::*;

@@ -1,0 +1,166 @@
+//! Matroska / WebM probing through the `matroska-demuxer` crate over a cached `SourceReader`.
+
+use matroska_demuxer::{DemuxError, MatroskaFile, TrackEntry, TrackType};
+
+use crate::probe::{bitrate, AudioStream, Container, MediaInfo, ProbeError, VideoStream};
+use crate::source::{ReadAt, SourceReader};
+
+pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
+    let size = src.size();
+    let mkv = MatroskaFile::open(SourceReader::new(src)).map_err(map_error)?;
+    let container = if mkv.ebml_header().doc_type() == "webm" {
+        Container::Webm
+    } else {
+        Container::Matroska
+    };
+    let info = mkv.info();
+    let duration_secs = match info.duration() {
+        Some(d) => {
+            let secs = d * info.timestamp_scale().get() as f64 / 1e9;
+            if !secs.is_finite() || secs < 0.0 {
+                return Err(ProbeError::Corrupt(format!("matroska: invalid duration {d}")));
+            }
+            secs
+        }
+        // Live-style files carry no duration; we do not scan clusters for one.
+        None => 0.0,
+    };
+
+    let mut video = Vec::new();
+    let mut audio = Vec::new();
+    for track in mkv.tracks() {
+        match track.track_type() {
+            TrackType::Video => video.push(video_stream(track, duration_secs)?),
+            TrackType::Audio => audio.push(audio_stream(track, duration_secs)?),
+            _ => {}
+        }
+    }
+    Ok(MediaInfo {
+        container,
+        size,
+        duration_secs,
+        bitrate: bitrate(size, duration_secs),
+        video,
+        audio,
+    })
+}
+
+fn map_error(e: DemuxError) -> ProbeError {
+    match e {
+        DemuxError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            ProbeError::Truncated(format!("matroska: {io}"))
+        }
+        DemuxError::IoError(io) => ProbeError::Io(io),
+        DemuxError::ElementSizeExceedsStream { declared, available } => ProbeError::Truncated(format!(
+            "matroska: element claims {declared} bytes, {available} left in the file"
+        )),
+        DemuxError::UnsupportedDocType(t) => ProbeError::UnsupportedFormat(format!("EBML document type {t:?}")),
+        other => ProbeError::Corrupt(format!("matroska: {other}")),
+    }
+}
+
+fn video_stream(track: &TrackEntry, duration_secs: f64) -> Result<VideoStream, ProbeError> {
+    let (width, height) = match track.video() {
+        Some(v) => (
+            u32::try_from(v.pixel_width().get()).map_err(|_| ProbeError::Corrupt("matroska: huge width".into()))?,
+            u32::try_from(v.pixel_height().get()).map_err(|_| ProbeError::Corrupt("matroska: huge height".into()))?,
+        ),
+        None => (0, 0),
+    };
+    // DefaultDuration is nanoseconds per frame.
+    let frame_rate = track.default_duration().map_or(0.0, |d| 1e9 / d.get() as f64);
+    Ok(VideoStream {
+        codec: video_codec(track.codec_id()),
+        width,
+        height,
+        frame_rate,
+        frame_count: None,
+        duration_secs,
+        bitrate: None,
+        rotation: None,
+    })
+}
+
+fn audio_stream(track: &TrackEntry, duration_secs: f64) -> Result<AudioStream, ProbeError> {
+    let (channels, sample_rate, bits) = match track.audio() {
+        Some(a) => {
+            let rate = a.sampling_frequency();
+            let rate = if rate.is_finite() && rate > 0.0 && rate < f64::from(u32::MAX) {
+                rate.round() as u32
+            } else {
+                return Err(ProbeError::Corrupt(format!("matroska: invalid sampling frequency {rate}")));
+            };
+            (
+                u16::try_from(a.channels().get()).map_err(|_| ProbeError::Corrupt("matroska: huge channel count".into()))?,
+                rate,
+                a.bit_depth().map(|b| b.get()),
+            )
+        }
+        None => (0, 0, None),
+    };
+    Ok(AudioStream {
+        codec: audio_codec(track.codec_id(), bits),
+        channels,
+        sample_rate,
+        duration_secs,
+        bitrate: None,
+    })
+}
+
+fn video_codec(id: &str) -> String {
+    let name = match id {
+        "V_MPEG4/ISO/AVC" => "h264",
+        "V_MPEGH/ISO/HEVC" => "hevc",
+        "V_AV1" => "av1",
+        "V_VP9" => "vp9",
+        "V_VP8" => "vp8",
+        "V_PRORES" => "prores",
+        "V_MPEG2" => "mpeg2video",
+        "V_MPEG1" => "mpeg1video",
+        "V_MJPEG" => "mjpeg",
+        "V_FFV1" => "ffv1",
+        "V_THEORA" => "theora",
+        "V_UNCOMPRESSED" => "rawvideo",
+        _ if id.starts_with("V_MPEG4/ISO/") => "mpeg4",
+        _ => return id.to_string(),
+    };
+    name.into()
+}
+
+fn audio_codec(id: &str, bits: Option<u64>) -> String {
+    let name = match id {
+        "A_OPUS" => "opus",
+        "A_VORBIS" => "vorbis",
+        "A_FLAC" => "flac",
+        "A_MPEG/L3" => "mp3",
+        "A_MPEG/L2" => "mp2",
+        "A_AC3" => "ac3",
+        "A_EAC3" => "eac3",
+        "A_DTS" => "dts",
+        "A_TRUEHD" => "truehd",
+        "A_ALAC" => "alac",
+        "A_PCM/INT/LIT" => {
+            return match bits {
+                Some(8) => "pcm_u8".into(),
+                Some(b) => format!("pcm_s{b}le"),
+                None => "pcm_s16le".into(),
+            }
+        }
+        "A_PCM/INT/BIG" => {
+            return match bits {
+                Some(8) => "pcm_s8".into(),
+                Some(b) => format!("pcm_s{b}be"),
+                None => "pcm_s16be".into(),
+            }
+        }
+        "A_PCM/FLOAT/IEEE" => {
+            return match bits {
+                Some(64) => "pcm_f64le".into(),
+                _ => "pcm_f32le".into(),
+            }
+        }
+        _ if id.starts_with("A_AAC") => "aac",
+        _ => return id.to_string(),
+    };
+    name.into()
+}

@@ -1,0 +1,544 @@
+//! MP4 / QuickTime probing: a bounded top-level box walker over `ReadAt`, then `mp4parse` on `ftyp` + `moov`.
+
+use std::io::Cursor;
+
+use mp4parse::{AudioCodecSpecific, CodecType, SampleEntry, Track, TrackType};
+
+use crate::probe::{bitrate, AudioStream, Container, MediaInfo, ProbeError, VideoStream};
+use crate::source::ReadAt;
+
+/// Largest `moov` we are willing to load into memory.
+const MAX_MOOV: u64 = 256 << 20;
+/// Largest `ftyp` we are willing to load into memory.
+const MAX_FTYP: u64 = 4096;
+/// Bound on the number of top-level boxes walked (fragmented files have two per fragment).
+const MAX_TOP_BOXES: usize = 1_000_000;
+
+/// Header of one box, positioned in the source.
+#[derive(Debug, Clone, Copy)]
+struct BoxHeader {
+    kind: [u8; 4],
+    /// Offset of the box (its size field) in the source.
+    offset: u64,
+    /// Length of size + type (+ largesize) fields.
+    header_len: u64,
+    /// Total size of the box, header included.
+    size: u64,
+}
+
+fn fourcc_str(kind: &[u8; 4]) -> String {
+    String::from_utf8_lossy(kind).into_owned()
+}
+
+/// Reads and validates the box header at `offset`; every size is checked
+/// against the source size so a box can never claim bytes that are not there.
+fn read_box_header(src: &dyn ReadAt, offset: u64, file_size: u64) -> Result<BoxHeader, ProbeError> {
+    let remaining = file_size.saturating_sub(offset);
+    if remaining < 8 {
+        return Err(ProbeError::Truncated(format!("box header cut at offset {offset}")));
+    }
+    let head = src.read_at(offset, 16)?;
+    let (Some(size32), Some(kind)) = (be_u32(&head, 0), head.get(4..8)) else {
+        return Err(ProbeError::Truncated(format!("box header cut at offset {offset}")));
+    };
+    let mut kind4 = [0u8; 4];
+    kind4.copy_from_slice(kind);
+    let name = fourcc_str(&kind4);
+    let (size, header_len) = match size32 {
+        0 => (remaining, 8),
+        1 => {
+            let Some(large) = be_u64(&head, 8) else {
+                return Err(ProbeError::Truncated(format!("'{name}' largesize cut at offset {offset}")));
+            };
+            if large < 16 {
+                return Err(ProbeError::Corrupt(format!("'{name}' box at offset {offset} has size {large}")));
+            }
+            (large, 16)
+        }
+        2..=7 => {
+            return Err(ProbeError::Corrupt(format!("'{name}' box at offset {offset} has size {size32}")));
+        }
+        n => (u64::from(n), 8),
+    };
+    if size > remaining {
+        return Err(ProbeError::Truncated(format!(
+            "'{name}' box at offset {offset} claims {size} bytes, {remaining} left in the file"
+        )));
+    }
+    Ok(BoxHeader { kind: kind4, offset, header_len, size })
+}
+
+/// Reads a whole box (header included) into memory.
+fn read_box(src: &dyn ReadAt, b: &BoxHeader) -> Result<Vec<u8>, ProbeError> {
+    let len = usize::try_from(b.size)
+        .map_err(|_| ProbeError::Corrupt(format!("'{}' box too large", fourcc_str(&b.kind))))?;
+    let data = src.read_at(b.offset, len)?;
+    if data.len() != len {
+        return Err(ProbeError::Truncated(format!("'{}' box cut short", fourcc_str(&b.kind))));
+    }
+    Ok(data)
+}
+
+pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
+    let file_size = src.size();
+    let mut ftyp: Option<Vec<u8>> = None;
+    let mut moov: Option<Vec<u8>> = None;
+    let mut first_box: Option<[u8; 4]> = None;
+    let mut saw_mdat = false;
+    let mut offset = 0u64;
+    let mut boxes = 0usize;
+    // The walk covers every top-level box so that a file cut anywhere is reported as truncated.
+    while offset < file_size {
+        boxes += 1;
+        if boxes > MAX_TOP_BOXES {
+            return Err(ProbeError::Corrupt("too many top-level boxes".into()));
+        }
+        let b = read_box_header(src, offset, file_size)?;
+        first_box.get_or_insert(b.kind);
+        match &b.kind {
+            b"ftyp" if ftyp.is_none() => {
+                if b.size > MAX_FTYP {
+                    return Err(ProbeError::Corrupt(format!("'ftyp' box of {} bytes", b.size)));
+                }
+                ftyp = Some(read_box(src, &b)?);
+            }
+            b"moov" => {
+                if moov.is_some() {
+                    return Err(ProbeError::Corrupt("more than one 'moov' box".into()));
+                }
+                if b.size > MAX_MOOV {
+                    return Err(ProbeError::Corrupt(format!("'moov' box of {} bytes is too large", b.size)));
+                }
+                moov = Some(read_box(src, &b)?);
+            }
+            b"mdat" => saw_mdat = true,
+            _ => {}
+        }
+        // Cannot overflow: size <= file_size - offset.
+        offset += b.size;
+    }
+    let Some(moov) = moov else {
+        return Err(if saw_mdat {
+            ProbeError::Truncated("no moov box".into())
+        } else {
+            ProbeError::Corrupt("no moov box".into())
+        });
+    };
+
+    let container = match &ftyp {
+        Some(f) if f.get(8..12) == Some(b"qt  ".as_slice()) => Container::Mov,
+        Some(_) => Container::Mp4,
+        None if first_box.is_some_and(|k| &k != b"ftyp") => Container::Mov,
+        None => Container::Mp4,
+    };
+
+    let mut buf = ftyp.unwrap_or_default();
+    buf.extend_from_slice(&moov);
+    let ctx = mp4parse::read_mp4(&mut Cursor::new(&buf)).map_err(map_mp4parse_error)?;
+    let moov_info = walk_moov(moov.get(8..).unwrap_or_default());
+
+    let mut video = Vec::new();
+    let mut audio = Vec::new();
+    let mut longest = 0.0f64;
+    for track in ctx.tracks.iter() {
+        let raw = moov_info.traks.get(track.id);
+        let duration_secs = track_duration(track);
+        match track.track_type {
+            TrackType::Video => {
+                let v = video_stream(track, raw, duration_secs);
+                longest = longest.max(v.duration_secs);
+                video.push(v);
+            }
+            TrackType::Audio => {
+                let a = audio_stream(track, raw, duration_secs);
+                longest = longest.max(a.duration_secs);
+                audio.push(a);
+            }
+            _ => {}
+        }
+    }
+
+    let duration_secs = match moov_info.movie_duration {
+        Some(d) if d > 0.0 => d,
+        _ => longest,
+    };
+    Ok(MediaInfo {
+        container,
+        size: file_size,
+        duration_secs,
+        bitrate: bitrate(file_size, duration_secs),
+        video,
+        audio,
+    })
+}
+
+fn map_mp4parse_error(e: mp4parse::Error) -> ProbeError {
+    match e {
+        mp4parse::Error::Io(io) => ProbeError::Io(io),
+        mp4parse::Error::Unsupported(what) => ProbeError::UnsupportedFormat(format!("mp4: {what}")),
+        mp4parse::Error::MoovMissing => ProbeError::Corrupt("no usable moov box".into()),
+        // The moov was read whole, so running out of bytes means inconsistent inner sizes.
+        other => ProbeError::Corrupt(format!("mp4: {other}")),
+    }
+}
+
+/// Duration of a track from its media header (mdhd), or from its sample
+/// table when the header carries none (fragmented files).
+fn track_duration(track: &Track) -> f64 {
+    let Some(scale) = track.timescale.map(|t| t.0).filter(|&t| t > 0) else {
+        return 0.0;
+    };
+    let units = match track.duration.map(|d| d.0) {
+        Some(d) if d > 0 && d != u64::from(u32::MAX) && d != u64::MAX => d,
+        _ => track
+            .stts
+            .as_ref()
+            .map(|stts| {
+                stts.samples.iter().fold(0u64, |acc, s| {
+                    acc.saturating_add(u64::from(s.sample_count).saturating_mul(u64::from(s.sample_delta)))
+                })
+            })
+            .unwrap_or(0),
+    };
+    units as f64 / scale as f64
+}
+
+fn sample_count(track: &Track) -> Option<u64> {
+    let stts = track.stts.as_ref()?;
+    Some(stts.samples.iter().fold(0u64, |acc, s| acc.saturating_add(u64::from(s.sample_count))))
+}
+
+fn payload_bytes(track: &Track) -> Option<u64> {
+    let stsz = track.stsz.as_ref()?;
+    if stsz.sample_size != 0 {
+        return Some(u64::from(stsz.sample_size).saturating_mul(sample_count(track)?));
+    }
+    Some(stsz.sample_sizes.iter().fold(0u64, |acc, &s| acc.saturating_add(u64::from(s))))
+}
+
+fn video_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> VideoStream {
+    let entry = track.stsd.as_ref().and_then(|s| s.descriptions.first());
+    let (mut codec, mut width, mut height) = (None, 0u32, 0u32);
+    if let Some(SampleEntry::Video(v)) = entry {
+        codec = codec_name(v.codec_type);
+        width = u32::from(v.width);
+        height = u32::from(v.height);
+    }
+    if let Some(raw) = raw {
+        if width == 0 || height == 0 {
+            width = u32::from(raw.width);
+            height = u32::from(raw.height);
+        }
+        if codec.is_none() {
+            codec = Some(fourcc_codec(&raw.fourcc));
+        }
+    }
+    if width == 0 || height == 0 {
+        // Fall back to the track header's presentation size (16.16 fixed point).
+        if let Some(tkhd) = &track.tkhd {
+            width = tkhd.width >> 16;
+            height = tkhd.height >> 16;
+        }
+    }
+    let frame_count = sample_count(track);
+    let frame_rate = match frame_count {
+        Some(n) if duration_secs > 0.0 => n as f64 / duration_secs,
+        _ => 0.0,
+    };
+    VideoStream {
+        codec: codec.unwrap_or_else(|| "unknown".into()),
+        width,
+        height,
+        frame_rate,
+        frame_count,
+        duration_secs,
+        bitrate: payload_bytes(track).and_then(|b| bitrate(b, duration_secs)),
+        rotation: track.tkhd.as_ref().map(|t| rotation(t.matrix.a, t.matrix.b)),
+    }
+}
+
+/// Clockwise rotation in degrees from the (a, b) entries of a track matrix.
+fn rotation(a: i32, b: i32) -> i32 {
+    let deg = f64::from(b).atan2(f64::from(a)).to_degrees();
+    // Snap to whole degrees in 0..360.
+    let deg = deg.round() as i32;
+    deg.rem_euclid(360)
+}
+
+fn audio_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> AudioStream {
+    let entry = track.stsd.as_ref().and_then(|s| s.descriptions.first());
+    let (mut codec, mut channels, mut sample_rate) = (None, 0u32, 0u32);
+    if let Some(SampleEntry::Audio(a)) = entry {
+        codec = codec_name(a.codec_type);
+        channels = a.channelcount;
+        sample_rate = if a.samplerate.is_finite() && a.samplerate > 0.0 && a.samplerate < f64::from(u32::MAX) {
+            a.samplerate.round() as u32
+        } else {
+            0
+        };
+        if let AudioCodecSpecific::ES_Descriptor(es) = &a.codec_specific {
+            if let Some(c) = es.audio_channel_count.filter(|&c| c > 0) {
+                channels = u32::from(c);
+            }
+            if let Some(r) = es.audio_sample_rate.filter(|&r| r > 0) {
+                sample_rate = r;
+            }
+        }
+        if a.codec_type == CodecType::LPCM {
+            codec = None;
+        }
+    }
+    if let Some(raw) = raw {
+        if codec.is_none() {
+            codec = Some(pcm_codec(raw).unwrap_or_else(|| fourcc_codec(&raw.fourcc)));
+        }
+        if channels == 0 {
+            channels = u32::from(raw.channels);
+        }
+        if sample_rate == 0 {
+            sample_rate = raw.sample_rate;
+        }
+    }
+    if sample_rate == 0 {
+        sample_rate = track.timescale.map(|t| t.0).and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
+    }
+    AudioStream {
+        codec: codec.unwrap_or_else(|| "unknown".into()),
+        channels: u16::try_from(channels).unwrap_or(u16::MAX),
+        sample_rate,
+        duration_secs,
+        bitrate: payload_bytes(track).and_then(|b| bitrate(b, duration_secs)),
+    }
+}
+
+fn codec_name(c: CodecType) -> Option<String> {
+    let name = match c {
+        CodecType::H264 => "h264",
+        CodecType::MP4V => "mpeg4",
+        CodecType::AV1 => "av1",
+        CodecType::VP9 => "vp9",
+        CodecType::VP8 => "vp8",
+        CodecType::H263 => "h263",
+        CodecType::AAC => "aac",
+        CodecType::MP3 => "mp3",
+        CodecType::FLAC => "flac",
+        CodecType::Opus => "opus",
+        CodecType::ALAC => "alac",
+        _ => return None,
+    };
+    Some(name.into())
+}
+
+/// Codec name for a sample entry fourcc that mp4parse does not classify.
+fn fourcc_codec(fourcc: &[u8; 4]) -> String {
+    let name = match fourcc {
+        b"hvc1" | b"hev1" | b"dvh1" | b"dvhe" => "hevc",
+        b"avc1" | b"avc3" | b"dva1" | b"dvav" => "h264",
+        b"apch" | b"apcn" | b"apcs" | b"apco" | b"ap4h" | b"ap4x" => "prores",
+        b"av01" => "av1",
+        b"vp09" => "vp9",
+        b"vp08" => "vp8",
+        b"mp4v" => "mpeg4",
+        b"mjpa" | b"mjpb" | b"jpeg" => "mjpeg",
+        b"raw " | b"2vuy" | b"yuv2" | b"v210" => "rawvideo",
+        b"dnxh" | b"AVdn" | b"AVdh" => "dnxhd",
+        b"mp4a" => "aac",
+        b"ac-3" => "ac3",
+        b"ec-3" => "eac3",
+        b"Opus" => "opus",
+        b"fLaC" => "flac",
+        b".mp3" => "mp3",
+        b"alac" => "alac",
+        b"sowt" => "pcm_s16le",
+        b"twos" => "pcm_s16be",
+        b"in24" => "pcm_s24be",
+        b"in32" => "pcm_s32be",
+        b"fl32" => "pcm_f32be",
+        b"fl64" => "pcm_f64be",
+        b"alaw" => "pcm_alaw",
+        b"ulaw" => "pcm_mulaw",
+        _ => {
+            return String::from_utf8_lossy(fourcc).trim().to_string();
+        }
+    };
+    name.into()
+}
+
+/// Name for ISO `ipcm`/`fpcm`/QuickTime `lpcm` entries, from the sample size.
+fn pcm_codec(raw: &RawTrak) -> Option<String> {
+    let float = match &raw.fourcc {
+        b"ipcm" | b"lpcm" => false,
+        b"fpcm" => true,
+        _ => return None,
+    };
+    let bits = raw.sample_size;
+    Some(match (float, bits) {
+        (true, 64) => "pcm_f64le".into(),
+        (true, _) => "pcm_f32le".into(),
+        (false, 8) => "pcm_s8".into(),
+        (false, 0) => "pcm".into(),
+        (false, b) => format!("pcm_s{b}le"),
+    })
+}
+
+/// What our own walk of `moov` finds that mp4parse does not expose.
+#[derive(Debug, Default)]
+struct MoovInfo {
+    /// mvhd duration in seconds.
+    movie_duration: Option<f64>,
+    /// One entry per `trak`, in file order (the order mp4parse numbers tracks).
+    traks: Vec<RawTrak>,
+}
+
+/// The first sample entry of a track's `stsd`, read by hand because mp4parse
+/// drops entries whose codec it does not know (HEVC, ProRes, QuickTime PCM...).
+#[derive(Debug, Default)]
+struct RawTrak {
+    fourcc: [u8; 4],
+    width: u16,
+    height: u16,
+    channels: u16,
+    sample_size: u16,
+    sample_rate: u32,
+}
+
+/// Child boxes of an in-memory box body; stops silently at the first malformed header
+/// (mp4parse has already validated the structure; this walk is best-effort).
+fn children(body: &[u8]) -> Vec<([u8; 4], &[u8])> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while let (Some(size32), Some(kind)) = (be_u32(body, pos), body.get(pos + 4..pos + 8)) {
+        let mut kind4 = [0u8; 4];
+        kind4.copy_from_slice(kind);
+        let (size, header) = match size32 {
+            0 => (body.len() - pos, 8),
+            1 => match be_u64(body, pos + 8).and_then(|s| usize::try_from(s).ok()) {
+                Some(s) => (s, 16),
+                None => break,
+            },
+            n => match usize::try_from(n) {
+                Ok(s) => (s, 8),
+                Err(_) => break,
+            },
+        };
+        let Some(end) = pos.checked_add(size) else { break };
+        if size < header || end > body.len() {
+            break;
+        }
+        out.push((kind4, &body[pos + header..end]));
+        pos = end;
+    }
+    out
+}
+
+fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    children(body).into_iter().find(|(k, _)| k == kind).map(|(_, b)| b)
+}
+
+fn walk_moov(moov_body: &[u8]) -> MoovInfo {
+    let mut info = MoovInfo::default();
+    for (kind, body) in children(moov_body) {
+        match &kind {
+            b"mvhd" => info.movie_duration = mvhd_duration(body),
+            b"trak" => info.traks.push(raw_trak(body)),
+            _ => {}
+        }
+    }
+    info
+}
+
+fn mvhd_duration(body: &[u8]) -> Option<f64> {
+    let (scale, duration) = match body.first()? {
+        0 => (be_u32(body, 12)?, u64::from(be_u32(body, 16)?)),
+        1 => (be_u32(body, 20)?, be_u64(body, 24)?),
+        _ => return None,
+    };
+    if scale == 0 || duration == u64::from(u32::MAX) || duration == u64::MAX {
+        return None;
+    }
+    Some(duration as f64 / f64::from(scale))
+}
+
+fn raw_trak(trak: &[u8]) -> RawTrak {
+    let mut raw = RawTrak::default();
+    let Some(stsd) = child(trak, b"mdia")
+        .and_then(|m| child(m, b"minf"))
+        .and_then(|m| child(m, b"stbl"))
+        .and_then(|s| child(s, b"stsd"))
+    else {
+        return raw;
+    };
+    // Full box header (4) + entry count (4), then the entries as boxes.
+    let Some((kind, entry)) = stsd.get(8..).and_then(|e| children(e).into_iter().next()) else {
+        return raw;
+    };
+    raw.fourcc = kind;
+    // Visual sample entry: 6 reserved + 2 data ref + 16 pre-defined, then width, height.
+    raw.width = be_u16(entry, 24).unwrap_or(0);
+    raw.height = be_u16(entry, 26).unwrap_or(0);
+    // Audio sample entry: 6 + 2, version (2) + revision (2) + vendor (4), then
+    // channel count, sample size, 4 bytes, sample rate (16.16).
+    raw.channels = be_u16(entry, 16).unwrap_or(0);
+    raw.sample_size = be_u16(entry, 18).unwrap_or(0);
+    raw.sample_rate = be_u32(entry, 24).map(|r| r >> 16).unwrap_or(0);
+    raw
+}
+
+fn be_u16(b: &[u8], at: usize) -> Option<u16> {
+    let s = b.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([s[0], s[1]]))
+}
+
+fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn be_u64(b: &[u8], at: usize) -> Option<u64> {
+    let s = b.get(at..at.checked_add(8)?)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_be_bytes(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_from_matrix() {
+        assert_eq!(rotation(0x10000, 0), 0);
+        assert_eq!(rotation(0, 0x10000), 90);
+        assert_eq!(rotation(-0x10000, 0), 180);
+        assert_eq!(rotation(0, -0x10000), 270);
+    }
+
+    #[test]
+    fn box_sizes_are_checked() {
+        // A box claiming 10 GB in a 1 KB file.
+        let mut f = vec![0u8; 1024];
+        f[0..4].copy_from_slice(&1u32.to_be_bytes());
+        f[4..8].copy_from_slice(b"ftyp");
+        f[8..16].copy_from_slice(&10_000_000_000u64.to_be_bytes());
+        assert!(matches!(probe(&f), Err(ProbeError::Truncated(_))));
+        // Size smaller than a header.
+        f[0..4].copy_from_slice(&5u32.to_be_bytes());
+        assert!(matches!(probe(&f), Err(ProbeError::Corrupt(_))));
+        // Largesize smaller than its header.
+        f[0..4].copy_from_slice(&1u32.to_be_bytes());
+        f[8..16].copy_from_slice(&9u64.to_be_bytes());
+        assert!(matches!(probe(&f), Err(ProbeError::Corrupt(_))));
+        // Size 0 = to the end: no moov anywhere.
+        f[0..4].copy_from_slice(&0u32.to_be_bytes());
+        assert!(matches!(probe(&f), Err(ProbeError::Corrupt(_))));
+    }
+
+    #[test]
+    fn children_tolerate_garbage() {
+        assert!(children(&[0, 0, 0, 1, b'a', b'b', b'c', b'd', 0xff]).is_empty());
+        assert!(children(&[0xff; 40]).is_empty());
+        let mut b = vec![0, 0, 0, 12];
+        b.extend_from_slice(b"abcd1234");
+        assert_eq!(children(&b), vec![(*b"abcd", &b"1234"[..])]);
+    }
+}

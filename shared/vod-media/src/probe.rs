@@ -1,0 +1,198 @@
+//! The probe entry point, its result types and errors, and container detection by magic bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::source::ReadAt;
+
+/// What [`probe`] found in a media file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaInfo {
+    pub container: Container,
+    /// Size of the source in bytes.
+    pub size: u64,
+    /// Presentation duration in seconds.
+    pub duration_secs: f64,
+    /// Overall bits per second (size * 8 / duration); `None` when the duration is unknown.
+    pub bitrate: Option<u64>,
+    pub video: Vec<VideoStream>,
+    pub audio: Vec<AudioStream>,
+}
+
+/// Container formats [`probe`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Container {
+    Mp4,
+    Mov,
+    Matroska,
+    Webm,
+    Y4m,
+    Wav,
+}
+
+/// One video stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoStream {
+    /// Lowercase ffmpeg-style codec name ("h264", "hevc", "prores", ...), or the
+    /// fourcc / codec id as found for codecs we do not know.
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// Frames per second (average), 0.0 when unknown.
+    pub frame_rate: f64,
+    pub frame_count: Option<u64>,
+    pub duration_secs: f64,
+    pub bitrate: Option<u64>,
+    /// Clockwise display rotation in degrees (0..360) when the container carries
+    /// one (MP4/MOV track matrix), else `None`.
+    pub rotation: Option<i32>,
+}
+
+/// One audio stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioStream {
+    /// Lowercase ffmpeg-style codec name ("aac", "opus", "pcm_s16le", ...).
+    pub codec: String,
+    pub channels: u16,
+    pub sample_rate: u32,
+    pub duration_secs: f64,
+    pub bitrate: Option<u64>,
+}
+
+/// Why a file could not be probed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file is truncated: {0}")]
+    Truncated(String),
+    #[error("the file is corrupt: {0}")]
+    Corrupt(String),
+    /// Not a container we read (text, jpeg, random bytes...).
+    #[error("unsupported format: {0}")]
+    UnsupportedFormat(String),
+    #[error("no audio or video stream found")]
+    NoStreams,
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Probes `src`: detects the container from its magic bytes and reads its
+/// stream layout with the matching demuxer.
+pub fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
+    let size = src.size();
+    if size == 0 {
+        return Err(ProbeError::Empty);
+    }
+    let head = src.read_at(0, 64)?;
+    let info = match detect(&head) {
+        Some(Detected::Mp4) => guarded("mp4", || crate::mp4::probe(src))?,
+        Some(Detected::Matroska) => guarded("matroska", || crate::matroska::probe(src))?,
+        Some(Detected::Y4m) => guarded("y4m", || crate::yuv4mpeg::probe(src))?,
+        Some(Detected::Wav) => guarded("wav", || crate::wav::probe(src))?,
+        None => {
+            return Err(if head.len() < 12 && is_prefix_of_magic(&head) {
+                ProbeError::Truncated("too short to hold a media header".into())
+            } else {
+                ProbeError::UnsupportedFormat("no known container signature".into())
+            })
+        }
+    };
+    if info.video.is_empty() && info.audio.is_empty() {
+        return Err(ProbeError::NoStreams);
+    }
+    Ok(info)
+}
+
+/// Runs a container parser, turning a panic inside a third-party demuxer into
+/// a `Corrupt` error (defence in depth: our own code does not panic).
+fn guarded<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, ProbeError>,
+) -> Result<T, ProbeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(ProbeError::Corrupt(format!("{what} parser failed"))))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detected {
+    Mp4,
+    Matroska,
+    Y4m,
+    Wav,
+}
+
+const EBML_MAGIC: &[u8] = &[0x1A, 0x45, 0xDF, 0xA3];
+const Y4M_MAGIC: &[u8] = b"YUV4MPEG2 ";
+/// Top-level box types that may start an ISO BMFF / QuickTime file.
+const MP4_FIRST_BOXES: [&[u8; 4]; 7] = [b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"];
+
+fn detect(head: &[u8]) -> Option<Detected> {
+    if head.starts_with(EBML_MAGIC) {
+        return Some(Detected::Matroska);
+    }
+    if head.starts_with(Y4M_MAGIC) {
+        return Some(Detected::Y4m);
+    }
+    if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE" {
+        return Some(Detected::Wav);
+    }
+    if head.len() >= 8 && MP4_FIRST_BOXES.iter().any(|b| &head[4..8] == *b) {
+        return Some(Detected::Mp4);
+    }
+    None
+}
+
+/// Whether a too-short file is the start of one of our signatures.
+fn is_prefix_of_magic(head: &[u8]) -> bool {
+    let starts = |magic: &[u8]| {
+        let n = head.len().min(magic.len());
+        head[..n] == magic[..n]
+    };
+    starts(EBML_MAGIC) || starts(Y4M_MAGIC) || starts(b"RIFF")
+        || (head.len() > 4 && MP4_FIRST_BOXES.iter().any(|b| {
+            let n = (head.len() - 4).min(4);
+            head[4..4 + n] == b[..n]
+        }))
+}
+
+/// Overall bits per second for `size` bytes lasting `duration_secs`.
+pub(crate) fn bitrate(bytes: u64, duration_secs: f64) -> Option<u64> {
+    if duration_secs.is_finite() && duration_secs > 0.0 {
+        let bps = (bytes as f64 * 8.0 / duration_secs).round();
+        if bps.is_finite() && bps >= 0.0 && bps < u64::MAX as f64 {
+            return Some(bps as u64);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_by_magic() {
+        assert_eq!(detect(b"\x1a\x45\xdf\xa3\x01"), Some(Detected::Matroska));
+        assert_eq!(detect(b"YUV4MPEG2 W2 H2"), Some(Detected::Y4m));
+        assert_eq!(detect(b"RIFF\0\0\0\0WAVEfmt "), Some(Detected::Wav));
+        assert_eq!(detect(b"RIFF\0\0\0\0AVI LIST"), None);
+        assert_eq!(detect(b"\0\0\0\x20ftypisom"), Some(Detected::Mp4));
+        assert_eq!(detect(b"\0\0\0\x08wide"), Some(Detected::Mp4));
+        assert_eq!(detect(b"hello world, this is text"), None);
+        assert_eq!(detect(b"\xff\xd8\xff\xe0\0\x10JFIF"), None);
+    }
+
+    #[test]
+    fn empty_and_tiny() {
+        assert!(matches!(probe(&Vec::new()), Err(ProbeError::Empty)));
+        assert!(matches!(probe(&b"RIF".to_vec()), Err(ProbeError::Truncated(_))));
+        assert!(matches!(probe(&b"\0\0\0\x20fty".to_vec()), Err(ProbeError::Truncated(_))));
+        assert!(matches!(probe(&b"abc".to_vec()), Err(ProbeError::UnsupportedFormat(_))));
+    }
+
+    #[test]
+    fn container_serialises_lowercase() {
+        assert_eq!(serde_json::to_string(&Container::Webm).unwrap(), "\"webm\"");
+    }
+}
