@@ -1,1 +1,196 @@
-fn main(){}
+//! `vodctl`: command-line client of the VoD platform. `dev` runs the local stack in the foreground; the other
+//! commands talk to the management API (endpoint and token from flags, the environment, or the running dev stack).
+mod client;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use vod_local::{LocalStack, LocalStackOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "vodctl",
+    version,
+    about = "Serverless video-on-demand platform: local stack and API client"
+)]
+struct Cli {
+    /// Management API base URL.
+    #[arg(long, env = "VOD_ENDPOINT", global = true)]
+    endpoint: Option<String>,
+    /// Bearer token of the management API.
+    #[arg(long, env = "VOD_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform locally in the foreground: AWS emulator, resources from template.yaml, functions, API.
+    Dev {
+        /// Emulator port.
+        #[arg(long, env = "MOTO_PORT", default_value_t = 4566)]
+        aws_port: u16,
+        /// Port of the local management API.
+        #[arg(long, default_value_t = 3000)]
+        api_port: u16,
+        /// Resource name prefix (template parameter ResourcePrefix).
+        #[arg(long, default_value = "vod")]
+        prefix: String,
+        /// Generate a sample clip with ffmpeg, upload it through the API and wait until it is probed.
+        #[arg(long)]
+        sample: bool,
+        /// Stop after the sample is processed instead of serving until Ctrl-C.
+        #[arg(long, requires = "sample")]
+        exit: bool,
+    },
+    /// Upload a media file as a new asset (multipart for large files).
+    Upload {
+        file: PathBuf,
+        /// Asset name (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Wait until the asset is probed (or fails).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List assets.
+    Assets {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one asset (state, source file, probe results).
+    Asset { id: String },
+    /// Delete an asset with its files and records.
+    Delete { id: String },
+}
+
+#[tokio::main]
+async fn main() {
+    vod_app::telemetry::init_pretty("info,aws_config=warn,aws_smithy_runtime=warn");
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Dev {
+            aws_port,
+            api_port,
+            prefix,
+            sample,
+            exit,
+        } => dev(aws_port, api_port, &prefix, cli.token, sample, exit).await,
+        cmd => {
+            let api = client::Api::from_settings(cli.endpoint, cli.token)?;
+            match cmd {
+                Command::Upload { file, name, wait } => {
+                    let asset = api.upload(&file, name.as_deref()).await?;
+                    let id = asset["id"].as_str().unwrap_or_default().to_string();
+                    println!("asset {id} uploaded");
+                    if wait {
+                        let done = api.wait_probed(&id, Duration::from_secs(300)).await?;
+                        println!("{}", serde_json::to_string_pretty(&done)?);
+                        if done["state"] == "Error" {
+                            bail!(
+                                "asset {id} failed: {}",
+                                done["error"].as_str().unwrap_or("unknown reason")
+                            );
+                        }
+                    }
+                    Ok(())
+                }
+                Command::Assets { limit } => api.print_assets(limit).await,
+                Command::Asset { id } => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&api.get_asset(&id).await?)?
+                    );
+                    Ok(())
+                }
+                Command::Delete { id } => {
+                    api.delete_asset(&id).await?;
+                    println!("asset {id} deleted");
+                    Ok(())
+                }
+                Command::Dev { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+async fn dev(
+    aws_port: u16,
+    api_port: u16,
+    prefix: &str,
+    token: Option<String>,
+    sample: bool,
+    exit: bool,
+) -> Result<()> {
+    let root = vod_local::stack::find_root()?;
+    let status = tokio::process::Command::new(root.join("infra/moto.sh"))
+        .arg("start")
+        .env("MOTO_PORT", aws_port.to_string())
+        .status()
+        .await
+        .context("starting the AWS emulator (infra/moto.sh)")?;
+    if !status.success() {
+        bail!("the AWS emulator did not start (infra/moto.sh start)");
+    }
+    let token = token.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let mut opts = LocalStackOptions::new(&root, format!("http://127.0.0.1:{aws_port}"), prefix);
+    opts.api_addr = ([127, 0, 0, 1], api_port).into();
+    opts.host.admin_token = Some(token.clone());
+    let stack = LocalStack::start(opts).await?;
+    let endpoint = stack.api_url();
+    let env_file = root.join(".build/local.env");
+    std::fs::create_dir_all(root.join(".build"))?;
+    std::fs::write(
+        &env_file,
+        format!("VOD_ENDPOINT={endpoint}\nVOD_TOKEN={token}\n"),
+    )?;
+    println!("local stack running");
+    println!(
+        "  API:          {endpoint}   (token in {}; OpenAPI at {endpoint}/openapi.json)",
+        env_file.display()
+    );
+    println!(
+        "  upload bucket {}",
+        stack.bucket("UploadBucket").unwrap_or("?")
+    );
+    println!(
+        "  media bucket  {}",
+        stack.bucket("MediaBucket").unwrap_or("?")
+    );
+    let result = async {
+        if sample {
+            let file = client::make_sample(&root.join(".build/sample.mp4")).await?;
+            let api = client::Api::new(endpoint.clone(), Some(token.clone()));
+            let asset = api.upload(&file, Some("sample")).await?;
+            let id = asset["id"].as_str().unwrap_or_default().to_string();
+            let done = api.wait_probed(&id, Duration::from_secs(120)).await?;
+            println!("{}", serde_json::to_string_pretty(&done)?);
+            if done["state"] != "Probed" {
+                bail!("the sample was not probed: {}", done["error"]);
+            }
+            println!(
+                "sample asset {id} is {}",
+                done["state"].as_str().unwrap_or("?")
+            );
+        }
+        if !exit {
+            println!("press Ctrl-C to stop");
+            tokio::signal::ctrl_c().await?;
+        }
+        Ok(())
+    }
+    .await;
+    stack.shutdown().await;
+    let _ = std::fs::remove_file(&env_file);
+    println!("local stack stopped (the emulator keeps running: infra/moto.sh stop)");
+    result
+}

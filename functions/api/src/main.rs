@@ -8,5 +8,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init_json();
     let ctx = AppContext::from_env().await?;
     let ctx = &ctx;
-    run(service_fn(move |req: Request| async move { Ok::<_, Error>(api::handle(ctx, req).await) })).await
+    run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(api::handle(ctx, req).await)
+    }))
+    .await
 }

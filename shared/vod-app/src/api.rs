@@ -25,7 +25,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
@@ -36,11 +40,17 @@ impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid", m),
-            e @ DomainError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            e @ DomainError::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
             DomainError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             DomainError::Store(s) => {
                 error!(error = %s, "storage failure");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage is unavailable; retry later",
+                )
             }
         }
     }
@@ -67,24 +77,39 @@ fn response(status: StatusCode, content_type: &str, body: Body) -> Response<Body
     if let Ok(v) = http::HeaderValue::from_str(content_type) {
         r.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
-    r.headers_mut()
-        .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
     r
 }
 
 fn error_response(e: &ApiError) -> Response<Body> {
-    json_response(e.status, &ErrorBody { error: ErrorDetail { code: e.code, message: &e.message } })
+    json_response(
+        e.status,
+        &ErrorBody {
+            error: ErrorDetail {
+                code: e.code,
+                message: &e.message,
+            },
+        },
+    )
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > MAX_BODY {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "request body is too large"));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "request body is too large",
+        ));
     }
     if bytes.is_empty() {
         return Err(ApiError::bad_request("request body must be a JSON object"));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 fn parse_id(raw: &str) -> Result<AssetId, ApiError> {
@@ -92,7 +117,9 @@ fn parse_id(raw: &str) -> Result<AssetId, ApiError> {
 }
 
 fn authorize(ctx: &AppContext, req: &Request) -> Result<(), ApiError> {
-    let Some(expected) = &ctx.config.admin_token else { return Ok(()) };
+    let Some(expected) = &ctx.config.admin_token else {
+        return Ok(());
+    };
     let given = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -101,7 +128,11 @@ fn authorize(ctx: &AppContext, req: &Request) -> Result<(), ApiError> {
         .unwrap_or("");
     if given.is_empty() || !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         warn!("request with a missing or wrong admin token");
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid bearer token",
+        ));
     }
     Ok(())
 }
@@ -127,7 +158,11 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
     let method = req.method().clone();
     if segments == ["openapi.json"] {
         return match method {
-            Method::GET | Method::HEAD => Ok(response(StatusCode::OK, "application/json", Body::Text(OPENAPI.into()))),
+            Method::GET | Method::HEAD => Ok(response(
+                StatusCode::OK,
+                "application/json",
+                Body::Text(OPENAPI.into()),
+            )),
             _ => Err(method_not_allowed()),
         };
     }
@@ -146,14 +181,18 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
                     .parse::<usize>()
                     .ok()
                     .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| ApiError::bad_request("limit must be an integer from 1 to 1000"))?,
+                    .ok_or_else(|| {
+                        ApiError::bad_request("limit must be an integer from 1 to 1000")
+                    })?,
             };
             let page = ctx
                 .assets
                 .list_assets(limit, q.first("next"))
                 .await
                 .map_err(|e| match e {
-                    DomainError::Store(vod_domain::StoreError::Corrupt(m)) => ApiError::bad_request(m),
+                    DomainError::Store(vod_domain::StoreError::Corrupt(m)) => {
+                        ApiError::bad_request(m)
+                    }
                     e => e.into(),
                 })?;
             Ok(json_response(StatusCode::OK, &page))
@@ -164,19 +203,36 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         }
         (["assets", id], Method::DELETE) => {
             ctx.assets.delete_asset(parse_id(id)?).await?;
-            Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
+            Ok(response(
+                StatusCode::NO_CONTENT,
+                "application/json",
+                Body::Empty,
+            ))
         }
         (["assets", id, "upload", "complete"], Method::POST) => {
             let id = parse_id(id)?;
             let body: CompleteUpload = parse_json(req)?;
-            let asset = ctx.assets.complete_upload(id, &body.upload_id, &body.parts).await?;
+            let asset = ctx
+                .assets
+                .complete_upload(id, &body.upload_id, &body.parts)
+                .await?;
             Ok(json_response(StatusCode::OK, &asset))
         }
-        (["assets"], _) | (["assets", _], _) | (["assets", _, "upload", "complete"], _) => Err(method_not_allowed()),
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}"))),
+        (["assets"], _) | (["assets", _], _) | (["assets", _, "upload", "complete"], _) => {
+            Err(method_not_allowed())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {path}"),
+        )),
     }
 }
 
 fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this resource")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this resource",
+    )
 }

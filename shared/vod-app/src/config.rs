@@ -32,7 +32,11 @@ pub struct AppConfig {
 impl AppConfig {
     /// Reads the configuration through `get` (the process environment in Lambda, the template locally).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let req = |k: &'static str| get(k).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(k));
+        let req = |k: &'static str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .ok_or(ConfigError::Missing(k))
+        };
         let num = |k: &'static str, default: u64| -> Result<u64, ConfigError> {
             match get(k).filter(|v| !v.is_empty()) {
                 None => Ok(default),

@@ -73,7 +73,12 @@ impl AssetStore for DynamoAssetStore {
             .await;
         match res {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(backend(e)),
         }
     }
@@ -99,9 +104,13 @@ impl AssetStore for DynamoAssetStore {
                 let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(c)
                     .map_err(|_| StoreError::Corrupt("malformed page cursor".into()))?;
-                let map: HashMap<String, String> =
-                    serde_json::from_slice(&raw).map_err(|_| StoreError::Corrupt("malformed page cursor".into()))?;
-                Some(map.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+                let map: HashMap<String, String> = serde_json::from_slice(&raw)
+                    .map_err(|_| StoreError::Corrupt("malformed page cursor".into()))?;
+                Some(
+                    map.into_iter()
+                        .map(|(k, v)| (k, AttributeValue::S(v)))
+                        .collect(),
+                )
             }
         };
         let out = self
@@ -129,7 +138,8 @@ impl AssetStore for DynamoAssetStore {
                     .into_iter()
                     .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
                     .collect();
-                let json = serde_json::to_vec(&map).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let json =
+                    serde_json::to_vec(&map).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
             }
             None => None,
@@ -155,7 +165,10 @@ impl AssetStore for DynamoAssetStore {
                 stored.version = next_version;
                 Ok(stored)
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::Conflict(format!("asset {}", asset.id)))
             }
             Err(e) => Err(backend(e)),

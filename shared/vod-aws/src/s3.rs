@@ -41,7 +41,14 @@ impl S3BlobStore {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn head(&self, blob: &BlobRef) -> Result<Option<BlobMeta>, StoreError> {
-        match self.client.head_object().bucket(&blob.bucket).key(&blob.key).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(&blob.bucket)
+            .key(&blob.key)
+            .send()
+            .await
+        {
             Ok(out) => Ok(Some(BlobMeta {
                 size: out.content_length.unwrap_or(0).max(0) as u64,
                 etag: out.e_tag.unwrap_or_default().trim_matches('"').to_string(),
@@ -52,7 +59,12 @@ impl BlobStore for S3BlobStore {
         }
     }
 
-    async fn read_range(&self, blob: &BlobRef, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+    async fn read_range(
+        &self,
+        blob: &BlobRef,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, StoreError> {
         if len == 0 {
             return Ok(Vec::new());
         }
@@ -69,7 +81,12 @@ impl BlobStore for S3BlobStore {
         Ok(body.into_bytes().to_vec())
     }
 
-    async fn put(&self, blob: &BlobRef, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        blob: &BlobRef,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&blob.bucket)
@@ -157,8 +174,9 @@ impl BlobStore for S3BlobStore {
             .send()
             .await
             .map_err(backend)?;
-        out.upload_id
-            .ok_or_else(|| StoreError::Backend("CreateMultipartUpload returned no upload id".into()))
+        out.upload_id.ok_or_else(|| {
+            StoreError::Backend("CreateMultipartUpload returned no upload id".into())
+        })
     }
 
     async fn presign_part(

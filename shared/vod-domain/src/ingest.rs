@@ -67,8 +67,9 @@ pub fn decode_key(raw: &str) -> Result<String, DomainError> {
 /// Parses one notification body. Test events (`s3:TestEvent`) and non-create events yield nothing; a body that is
 /// not an S3 notification at all is an error (it will be retried and end in the dead-letter queue).
 pub fn parse_notification(body: &str) -> Result<Vec<ObjectCreated>, DomainError> {
-    let n: Notification = serde_json::from_str(body)
-        .map_err(|e| DomainError::invalid(format!("message is not an S3 event notification: {e}")))?;
+    let n: Notification = serde_json::from_str(body).map_err(|e| {
+        DomainError::invalid(format!("message is not an S3 event notification: {e}"))
+    })?;
     if n.event.as_deref() == Some("s3:TestEvent") {
         return Ok(Vec::new());
     }
@@ -82,9 +83,8 @@ pub fn parse_notification(body: &str) -> Result<Vec<ObjectCreated>, DomainError>
                 continue;
             }
         }
-        let s3 = r
-            .s3
-            .ok_or_else(|| DomainError::invalid("S3 event record without s3 entity"))?;
+        let s3 =
+            r.s3.ok_or_else(|| DomainError::invalid("S3 event record without s3 entity"))?;
         let bucket = s3
             .bucket
             .and_then(|b| b.name)

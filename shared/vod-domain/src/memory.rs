@@ -95,14 +95,20 @@ fn etag_of(body: &[u8]) -> String {
 impl BlobStore for MemoryBlobStore {
     async fn head(&self, blob: &BlobRef) -> Result<Option<BlobMeta>, StoreError> {
         let m = self.objects.lock().map_err(poisoned)?;
-        Ok(m.get(&(blob.bucket.clone(), blob.key.clone())).map(|b| BlobMeta {
-            size: b.len() as u64,
-            etag: etag_of(b),
-            content_type: None,
-        }))
+        Ok(m.get(&(blob.bucket.clone(), blob.key.clone()))
+            .map(|b| BlobMeta {
+                size: b.len() as u64,
+                etag: etag_of(b),
+                content_type: None,
+            }))
     }
 
-    async fn read_range(&self, blob: &BlobRef, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+    async fn read_range(
+        &self,
+        blob: &BlobRef,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, StoreError> {
         self.range_reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let m = self.objects.lock().map_err(poisoned)?;
@@ -114,7 +120,12 @@ impl BlobStore for MemoryBlobStore {
         Ok(b[start..end].to_vec())
     }
 
-    async fn put(&self, blob: &BlobRef, body: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        blob: &BlobRef,
+        body: Vec<u8>,
+        _content_type: &str,
+    ) -> Result<(), StoreError> {
         self.insert(&blob.bucket, &blob.key, body);
         Ok(())
     }
@@ -149,7 +160,10 @@ impl BlobStore for MemoryBlobStore {
         part_number: i32,
         _expires: Duration,
     ) -> Result<String, StoreError> {
-        Ok(format!("memory://{}/{}?uploadId={upload_id}&partNumber={part_number}", blob.bucket, blob.key))
+        Ok(format!(
+            "memory://{}/{}?uploadId={upload_id}&partNumber={part_number}",
+            blob.bucket, blob.key
+        ))
     }
 
     async fn complete_multipart(

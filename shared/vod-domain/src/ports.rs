@@ -35,8 +35,18 @@ pub trait BlobStore: Send + Sync {
     /// `None` if the object does not exist.
     async fn head(&self, blob: &BlobRef) -> Result<Option<BlobMeta>, StoreError>;
     /// Reads `len` bytes at `offset` (fewer at the end of the object).
-    async fn read_range(&self, blob: &BlobRef, offset: u64, len: u64) -> Result<Vec<u8>, StoreError>;
-    async fn put(&self, blob: &BlobRef, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
+    async fn read_range(
+        &self,
+        blob: &BlobRef,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, StoreError>;
+    async fn put(
+        &self,
+        blob: &BlobRef,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError>;
     async fn delete(&self, blob: &BlobRef) -> Result<(), StoreError>;
     /// Deletes every object under a prefix; returns how many were deleted.
     async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, StoreError>;

@@ -72,8 +72,19 @@ pub const SUPPORTED_VIDEO_CODECS: &[&str] = &[
 ];
 /// Audio codecs the encoder can decode.
 pub const SUPPORTED_AUDIO_CODECS: &[&str] = &[
-    "aac", "mp3", "flac", "vorbis", "opus", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s32le",
-    "pcm_f32le", "pcm_f64le", "pcm_u8",
+    "aac",
+    "mp3",
+    "flac",
+    "vorbis",
+    "opus",
+    "alac",
+    "pcm_s16le",
+    "pcm_s16be",
+    "pcm_s24le",
+    "pcm_s32le",
+    "pcm_f32le",
+    "pcm_f64le",
+    "pcm_u8",
 ];
 
 /// Checks that every stream of a probed source can be processed.
@@ -83,7 +94,10 @@ pub fn check_supported(info: &vod_media::MediaInfo) -> Result<(), String> {
             return Err(format!("unsupported video codec {:?}", v.codec));
         }
         if v.width == 0 || v.height == 0 {
-            return Err(format!("video stream has invalid size {}x{}", v.width, v.height));
+            return Err(format!(
+                "video stream has invalid size {}x{}",
+                v.width, v.height
+            ));
         }
     }
     for a in &info.audio {
@@ -102,7 +116,12 @@ fn validate_file_name(name: &str) -> Result<(), DomainError> {
     if name.is_empty() || name.len() > 255 {
         return Err(DomainError::invalid("file_name must be 1 to 255 bytes"));
     }
-    if name == "." || name == ".." || name.contains('/') || name.contains('\\') || name.chars().any(char::is_control) {
+    if name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.contains('\\')
+        || name.chars().any(char::is_control)
+    {
         return Err(DomainError::invalid(
             "file_name must not contain slashes or control characters",
         ));
@@ -119,8 +138,16 @@ pub struct AssetService {
 }
 
 impl AssetService {
-    pub fn new(store: Arc<dyn AssetStore>, blobs: Arc<dyn BlobStore>, config: ServiceConfig) -> Self {
-        AssetService { store, blobs, config }
+    pub fn new(
+        store: Arc<dyn AssetStore>,
+        blobs: Arc<dyn BlobStore>,
+        config: ServiceConfig,
+    ) -> Self {
+        AssetService {
+            store,
+            blobs,
+            config,
+        }
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -159,7 +186,8 @@ impl AssetService {
         };
         let blob = BlobRef::new(&self.config.upload_bucket, &key);
         let ttl = self.config.url_ttl;
-        let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+        let expires_at =
+            now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
         let upload = match req.size {
             Some(size) if size >= self.config.multipart_threshold => {
                 let part_size = self
@@ -172,7 +200,10 @@ impl AssetService {
                 let mut parts = Vec::with_capacity(count as usize);
                 for n in 1..=count as i32 {
                     let url = self.blobs.presign_part(&blob, &upload_id, n, ttl).await?;
-                    parts.push(PartUrl { part_number: n, url });
+                    parts.push(PartUrl {
+                        part_number: n,
+                        url,
+                    });
                 }
                 UploadInstructions::Multipart {
                     upload_id,
@@ -201,20 +232,29 @@ impl AssetService {
         parts: &[CompletedPart],
     ) -> Result<Asset, DomainError> {
         let asset = self.get_asset(id).await?;
-        let key = asset
-            .upload_key
-            .clone()
-            .ok_or_else(|| DomainError::Conflict("asset was not created for an API upload".into()))?;
+        let key = asset.upload_key.clone().ok_or_else(|| {
+            DomainError::Conflict("asset was not created for an API upload".into())
+        })?;
         if parts.is_empty() || parts.len() > S3_MAX_PARTS as usize {
             return Err(DomainError::invalid("parts must list 1 to 10000 parts"));
         }
         let mut sorted = parts.to_vec();
         sorted.sort_by_key(|p| p.part_number);
-        if sorted.windows(2).any(|w| w[0].part_number == w[1].part_number) || sorted[0].part_number < 1 {
-            return Err(DomainError::invalid("part numbers must be distinct and start at 1"));
+        if sorted
+            .windows(2)
+            .any(|w| w[0].part_number == w[1].part_number)
+            || sorted[0].part_number < 1
+        {
+            return Err(DomainError::invalid(
+                "part numbers must be distinct and start at 1",
+            ));
         }
         self.blobs
-            .complete_multipart(&BlobRef::new(&self.config.upload_bucket, key), upload_id, &sorted)
+            .complete_multipart(
+                &BlobRef::new(&self.config.upload_bucket, key),
+                upload_id,
+                &sorted,
+            )
             .await
             .map_err(|e| DomainError::invalid(format!("completing the upload failed: {e}")))?;
         Ok(asset)
@@ -227,7 +267,11 @@ impl AssetService {
             .ok_or_else(|| DomainError::asset_not_found(id.to_string()))
     }
 
-    pub async fn list_assets(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Asset>, DomainError> {
+    pub async fn list_assets(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Asset>, DomainError> {
         Ok(self.store.list(limit.clamp(1, 1000), cursor).await?)
     }
 
@@ -239,7 +283,9 @@ impl AssetService {
             .delete_prefix(up, &format!("{UPLOAD_PREFIX}{id}/"))
             .await?;
         if let Some(src) = &asset.source {
-            self.blobs.delete(&BlobRef::new(&src.bucket, &src.key)).await?;
+            self.blobs
+                .delete(&BlobRef::new(&src.bucket, &src.key))
+                .await?;
         }
         self.blobs
             .delete_prefix(&self.config.media_bucket, &format!("assets/{id}/"))
@@ -255,10 +301,16 @@ impl AssetService {
         let blob = BlobRef::new(&obj.bucket, &obj.key);
         let Some(meta) = self.blobs.head(&blob).await? else {
             info!(bucket = %obj.bucket, key = %obj.key, "object no longer exists; nothing to ingest");
-            return Ok(IngestOutcome::Skipped(format!("object {} no longer exists", obj.key)));
+            return Ok(IngestOutcome::Skipped(format!(
+                "object {} no longer exists",
+                obj.key
+            )));
         };
         if obj.key.ends_with('/') {
-            return Ok(IngestOutcome::Skipped(format!("{} is a folder marker", obj.key)));
+            return Ok(IngestOutcome::Skipped(format!(
+                "{} is a folder marker",
+                obj.key
+            )));
         }
         let mut asset = self.asset_for_object(obj, &meta).await?;
         let id = asset.id;
@@ -316,7 +368,10 @@ impl AssetService {
                     // Someone else moved the asset on: finish only if it still describes this object version
                     // and nobody finished it.
                     asset = self.get_asset(id).await?;
-                    let same = asset.source.as_ref().is_some_and(|s| s.etag == meta.etag && s.key == obj.key);
+                    let same = asset
+                        .source
+                        .as_ref()
+                        .is_some_and(|s| s.etag == meta.etag && s.key == obj.key);
                     if !same || asset.state != AssetState::Uploaded {
                         return Ok(IngestOutcome::Duplicate(id));
                     }
@@ -338,7 +393,11 @@ impl AssetService {
 
     /// The asset an object belongs to: the API-created asset whose upload key it is, or a new asset derived from
     /// the object version for uploads straight into the bucket.
-    async fn asset_for_object(&self, obj: &ObjectCreated, meta: &BlobMeta) -> Result<Asset, DomainError> {
+    async fn asset_for_object(
+        &self,
+        obj: &ObjectCreated,
+        meta: &BlobMeta,
+    ) -> Result<Asset, DomainError> {
         if obj.bucket == self.config.upload_bucket {
             if let Some(rest) = obj.key.strip_prefix(UPLOAD_PREFIX) {
                 if let Some(id) = rest.split('/').next().and_then(AssetId::parse) {
@@ -446,7 +505,11 @@ mod tests {
     async fn api_upload_is_probed_once() {
         let (svc, _, blobs) = service();
         let c = svc
-            .create_asset(CreateAssetRequest { name: None, file_name: "clip.y4m".into(), size: Some(10) })
+            .create_asset(CreateAssetRequest {
+                name: None,
+                file_name: "clip.y4m".into(),
+                size: Some(10),
+            })
             .await
             .unwrap();
         assert!(matches!(c.upload, UploadInstructions::Single { .. }));
@@ -469,18 +532,34 @@ mod tests {
         blobs.insert("uploads", "drop/a.y4m", y4m(5));
         let o1 = svc.ingest(&created("uploads", "drop/a.y4m")).await.unwrap();
         let o2 = svc.ingest(&created("uploads", "drop/a.y4m")).await.unwrap();
-        let IngestOutcome::Probed(id) = o1 else { panic!("{o1:?}") };
+        let IngestOutcome::Probed(id) = o1 else {
+            panic!("{o1:?}")
+        };
         assert_eq!(o2, IngestOutcome::Duplicate(id));
         assert_eq!(store.list(10, None).await.unwrap().items.len(), 1);
 
-        blobs.insert("uploads", "drop/bad.mp4", b"this is not a video at all".to_vec());
-        let IngestOutcome::Failed(_, reason) = svc.ingest(&created("uploads", "drop/bad.mp4")).await.unwrap() else {
+        blobs.insert(
+            "uploads",
+            "drop/bad.mp4",
+            b"this is not a video at all".to_vec(),
+        );
+        let IngestOutcome::Failed(_, reason) = svc
+            .ingest(&created("uploads", "drop/bad.mp4"))
+            .await
+            .unwrap()
+        else {
             panic!("expected failure")
         };
         assert!(reason.contains("unsupported format"), "{reason}");
         blobs.insert("uploads", "drop/empty.mp4", Vec::new());
-        let out = svc.ingest(&created("uploads", "drop/empty.mp4")).await.unwrap();
-        assert!(matches!(out, IngestOutcome::Failed(_, ref r) if r.contains("empty")), "{out:?}");
+        let out = svc
+            .ingest(&created("uploads", "drop/empty.mp4"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(out, IngestOutcome::Failed(_, ref r) if r.contains("empty")),
+            "{out:?}"
+        );
         // A vanished object is skipped, not an error.
         assert!(matches!(
             svc.ingest(&created("uploads", "gone.mp4")).await.unwrap(),
@@ -493,15 +572,28 @@ mod tests {
         let (svc, store, blobs) = service();
         for bad in ["", "a/b.mp4", "..", "x\u{0}y"] {
             let r = svc
-                .create_asset(CreateAssetRequest { name: None, file_name: bad.into(), size: None })
+                .create_asset(CreateAssetRequest {
+                    name: None,
+                    file_name: bad.into(),
+                    size: None,
+                })
                 .await;
             assert!(matches!(r, Err(DomainError::Invalid(_))), "{bad:?}");
         }
         let big = svc
-            .create_asset(CreateAssetRequest { name: Some("big".into()), file_name: "big.mp4".into(), size: Some(200 << 20) })
+            .create_asset(CreateAssetRequest {
+                name: Some("big".into()),
+                file_name: "big.mp4".into(),
+                size: Some(200 << 20),
+            })
             .await
             .unwrap();
-        let UploadInstructions::Multipart { parts, part_size, .. } = &big.upload else { panic!() };
+        let UploadInstructions::Multipart {
+            parts, part_size, ..
+        } = &big.upload
+        else {
+            panic!()
+        };
         assert_eq!(parts.len() as u64, (200u64 << 20).div_ceil(*part_size));
         let key = big.asset.upload_key.clone().unwrap();
         blobs.insert("uploads", &key, y4m(2));
@@ -510,6 +602,9 @@ mod tests {
         assert!(!blobs.contains("uploads", &key));
         assert!(!blobs.contains("media", &format!("assets/{}/x", big.asset.id)));
         assert!(store.get(big.asset.id).await.unwrap().is_none());
-        assert!(matches!(svc.delete_asset(big.asset.id).await, Err(DomainError::NotFound { .. })));
+        assert!(matches!(
+            svc.delete_asset(big.asset.id).await,
+            Err(DomainError::NotFound { .. })
+        ));
     }
 }

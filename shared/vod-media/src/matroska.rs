@@ -7,6 +7,7 @@ use crate::source::{ReadAt, SourceReader};
 
 pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     let size = src.size();
+    check_segment_size(src, size)?;
     let mkv = MatroskaFile::open(SourceReader::new(src)).map_err(map_error)?;
     let container = if mkv.ebml_header().doc_type() == "webm" {
         Container::Webm
@@ -18,7 +19,9 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
         Some(d) => {
             let secs = d * info.timestamp_scale().get() as f64 / 1e9;
             if !secs.is_finite() || secs < 0.0 {
-                return Err(ProbeError::Corrupt(format!("matroska: invalid duration {d}")));
+                return Err(ProbeError::Corrupt(format!(
+                    "matroska: invalid duration {d}"
+                )));
             }
             secs
         }
@@ -45,16 +48,76 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     })
 }
 
+/// EBML ID of the Segment element.
+const SEGMENT_ID: [u8; 4] = [0x18, 0x53, 0x80, 0x67];
+
+/// Reads an EBML variable-length size at `at`: (value, encoded length); `None`
+/// as value for the reserved "unknown size".
+fn read_vint(b: &[u8], at: usize) -> Option<(Option<u64>, usize)> {
+    let first = *b.get(at)?;
+    if first == 0 {
+        return None;
+    }
+    let len = first.leading_zeros() as usize + 1;
+    let bytes = b.get(at..at.checked_add(len)?)?;
+    let mut value = u64::from(first) & (0xFF >> len);
+    for &x in &bytes[1..] {
+        value = (value << 8) | u64::from(x);
+    }
+    let all_ones = (1u64 << (7 * len)) - 1;
+    Some(((value != all_ones).then_some(value), len))
+}
+
+/// Checks the Segment's declared size against the file size (hand-written:
+/// matroska-demuxer only reads what it needs and accepts a file cut mid-cluster).
+fn check_segment_size(src: &dyn ReadAt, size: u64) -> Result<(), ProbeError> {
+    let cut = || ProbeError::Truncated("matroska header cut".into());
+    let head = src.read_at(0, 16)?;
+    // EBML header: 4-byte ID, then its size.
+    let (Some(header_len), n) = read_vint(&head, 4).ok_or_else(cut)? else {
+        return Err(ProbeError::Corrupt("EBML header of unknown size".into()));
+    };
+    let segment_at = header_len
+        .checked_add(4 + n as u64)
+        .filter(|&s| s < size)
+        .ok_or_else(cut)?;
+    let seg = src.read_at(segment_at, 12)?;
+    if seg.len() < 5 {
+        return Err(cut());
+    }
+    if seg[0..4] != SEGMENT_ID {
+        // Something other than a Segment follows (e.g. Void); leave it to the demuxer.
+        return Ok(());
+    }
+    let (seg_len, n) = read_vint(&seg, 4).ok_or_else(cut)?;
+    if let Some(seg_len) = seg_len {
+        let end = segment_at
+            .saturating_add(4 + n as u64)
+            .saturating_add(seg_len);
+        if end > size {
+            return Err(ProbeError::Truncated(format!(
+                "matroska segment ends at byte {end}, the file has {size}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn map_error(e: DemuxError) -> ProbeError {
     match e {
         DemuxError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             ProbeError::Truncated(format!("matroska: {io}"))
         }
         DemuxError::IoError(io) => ProbeError::Io(io),
-        DemuxError::ElementSizeExceedsStream { declared, available } => ProbeError::Truncated(format!(
+        DemuxError::ElementSizeExceedsStream {
+            declared,
+            available,
+        } => ProbeError::Truncated(format!(
             "matroska: element claims {declared} bytes, {available} left in the file"
         )),
-        DemuxError::UnsupportedDocType(t) => ProbeError::UnsupportedFormat(format!("EBML document type {t:?}")),
+        DemuxError::UnsupportedDocType(t) => {
+            ProbeError::UnsupportedFormat(format!("EBML document type {t:?}"))
+        }
         other => ProbeError::Corrupt(format!("matroska: {other}")),
     }
 }
@@ -62,13 +125,17 @@ fn map_error(e: DemuxError) -> ProbeError {
 fn video_stream(track: &TrackEntry, duration_secs: f64) -> Result<VideoStream, ProbeError> {
     let (width, height) = match track.video() {
         Some(v) => (
-            u32::try_from(v.pixel_width().get()).map_err(|_| ProbeError::Corrupt("matroska: huge width".into()))?,
-            u32::try_from(v.pixel_height().get()).map_err(|_| ProbeError::Corrupt("matroska: huge height".into()))?,
+            u32::try_from(v.pixel_width().get())
+                .map_err(|_| ProbeError::Corrupt("matroska: huge width".into()))?,
+            u32::try_from(v.pixel_height().get())
+                .map_err(|_| ProbeError::Corrupt("matroska: huge height".into()))?,
         ),
         None => (0, 0),
     };
     // DefaultDuration is nanoseconds per frame.
-    let frame_rate = track.default_duration().map_or(0.0, |d| 1e9 / d.get() as f64);
+    let frame_rate = track
+        .default_duration()
+        .map_or(0.0, |d| 1e9 / d.get() as f64);
     Ok(VideoStream {
         codec: video_codec(track.codec_id()),
         width,
@@ -88,10 +155,13 @@ fn audio_stream(track: &TrackEntry, duration_secs: f64) -> Result<AudioStream, P
             let rate = if rate.is_finite() && rate > 0.0 && rate < f64::from(u32::MAX) {
                 rate.round() as u32
             } else {
-                return Err(ProbeError::Corrupt(format!("matroska: invalid sampling frequency {rate}")));
+                return Err(ProbeError::Corrupt(format!(
+                    "matroska: invalid sampling frequency {rate}"
+                )));
             };
             (
-                u16::try_from(a.channels().get()).map_err(|_| ProbeError::Corrupt("matroska: huge channel count".into()))?,
+                u16::try_from(a.channels().get())
+                    .map_err(|_| ProbeError::Corrupt("matroska: huge channel count".into()))?,
                 rate,
                 a.bit_depth().map(|b| b.get()),
             )
@@ -163,4 +233,22 @@ fn audio_codec(id: &str, bits: Option<u64>) -> String {
         _ => return id.to_string(),
     };
     name.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vints() {
+        assert_eq!(read_vint(&[0x81], 0), Some((Some(1), 1)));
+        assert_eq!(read_vint(&[0x40, 0x02], 0), Some((Some(2), 2)));
+        assert_eq!(read_vint(&[0xFF], 0), Some((None, 1)));
+        assert_eq!(
+            read_vint(&[0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], 0),
+            Some((None, 8))
+        );
+        assert_eq!(read_vint(&[0x00, 1, 2], 0), None);
+        assert_eq!(read_vint(&[0x10, 1], 0), None);
+    }
 }

@@ -20,8 +20,6 @@ struct BoxHeader {
     kind: [u8; 4],
     /// Offset of the box (its size field) in the source.
     offset: u64,
-    /// Length of size + type (+ largesize) fields.
-    header_len: u64,
     /// Total size of the box, header included.
     size: u64,
 }
@@ -35,37 +33,51 @@ fn fourcc_str(kind: &[u8; 4]) -> String {
 fn read_box_header(src: &dyn ReadAt, offset: u64, file_size: u64) -> Result<BoxHeader, ProbeError> {
     let remaining = file_size.saturating_sub(offset);
     if remaining < 8 {
-        return Err(ProbeError::Truncated(format!("box header cut at offset {offset}")));
+        return Err(ProbeError::Truncated(format!(
+            "box header cut at offset {offset}"
+        )));
     }
     let head = src.read_at(offset, 16)?;
     let (Some(size32), Some(kind)) = (be_u32(&head, 0), head.get(4..8)) else {
-        return Err(ProbeError::Truncated(format!("box header cut at offset {offset}")));
+        return Err(ProbeError::Truncated(format!(
+            "box header cut at offset {offset}"
+        )));
     };
     let mut kind4 = [0u8; 4];
     kind4.copy_from_slice(kind);
     let name = fourcc_str(&kind4);
-    let (size, header_len) = match size32 {
-        0 => (remaining, 8),
+    let size = match size32 {
+        0 => remaining,
         1 => {
             let Some(large) = be_u64(&head, 8) else {
-                return Err(ProbeError::Truncated(format!("'{name}' largesize cut at offset {offset}")));
+                return Err(ProbeError::Truncated(format!(
+                    "'{name}' largesize cut at offset {offset}"
+                )));
             };
             if large < 16 {
-                return Err(ProbeError::Corrupt(format!("'{name}' box at offset {offset} has size {large}")));
+                return Err(ProbeError::Corrupt(format!(
+                    "'{name}' box at offset {offset} has size {large}"
+                )));
             }
-            (large, 16)
+            large
         }
         2..=7 => {
-            return Err(ProbeError::Corrupt(format!("'{name}' box at offset {offset} has size {size32}")));
+            return Err(ProbeError::Corrupt(format!(
+                "'{name}' box at offset {offset} has size {size32}"
+            )));
         }
-        n => (u64::from(n), 8),
+        n => u64::from(n),
     };
     if size > remaining {
         return Err(ProbeError::Truncated(format!(
             "'{name}' box at offset {offset} claims {size} bytes, {remaining} left in the file"
         )));
     }
-    Ok(BoxHeader { kind: kind4, offset, header_len, size })
+    Ok(BoxHeader {
+        kind: kind4,
+        offset,
+        size,
+    })
 }
 
 /// Reads a whole box (header included) into memory.
@@ -74,7 +86,10 @@ fn read_box(src: &dyn ReadAt, b: &BoxHeader) -> Result<Vec<u8>, ProbeError> {
         .map_err(|_| ProbeError::Corrupt(format!("'{}' box too large", fourcc_str(&b.kind))))?;
     let data = src.read_at(b.offset, len)?;
     if data.len() != len {
-        return Err(ProbeError::Truncated(format!("'{}' box cut short", fourcc_str(&b.kind))));
+        return Err(ProbeError::Truncated(format!(
+            "'{}' box cut short",
+            fourcc_str(&b.kind)
+        )));
     }
     Ok(data)
 }
@@ -98,7 +113,10 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
         match &b.kind {
             b"ftyp" if ftyp.is_none() => {
                 if b.size > MAX_FTYP {
-                    return Err(ProbeError::Corrupt(format!("'ftyp' box of {} bytes", b.size)));
+                    return Err(ProbeError::Corrupt(format!(
+                        "'ftyp' box of {} bytes",
+                        b.size
+                    )));
                 }
                 ftyp = Some(read_box(src, &b)?);
             }
@@ -107,7 +125,10 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
                     return Err(ProbeError::Corrupt("more than one 'moov' box".into()));
                 }
                 if b.size > MAX_MOOV {
-                    return Err(ProbeError::Corrupt(format!("'moov' box of {} bytes is too large", b.size)));
+                    return Err(ProbeError::Corrupt(format!(
+                        "'moov' box of {} bytes is too large",
+                        b.size
+                    )));
                 }
                 moov = Some(read_box(src, &b)?);
             }
@@ -135,7 +156,9 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     let mut buf = ftyp.unwrap_or_default();
     buf.extend_from_slice(&moov);
     let ctx = mp4parse::read_mp4(&mut Cursor::new(&buf)).map_err(map_mp4parse_error)?;
-    let moov_info = walk_moov(moov.get(8..).unwrap_or_default());
+    // The moov body starts after its 8-byte header, or 16 bytes with a largesize.
+    let moov_header = if be_u32(&moov, 0) == Some(1) { 16 } else { 8 };
+    let moov_info = walk_moov(moov.get(moov_header..).unwrap_or_default());
 
     let mut video = Vec::new();
     let mut audio = Vec::new();
@@ -195,7 +218,9 @@ fn track_duration(track: &Track) -> f64 {
             .as_ref()
             .map(|stts| {
                 stts.samples.iter().fold(0u64, |acc, s| {
-                    acc.saturating_add(u64::from(s.sample_count).saturating_mul(u64::from(s.sample_delta)))
+                    acc.saturating_add(
+                        u64::from(s.sample_count).saturating_mul(u64::from(s.sample_delta)),
+                    )
                 })
             })
             .unwrap_or(0),
@@ -205,7 +230,11 @@ fn track_duration(track: &Track) -> f64 {
 
 fn sample_count(track: &Track) -> Option<u64> {
     let stts = track.stts.as_ref()?;
-    Some(stts.samples.iter().fold(0u64, |acc, s| acc.saturating_add(u64::from(s.sample_count))))
+    Some(
+        stts.samples
+            .iter()
+            .fold(0u64, |acc, s| acc.saturating_add(u64::from(s.sample_count))),
+    )
 }
 
 fn payload_bytes(track: &Track) -> Option<u64> {
@@ -213,7 +242,11 @@ fn payload_bytes(track: &Track) -> Option<u64> {
     if stsz.sample_size != 0 {
         return Some(u64::from(stsz.sample_size).saturating_mul(sample_count(track)?));
     }
-    Some(stsz.sample_sizes.iter().fold(0u64, |acc, &s| acc.saturating_add(u64::from(s))))
+    Some(
+        stsz.sample_sizes
+            .iter()
+            .fold(0u64, |acc, &s| acc.saturating_add(u64::from(s))),
+    )
 }
 
 fn video_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> VideoStream {
@@ -253,7 +286,10 @@ fn video_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> Vid
         frame_count,
         duration_secs,
         bitrate: payload_bytes(track).and_then(|b| bitrate(b, duration_secs)),
-        rotation: track.tkhd.as_ref().map(|t| rotation(t.matrix.a, t.matrix.b)),
+        rotation: track
+            .tkhd
+            .as_ref()
+            .map(|t| rotation(t.matrix.a, t.matrix.b)),
     }
 }
 
@@ -271,11 +307,13 @@ fn audio_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> Aud
     if let Some(SampleEntry::Audio(a)) = entry {
         codec = codec_name(a.codec_type);
         channels = a.channelcount;
-        sample_rate = if a.samplerate.is_finite() && a.samplerate > 0.0 && a.samplerate < f64::from(u32::MAX) {
-            a.samplerate.round() as u32
-        } else {
-            0
-        };
+        sample_rate =
+            if a.samplerate.is_finite() && a.samplerate > 0.0 && a.samplerate < f64::from(u32::MAX)
+            {
+                a.samplerate.round() as u32
+            } else {
+                0
+            };
         if let AudioCodecSpecific::ES_Descriptor(es) = &a.codec_specific {
             if let Some(c) = es.audio_channel_count.filter(|&c| c > 0) {
                 channels = u32::from(c);
@@ -300,7 +338,11 @@ fn audio_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> Aud
         }
     }
     if sample_rate == 0 {
-        sample_rate = track.timescale.map(|t| t.0).and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
+        sample_rate = track
+            .timescale
+            .map(|t| t.0)
+            .and_then(|t| u32::try_from(t).ok())
+            .unwrap_or(0);
     }
     AudioStream {
         codec: codec.unwrap_or_else(|| "unknown".into()),
@@ -421,7 +463,9 @@ fn children(body: &[u8]) -> Vec<([u8; 4], &[u8])> {
                 Err(_) => break,
             },
         };
-        let Some(end) = pos.checked_add(size) else { break };
+        let Some(end) = pos.checked_add(size) else {
+            break;
+        };
         if size < header || end > body.len() {
             break;
         }
@@ -432,7 +476,10 @@ fn children(body: &[u8]) -> Vec<([u8; 4], &[u8])> {
 }
 
 fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
-    children(body).into_iter().find(|(k, _)| k == kind).map(|(_, b)| b)
+    children(body)
+        .into_iter()
+        .find(|(k, _)| k == kind)
+        .map(|(_, b)| b)
 }
 
 fn walk_moov(moov_body: &[u8]) -> MoovInfo {

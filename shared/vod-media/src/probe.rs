@@ -106,10 +106,7 @@ pub fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
 
 /// Runs a container parser, turning a panic inside a third-party demuxer into
 /// a `Corrupt` error (defence in depth: our own code does not panic).
-fn guarded<T>(
-    what: &str,
-    f: impl FnOnce() -> Result<T, ProbeError>,
-) -> Result<T, ProbeError> {
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, ProbeError>) -> Result<T, ProbeError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
         .unwrap_or_else(|_| Err(ProbeError::Corrupt(format!("{what} parser failed"))))
 }
@@ -125,7 +122,9 @@ enum Detected {
 const EBML_MAGIC: &[u8] = &[0x1A, 0x45, 0xDF, 0xA3];
 const Y4M_MAGIC: &[u8] = b"YUV4MPEG2 ";
 /// Top-level box types that may start an ISO BMFF / QuickTime file.
-const MP4_FIRST_BOXES: [&[u8; 4]; 7] = [b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"];
+const MP4_FIRST_BOXES: [&[u8; 4]; 7] = [
+    b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot",
+];
 
 fn detect(head: &[u8]) -> Option<Detected> {
     if head.starts_with(EBML_MAGIC) {
@@ -149,11 +148,14 @@ fn is_prefix_of_magic(head: &[u8]) -> bool {
         let n = head.len().min(magic.len());
         head[..n] == magic[..n]
     };
-    starts(EBML_MAGIC) || starts(Y4M_MAGIC) || starts(b"RIFF")
-        || (head.len() > 4 && MP4_FIRST_BOXES.iter().any(|b| {
-            let n = (head.len() - 4).min(4);
-            head[4..4 + n] == b[..n]
-        }))
+    starts(EBML_MAGIC)
+        || starts(Y4M_MAGIC)
+        || starts(b"RIFF")
+        || (head.len() > 4
+            && MP4_FIRST_BOXES.iter().any(|b| {
+                let n = (head.len() - 4).min(4);
+                head[4..4 + n] == b[..n]
+            }))
 }
 
 /// Overall bits per second for `size` bytes lasting `duration_secs`.
@@ -186,9 +188,18 @@ mod tests {
     #[test]
     fn empty_and_tiny() {
         assert!(matches!(probe(&Vec::new()), Err(ProbeError::Empty)));
-        assert!(matches!(probe(&b"RIF".to_vec()), Err(ProbeError::Truncated(_))));
-        assert!(matches!(probe(&b"\0\0\0\x20fty".to_vec()), Err(ProbeError::Truncated(_))));
-        assert!(matches!(probe(&b"abc".to_vec()), Err(ProbeError::UnsupportedFormat(_))));
+        assert!(matches!(
+            probe(&b"RIF".to_vec()),
+            Err(ProbeError::Truncated(_))
+        ));
+        assert!(matches!(
+            probe(&b"\0\0\0\x20fty".to_vec()),
+            Err(ProbeError::Truncated(_))
+        ));
+        assert!(matches!(
+            probe(&b"abc".to_vec()),
+            Err(ProbeError::UnsupportedFormat(_))
+        ));
     }
 
     #[test]

@@ -28,24 +28,7 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     let size = src.size();
     // Hand-written: symphonia does not expose where the data chunk starts or what length it claims.
     let data = find_data_chunk(src, size)?;
-
-    let mss = MediaSourceStream::new(Box::new(SourceReader::new(src)), MediaSourceStreamOptions::default());
-    let reader = WavReader::try_new(mss, FormatOptions::default()).map_err(map_error)?;
-    let Some(track) = reader.tracks().first() else {
-        return Err(ProbeError::NoStreams);
-    };
-    let Some(CodecParameters::Audio(params)) = &track.codec_params else {
-        return Err(ProbeError::NoStreams);
-    };
-    let channels = params.channels.as_ref().map_or(0, |c| c.count());
-    let channels = u16::try_from(channels).map_err(|_| ProbeError::Corrupt("wav: channel count".into()))?;
-    let sample_rate = params.sample_rate.unwrap_or(0);
-    if sample_rate == 0 {
-        return Err(ProbeError::Corrupt("wav: sample rate 0".into()));
-    }
-    let bits = params.bits_per_coded_sample.or(params.bits_per_sample);
-
-    let available = size - data.start;
+    let available = size.saturating_sub(data.start);
     let data_len = match data.len {
         Some(len) if len > available => {
             return Err(ProbeError::Truncated(format!(
@@ -56,6 +39,27 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
         // Streamed WAV (length 0xFFFFFFFF): the data runs to the end of the file.
         None => available,
     };
+
+    let mss = MediaSourceStream::new(
+        Box::new(SourceReader::new(src)),
+        MediaSourceStreamOptions::default(),
+    );
+    let reader = WavReader::try_new(mss, FormatOptions::default()).map_err(map_error)?;
+    let Some(track) = reader.tracks().first() else {
+        return Err(ProbeError::NoStreams);
+    };
+    let Some(CodecParameters::Audio(params)) = &track.codec_params else {
+        return Err(ProbeError::NoStreams);
+    };
+    let channels = params.channels.as_ref().map_or(0, |c| c.count());
+    let channels =
+        u16::try_from(channels).map_err(|_| ProbeError::Corrupt("wav: channel count".into()))?;
+    let sample_rate = params.sample_rate.unwrap_or(0);
+    if sample_rate == 0 {
+        return Err(ProbeError::Corrupt("wav: sample rate 0".into()));
+    }
+    let bits = params.bits_per_coded_sample.or(params.bits_per_sample);
+
     let frames = match track.num_frames {
         Some(n) if data.len.is_some() => Some(n),
         _ => {
@@ -110,7 +114,9 @@ fn find_data_chunk(src: &dyn ReadAt, size: u64) -> Result<DataChunk, ProbeError>
     for _ in 0..MAX_CHUNKS {
         let head = src.read_at(pos, 8)?;
         if head.len() < 8 {
-            return Err(ProbeError::Truncated("wav: no data chunk before the end of the file".into()));
+            return Err(ProbeError::Truncated(
+                "wav: no data chunk before the end of the file".into(),
+            ));
         }
         let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         let start = pos + 8;

@@ -1,0 +1,305 @@
+//! HTTP client of the management API used by the CLI: asset calls, uploads with progress bars (single PUT or
+//! multipart), waiting with a spinner, and the sample clip generator of `vodctl dev --sample`.
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+pub struct Api {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: String, token: Option<String>) -> Self {
+        Api {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Endpoint and token from flags/environment, else from the running `vodctl dev` (`.build/local.env`).
+    pub fn from_settings(endpoint: Option<String>, token: Option<String>) -> Result<Self> {
+        let mut endpoint = endpoint;
+        let mut token = token;
+        if endpoint.is_none() || token.is_none() {
+            if let Ok(root) = vod_local::stack::find_root() {
+                if let Ok(text) = std::fs::read_to_string(root.join(".build/local.env")) {
+                    for line in text.lines() {
+                        match line.split_once('=') {
+                            Some(("VOD_ENDPOINT", v)) if endpoint.is_none() => {
+                                endpoint = Some(v.to_string())
+                            }
+                            Some(("VOD_TOKEN", v)) if token.is_none() => {
+                                token = Some(v.to_string())
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        let endpoint = endpoint.ok_or_else(|| {
+            anyhow!("no API endpoint: pass --endpoint or set VOD_ENDPOINT (or run `vodctl dev`)")
+        })?;
+        Ok(Api::new(endpoint, token))
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn json(resp: reqwest::Response) -> Result<Value> {
+        let status = resp.status();
+        let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
+            Value::Null
+        } else {
+            resp.json().await.unwrap_or(Value::Null)
+        };
+        if !status.is_success() {
+            let msg = body["error"]["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| body.to_string());
+            bail!("API answered {status}: {msg}");
+        }
+        Ok(body)
+    }
+
+    pub async fn get_asset(&self, id: &str) -> Result<Value> {
+        Self::json(
+            self.req(reqwest::Method::GET, &format!("/assets/{id}"))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn delete_asset(&self, id: &str) -> Result<()> {
+        Self::json(
+            self.req(reqwest::Method::DELETE, &format!("/assets/{id}"))
+                .send()
+                .await?,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn print_assets(&self, limit: u32) -> Result<()> {
+        let page = Self::json(
+            self.req(reqwest::Method::GET, &format!("/assets?limit={limit}"))
+                .send()
+                .await?,
+        )
+        .await?;
+        println!(
+            "{:<36}  {:<9}  {:>9}  {:>11}  NAME",
+            "ID", "STATE", "DURATION", "SIZE"
+        );
+        for a in page["items"].as_array().into_iter().flatten() {
+            let dur = a["media"]["duration_secs"]
+                .as_f64()
+                .map(|d| format!("{d:.2}s"))
+                .unwrap_or_else(|| "-".into());
+            let size = a["source"]["size"]
+                .as_u64()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "{:<36}  {:<9}  {:>9}  {:>11}  {}",
+                a["id"].as_str().unwrap_or(""),
+                a["state"].as_str().unwrap_or(""),
+                dur,
+                size,
+                a["name"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(next) = page["next"].as_str() {
+            println!("(more: next={next})");
+        }
+        Ok(())
+    }
+
+    /// Creates an asset and uploads the file with a progress bar; returns the created asset.
+    pub async fn upload(&self, file: &Path, name: Option<&str>) -> Result<Value> {
+        let meta = tokio::fs::metadata(file)
+            .await
+            .with_context(|| format!("reading {}", file.display()))?;
+        let size = meta.len();
+        let file_name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| anyhow!("{} has no usable file name", file.display()))?;
+        let created = Self::json(
+            self.req(reqwest::Method::POST, "/assets")
+                .json(&json!({"name": name, "file_name": file_name, "size": size}))
+                .send()
+                .await?,
+        )
+        .await?;
+        let bar = ProgressBar::new(size);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(format!("uploading {file_name}"));
+        let up = &created["upload"];
+        match up["kind"].as_str() {
+            Some("single") => {
+                let url = up["url"]
+                    .as_str()
+                    .ok_or_else(|| anyhow!("upload URL missing"))?;
+                self.put_range(url, file, 0, size, &bar).await?;
+            }
+            Some("multipart") => {
+                let part_size = up["part_size"]
+                    .as_u64()
+                    .ok_or_else(|| anyhow!("part_size missing"))?;
+                let mut parts = Vec::new();
+                for p in up["parts"]
+                    .as_array()
+                    .ok_or_else(|| anyhow!("parts missing"))?
+                {
+                    let n = p["part_number"]
+                        .as_u64()
+                        .ok_or_else(|| anyhow!("part_number missing"))?;
+                    let url = p["url"]
+                        .as_str()
+                        .ok_or_else(|| anyhow!("part url missing"))?;
+                    let offset = (n - 1) * part_size;
+                    let len = part_size.min(size.saturating_sub(offset));
+                    let etag = self.put_range(url, file, offset, len, &bar).await?;
+                    parts.push(json!({"part_number": n, "etag": etag}));
+                }
+                let path = up["complete_path"]
+                    .as_str()
+                    .ok_or_else(|| anyhow!("complete_path missing"))?;
+                Self::json(
+                    self.req(reqwest::Method::POST, path)
+                        .json(&json!({"upload_id": up["upload_id"], "parts": parts}))
+                        .send()
+                        .await?,
+                )
+                .await?;
+            }
+            other => bail!("unknown upload kind {other:?}"),
+        }
+        bar.finish_with_message(format!("uploaded {file_name}"));
+        Ok(created["asset"].clone())
+    }
+
+    /// PUTs `len` bytes of `file` at `offset` to a presigned URL, streaming and advancing the bar; returns the ETag.
+    async fn put_range(
+        &self,
+        url: &str,
+        file: &Path,
+        offset: u64,
+        len: u64,
+        bar: &ProgressBar,
+    ) -> Result<String> {
+        let mut f = tokio::fs::File::open(file).await?;
+        f.seek(std::io::SeekFrom::Start(offset)).await?;
+        let reader = tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 * 1024);
+        let progress = bar.clone();
+        let stream = reader.map(move |chunk| {
+            if let Ok(c) = &chunk {
+                progress.inc(c.len() as u64);
+            }
+            chunk
+        });
+        let resp = self
+            .http
+            .put(url)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .context("upload request failed")?;
+        if !resp.status().is_success() {
+            bail!(
+                "upload answered {}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        Ok(resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string())
+    }
+
+    /// Polls the asset with a spinner until it leaves Created/Uploaded.
+    pub async fn wait_probed(&self, id: &str, timeout: Duration) -> Result<Value> {
+        let spinner = ProgressBar::new_spinner();
+        spinner.enable_steady_tick(Duration::from_millis(120));
+        let start = Instant::now();
+        loop {
+            let a = self.get_asset(id).await?;
+            let state = a["state"].as_str().unwrap_or("?").to_string();
+            spinner.set_message(format!("asset {id}: {state}"));
+            if state == "Probed" || state == "Error" {
+                spinner.finish_with_message(format!("asset {id}: {state}"));
+                return Ok(a);
+            }
+            if start.elapsed() > timeout {
+                spinner.abandon();
+                bail!("asset {id} still {state} after {}s", timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+/// Generates a 6-second H.264/AAC sample clip with ffmpeg (colour bars and a tone).
+pub async fn make_sample(path: &Path) -> Result<PathBuf> {
+    let status = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "6",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-shortest",
+        ])
+        .arg(path)
+        .status()
+        .await
+        .context("running ffmpeg (install it: apt-get install ffmpeg)")?;
+    if !status.success() {
+        bail!("ffmpeg failed to generate the sample");
+    }
+    Ok(path.to_path_buf())
+}

@@ -1,0 +1,322 @@
+//! Local function host: runs each function of the template on the handler its Lambda runs. SQS-triggered functions
+//! get pollers that behave like Lambda's event source (batch size, visibility timeout, partial batch failure
+//! reports, retries until the queue's redrive policy moves a message to its dead-letter queue); HTTP API functions
+//! get requests from the gateway as API Gateway events.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use tokio::sync::watch;
+use tracing::{error, info, warn, Instrument};
+use vod_app::{AppConfig, AppContext};
+
+use crate::provision::QueueUrls;
+use crate::template::{FunctionSpec, SqsEventSpec, StackSpec};
+
+/// How the host runs functions.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Bearer token the management API requires (stands in for IAM auth locally).
+    pub admin_token: Option<String>,
+    /// Locally, a failed message may become visible again sooner than the queue's visibility timeout
+    /// (Lambda waits for the full timeout). `None` keeps Lambda's behaviour.
+    pub retry_after: Option<Duration>,
+    /// Long-poll wait of each receive.
+    pub poll_wait: Duration,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            admin_token: None,
+            retry_after: Some(Duration::from_secs(1)),
+            poll_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The handler a function binary runs.
+#[derive(Clone)]
+pub enum Handler {
+    Api(AppContext),
+    Ingest(AppContext),
+}
+
+/// One function of the stack, ready to invoke.
+pub struct LocalFunction {
+    pub spec: FunctionSpec,
+    pub handler: Handler,
+    pub invocations: AtomicU64,
+    pub failed_messages: AtomicU64,
+}
+
+impl LocalFunction {
+    fn new(sdk: &aws_config::SdkConfig, spec: &FunctionSpec, opts: &HostOptions) -> Result<Self> {
+        let mut env = spec.environment.clone();
+        if let Some(t) = &opts.admin_token {
+            env.insert("ADMIN_TOKEN".into(), t.clone());
+        }
+        let config = AppConfig::from_lookup(|k| env.get(k).cloned())
+            .map_err(|e| anyhow!("function {}: {e}", spec.logical_id))?;
+        let ctx = AppContext::new(sdk, config);
+        let handler = match spec.binary.as_str() {
+            "api" => Handler::Api(ctx),
+            "ingest" => Handler::Ingest(ctx),
+            other => {
+                return Err(anyhow!(
+                    "function {}: no local handler for binary {other}",
+                    spec.logical_id
+                ))
+            }
+        };
+        Ok(LocalFunction {
+            spec: spec.clone(),
+            handler,
+            invocations: AtomicU64::new(0),
+            failed_messages: AtomicU64::new(0),
+        })
+    }
+
+    /// Invokes an HTTP function with an API Gateway request.
+    pub async fn invoke_http(&self, req: Request) -> Response<Body> {
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        match &self.handler {
+            Handler::Api(ctx) => vod_app::api::handle(ctx, req).await,
+            _ => {
+                let mut r =
+                    Response::new(Body::Text(r#"{"message":"Internal Server Error"}"#.into()));
+                *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                r
+            }
+        }
+    }
+
+    /// Invokes an SQS function with a batch; `Err` is a failed invocation (the whole batch is retried).
+    pub async fn invoke_sqs(&self, event: SqsEvent) -> Result<SqsBatchResponse> {
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        match &self.handler {
+            Handler::Ingest(ctx) => Ok(vod_app::ingest::handle_batch(ctx, event).await),
+            Handler::Api(_) => Err(anyhow!(
+                "function {} does not take SQS events",
+                self.spec.logical_id
+            )),
+        }
+    }
+}
+
+/// The running host: functions, pollers and the stop signal.
+pub struct FunctionHost {
+    pub functions: HashMap<String, Arc<LocalFunction>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl FunctionHost {
+    /// Builds every function of the stack and starts a poller per SQS event source.
+    pub fn start(
+        sdk: &aws_config::SdkConfig,
+        spec: &StackSpec,
+        urls: &QueueUrls,
+        opts: &HostOptions,
+    ) -> Result<Self> {
+        let (stop, stop_rx) = watch::channel(false);
+        let mut functions = HashMap::new();
+        let mut tasks = Vec::new();
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        for f in &spec.functions {
+            let func = Arc::new(LocalFunction::new(sdk, f, opts)?);
+            for ev in &f.sqs_events {
+                let q = spec
+                    .queue(&ev.queue)
+                    .ok_or_else(|| anyhow!("queue {} not in stack", ev.queue))?;
+                let url = urls
+                    .get(&ev.queue)
+                    .cloned()
+                    .ok_or_else(|| anyhow!("queue {} not provisioned", ev.queue))?;
+                let poller = Poller {
+                    sqs: sqs.clone(),
+                    url,
+                    arn: spec.queue_arn(&q.name),
+                    region: spec.region.clone(),
+                    event: ev.clone(),
+                    func: func.clone(),
+                    opts: opts.clone(),
+                };
+                let rx = stop_rx.clone();
+                let span = tracing::info_span!("poller", function = %f.logical_id, queue = %q.name);
+                tasks.push(tokio::spawn(poller.run(rx).instrument(span)));
+            }
+            functions.insert(f.logical_id.clone(), func);
+        }
+        Ok(FunctionHost {
+            functions,
+            stop,
+            tasks,
+        })
+    }
+
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Stops polling (an invocation in flight finishes first).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+struct Poller {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    arn: String,
+    region: String,
+    event: SqsEventSpec,
+    func: Arc<LocalFunction>,
+    opts: HostOptions,
+}
+
+impl Poller {
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        info!("polling");
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let receive = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(self.event.batch_size.clamp(1, 10) as i32)
+                .wait_time_seconds(self.opts.poll_wait.as_secs() as i32)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send();
+            let out = tokio::select! {
+                _ = stop.changed() => break,
+                out = receive => out,
+            };
+            let messages = match out {
+                Ok(o) => o.messages.unwrap_or_default(),
+                Err(e) => {
+                    warn!(error = %e, "receive failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            if messages.is_empty() {
+                continue;
+            }
+            self.deliver(messages).await;
+        }
+        info!("stopped");
+    }
+
+    /// Invokes the function with one batch and settles the messages as Lambda's event source would.
+    async fn deliver(&self, messages: Vec<aws_sdk_sqs::types::Message>) {
+        let records: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| {
+                let attrs: serde_json::Map<String, serde_json::Value> = m
+                    .attributes()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| (k.as_str().to_string(), json!(v)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({
+                    "messageId": m.message_id(),
+                    "receiptHandle": m.receipt_handle(),
+                    "body": m.body(),
+                    "attributes": attrs,
+                    "messageAttributes": {},
+                    "md5OfBody": m.md5_of_body(),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.arn,
+                    "awsRegion": self.region,
+                })
+            })
+            .collect();
+        let ids: Vec<String> = messages
+            .iter()
+            .filter_map(|m| m.message_id().map(str::to_string))
+            .collect();
+        let event: SqsEvent = match serde_json::from_value(json!({ "Records": records })) {
+            Ok(e) => e,
+            Err(e) => {
+                error!(error = %e, "cannot build the SQS event");
+                return;
+            }
+        };
+        let timeout = Duration::from_secs(self.func.spec.timeout_secs.max(1) as u64);
+        let func = self.func.clone();
+        let invocation = tokio::spawn(async move { func.invoke_sqs(event).await });
+        let failed: Vec<String> = match tokio::time::timeout(timeout, invocation).await {
+            Ok(Ok(Ok(resp))) if self.event.report_batch_item_failures => resp
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
+            Ok(Ok(Ok(resp))) if resp.batch_item_failures.is_empty() => Vec::new(),
+            Ok(Ok(Ok(_))) => ids.clone(),
+            Ok(Ok(Err(e))) => {
+                error!(error = %e, "invocation failed");
+                ids.clone()
+            }
+            Ok(Err(join)) => {
+                error!(error = %join, "invocation crashed");
+                ids.clone()
+            }
+            Err(_) => {
+                error!(timeout_secs = timeout.as_secs(), "invocation timed out");
+                ids.clone()
+            }
+        };
+        let mut done = Vec::new();
+        for m in &messages {
+            let (Some(id), Some(handle)) = (m.message_id(), m.receipt_handle()) else {
+                continue;
+            };
+            if failed.iter().any(|f| f == id) {
+                self.func.failed_messages.fetch_add(1, Ordering::Relaxed);
+                if let Some(after) = self.opts.retry_after {
+                    let _ = self
+                        .sqs
+                        .change_message_visibility()
+                        .queue_url(&self.url)
+                        .receipt_handle(handle)
+                        .visibility_timeout(after.as_secs() as i32)
+                        .send()
+                        .await;
+                }
+            } else if let Ok(entry) = DeleteMessageBatchRequestEntry::builder()
+                .id(done.len().to_string())
+                .receipt_handle(handle)
+                .build()
+            {
+                done.push(entry);
+            }
+        }
+        if !done.is_empty() {
+            if let Err(e) = self
+                .sqs
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(done))
+                .send()
+                .await
+            {
+                warn!(error = %e, "deleting handled messages failed; they will be delivered again");
+            }
+        }
+    }
+}

@@ -1,0 +1,733 @@
+//! Reads the SAM template and resolves what the local stack needs: buckets (with notifications), queues (with
+//! redrive), tables (keys, GSIs, TTL) and functions (environment, SQS and HTTP events). CloudFormation intrinsics
+//! used by the template (Ref, GetAtt, Sub, If, Not, Equals) are evaluated for the local account and region.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{Map, Value};
+
+/// Account and region that the emulator uses.
+pub const LOCAL_ACCOUNT: &str = "123456789012";
+
+/// A parsed template (YAML short-form tags normalised to `Fn::` objects).
+#[derive(Debug, Clone)]
+pub struct Template {
+    doc: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueNotification {
+    pub queue: String,
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketSpec {
+    pub logical_id: String,
+    pub name: String,
+    pub notifications: Vec<QueueNotification>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueSpec {
+    pub logical_id: String,
+    pub name: String,
+    pub visibility_timeout: u32,
+    pub retention: Option<u32>,
+    /// Dead-letter queue (logical id) and max receive count.
+    pub redrive: Option<(String, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyElement {
+    pub name: String,
+    pub hash: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexSpec {
+    pub name: String,
+    pub keys: Vec<KeyElement>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSpec {
+    pub logical_id: String,
+    pub name: String,
+    /// Attribute name → type (S, N, B).
+    pub attributes: Vec<(String, String)>,
+    pub keys: Vec<KeyElement>,
+    pub gsis: Vec<IndexSpec>,
+    pub ttl_attribute: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqsEventSpec {
+    pub queue: String,
+    pub batch_size: u32,
+    pub report_batch_item_failures: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRoute {
+    pub method: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    /// The cargo binary that implements it (`BuildProperties.Binary`).
+    pub binary: String,
+    pub timeout_secs: u32,
+    pub environment: BTreeMap<String, String>,
+    pub sqs_events: Vec<SqsEventSpec>,
+    pub http_routes: Vec<HttpRoute>,
+}
+
+/// Every resource of the stack that the local stack creates or runs, with names resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackSpec {
+    pub region: String,
+    pub buckets: Vec<BucketSpec>,
+    pub queues: Vec<QueueSpec>,
+    pub tables: Vec<TableSpec>,
+    pub functions: Vec<FunctionSpec>,
+}
+
+impl StackSpec {
+    pub fn queue(&self, logical_id: &str) -> Option<&QueueSpec> {
+        self.queues.iter().find(|q| q.logical_id == logical_id)
+    }
+    pub fn function(&self, logical_id: &str) -> Option<&FunctionSpec> {
+        self.functions.iter().find(|f| f.logical_id == logical_id)
+    }
+    pub fn queue_arn(&self, name: &str) -> String {
+        format!("arn:aws:sqs:{}:{LOCAL_ACCOUNT}:{name}", self.region)
+    }
+}
+
+fn yaml_to_json(v: serde_norway::Value) -> Result<Value> {
+    use serde_norway::Value as Y;
+    Ok(match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::from(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(seq) => Value::Array(seq.into_iter().map(yaml_to_json).collect::<Result<_>>()?),
+        Y::Mapping(m) => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                let key = match k {
+                    Y::String(s) => s,
+                    other => serde_norway::to_string(&other)?.trim().to_string(),
+                };
+                out.insert(key, yaml_to_json(v)?);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            let inner = yaml_to_json(t.value)?;
+            let (name, inner) = match tag {
+                "Ref" => ("Ref".to_string(), inner),
+                "GetAtt" => {
+                    let parts = match inner {
+                        Value::String(s) => {
+                            let (a, b) = s
+                                .split_once('.')
+                                .ok_or_else(|| anyhow!("bad !GetAtt {s}"))?;
+                            Value::Array(vec![a.into(), b.into()])
+                        }
+                        other => other,
+                    };
+                    ("Fn::GetAtt".to_string(), parts)
+                }
+                other => (format!("Fn::{other}"), inner),
+            };
+            let mut m = Map::new();
+            m.insert(name, inner);
+            Value::Object(m)
+        }
+    })
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let y: serde_norway::Value =
+            serde_norway::from_str(text).context("template is not valid YAML")?;
+        Ok(Template {
+            doc: yaml_to_json(y)?,
+        })
+    }
+
+    /// Resolves the stack for `params` (overriding the template's defaults) in `region`.
+    pub fn resolve(&self, params: &BTreeMap<String, String>, region: &str) -> Result<StackSpec> {
+        let mut values = BTreeMap::new();
+        if let Some(ps) = self.doc.get("Parameters").and_then(Value::as_object) {
+            for (name, p) in ps {
+                let v = match params.get(name) {
+                    Some(v) => v.clone(),
+                    None => match p.get("Default") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Number(n)) => n.to_string(),
+                        Some(Value::Bool(b)) => b.to_string(),
+                        _ => bail!("parameter {name} has no default and no value"),
+                    },
+                };
+                values.insert(name.clone(), v);
+            }
+        }
+        for name in params.keys() {
+            if !values.contains_key(name) {
+                bail!("template has no parameter {name}");
+            }
+        }
+        let resources = self
+            .doc
+            .get("Resources")
+            .and_then(Value::as_object)
+            .ok_or_else(|| anyhow!("template has no Resources"))?;
+        let ctx = Ctx {
+            params: values,
+            region: region.to_string(),
+            resources,
+            doc: &self.doc,
+        };
+        let globals_env = self
+            .doc
+            .pointer("/Globals/Function/Environment/Variables")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let global_timeout = self
+            .doc
+            .pointer("/Globals/Function/Timeout")
+            .and_then(Value::as_u64);
+
+        let mut spec = StackSpec {
+            region: region.into(),
+            buckets: vec![],
+            queues: vec![],
+            tables: vec![],
+            functions: vec![],
+        };
+        for (id, res) in resources {
+            let ty = res.get("Type").and_then(Value::as_str).unwrap_or_default();
+            let props = res
+                .get("Properties")
+                .cloned()
+                .unwrap_or(Value::Object(Map::new()));
+            match ty {
+                "AWS::S3::Bucket" => spec.buckets.push(ctx.bucket(id, &props)?),
+                "AWS::SQS::Queue" => spec.queues.push(ctx.queue(id, &props)?),
+                "AWS::DynamoDB::Table" => spec.tables.push(ctx.table(id, &props)?),
+                "AWS::Serverless::Function" => spec.functions.push(ctx.function(
+                    id,
+                    res,
+                    &props,
+                    &globals_env,
+                    global_timeout,
+                )?),
+                _ => {}
+            }
+        }
+        Ok(spec)
+    }
+}
+
+struct Ctx<'a> {
+    params: BTreeMap<String, String>,
+    region: String,
+    resources: &'a Map<String, Value>,
+    doc: &'a Value,
+}
+
+fn str_of(v: &Value) -> Result<String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => bail!("expected a string, found {other}"),
+    }
+}
+
+impl Ctx<'_> {
+    fn resource_type(&self, id: &str) -> Option<&str> {
+        self.resources
+            .get(id)
+            .and_then(|r| r.get("Type"))
+            .and_then(Value::as_str)
+    }
+
+    /// Physical name of a resource: its name property, evaluated, or `<prefix>-<logical id>` if it has none.
+    fn physical_name(&self, id: &str) -> Result<String> {
+        let res = self
+            .resources
+            .get(id)
+            .ok_or_else(|| anyhow!("unknown resource {id}"))?;
+        let prop = match self.resource_type(id) {
+            Some("AWS::S3::Bucket") => "BucketName",
+            Some("AWS::SQS::Queue") => "QueueName",
+            Some("AWS::DynamoDB::Table") => "TableName",
+            _ => "Name",
+        };
+        match res.pointer(&format!("/Properties/{prop}")) {
+            Some(v) => str_of(&self.eval(v)?),
+            None => Ok(format!(
+                "{}-{}",
+                self.params
+                    .get("ResourcePrefix")
+                    .map(String::as_str)
+                    .unwrap_or("stack"),
+                id.to_lowercase()
+            )),
+        }
+    }
+
+    fn reference(&self, name: &str) -> Result<String> {
+        if let Some(v) = self.params.get(name) {
+            return Ok(v.clone());
+        }
+        match name {
+            "AWS::AccountId" => return Ok(LOCAL_ACCOUNT.into()),
+            "AWS::Region" => return Ok(self.region.clone()),
+            "AWS::Partition" => return Ok("aws".into()),
+            "AWS::URLSuffix" => return Ok("amazonaws.com".into()),
+            "AWS::StackName" => {
+                return Ok(self
+                    .params
+                    .get("ResourcePrefix")
+                    .cloned()
+                    .unwrap_or_else(|| "local".into()))
+            }
+            _ => {}
+        }
+        let physical = self.physical_name(name)?;
+        Ok(match self.resource_type(name) {
+            Some("AWS::SQS::Queue") => format!("http://local/{LOCAL_ACCOUNT}/{physical}"),
+            _ => physical,
+        })
+    }
+
+    fn get_att(&self, id: &str, attr: &str) -> Result<String> {
+        let name = self.physical_name(id)?;
+        Ok(match (self.resource_type(id), attr) {
+            (Some("AWS::SQS::Queue"), "Arn") => {
+                format!("arn:aws:sqs:{}:{LOCAL_ACCOUNT}:{name}", self.region)
+            }
+            (Some("AWS::SQS::Queue"), "QueueName") => name,
+            (Some("AWS::S3::Bucket"), "Arn") => format!("arn:aws:s3:::{name}"),
+            (Some("AWS::DynamoDB::Table"), "Arn") => {
+                format!(
+                    "arn:aws:dynamodb:{}:{LOCAL_ACCOUNT}:table/{name}",
+                    self.region
+                )
+            }
+            (ty, _) => bail!("GetAtt {id}.{attr} ({ty:?}) is not supported locally"),
+        })
+    }
+
+    fn condition(&self, name: &str) -> Result<bool> {
+        let c = self
+            .doc
+            .pointer(&format!("/Conditions/{name}"))
+            .ok_or_else(|| anyhow!("unknown condition {name}"))?;
+        self.eval_bool(c)
+    }
+
+    fn eval_bool(&self, v: &Value) -> Result<bool> {
+        if let Some(obj) = v.as_object() {
+            if let Some(args) = obj.get("Fn::Not").and_then(Value::as_array) {
+                return Ok(!self.eval_bool(args.first().ok_or_else(|| anyhow!("empty Fn::Not"))?)?);
+            }
+            if let Some(args) = obj.get("Fn::Equals").and_then(Value::as_array) {
+                if args.len() != 2 {
+                    bail!("Fn::Equals needs two arguments");
+                }
+                return Ok(str_of(&self.eval(&args[0])?)? == str_of(&self.eval(&args[1])?)?);
+            }
+            if let Some(name) = obj.get("Condition").and_then(Value::as_str) {
+                return self.condition(name);
+            }
+        }
+        bail!("unsupported condition {v}")
+    }
+
+    fn sub(&self, template: &str, vars: Option<&Map<String, Value>>) -> Result<String> {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| anyhow!("unclosed ${{ in {template}"))?;
+            let name = &after[..end];
+            let value = if let Some(v) = vars.and_then(|m| m.get(name)) {
+                str_of(&self.eval(v)?)?
+            } else if let Some((id, attr)) = name.split_once('.') {
+                self.get_att(id, attr)?
+            } else {
+                self.reference(name)?
+            };
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Evaluates intrinsic functions; `Value::Null` stands for `AWS::NoValue`.
+    fn eval(&self, v: &Value) -> Result<Value> {
+        match v {
+            Value::Object(obj) if obj.len() == 1 => {
+                let (k, arg) = obj.iter().next().ok_or_else(|| anyhow!("empty object"))?;
+                match k.as_str() {
+                    "Ref" => {
+                        let name = str_of(arg)?;
+                        if name == "AWS::NoValue" {
+                            return Ok(Value::Null);
+                        }
+                        Ok(Value::String(self.reference(&name)?))
+                    }
+                    "Fn::GetAtt" => {
+                        let parts = arg.as_array().ok_or_else(|| anyhow!("bad GetAtt"))?;
+                        let (id, attr) = match parts.as_slice() {
+                            [a, b] => (str_of(a)?, str_of(b)?),
+                            _ => bail!("bad GetAtt {arg}"),
+                        };
+                        Ok(Value::String(self.get_att(&id, &attr)?))
+                    }
+                    "Fn::Sub" => match arg {
+                        Value::String(s) => Ok(Value::String(self.sub(s, None)?)),
+                        Value::Array(a) if a.len() == 2 => {
+                            Ok(Value::String(self.sub(&str_of(&a[0])?, a[1].as_object())?))
+                        }
+                        _ => bail!("bad Fn::Sub {arg}"),
+                    },
+                    "Fn::If" => {
+                        let a = arg
+                            .as_array()
+                            .filter(|a| a.len() == 3)
+                            .ok_or_else(|| anyhow!("bad Fn::If"))?;
+                        let cond = self.condition(&str_of(&a[0])?)?;
+                        self.eval(if cond { &a[1] } else { &a[2] })
+                    }
+                    "Fn::Join" => {
+                        let a = arg
+                            .as_array()
+                            .filter(|a| a.len() == 2)
+                            .ok_or_else(|| anyhow!("bad Fn::Join"))?;
+                        let sep = str_of(&a[0])?;
+                        let items = self.eval(&a[1])?;
+                        let parts = items
+                            .as_array()
+                            .ok_or_else(|| anyhow!("Fn::Join needs a list"))?
+                            .iter()
+                            .map(str_of)
+                            .collect::<Result<Vec<_>>>()?;
+                        Ok(Value::String(parts.join(&sep)))
+                    }
+                    k if k.starts_with("Fn::") => bail!("intrinsic {k} is not supported locally"),
+                    _ => Ok(Value::Object(self.eval_map(obj)?)),
+                }
+            }
+            Value::Object(obj) => Ok(Value::Object(self.eval_map(obj)?)),
+            Value::Array(a) => Ok(Value::Array(
+                a.iter()
+                    .map(|x| self.eval(x))
+                    .collect::<Result<Vec<_>>>()?
+                    .into_iter()
+                    .filter(|x| !x.is_null())
+                    .collect(),
+            )),
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn eval_map(&self, obj: &Map<String, Value>) -> Result<Map<String, Value>> {
+        let mut out = Map::new();
+        for (k, v) in obj {
+            let e = self.eval(v)?;
+            if !e.is_null() {
+                out.insert(k.clone(), e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Logical id of the queue that an ARN expression (`!GetAtt Q.Arn`) names.
+    fn queue_id_of(&self, v: &Value) -> Result<String> {
+        if let Some(parts) = v.get("Fn::GetAtt").and_then(Value::as_array) {
+            if let Some(id) = parts.first().and_then(Value::as_str) {
+                return Ok(id.to_string());
+            }
+        }
+        let arn = str_of(&self.eval(v)?)?;
+        for (id, _) in self
+            .resources
+            .iter()
+            .filter(|(id, _)| self.resource_type(id) == Some("AWS::SQS::Queue"))
+        {
+            if self.get_att(id, "Arn")? == arn {
+                return Ok(id.clone());
+            }
+        }
+        bail!("{arn} is not a queue of this template")
+    }
+
+    fn bucket(&self, id: &str, props: &Value) -> Result<BucketSpec> {
+        let mut notifications = Vec::new();
+        if let Some(qs) = props
+            .pointer("/NotificationConfiguration/QueueConfigurations")
+            .and_then(Value::as_array)
+        {
+            for q in qs {
+                let queue = self.queue_id_of(
+                    q.get("Queue")
+                        .ok_or_else(|| anyhow!("{id}: notification without Queue"))?,
+                )?;
+                let event = str_of(&self.eval(q.get("Event").unwrap_or(&Value::Null))?)?;
+                notifications.push(QueueNotification {
+                    queue,
+                    events: vec![event],
+                });
+            }
+        }
+        Ok(BucketSpec {
+            logical_id: id.into(),
+            name: self.physical_name(id)?,
+            notifications,
+        })
+    }
+
+    fn queue(&self, id: &str, props: &Value) -> Result<QueueSpec> {
+        let props = self.eval(props)?;
+        let num = |k: &str| {
+            props
+                .get(k)
+                .map(str_of)
+                .transpose()
+                .map(|o| o.and_then(|s| s.parse::<u32>().ok()))
+        };
+        let redrive = match self
+            .resources
+            .get(id)
+            .and_then(|r| r.pointer("/Properties/RedrivePolicy"))
+        {
+            None => None,
+            Some(rp) => {
+                let dlq = self.queue_id_of(
+                    rp.get("deadLetterTargetArn")
+                        .ok_or_else(|| anyhow!("{id}: redrive without target"))?,
+                )?;
+                let max =
+                    str_of(&self.eval(rp.get("maxReceiveCount").unwrap_or(&Value::from(10)))?)?
+                        .parse::<u32>()
+                        .context("maxReceiveCount")?;
+                Some((dlq, max))
+            }
+        };
+        Ok(QueueSpec {
+            logical_id: id.into(),
+            name: self.physical_name(id)?,
+            visibility_timeout: num("VisibilityTimeout")?.unwrap_or(30),
+            retention: num("MessageRetentionPeriod")?,
+            redrive,
+        })
+    }
+
+    fn keys(v: Option<&Value>) -> Result<Vec<KeyElement>> {
+        v.and_then(Value::as_array)
+            .ok_or_else(|| anyhow!("KeySchema missing"))?
+            .iter()
+            .map(|k| {
+                Ok(KeyElement {
+                    name: str_of(k.get("AttributeName").unwrap_or(&Value::Null))?,
+                    hash: k.get("KeyType").and_then(Value::as_str) == Some("HASH"),
+                })
+            })
+            .collect()
+    }
+
+    fn table(&self, id: &str, props: &Value) -> Result<TableSpec> {
+        let props = self.eval(props)?;
+        let attributes = props
+            .get("AttributeDefinitions")
+            .and_then(Value::as_array)
+            .ok_or_else(|| anyhow!("{id}: AttributeDefinitions missing"))?
+            .iter()
+            .map(|a| Ok((str_of(&a["AttributeName"])?, str_of(&a["AttributeType"])?)))
+            .collect::<Result<Vec<_>>>()?;
+        let gsis = props
+            .get("GlobalSecondaryIndexes")
+            .and_then(Value::as_array)
+            .map(|g| {
+                g.iter()
+                    .map(|i| {
+                        Ok(IndexSpec {
+                            name: str_of(&i["IndexName"])?,
+                            keys: Self::keys(i.get("KeySchema"))?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let ttl_attribute = props
+            .get("TimeToLiveSpecification")
+            .filter(|t| t.get("Enabled").and_then(Value::as_bool).unwrap_or(false))
+            .and_then(|t| t.get("AttributeName"))
+            .map(str_of)
+            .transpose()?;
+        Ok(TableSpec {
+            logical_id: id.into(),
+            name: self.physical_name(id)?,
+            attributes,
+            keys: Self::keys(props.get("KeySchema"))?,
+            gsis,
+            ttl_attribute,
+        })
+    }
+
+    fn function(
+        &self,
+        id: &str,
+        res: &Value,
+        props: &Value,
+        globals_env: &Value,
+        global_timeout: Option<u64>,
+    ) -> Result<FunctionSpec> {
+        let binary = res
+            .pointer("/Metadata/BuildProperties/Binary")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("{id}: Metadata.BuildProperties.Binary missing"))?
+            .to_string();
+        let mut environment = BTreeMap::new();
+        for vars in [
+            globals_env,
+            props
+                .pointer("/Environment/Variables")
+                .unwrap_or(&Value::Null),
+        ] {
+            if let Some(m) = vars.as_object() {
+                for (k, v) in m {
+                    let e = self.eval(v)?;
+                    if !e.is_null() {
+                        environment.insert(k.clone(), str_of(&e)?);
+                    }
+                }
+            }
+        }
+        let mut sqs_events = Vec::new();
+        let mut http_routes = Vec::new();
+        if let Some(events) = props.get("Events").and_then(Value::as_object) {
+            for (name, ev) in events {
+                let p = ev.get("Properties").cloned().unwrap_or(Value::Null);
+                match ev.get("Type").and_then(Value::as_str) {
+                    Some("SQS") => sqs_events.push(SqsEventSpec {
+                        queue: self.queue_id_of(
+                            p.get("Queue")
+                                .ok_or_else(|| anyhow!("{id}.{name}: no Queue"))?,
+                        )?,
+                        batch_size: p
+                            .get("BatchSize")
+                            .map(|b| str_of(&self.eval(b)?))
+                            .transpose()?
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(10),
+                        report_batch_item_failures: p
+                            .get("FunctionResponseTypes")
+                            .and_then(Value::as_array)
+                            .is_some_and(|a| a.iter().any(|t| t == "ReportBatchItemFailures")),
+                    }),
+                    Some("HttpApi") => http_routes.push(HttpRoute {
+                        method: str_of(p.get("Method").unwrap_or(&Value::from("ANY")))?
+                            .to_uppercase(),
+                        path: str_of(p.get("Path").unwrap_or(&Value::from("/{proxy+}")))?,
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        let timeout_secs = props
+            .get("Timeout")
+            .and_then(Value::as_u64)
+            .or(global_timeout)
+            .unwrap_or(3) as u32;
+        Ok(FunctionSpec {
+            logical_id: id.into(),
+            binary,
+            timeout_secs,
+            environment,
+            sqs_events,
+            http_routes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_template() -> Template {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        Template::load(&path).expect("template.yaml parses")
+    }
+
+    #[test]
+    fn resolves_the_repository_template() {
+        let mut params = BTreeMap::new();
+        params.insert("ResourcePrefix".to_string(), "t1".to_string());
+        let spec = repo_template().resolve(&params, "us-east-1").unwrap();
+        let upload = spec
+            .buckets
+            .iter()
+            .find(|b| b.logical_id == "UploadBucket")
+            .unwrap();
+        assert_eq!(upload.name, "t1-uploads-123456789012-us-east-1");
+        assert_eq!(upload.notifications[0].queue, "IngestQueue");
+        let q = spec.queue("IngestQueue").unwrap();
+        assert_eq!(q.redrive, Some(("IngestDeadLetterQueue".to_string(), 5)));
+        assert_eq!(q.visibility_timeout, 360);
+        let table = &spec.tables[0];
+        assert_eq!(table.name, "t1-vod");
+        assert_eq!(table.gsis[0].name, "GSI1");
+        assert_eq!(table.ttl_attribute.as_deref(), Some("expires_at"));
+        let ingest = spec.function("IngestFunction").unwrap();
+        assert_eq!(ingest.binary, "ingest");
+        assert_eq!(ingest.environment["TABLE_NAME"], "t1-vod");
+        assert_eq!(ingest.environment["UPLOAD_BUCKET"], upload.name);
+        assert!(ingest.sqs_events[0].report_batch_item_failures);
+        let api = spec.function("ApiFunction").unwrap();
+        assert!(api
+            .http_routes
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/assets/{id}"));
+    }
+
+    #[test]
+    fn rejects_unknown_parameters_and_intrinsics() {
+        let mut params = BTreeMap::new();
+        params.insert("Nope".to_string(), "x".to_string());
+        assert!(repo_template().resolve(&params, "us-east-1").is_err());
+        let t = Template::parse("Resources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties:\n      BucketName: !Select [0, [a]]\n").unwrap();
+        assert!(t.resolve(&BTreeMap::new(), "us-east-1").is_err());
+    }
+}
