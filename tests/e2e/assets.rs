@@ -1,0 +1,434 @@
+//! Assets and ingest end to end: uploads through the API (single and multipart) and straight into the bucket,
+//! probing, duplicate notifications, hostile files, malformed requests, dead-letter queue.
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn s3(stack: &vod_local::LocalStack) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&stack.sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+async fn queue_depth(stack: &vod_local::LocalStack, logical: &str) -> (u64, u64) {
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(&stack.queue_urls[logical])
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .expect("queue attributes");
+    let attrs = out.attributes.unwrap_or_default();
+    let get = |k: aws_sdk_sqs::types::QueueAttributeName| {
+        attrs.get(&k).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    (
+        get(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages),
+        get(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+/// Waits until the ingest queue is drained and the function ran at least `min_invocations` times.
+async fn wait_ingest_idle(stack: &vod_local::LocalStack, min_invocations: u64) {
+    let f = &stack.host.functions["IngestFunction"];
+    let start = Instant::now();
+    loop {
+        let n = f.invocations.load(std::sync::atomic::Ordering::Relaxed);
+        if n >= min_invocations && queue_depth(stack, "IngestQueue").await == (0, 0) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "ingest queue did not drain ({n} invocations)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_upload_is_probed_listed_and_deleted() {
+    let stack = stack("api-upload").await;
+    let api = Api::new(&stack);
+    let dir = scratch("api_upload");
+    let file = h264_aac_mp4(&dir, "clip one.mp4", "320x240", 25, 5);
+    let (w, h, dur, fps) = ffprobe_video(&file);
+
+    let created = api.upload(&file).await.expect("upload");
+    assert_eq!(created["state"], "Created");
+    let id = created["id"].as_str().expect("id").to_string();
+    let asset = api.wait_final(&id).await;
+    assert_eq!(asset["state"], "Probed", "{asset}");
+    let media = &asset["media"];
+    assert_eq!(media["container"], "mp4");
+    let v = &media["video"][0];
+    assert_eq!(v["codec"], "h264");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(w), Some(h))
+    );
+    assert!((v["frame_rate"].as_f64().unwrap_or(0.0) - fps).abs() < 0.01);
+    let frame = 1.0 / fps;
+    assert!(
+        (media["duration_secs"].as_f64().unwrap_or(0.0) - dur).abs() <= frame,
+        "duration {media} vs ffprobe {dur}"
+    );
+    assert_eq!(v["frame_count"], 125);
+    let a = &media["audio"][0];
+    assert_eq!(
+        (
+            a["codec"].as_str(),
+            a["channels"].as_u64(),
+            a["sample_rate"].as_u64()
+        ),
+        (Some("aac"), Some(2), Some(48000))
+    );
+    assert!(media["bitrate"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(
+        asset["source"]["size"].as_u64(),
+        Some(std::fs::metadata(&file).expect("meta").len())
+    );
+
+    let listed = api.list_all().await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+
+    let key = asset["source"]["key"].as_str().expect("key").to_string();
+    let bucket = asset["source"]["bucket"]
+        .as_str()
+        .expect("bucket")
+        .to_string();
+    let (status, _) = api
+        .call(Method::DELETE, &format!("/assets/{id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(
+        s3(&stack)
+            .head_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .is_err(),
+        "source object deleted"
+    );
+    assert!(api.list_all().await.is_empty());
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_upload_creates_one_asset_even_with_duplicate_notifications() {
+    let stack = stack("direct").await;
+    let api = Api::new(&stack);
+    let dir = scratch("direct");
+    let file = h264_aac_mp4(&dir, "direct.mp4", "426x240", 30, 3);
+    let bucket = stack.bucket("UploadBucket").expect("bucket").to_string();
+    let key = "drop/My Clip (1)+final.mp4";
+    s3(&stack)
+        .put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(ByteStream::from(std::fs::read(&file).expect("read")))
+        .send()
+        .await
+        .expect("put");
+    let assets = api.wait_assets(1).await;
+    assert_eq!(assets.len(), 1);
+    let asset = &assets[0];
+    assert_eq!(asset["state"], "Probed", "{asset}");
+    assert_eq!(asset["name"], "My Clip (1)+final.mp4");
+    assert_eq!(asset["source"]["key"], key);
+    assert_eq!(asset["media"]["video"][0]["width"], 426);
+    wait_ingest_idle(&stack, 1).await;
+    let version = asset["version"].clone();
+
+    // The same object announced twice more, form-encoded as S3 does, one record lacking optional fields.
+    let encoded = "drop/My+Clip+%281%29%2Bfinal.mp4";
+    let full = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")}, "object": {"key": encoded, "size": 1}}}]});
+    let sparse =
+        json!({"Records": [{"s3": {"bucket": {"name": bucket}, "object": {"key": encoded}}}]});
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let before = stack.host.functions["IngestFunction"]
+        .invocations
+        .load(std::sync::atomic::Ordering::Relaxed);
+    for body in [full, sparse] {
+        sqs.send_message()
+            .queue_url(&stack.queue_urls["IngestQueue"])
+            .message_body(body.to_string())
+            .send()
+            .await
+            .expect("send");
+    }
+    wait_ingest_idle(&stack, before + 1).await;
+    let after = api.list_all().await;
+    assert_eq!(after.len(), 1, "still one asset: {after:?}");
+    assert_eq!(after[0]["version"], version, "duplicates changed nothing");
+    let (dlq, _) = queue_depth(&stack, "IngestDeadLetterQueue").await;
+    assert_eq!(dlq, 0);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_truncated_empty_and_unsupported_uploads_end_in_error() {
+    let stack = stack("bad-media").await;
+    let api = Api::new(&stack);
+    let dir = scratch("bad_media");
+    let good = h264_aac_mp4(&dir, "good.mp4", "320x240", 25, 2);
+    let bytes = std::fs::read(&good).expect("read");
+    let truncated = dir.join("truncated.mp4");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let empty = dir.join("empty.mp4");
+    std::fs::write(&empty, b"").expect("write");
+    let text = dir.join("notes.mp4");
+    std::fs::write(&text, "this is a text file, not a video\n".repeat(50)).expect("write");
+    // ftyp, then a box claiming 10 GB in a 1 KB file.
+    let mut claim = Vec::new();
+    claim.extend_from_slice(&[0, 0, 0, 16]);
+    claim.extend_from_slice(b"ftypisom\0\0\x02\0");
+    claim.extend_from_slice(&[0, 0, 0, 1]);
+    claim.extend_from_slice(b"moov");
+    claim.extend_from_slice(&(10u64 << 30).to_be_bytes());
+    claim.resize(1024, 0);
+    let huge = dir.join("huge-claim.mp4");
+    std::fs::write(&huge, &claim).expect("write");
+    let mjpeg = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=10",
+            "-t",
+            "1",
+            "-c:v",
+            "mjpeg",
+        ],
+        &dir.join("mjpeg.mov"),
+    );
+
+    let cases: [(&std::path::Path, &str); 5] = [
+        (&truncated, "truncated"),
+        (&empty, "empty"),
+        (&text, "unsupported format"),
+        (&huge, "truncated"),
+        (&mjpeg, "unsupported video codec"),
+    ];
+    let mut ids = Vec::new();
+    for (file, _) in &cases {
+        ids.push(
+            api.upload(file).await.expect("upload")["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    let good_id = api.upload(&good).await.expect("upload")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for ((file, expect), id) in cases.iter().zip(&ids) {
+        let a = api.wait_final(id).await;
+        assert_eq!(a["state"], "Error", "{} → {a}", file.display());
+        let reason = a["error"].as_str().unwrap_or("");
+        assert!(
+            reason.contains(expect),
+            "{}: reason {reason:?} should mention {expect:?}",
+            file.display()
+        );
+    }
+    assert_eq!(
+        api.wait_final(&good_id).await["state"],
+        "Probed",
+        "other assets unaffected"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_upload_uses_multipart_urls() {
+    let mut opts = options("multipart");
+    opts.params
+        .insert("MultipartThresholdBytes".into(), "5242880".into());
+    opts.params
+        .insert("MultipartPartSizeBytes".into(), "5242880".into());
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let api = Api::new(&stack);
+    let dir = scratch("multipart");
+    let wav = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=48000",
+            "-t",
+            "65",
+            "-ac",
+            "2",
+            "-c:a",
+            "pcm_s16le",
+        ],
+        &dir.join("long.wav"),
+    );
+    let size = std::fs::metadata(&wav).expect("meta").len();
+    assert!(size > 12_000_000);
+    let (status, created) = api
+        .call(
+            Method::POST,
+            "/assets",
+            Some(json!({"file_name": "x.wav", "size": size})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["upload"]["kind"], "multipart");
+    assert_eq!(created["upload"]["parts"].as_array().map(Vec::len), Some(3));
+
+    let asset = api.upload(&wav).await.expect("multipart upload");
+    let done = api.wait_final(asset["id"].as_str().expect("id")).await;
+    assert_eq!(done["state"], "Probed", "{done}");
+    assert_eq!(done["source"]["size"].as_u64(), Some(size));
+    assert_eq!(done["media"]["container"], "wav");
+    assert!((done["media"]["duration_secs"].as_f64().unwrap_or(0.0) - 65.0).abs() < 0.01);
+    assert_eq!(done["media"]["audio"][0]["channels"], 2);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_json_errors() {
+    let stack = stack("bad-requests").await;
+    let api = Api::new(&stack);
+    let http = reqwest::Client::new();
+    let base = stack.api_url();
+
+    let r = http
+        .get(format!("{base}/assets"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let r = http
+        .get(format!("{base}/assets"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+
+    let r = http
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.expect("openapi json");
+    assert!(doc["paths"]["/assets/{id}"].is_object());
+
+    let bad_json = api
+        .req(Method::POST, "/assets")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad_json.status(), 400);
+    let v: Value = bad_json.json().await.expect("json");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("invalid JSON"));
+    for (body, status) in [
+        (json!({}), 400),
+        (json!({"file_name": "a/b.mp4"}), 400),
+        (json!({"file_name": "a.mp4", "size": -5}), 400),
+        (json!({"file_name": "a.mp4", "unknown": 1}), 400),
+        (json!({"file_name": "a.mp4", "size": 1u64 << 60}), 400),
+    ] {
+        let (s, v) = api.call(Method::POST, "/assets", Some(body.clone())).await;
+        assert_eq!(s, status, "{body} → {v}");
+        assert!(v["error"]["message"].is_string(), "{v}");
+    }
+    let big = "x".repeat(300 * 1024);
+    let r = api
+        .req(Method::POST, "/assets")
+        .body(big)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        api.call(Method::GET, "/assets/not-a-uuid", None).await.0,
+        400
+    );
+    let missing = format!("/assets/{}", uuid::Uuid::new_v4());
+    assert_eq!(api.call(Method::GET, &missing, None).await.0, 404);
+    assert_eq!(api.call(Method::DELETE, &missing, None).await.0, 404);
+    assert_eq!(api.call(Method::GET, "/assets?limit=0", None).await.0, 400);
+    assert_eq!(
+        api.call(Method::GET, "/assets?next=garbage", None).await.0,
+        400
+    );
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("{missing}/upload/complete"),
+            Some(json!({"upload_id": "x", "parts": []})),
+        )
+        .await;
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(api.call(Method::GET, "/nowhere", None).await.0, 404);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_go_to_the_dead_letter_queue_without_blocking_the_batch() {
+    let mut opts = options("dlq");
+    opts.params
+        .insert("IngestMaxReceiveCount".into(), "2".into());
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let api = Api::new(&stack);
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    sqs.send_message()
+        .queue_url(&stack.queue_urls["IngestQueue"])
+        .message_body("this is not an S3 notification")
+        .send()
+        .await
+        .expect("send");
+    // A good upload in the same window is processed regardless.
+    let dir = scratch("dlq");
+    let file = h264_aac_mp4(&dir, "ok.mp4", "160x120", 25, 1);
+    let created = api.upload(&file).await.expect("upload");
+    assert_eq!(
+        api.wait_final(created["id"].as_str().expect("id")).await["state"],
+        "Probed"
+    );
+    let start = Instant::now();
+    loop {
+        let (dlq, _) = queue_depth(&stack, "IngestDeadLetterQueue").await;
+        if dlq == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "poison message never reached the DLQ"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let failed = stack.host.functions["IngestFunction"]
+        .failed_messages
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        failed >= 2,
+        "the poison message was retried ({failed} failures)"
+    );
+    stack.shutdown().await;
+}

@@ -1,0 +1,297 @@
+//! Test support: the emulator (started through infra/moto.sh), one isolated local stack per test (its own resource
+//! prefix), media generated with ffmpeg, and small API helpers.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use vod_local::{LocalStack, LocalStackOptions};
+
+pub const TOKEN: &str = "e2e-admin-token";
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn moto_port() -> u16 {
+    std::env::var("MOTO_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(4566)
+}
+
+pub fn endpoint() -> String {
+    format!("http://127.0.0.1:{}", moto_port())
+}
+
+/// Starts the emulator once per test process (idempotent: reuses a running one).
+pub fn ensure_emulator() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let status = Command::new(root().join("infra/moto.sh"))
+            .arg("start")
+            .env("MOTO_PORT", moto_port().to_string())
+            .status()
+            .expect("run infra/moto.sh");
+        assert!(status.success(), "the AWS emulator did not start");
+    });
+}
+
+/// A unique, valid resource prefix for one test.
+pub fn prefix(test: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("t{}-{}", &id[..8], test.replace('_', "-"))
+        .chars()
+        .take(25)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+pub fn options(test: &str) -> LocalStackOptions {
+    ensure_emulator();
+    let mut o = LocalStackOptions::new(root(), endpoint(), &prefix(test));
+    o.host.admin_token = Some(TOKEN.into());
+    o.host.retry_after = Some(Duration::from_millis(0));
+    o
+}
+
+pub async fn stack(test: &str) -> LocalStack {
+    LocalStack::start(options(test))
+        .await
+        .expect("local stack starts")
+}
+
+/// A scratch directory for one test's files.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vod-e2e-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Runs ffmpeg with `args` writing `out`.
+pub fn ffmpeg(args: &[&str], out: &Path) -> PathBuf {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg is installed");
+    assert!(status.success(), "ffmpeg failed for {}", out.display());
+    out.to_path_buf()
+}
+
+/// H.264/AAC MP4 from testsrc2 + sine.
+pub fn h264_aac_mp4(dir: &Path, name: &str, size: &str, rate: u32, secs: u32) -> PathBuf {
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate={rate}"),
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &secs.to_string(),
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-ac",
+            "2",
+        ],
+        &dir.join(name),
+    )
+}
+
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(stack: &LocalStack) -> Self {
+        Api {
+            base: stack.api_url(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self.req(method, path);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("API answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates an asset for `file` and uploads it through the returned URL(s).
+    pub async fn upload(&self, file: &Path) -> Result<Value> {
+        let bytes = std::fs::read(file)?;
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("file name")?;
+        let (status, created) = self
+            .call(
+                reqwest::Method::POST,
+                "/assets",
+                Some(serde_json::json!({"file_name": name, "size": bytes.len()})),
+            )
+            .await;
+        if status != 201 {
+            bail!("create answered {status}: {created}");
+        }
+        let up = &created["upload"];
+        match up["kind"].as_str() {
+            Some("single") => {
+                let r = self
+                    .http
+                    .put(up["url"].as_str().context("url")?)
+                    .body(bytes)
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!("PUT answered {}", r.status());
+                }
+            }
+            Some("multipart") => {
+                let part_size = up["part_size"].as_u64().context("part_size")? as usize;
+                let mut parts = Vec::new();
+                for p in up["parts"].as_array().context("parts")? {
+                    let n = p["part_number"].as_u64().context("n")? as usize;
+                    let chunk =
+                        bytes[(n - 1) * part_size..(n * part_size).min(bytes.len())].to_vec();
+                    let r = self
+                        .http
+                        .put(p["url"].as_str().context("url")?)
+                        .body(chunk)
+                        .send()
+                        .await?;
+                    if !r.status().is_success() {
+                        bail!("part PUT answered {}", r.status());
+                    }
+                    let etag = r
+                        .headers()
+                        .get("etag")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .trim_matches('"')
+                        .to_string();
+                    parts.push(serde_json::json!({"part_number": n, "etag": etag}));
+                }
+                let (s, body) = self
+                    .call(
+                        reqwest::Method::POST,
+                        up["complete_path"].as_str().context("complete_path")?,
+                        Some(serde_json::json!({"upload_id": up["upload_id"], "parts": parts})),
+                    )
+                    .await;
+                if s != 200 {
+                    bail!("complete answered {s}: {body}");
+                }
+            }
+            other => bail!("unknown upload kind {other:?}"),
+        }
+        Ok(created["asset"].clone())
+    }
+
+    /// Polls an asset until it reaches a final state (Probed or Error).
+    pub async fn wait_final(&self, id: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, a) = self
+                .call(reqwest::Method::GET, &format!("/assets/{id}"), None)
+                .await;
+            if status == 200 && (a["state"] == "Probed" || a["state"] == "Error") {
+                return a;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "asset {id} not final in 60 s: {status} {a}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn list_all(&self) -> Vec<Value> {
+        let (status, page) = self
+            .call(reqwest::Method::GET, "/assets?limit=1000", None)
+            .await;
+        assert_eq!(status, 200, "{page}");
+        page["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until `n` assets exist and all are final.
+    pub async fn wait_assets(&self, n: usize) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let all = self.list_all().await;
+            if all.len() >= n
+                && all
+                    .iter()
+                    .all(|a| a["state"] == "Probed" || a["state"] == "Error")
+            {
+                return all;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "expected {n} final assets, have {all:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// ffprobe's view of a file: (width, height, duration seconds, frame rate).
+pub fn ffprobe_video(file: &Path) -> (u64, u64, f64, f64) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,r_frame_rate:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let s = &v["streams"][0];
+    let rate = s["r_frame_rate"].as_str().unwrap_or("0/1");
+    let (n, d) = rate.split_once('/').unwrap_or((rate, "1"));
+    let fps = n.parse::<f64>().unwrap_or(0.0) / d.parse::<f64>().unwrap_or(1.0);
+    let dur = v["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    (
+        s["width"].as_u64().unwrap_or(0),
+        s["height"].as_u64().unwrap_or(0),
+        dur,
+        fps,
+    )
+}
