@@ -222,35 +222,12 @@ impl Poller {
 
     /// Invokes the function with one batch and settles the messages as Lambda's event source would.
     async fn deliver(&self, messages: Vec<aws_sdk_sqs::types::Message>) {
-        let records: Vec<serde_json::Value> = messages
-            .iter()
-            .map(|m| {
-                let attrs: serde_json::Map<String, serde_json::Value> = m
-                    .attributes()
-                    .map(|a| {
-                        a.iter()
-                            .map(|(k, v)| (k.as_str().to_string(), json!(v)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                json!({
-                    "messageId": m.message_id(),
-                    "receiptHandle": m.receipt_handle(),
-                    "body": m.body(),
-                    "attributes": attrs,
-                    "messageAttributes": {},
-                    "md5OfBody": m.md5_of_body(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.arn,
-                    "awsRegion": self.region,
-                })
-            })
-            .collect();
+        let event_json = sqs_event_json(&messages, &self.arn, &self.region);
         let ids: Vec<String> = messages
             .iter()
             .filter_map(|m| m.message_id().map(str::to_string))
             .collect();
-        let event: SqsEvent = match serde_json::from_value(json!({ "Records": records })) {
+        let event: SqsEvent = match serde_json::from_value(event_json) {
             Ok(e) => e,
             Err(e) => {
                 error!(error = %e, "cannot build the SQS event");
@@ -319,4 +296,37 @@ impl Poller {
             }
         }
     }
+}
+
+/// The SQS event Lambda's event source would deliver for `messages` (the wire JSON).
+pub fn sqs_event_json(
+    messages: &[aws_sdk_sqs::types::Message],
+    queue_arn: &str,
+    region: &str,
+) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            let attrs: serde_json::Map<String, serde_json::Value> = m
+                .attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.as_str().to_string(), json!(v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": attrs,
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            })
+        })
+        .collect();
+    json!({ "Records": records })
 }

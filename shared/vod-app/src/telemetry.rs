@@ -1,4 +1,5 @@
-//! Log setup: JSON lines in Lambda (CloudWatch), with the span fields (request id) on every line.
+//! Log setup: JSON lines in Lambda (CloudWatch), with every enclosing span on each line — the runtime's
+//! `Lambda runtime invoke` span carries the request id.
 use tracing_subscriber::EnvFilter;
 
 /// Initialises JSON logging once; `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL` picks the level (default info).
@@ -14,8 +15,8 @@ pub fn init_json() {
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(EnvFilter::new(filter))
-        .with_current_span(true)
-        .with_span_list(false)
+        .with_current_span(false)
+        .with_span_list(true)
         .with_target(false)
         .without_time()
         .try_init();
