@@ -24,6 +24,9 @@ install() {
 }
 
 start() {
+  # Serialise concurrent starts (parallel test processes).
+  exec 9>"$build/moto-$port.lock"
+  flock 9
   if alive && answers; then echo "moto: already running on 127.0.0.1:$port (pid $(cat "$pidfile"))" >&2; return; fi
   if answers; then echo "moto: port $port is taken by another emulator; using it" >&2; return; fi
   install
