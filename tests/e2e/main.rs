@@ -1,5 +1,6 @@
 //! End-to-end tests: the local stack on the AWS emulator (moto server), driven through its HTTP API and S3, with
 //! media made by ffmpeg and checked against ffprobe.
 mod assets;
+mod encoding;
 mod runtime_emulator;
 mod support;

@@ -46,6 +46,7 @@ impl Default for HostOptions {
 pub enum Handler {
     Api(AppContext),
     Ingest(AppContext),
+    Encode(vod_worker::WorkerContext),
 }
 
 /// One function of the stack, ready to invoke.
@@ -64,10 +65,12 @@ impl LocalFunction {
         }
         let config = AppConfig::from_lookup(|k| env.get(k).cloned())
             .map_err(|e| anyhow!("function {}: {e}", spec.logical_id))?;
-        let ctx = AppContext::new(sdk, config);
         let handler = match spec.binary.as_str() {
-            "api" => Handler::Api(ctx),
-            "ingest" => Handler::Ingest(ctx),
+            "api" => Handler::Api(AppContext::new(sdk, config)),
+            "ingest" => Handler::Ingest(AppContext::new(sdk, config)),
+            "encode" => Handler::Encode(vod_worker::WorkerContext::new(sdk, &config, |k| {
+                env.get(k).cloned()
+            })),
             other => {
                 return Err(anyhow!(
                     "function {}: no local handler for binary {other}",
@@ -102,6 +105,7 @@ impl LocalFunction {
         self.invocations.fetch_add(1, Ordering::Relaxed);
         match &self.handler {
             Handler::Ingest(ctx) => Ok(vod_app::ingest::handle_batch(ctx, event).await),
+            Handler::Encode(ctx) => Ok(vod_worker::handle_batch(ctx, event).await),
             Handler::Api(_) => Err(anyhow!(
                 "function {} does not take SQS events",
                 self.spec.logical_id

@@ -1,10 +1,12 @@
 //! Management API router (lambda_http): assets — create with upload URLs, list, get, delete, complete a
-//! multipart upload — and the OpenAPI document. Errors are JSON `{"error":{"code","message"}}` with a fitting status.
+//! multipart upload —, presets, encoding jobs (create, list, get with tasks and progress, cancel) and the OpenAPI
+//! document. Errors are JSON `{"error":{"code","message"}}` with a fitting status.
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tracing::{error, warn};
+use vod_domain::job::{JobId, Preset};
 use vod_domain::service::CreateAssetRequest;
 use vod_domain::{AssetId, CompletedPart, DomainError};
 
@@ -116,6 +118,16 @@ fn parse_id(raw: &str) -> Result<AssetId, ApiError> {
     AssetId::parse(raw).ok_or_else(|| ApiError::bad_request(format!("{raw:?} is not an asset id")))
 }
 
+fn parse_job_id(raw: &str) -> Result<JobId, ApiError> {
+    JobId::parse(raw).ok_or_else(|| ApiError::bad_request(format!("{raw:?} is not a job id")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateJob {
+    preset: String,
+}
+
 fn authorize(ctx: &AppContext, req: &Request) -> Result<(), ApiError> {
     let Some(expected) = &ctx.config.admin_token else {
         return Ok(());
@@ -202,7 +214,14 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             Ok(json_response(StatusCode::OK, &asset))
         }
         (["assets", id], Method::DELETE) => {
-            ctx.assets.delete_asset(parse_id(id)?).await?;
+            let id = parse_id(id)?;
+            ctx.assets.get_asset(id).await?;
+            ctx.jobs
+                .store()
+                .delete_jobs_of(id)
+                .await
+                .map_err(DomainError::from)?;
+            ctx.assets.delete_asset(id).await?;
             Ok(response(
                 StatusCode::NO_CONTENT,
                 "application/json",
@@ -218,9 +237,53 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
                 .await?;
             Ok(json_response(StatusCode::OK, &asset))
         }
-        (["assets"], _) | (["assets", _], _) | (["assets", _, "upload", "complete"], _) => {
-            Err(method_not_allowed())
+        (["assets", id, "jobs"], Method::POST) => {
+            let id = parse_id(id)?;
+            let body: CreateJob = parse_json(req)?;
+            let view = ctx.jobs.create_job(id, &body.preset).await?;
+            Ok(json_response(StatusCode::CREATED, &view))
         }
+        (["assets", id, "jobs"], Method::GET) => {
+            let id = parse_id(id)?;
+            ctx.assets.get_asset(id).await?;
+            let jobs = ctx.jobs.list_jobs(id).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "items": jobs }),
+            ))
+        }
+        (["jobs", id], Method::GET) => {
+            let view = ctx.jobs.get_job(parse_job_id(id)?).await?;
+            Ok(json_response(StatusCode::OK, &view))
+        }
+        (["jobs", id, "cancel"], Method::POST) => {
+            let view = ctx.jobs.cancel_job(parse_job_id(id)?).await?;
+            Ok(json_response(StatusCode::OK, &view))
+        }
+        (["presets"], Method::GET) => {
+            let presets = ctx.jobs.list_presets().await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "items": presets }),
+            ))
+        }
+        (["presets"], Method::POST) => {
+            let preset: Preset = parse_json(req)?;
+            let stored = ctx.jobs.put_preset(preset).await?;
+            Ok(json_response(StatusCode::CREATED, &stored))
+        }
+        (["presets", name], Method::GET) => {
+            let preset = ctx.jobs.get_preset(name).await?;
+            Ok(json_response(StatusCode::OK, &preset))
+        }
+        (["assets"], _)
+        | (["assets", _], _)
+        | (["assets", _, "upload", "complete"], _)
+        | (["assets", _, "jobs"], _)
+        | (["jobs", _], _)
+        | (["jobs", _, "cancel"], _)
+        | (["presets"], _)
+        | (["presets", _], _) => Err(method_not_allowed()),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

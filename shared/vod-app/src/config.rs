@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use vod_aws::{DynamoAssetStore, S3BlobStore};
+use vod_aws::{DynamoAssetStore, DynamoJobStore, S3BlobStore, SqsTaskQueue};
+use vod_domain::jobs::JobService;
 use vod_domain::{AssetService, ServiceConfig};
 
 #[derive(Debug, Error)]
@@ -27,6 +28,10 @@ pub struct AppConfig {
     pub multipart_threshold: u64,
     pub part_size: u64,
     pub url_ttl: Duration,
+    /// Queue of encoding tasks.
+    pub encode_queue_url: String,
+    /// Preset of the job that ingest starts after a successful probe (none: jobs start through the API only).
+    pub auto_encode_preset: Option<String>,
 }
 
 impl AppConfig {
@@ -52,6 +57,8 @@ impl AppConfig {
             multipart_threshold: num("MULTIPART_THRESHOLD_BYTES", d.multipart_threshold)?,
             part_size: num("MULTIPART_PART_SIZE_BYTES", d.part_size)?,
             url_ttl: Duration::from_secs(num("UPLOAD_URL_TTL_SECONDS", d.url_ttl.as_secs())?),
+            encode_queue_url: req("ENCODE_QUEUE_URL")?,
+            auto_encode_preset: get("AUTO_ENCODE_PRESET").filter(|p| !p.is_empty()),
         })
     }
 
@@ -76,6 +83,7 @@ impl AppConfig {
 pub struct AppContext {
     pub config: AppConfig,
     pub assets: AssetService,
+    pub jobs: JobService,
 }
 
 impl AppContext {
@@ -86,8 +94,21 @@ impl AppContext {
             config.table_name.clone(),
         ));
         let blobs = Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk)));
-        let assets = AssetService::new(store, blobs, config.service_config());
-        AppContext { config, assets }
+        let assets = AssetService::new(store.clone(), blobs, config.service_config());
+        let job_store = Arc::new(DynamoJobStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            config.table_name.clone(),
+        ));
+        let queue = Arc::new(SqsTaskQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            config.encode_queue_url.clone(),
+        ));
+        let jobs = JobService::new(store, job_store, queue);
+        AppContext {
+            config,
+            assets,
+            jobs,
+        }
     }
 
     /// Builds the context from the process environment (what a Lambda function does at cold start).

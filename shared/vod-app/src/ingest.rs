@@ -28,7 +28,15 @@ pub async fn handle_batch(ctx: &AppContext, event: SqsEvent) -> SqsBatchResponse
             };
             for obj in &objects {
                 match ctx.assets.ingest(obj).await {
-                    Ok(outcome) => log_outcome(&outcome),
+                    Ok(outcome) => {
+                        log_outcome(&outcome);
+                        if let (IngestOutcome::Probed(id), Some(preset)) = (&outcome, &ctx.config.auto_encode_preset) {
+                            match ctx.jobs.create_job(*id, preset).await {
+                                Ok(view) => info!(asset_id = %id, job_id = %view.job.id, "encoding job started"),
+                                Err(e) => error!(asset_id = %id, error = %e, "could not start the encoding job"),
+                            }
+                        }
+                    }
                     Err(e) => {
                         error!(error = %e, key = %obj.key, "ingest failed; message will be retried");
                         return false;

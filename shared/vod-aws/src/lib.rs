@@ -1,10 +1,15 @@
-//! AWS implementations of the domain's ports: `DynamoAssetStore` (single DynamoDB table) and `S3BlobStore`.
+//! AWS implementations of the domain's ports: `DynamoAssetStore` and `DynamoJobStore` (one DynamoDB table),
+//! `S3BlobStore`, `SqsTaskQueue`.
 //! The SDK finds its endpoint the usual way (`AWS_ENDPOINT_URL` points it at the local emulator).
 pub mod dynamo;
+pub mod dynamo_jobs;
 pub mod s3;
+pub mod sqs;
 
 pub use dynamo::DynamoAssetStore;
+pub use dynamo_jobs::DynamoJobStore;
 pub use s3::S3BlobStore;
+pub use sqs::SqsTaskQueue;
 
 /// Loads the shared SDK configuration from the environment (region, credentials, endpoint override).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {

@@ -2,6 +2,8 @@
 //! (traits) behind which storage lives. Nothing here knows about AWS.
 pub mod error;
 pub mod ingest;
+pub mod job;
+pub mod jobs;
 pub mod memory;
 pub mod model;
 pub mod ports;

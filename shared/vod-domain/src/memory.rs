@@ -175,3 +175,177 @@ impl BlobStore for MemoryBlobStore {
         Ok(())
     }
 }
+
+use crate::job::{Job, JobId, JobState, Preset, Task, TaskState, TrackOutput};
+use crate::ports::{JobStore, TaskMessage, TaskQueue};
+
+#[derive(Default)]
+pub struct MemoryJobStore {
+    jobs: Mutex<HashMap<JobId, Job>>,
+    tasks: Mutex<BTreeMap<(uuid::Uuid, u32), Task>>,
+    presets: Mutex<BTreeMap<String, Preset>>,
+}
+
+#[async_trait]
+impl JobStore for MemoryJobStore {
+    async fn create_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
+        self.jobs
+            .lock()
+            .map_err(poisoned)?
+            .insert(job.id, job.clone());
+        let mut t = self.tasks.lock().map_err(poisoned)?;
+        for task in tasks {
+            t.insert((job.id.0, task.index), task.clone());
+        }
+        Ok(())
+    }
+    async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        Ok(self.jobs.lock().map_err(poisoned)?.get(&id).cloned())
+    }
+    async fn list_jobs(&self, asset: AssetId) -> Result<Vec<Job>, StoreError> {
+        let mut v: Vec<Job> = self
+            .jobs
+            .lock()
+            .map_err(poisoned)?
+            .values()
+            .filter(|j| j.asset_id == asset)
+            .cloned()
+            .collect();
+        v.sort_by_key(|j| std::cmp::Reverse(j.created_at));
+        Ok(v)
+    }
+    async fn get_tasks(&self, job: JobId) -> Result<Vec<Task>, StoreError> {
+        Ok(self
+            .tasks
+            .lock()
+            .map_err(poisoned)?
+            .values()
+            .filter(|t| t.job_id == job)
+            .cloned()
+            .collect())
+    }
+    async fn transition_job(
+        &self,
+        job: JobId,
+        from: &[JobState],
+        to: JobState,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut m = self.jobs.lock().map_err(poisoned)?;
+        match m.get_mut(&job) {
+            Some(j) if from.contains(&j.state) => {
+                j.state = to;
+                if let Some(e) = error {
+                    j.error = Some(e.to_string());
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn start_task(&self, job: JobId, index: u32) -> Result<Option<Task>, StoreError> {
+        let mut m = self.tasks.lock().map_err(poisoned)?;
+        let Some(t) = m.get_mut(&(job.0, index)) else {
+            return Ok(None);
+        };
+        let before = t.clone();
+        if !matches!(t.state, TaskState::Finished | TaskState::Canceled) {
+            t.state = TaskState::Processing;
+            t.attempts += 1;
+        }
+        Ok(Some(before))
+    }
+    async fn finish_task(
+        &self,
+        job: JobId,
+        index: u32,
+        outputs: &[TrackOutput],
+    ) -> Result<Option<u32>, StoreError> {
+        let mut m = self.tasks.lock().map_err(poisoned)?;
+        let Some(t) = m.get_mut(&(job.0, index)) else {
+            return Ok(None);
+        };
+        if t.state == TaskState::Finished {
+            return Ok(None);
+        }
+        t.state = TaskState::Finished;
+        t.outputs = outputs.to_vec();
+        let mut jobs = self.jobs.lock().map_err(poisoned)?;
+        let j = jobs
+            .get_mut(&job)
+            .ok_or_else(|| StoreError::Backend("job vanished".into()))?;
+        j.tasks_done += 1;
+        Ok(Some(j.tasks_done))
+    }
+    async fn settle_task(
+        &self,
+        job: JobId,
+        index: u32,
+        state: TaskState,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut m = self.tasks.lock().map_err(poisoned)?;
+        if let Some(t) = m.get_mut(&(job.0, index)) {
+            if t.state != TaskState::Finished {
+                t.state = state;
+                t.error = Some(reason.to_string());
+            }
+        }
+        Ok(())
+    }
+    async fn delete_jobs_of(&self, asset: AssetId) -> Result<(), StoreError> {
+        let ids: Vec<JobId> = self
+            .jobs
+            .lock()
+            .map_err(poisoned)?
+            .values()
+            .filter(|j| j.asset_id == asset)
+            .map(|j| j.id)
+            .collect();
+        self.jobs
+            .lock()
+            .map_err(poisoned)?
+            .retain(|id, _| !ids.contains(id));
+        self.tasks
+            .lock()
+            .map_err(poisoned)?
+            .retain(|(j, _), _| !ids.iter().any(|id| id.0 == *j));
+        Ok(())
+    }
+    async fn put_preset(&self, preset: &Preset) -> Result<(), StoreError> {
+        self.presets
+            .lock()
+            .map_err(poisoned)?
+            .insert(preset.name.clone(), preset.clone());
+        Ok(())
+    }
+    async fn get_preset(&self, name: &str) -> Result<Option<Preset>, StoreError> {
+        Ok(self.presets.lock().map_err(poisoned)?.get(name).cloned())
+    }
+    async fn list_presets(&self) -> Result<Vec<Preset>, StoreError> {
+        Ok(self
+            .presets
+            .lock()
+            .map_err(poisoned)?
+            .values()
+            .cloned()
+            .collect())
+    }
+}
+
+/// Collects sent task messages.
+#[derive(Default)]
+pub struct MemoryTaskQueue {
+    pub sent: Mutex<Vec<TaskMessage>>,
+}
+
+#[async_trait]
+impl TaskQueue for MemoryTaskQueue {
+    async fn send(&self, messages: &[TaskMessage]) -> Result<(), StoreError> {
+        self.sent
+            .lock()
+            .map_err(poisoned)?
+            .extend_from_slice(messages);
+        Ok(())
+    }
+}

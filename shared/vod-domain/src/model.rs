@@ -40,6 +40,8 @@ pub enum AssetState {
     Uploaded,
     /// The source was probed and is usable.
     Probed,
+    /// Encoded: `Asset::output` lists its renditions.
+    Ready,
     /// The source cannot be used; `Asset::error` says why.
     Error,
 }
@@ -50,6 +52,7 @@ impl AssetState {
             AssetState::Created => "Created",
             AssetState::Uploaded => "Uploaded",
             AssetState::Probed => "Probed",
+            AssetState::Ready => "Ready",
             AssetState::Error => "Error",
         }
     }
@@ -100,6 +103,9 @@ pub struct Asset {
     pub media: Option<MediaInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The adaptive-bitrate set of the last finished encoding job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<AssetOutput>,
     /// Optimistic-concurrency version: every stored update increments it.
     #[serde(default)]
     pub version: u64,
@@ -151,4 +157,49 @@ pub struct PartUrl {
 pub struct CreatedAsset {
     pub asset: Asset,
     pub upload: UploadInstructions,
+}
+
+/// One video rendition of an encoded asset (CMAF: init segment + numbered media segments + segment index).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendition {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// Average and peak (largest segment) bits per second.
+    pub bitrate: u64,
+    pub peak_bitrate: u64,
+    /// RFC 6381 codec string, e.g. `av01.0.08M.08`.
+    pub codecs: String,
+    pub frame_rate: (u32, u32),
+    pub timescale: u32,
+    /// Object keys (media bucket) of the init segment, the segment index (JSON) and the progressive MP4.
+    pub init: String,
+    pub index: String,
+    pub progressive: String,
+}
+
+/// The audio rendition (Opus in CMAF).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioRendition {
+    pub codecs: String,
+    pub channels: u8,
+    pub sample_rate: u32,
+    pub bitrate: u64,
+    pub timescale: u32,
+    pub init: String,
+    pub index: String,
+}
+
+/// What an encoding job produced for an asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetOutput {
+    pub job_id: crate::job::JobId,
+    pub bucket: String,
+    pub prefix: String,
+    pub segment_duration: f64,
+    pub segment_count: u32,
+    pub duration_secs: f64,
+    pub renditions: Vec<Rendition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioRendition>,
 }

@@ -66,3 +66,59 @@ pub trait BlobStore: Send + Sync {
         parts: &[CompletedPart],
     ) -> Result<(), StoreError>;
 }
+
+use crate::job::{Job, JobId, JobState, Preset, Task, TrackOutput};
+
+/// Persistence of jobs, their tasks and custom presets.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Stores a new job and all its tasks.
+    async fn create_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError>;
+    async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError>;
+    async fn list_jobs(&self, asset: AssetId) -> Result<Vec<Job>, StoreError>;
+    async fn get_tasks(&self, job: JobId) -> Result<Vec<Task>, StoreError>;
+    /// Moves the job to `to` if its state is one of `from`; returns whether it did.
+    async fn transition_job(
+        &self,
+        job: JobId,
+        from: &[JobState],
+        to: JobState,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Marks a task Processing (attempts + 1) unless it is already Finished or Canceled; returns the task as it
+    /// was before, or None if it does not exist.
+    async fn start_task(&self, job: JobId, index: u32) -> Result<Option<Task>, StoreError>;
+    /// Atomically marks the task Finished with its outputs and counts it on the job — once, however often it is
+    /// called. Returns the job's finished-task count after the call, or None if the task was already finished.
+    async fn finish_task(
+        &self,
+        job: JobId,
+        index: u32,
+        outputs: &[TrackOutput],
+    ) -> Result<Option<u32>, StoreError>;
+    /// Marks a task Error or Canceled with a reason (unless it is Finished).
+    async fn settle_task(
+        &self,
+        job: JobId,
+        index: u32,
+        state: crate::job::TaskState,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+    async fn delete_jobs_of(&self, asset: AssetId) -> Result<(), StoreError>;
+    async fn put_preset(&self, preset: &Preset) -> Result<(), StoreError>;
+    async fn get_preset(&self, name: &str) -> Result<Option<Preset>, StoreError>;
+    async fn list_presets(&self) -> Result<Vec<Preset>, StoreError>;
+}
+
+/// A message asking an encoder to run one task.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaskMessage {
+    pub job_id: JobId,
+    pub task: u32,
+}
+
+/// The queue that fans tasks out to encoder functions.
+#[async_trait]
+pub trait TaskQueue: Send + Sync {
+    async fn send(&self, messages: &[TaskMessage]) -> Result<(), StoreError>;
+}

@@ -182,6 +182,7 @@ impl AssetService {
             source: None,
             media: None,
             error: None,
+            output: None,
             version: 0,
         };
         let blob = BlobRef::new(&self.config.upload_bucket, &key);
@@ -319,7 +320,10 @@ impl AssetService {
             if let Some(src) = &asset.source {
                 if src.etag == meta.etag
                     && src.key == obj.key
-                    && matches!(asset.state, AssetState::Probed | AssetState::Error)
+                    && matches!(
+                        asset.state,
+                        AssetState::Probed | AssetState::Ready | AssetState::Error
+                    )
                 {
                     info!(asset_id = %id, "duplicate notification; asset already ingested");
                     return Ok(IngestOutcome::Duplicate(id));
@@ -422,6 +426,7 @@ impl AssetService {
             source: None,
             media: None,
             error: None,
+            output: None,
             version: 0,
         };
         if self.store.insert(&fresh).await? {

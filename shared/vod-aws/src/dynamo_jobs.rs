@@ -1,0 +1,420 @@
+//! Jobs, tasks and presets in the DynamoDB table: a job and its tasks share the partition `JOB#<id>`; jobs are
+//! listed per asset through GSI1; finishing a task and counting it on the job is one transaction.
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use chrono::Utc;
+use vod_domain::job::{Job, JobId, JobState, Preset, Task, TaskState, TrackOutput};
+use vod_domain::{AssetId, JobStore, StoreError};
+
+use crate::dynamo::GSI1;
+use crate::sdk_error;
+
+pub struct DynamoJobStore {
+    client: Client,
+    table: String,
+}
+
+fn backend(e: impl std::error::Error + 'static) -> StoreError {
+    StoreError::Backend(sdk_error(&e))
+}
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn job_pk(id: JobId) -> String {
+    format!("JOB#{id}")
+}
+fn task_sk(index: u32) -> String {
+    format!("TASK#{index:06}")
+}
+fn job_state(st: JobState) -> AttributeValue {
+    s(st.as_str())
+}
+fn task_state(st: TaskState) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(st).map_err(corrupt)
+}
+const KEYS: [&str; 4] = ["PK", "SK", "GSI1PK", "GSI1SK"];
+
+fn strip(mut item: HashMap<String, AttributeValue>) -> HashMap<String, AttributeValue> {
+    for k in KEYS {
+        item.remove(k);
+    }
+    item
+}
+
+fn is_condition_failure<E: std::error::Error + 'static>(
+    e: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> bool {
+    sdk_error(e).contains("ConditionalCheckFailed")
+        || format!("{e:?}").contains("ConditionalCheckFailed")
+}
+
+impl DynamoJobStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoJobStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn query_pk(
+        &self,
+        pk: &str,
+        sk_prefix: Option<&str>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start.take());
+            q = match sk_prefix {
+                Some(p) => q
+                    .key_condition_expression("PK = :pk AND begins_with(SK, :sk)")
+                    .expression_attribute_values(":sk", s(p)),
+                None => q.key_condition_expression("PK = :pk"),
+            };
+            let out = q.send().await.map_err(backend)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    async fn query_gsi(
+        &self,
+        pk: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("GSI1PK = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    async fn get_task(&self, job: JobId, index: u32) -> Result<Option<Task>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(job_pk(job)))
+            .key("SK", s(task_sk(index)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl JobStore for DynamoJobStore {
+    async fn create_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
+        // Tasks first: a job item is only visible once all its tasks exist.
+        for t in tasks {
+            let mut item: HashMap<String, AttributeValue> =
+                serde_dynamo::to_item(t).map_err(corrupt)?;
+            item.insert("PK".into(), s(job_pk(job.id)));
+            item.insert("SK".into(), s(task_sk(t.index)));
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(backend)?;
+        }
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(job).map_err(corrupt)?;
+        item.insert("PK".into(), s(job_pk(job.id)));
+        item.insert("SK".into(), s("JOB"));
+        item.insert("GSI1PK".into(), s(format!("ASSETJOBS#{}", job.asset_id)));
+        item.insert(
+            "GSI1SK".into(),
+            s(format!("{}#{}", job.created_at.to_rfc3339(), job.id)),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(job_pk(id)))
+            .key("SK", s("JOB"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn list_jobs(&self, asset: AssetId) -> Result<Vec<Job>, StoreError> {
+        self.query_gsi(&format!("ASSETJOBS#{asset}"))
+            .await?
+            .into_iter()
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .collect()
+    }
+
+    async fn get_tasks(&self, job: JobId) -> Result<Vec<Task>, StoreError> {
+        self.query_pk(&job_pk(job), Some("TASK#"))
+            .await?
+            .into_iter()
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .collect()
+    }
+
+    async fn transition_job(
+        &self,
+        job: JobId,
+        from: &[JobState],
+        to: JobState,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let placeholders: Vec<String> = (0..from.len()).map(|i| format!(":f{i}")).collect();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(job_pk(job)))
+            .key("SK", s("JOB"))
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":to", job_state(to))
+            .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
+            .condition_expression(format!(
+                "attribute_exists(PK) AND #st IN ({})",
+                placeholders.join(", ")
+            ));
+        for (p, st) in placeholders.iter().zip(from) {
+            req = req.expression_attribute_values(p, job_state(*st));
+        }
+        req = match error {
+            Some(e) => req
+                .update_expression("SET #st = :to, updated_at = :now, #err = :err")
+                .expression_attribute_names("#err", "error")
+                .expression_attribute_values(":err", s(e)),
+            None => req.update_expression("SET #st = :to, updated_at = :now"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn start_task(&self, job: JobId, index: u32) -> Result<Option<Task>, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(job_pk(job)))
+            .key("SK", s(task_sk(index)))
+            .update_expression("SET #st = :processing, updated_at = :now ADD attempts :one")
+            .condition_expression("attribute_exists(PK) AND NOT (#st IN (:finished, :canceled))")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":processing", task_state(TaskState::Processing)?)
+            .expression_attribute_values(":finished", task_state(TaskState::Finished)?)
+            .expression_attribute_values(":canceled", task_state(TaskState::Canceled)?)
+            .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => out
+                .attributes
+                .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+                .transpose(),
+            Err(e) if is_condition_failure(&e) => self.get_task(job, index).await,
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn finish_task(
+        &self,
+        job: JobId,
+        index: u32,
+        outputs: &[TrackOutput],
+    ) -> Result<Option<u32>, StoreError> {
+        let task_update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(job_pk(job)))
+            .key("SK", s(task_sk(index)))
+            .update_expression("SET #st = :finished, outputs = :outputs, updated_at = :now")
+            .condition_expression("attribute_exists(PK) AND #st <> :finished")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":finished", task_state(TaskState::Finished)?)
+            .expression_attribute_values(
+                ":outputs",
+                serde_dynamo::to_attribute_value(outputs).map_err(corrupt)?,
+            )
+            .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
+            .build()
+            .map_err(backend)?;
+        let job_update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(job_pk(job)))
+            .key("SK", s("JOB"))
+            .update_expression("ADD tasks_done :one")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(backend)?;
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(task_update).build())
+            .transact_items(TransactWriteItem::builder().update(job_update).build())
+            .send()
+            .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if is_condition_failure(&e) => return Ok(None),
+            Err(e) => return Err(backend(e)),
+        }
+        let j = self
+            .get_job(job)
+            .await?
+            .ok_or_else(|| StoreError::Backend(format!("job {job} vanished")))?;
+        Ok(Some(j.tasks_done))
+    }
+
+    async fn settle_task(
+        &self,
+        job: JobId,
+        index: u32,
+        state: TaskState,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(job_pk(job)))
+            .key("SK", s(task_sk(index)))
+            .update_expression("SET #st = :st, #err = :err, updated_at = :now")
+            .condition_expression("attribute_exists(PK) AND #st <> :finished")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_names("#err", "error")
+            .expression_attribute_values(":st", task_state(state)?)
+            .expression_attribute_values(":finished", task_state(TaskState::Finished)?)
+            .expression_attribute_values(":err", s(reason))
+            .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn delete_jobs_of(&self, asset: AssetId) -> Result<(), StoreError> {
+        for job in self.query_gsi(&format!("ASSETJOBS#{asset}")).await? {
+            let Some(pk) = job.get("PK").and_then(|v| v.as_s().ok()).cloned() else {
+                continue;
+            };
+            for item in self.query_pk(&pk, None).await? {
+                let (Some(p), Some(k)) = (item.get("PK"), item.get("SK")) else {
+                    continue;
+                };
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("PK", p.clone())
+                    .key("SK", k.clone())
+                    .send()
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_preset(&self, preset: &Preset) -> Result<(), StoreError> {
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(preset).map_err(corrupt)?;
+        item.insert("PK".into(), s(format!("PRESET#{}", preset.name)));
+        item.insert("SK".into(), s("PRESET"));
+        item.insert("GSI1PK".into(), s("PRESETS"));
+        item.insert("GSI1SK".into(), s(preset.name.clone()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_preset(&self, name: &str) -> Result<Option<Preset>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(format!("PRESET#{name}")))
+            .key("SK", s("PRESET"))
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn list_presets(&self) -> Result<Vec<Preset>, StoreError> {
+        let mut v: Vec<Preset> = self
+            .query_gsi("PRESETS")
+            .await?
+            .into_iter()
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .collect::<Result<_, _>>()?;
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+}

@@ -1,0 +1,267 @@
+//! Codec configuration: validation of a [`CodecConfig`], its ISOBMFF sample entry and its RFC 6381 codec string.
+
+use mp4_atom::{Atom, Audio, Av01, Av1c, Codec, Dops, FixedPoint, Opus, Visual};
+
+use crate::{CodecConfig, MuxError, TrackConfig};
+
+/// Parses the `av1C` payload (AV1CodecConfigurationRecord without box header).
+pub fn parse_av1c(av1c: &[u8]) -> Result<Av1c, MuxError> {
+    let mut buf = av1c;
+    let record = Av1c::decode_body(&mut buf)
+        .map_err(|e| MuxError::InvalidConfig(format!("malformed av1C record: {e}")))?;
+    if record.seq_profile > 2 {
+        return Err(MuxError::InvalidConfig(format!(
+            "av1C seq_profile {} is not 0, 1 or 2",
+            record.seq_profile
+        )));
+    }
+    if record.twelve_bit && !record.high_bitdepth {
+        return Err(MuxError::InvalidConfig(
+            "av1C twelve_bit set without high_bitdepth".into(),
+        ));
+    }
+    Ok(record)
+}
+
+/// Bit depth (8, 10 or 12) signalled by an `av1C` record.
+pub fn av1_bit_depth(record: &Av1c) -> u8 {
+    match (record.high_bitdepth, record.twelve_bit) {
+        (true, true) => 12,
+        (true, false) => 10,
+        _ => 8,
+    }
+}
+
+/// RFC 6381 codec string: AV1 → `av01.P.LLT.DD` (e.g. `av01.0.08M.08`), Opus → `opus`.
+pub fn codec_string(codec: &CodecConfig) -> Result<String, MuxError> {
+    match codec {
+        CodecConfig::Av1 { av1c, .. } => {
+            let record = parse_av1c(av1c)?;
+            Ok(format!(
+                "av01.{}.{:02}{}.{:02}",
+                record.seq_profile,
+                record.seq_level_idx_0,
+                if record.seq_tier_0 { 'H' } else { 'M' },
+                av1_bit_depth(&record)
+            ))
+        }
+        CodecConfig::Opus { .. } => Ok("opus".to_string()),
+    }
+}
+
+/// Checks everything of a track that the boxes depend on.
+pub fn validate_track(track: &TrackConfig) -> Result<(), MuxError> {
+    if track.track_id == 0 {
+        return Err(MuxError::InvalidConfig("track_id must not be 0".into()));
+    }
+    if track.timescale == 0 {
+        return Err(MuxError::InvalidConfig("timescale must not be 0".into()));
+    }
+    let lang = track.language.as_bytes();
+    if lang.len() != 3 || !lang.iter().all(u8::is_ascii_lowercase) {
+        return Err(MuxError::InvalidConfig(format!(
+            "language {:?} is not a three-letter lowercase ISO-639-2/T code",
+            track.language
+        )));
+    }
+    match &track.codec {
+        CodecConfig::Av1 {
+            width,
+            height,
+            av1c,
+        } => {
+            if *width == 0 || *height == 0 {
+                return Err(MuxError::InvalidConfig(format!(
+                    "AV1 size {width}x{height}"
+                )));
+            }
+            parse_av1c(av1c)?;
+        }
+        CodecConfig::Opus {
+            channels,
+            input_sample_rate,
+            ..
+        } => {
+            // Families 1/255 need a channel mapping table that CodecConfig does not carry.
+            if !(1..=2).contains(channels) {
+                return Err(MuxError::InvalidConfig(format!(
+                    "Opus with {channels} channels: only mono and stereo (mapping family 0) are supported"
+                )));
+            }
+            if *input_sample_rate == 0 {
+                return Err(MuxError::InvalidConfig(
+                    "Opus input_sample_rate must not be 0".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sample entry (`av01` with `av1C`, or `Opus` with `dOps`) of a validated track.
+pub(crate) fn sample_entry(track: &TrackConfig) -> Result<Codec, MuxError> {
+    match &track.codec {
+        CodecConfig::Av1 {
+            width,
+            height,
+            av1c,
+        } => Ok(Codec::Av01(Av01 {
+            visual: Visual {
+                data_reference_index: 1,
+                width: *width,
+                height: *height,
+                ..Visual::default()
+            },
+            av1c: parse_av1c(av1c)?,
+            btrt: None,
+            ccst: None,
+            colr: None,
+            pasp: None,
+            taic: None,
+            spatial: None,
+        })),
+        CodecConfig::Opus {
+            channels,
+            pre_skip,
+            input_sample_rate,
+        } => Ok(Codec::Opus(Opus {
+            audio: Audio {
+                data_reference_index: 1,
+                channel_count: u16::from(*channels),
+                sample_size: 16,
+                // Opus sample entries always carry 48000 (the decoder's rate), whatever the input rate.
+                sample_rate: FixedPoint::new(48000, 0),
+            },
+            dops: Dops {
+                output_channel_count: *channels,
+                pre_skip: *pre_skip,
+                input_sample_rate: *input_sample_rate,
+                output_gain: 0,
+                channel_mapping: None,
+            },
+            btrt: None,
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn av1c_bytes(
+        profile: u8,
+        level: u8,
+        tier: bool,
+        high: bool,
+        twelve: bool,
+    ) -> Vec<u8> {
+        let mut out = vec![
+            0x81,
+            (profile << 5) | level,
+            (u8::from(tier) << 7) | (u8::from(high) << 6) | (u8::from(twelve) << 5) | 0b1100,
+            0,
+        ];
+        out.extend_from_slice(&[
+            0x0a, 0x0b, 0x00, 0x00, 0x00, 0x24, 0xc4, 0xff, 0xdf, 0x00, 0x68, 0x02,
+        ]);
+        out
+    }
+
+    #[test]
+    fn av1_codec_strings() {
+        let s = |profile, level, tier, high, twelve| {
+            codec_string(&CodecConfig::Av1 {
+                width: 16,
+                height: 16,
+                av1c: av1c_bytes(profile, level, tier, high, twelve),
+            })
+            .unwrap()
+        };
+        assert_eq!(s(0, 8, false, false, false), "av01.0.08M.08");
+        assert_eq!(s(0, 13, true, true, false), "av01.0.13H.10");
+        assert_eq!(s(2, 31, false, true, true), "av01.2.31M.12");
+        assert_eq!(s(1, 0, false, false, false), "av01.1.00M.08");
+    }
+
+    #[test]
+    fn opus_codec_string() {
+        let c = CodecConfig::Opus {
+            channels: 2,
+            pre_skip: 312,
+            input_sample_rate: 48000,
+        };
+        assert_eq!(codec_string(&c).unwrap(), "opus");
+    }
+
+    #[test]
+    fn malformed_av1c_is_an_error() {
+        for bad in [
+            vec![],
+            vec![0x81],
+            vec![0x00, 0, 0, 0],
+            vec![0x81, 3 << 5, 0, 0],
+            vec![0x81, 0, 0x20, 0],
+        ] {
+            let c = CodecConfig::Av1 {
+                width: 16,
+                height: 16,
+                av1c: bad.clone(),
+            };
+            assert!(
+                matches!(codec_string(&c), Err(MuxError::InvalidConfig(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn track_validation() {
+        let ok = TrackConfig {
+            track_id: 1,
+            timescale: 48000,
+            codec: CodecConfig::Opus {
+                channels: 2,
+                pre_skip: 312,
+                input_sample_rate: 48000,
+            },
+            language: "und".into(),
+        };
+        validate_track(&ok).unwrap();
+        for bad in [
+            TrackConfig {
+                track_id: 0,
+                ..ok.clone()
+            },
+            TrackConfig {
+                timescale: 0,
+                ..ok.clone()
+            },
+            TrackConfig {
+                language: "english".into(),
+                ..ok.clone()
+            },
+            TrackConfig {
+                language: "EN1".into(),
+                ..ok.clone()
+            },
+            TrackConfig {
+                codec: CodecConfig::Opus {
+                    channels: 6,
+                    pre_skip: 0,
+                    input_sample_rate: 48000,
+                },
+                ..ok.clone()
+            },
+            TrackConfig {
+                codec: CodecConfig::Av1 {
+                    width: 0,
+                    height: 10,
+                    av1c: av1c_bytes(0, 0, false, false, false),
+                },
+                ..ok.clone()
+            },
+        ] {
+            assert!(validate_track(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

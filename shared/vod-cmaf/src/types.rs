@@ -1,0 +1,43 @@
+//! Types shared by the encoder (which produces them) and the muxer (which writes them as CMAF).
+use serde::{Deserialize, Serialize};
+
+/// Codec configuration of one track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CodecConfig {
+    /// AV1: `av1c` is the full AV1CodecConfigurationRecord (the payload of the `av1C` box, as returned by
+    /// rav1e's `Context::container_sequence_header()`), which starts with marker/version, profile, level, tier...
+    Av1 {
+        width: u16,
+        height: u16,
+        av1c: Vec<u8>,
+    },
+    /// Opus (RFC 7845 / "Encapsulation of Opus in ISOBMFF"): `pre_skip` in 48 kHz samples.
+    Opus {
+        channels: u8,
+        pre_skip: u16,
+        input_sample_rate: u32,
+    },
+}
+
+/// One track of a rendition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackConfig {
+    pub track_id: u32,
+    /// Media timescale (video: e.g. 90000 or the frame-rate numerator × k; Opus: 48000).
+    pub timescale: u32,
+    pub codec: CodecConfig,
+    /// ISO-639-2/T language code, e.g. "und".
+    pub language: String,
+}
+
+/// One encoded access unit (an AV1 temporal unit, an Opus packet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub data: Vec<u8>,
+    /// Duration in the track's timescale.
+    pub duration: u32,
+    /// Random access point (AV1 key frame; every Opus packet).
+    pub is_sync: bool,
+    /// Composition time offset (0 for AV1 without reordering and for Opus).
+    pub composition_offset: i32,
+}

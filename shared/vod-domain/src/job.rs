@@ -1,0 +1,544 @@
+//! Encoding jobs: presets (named recipes with a ladder, segment length and audio settings), jobs and their tasks,
+//! their states, and the planner that cuts a source into chunks of whole segments.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use vod_media::MediaInfo;
+
+use crate::model::AssetId;
+
+/// Identifier of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub Uuid);
+
+impl JobId {
+    pub fn new_random() -> Self {
+        JobId(Uuid::new_v4())
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Uuid::parse_str(s).ok().map(JobId)
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// One rung of an adaptive-bitrate ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RungSpec {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub bitrate_kbps: u32,
+    /// rav1e speed preset (0 slowest … 10 fastest).
+    pub speed: u8,
+}
+
+/// Audio output settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioSpec {
+    pub bitrate_kbps: u32,
+    /// Output channels (1 or 2; 5.1 sources are downmixed).
+    pub channels: u8,
+}
+
+/// How a preset picks its rungs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Ladder {
+    /// The standard ladder (1080p/720p/480p/360p) limited to the source's height: no upscaling.
+    Adaptive { speed: u8 },
+    /// Fixed rung heights and bitrates; widths follow the source's display aspect ratio; rungs taller than the
+    /// source are dropped (the smallest is kept at most at source height).
+    Fixed { rungs: Vec<FixedRung> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedRung {
+    pub height: u32,
+    pub bitrate_kbps: u32,
+    pub speed: u8,
+}
+
+/// A named encoding recipe (AMS: a Transform).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub ladder: Ladder,
+    /// Segment duration in seconds (every segment starts with a key frame).
+    pub segment_duration: f64,
+    pub audio: AudioSpec,
+    /// Longest chunk one encoder task takes, in seconds (rounded down to whole segments, at least one).
+    pub max_chunk_secs: f64,
+}
+
+/// The standard ladder: (height, kbps).
+const STANDARD_LADDER: &[(u32, u32)] = &[(1080, 4500), (720, 2500), (480, 1200), (360, 600)];
+
+impl Preset {
+    /// Presets that always exist.
+    pub fn builtin() -> Vec<Preset> {
+        vec![
+            Preset {
+                name: "adaptive-av1".into(),
+                description: "AV1 adaptive ladder 1080p/720p/480p/360p (no upscaling), 4 s segments, Opus 128 kb/s".into(),
+                ladder: Ladder::Adaptive { speed: 8 },
+                segment_duration: 4.0,
+                audio: AudioSpec { bitrate_kbps: 128, channels: 2 },
+                max_chunk_secs: 8.0,
+            },
+            Preset {
+                name: "tiny".into(),
+                description: "Small and fast, for tests and demos: 180p + 120p AV1 at speed 10, 1 s segments, Opus 64 kb/s".into(),
+                ladder: Ladder::Fixed {
+                    rungs: vec![
+                        FixedRung { height: 180, bitrate_kbps: 300, speed: 10 },
+                        FixedRung { height: 120, bitrate_kbps: 150, speed: 10 },
+                    ],
+                },
+                segment_duration: 1.0,
+                audio: AudioSpec { bitrate_kbps: 64, channels: 2 },
+                max_chunk_secs: 2.0,
+            },
+        ]
+    }
+
+    /// Checks a user-defined preset.
+    pub fn validate(&self) -> Result<(), String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return Err("name must be 1 to 64 characters of [A-Za-z0-9_-]".into());
+        }
+        if !(self.segment_duration.is_finite() && (0.5..=20.0).contains(&self.segment_duration)) {
+            return Err("segment_duration must be between 0.5 and 20 seconds".into());
+        }
+        if !(self.max_chunk_secs.is_finite()
+            && self.max_chunk_secs > 0.0
+            && self.max_chunk_secs <= 600.0)
+        {
+            return Err("max_chunk_secs must be in (0, 600]".into());
+        }
+        if !(8..=512).contains(&self.audio.bitrate_kbps) || !(1..=2).contains(&self.audio.channels)
+        {
+            return Err("audio needs 8..=512 kb/s and 1 or 2 channels".into());
+        }
+        let speed_ok = |s: u8| s <= 10;
+        match &self.ladder {
+            Ladder::Adaptive { speed } if !speed_ok(*speed) => Err("speed must be 0..=10".into()),
+            Ladder::Fixed { rungs } if rungs.is_empty() || rungs.len() > 8 => {
+                Err("a fixed ladder needs 1 to 8 rungs".into())
+            }
+            Ladder::Fixed { rungs } => {
+                for r in rungs {
+                    if !(64..=4320).contains(&r.height)
+                        || !(50..=100_000).contains(&r.bitrate_kbps)
+                        || !speed_ok(r.speed)
+                    {
+                        return Err(
+                            "rungs need height 64..=4320, 50..=100000 kb/s, speed 0..=10".into(),
+                        );
+                    }
+                }
+                Ok(())
+            }
+            Ladder::Adaptive { .. } => Ok(()),
+        }
+    }
+
+    /// Concrete rungs for a source: display size (rotation and aspect honoured), no upscaling, even dimensions.
+    pub fn rungs_for(&self, media: &MediaInfo) -> Result<Vec<RungSpec>, String> {
+        let v = media
+            .video
+            .first()
+            .ok_or("the source has no video stream")?;
+        let (mut w, mut h) = (v.width.max(1) as f64, v.height.max(1) as f64);
+        if matches!(v.rotation, Some(90) | Some(270)) {
+            std::mem::swap(&mut w, &mut h);
+        }
+        let aspect = w / h;
+        let even = |x: f64| ((x / 2.0).round() as u32 * 2).max(2);
+        let wanted: Vec<(u32, u32, u8)> = match &self.ladder {
+            Ladder::Adaptive { speed } => STANDARD_LADDER
+                .iter()
+                .map(|(hh, kb)| (*hh, *kb, *speed))
+                .collect(),
+            Ladder::Fixed { rungs } => rungs
+                .iter()
+                .map(|r| (r.height, r.bitrate_kbps, r.speed))
+                .collect(),
+        };
+        // Rung "heights" name the short side, so portrait sources get portrait rungs of the same class.
+        let portrait = h > w;
+        let short = w.min(h);
+        let size = |p: f64| {
+            if portrait {
+                (even(p), even(p / aspect))
+            } else {
+                (even(p * aspect), even(p))
+            }
+        };
+        let mut out: Vec<RungSpec> = wanted
+            .iter()
+            .filter(|(p, _, _)| *p as f64 <= short.round())
+            .map(|(p, kb, sp)| {
+                let (width, height) = size(*p as f64);
+                RungSpec {
+                    name: format!("{p}p"),
+                    width,
+                    height,
+                    bitrate_kbps: *kb,
+                    speed: *sp,
+                }
+            })
+            .collect();
+        if out.is_empty() {
+            // Source smaller than every rung: one rung at source size with the smallest rung's settings.
+            let (_, kb, sp) = wanted.last().copied().ok_or("the preset has no rungs")?;
+            out.push(RungSpec {
+                name: format!("{}p", even(short)),
+                width: even(w),
+                height: even(h),
+                bitrate_kbps: kb,
+                speed: sp,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Job lifecycle (AMS's job states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    Queued,
+    Scheduled,
+    Processing,
+    Finished,
+    Error,
+    Canceling,
+    Canceled,
+}
+
+impl JobState {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Finished | JobState::Error | JobState::Canceled
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "Queued",
+            JobState::Scheduled => "Scheduled",
+            JobState::Processing => "Processing",
+            JobState::Finished => "Finished",
+            JobState::Error => "Error",
+            JobState::Canceling => "Canceling",
+            JobState::Canceled => "Canceled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskState {
+    Queued,
+    Processing,
+    Finished,
+    Error,
+    Canceled,
+}
+
+/// What a task does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TaskKind {
+    /// Encode segments [first_segment, end_segment) of every rung.
+    Video {
+        first_segment: u32,
+        end_segment: u32,
+    },
+    /// Encode the whole audio track.
+    Audio,
+}
+
+/// One segment a task wrote: its object and timing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    pub number: u32,
+    /// Start and duration in the track's timescale.
+    pub start: u64,
+    pub duration: u64,
+    pub size: u64,
+}
+
+/// What a finished task produced, per track (rendition name or "audio").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackOutput {
+    pub track: String,
+    /// RFC 6381 codec string of the track.
+    #[serde(default)]
+    pub codecs: String,
+    pub timescale: u32,
+    pub segments: Vec<SegmentRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub job_id: JobId,
+    pub index: u32,
+    pub kind: TaskKind,
+    pub state: TaskState,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<TrackOutput>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The frame grid and segmentation of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Output frame rate as a fraction.
+    pub frame_rate: (u32, u32),
+    pub total_frames: u64,
+    pub segment_duration: f64,
+    pub segment_count: u32,
+    pub has_audio: bool,
+    pub tasks: Vec<TaskKind>,
+}
+
+/// An encoding job of one asset with one preset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub asset_id: AssetId,
+    pub preset: Preset,
+    pub rungs: Vec<RungSpec>,
+    pub plan: Plan,
+    pub state: JobState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub tasks_total: u32,
+    /// Tasks finished so far (an atomic counter in the store).
+    #[serde(default)]
+    pub tasks_done: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Job {
+    /// Progress in percent: finished tasks, the finalizer counting as the last step.
+    pub fn progress(&self) -> u32 {
+        if self.state == JobState::Finished {
+            return 100;
+        }
+        let steps = self.tasks_total + 1;
+        (self.tasks_done.min(self.tasks_total) * 100 / steps.max(1)).min(99)
+    }
+}
+
+/// The exact frame rate for a probed rate: NTSC rates as n×1000/1001, others as integers or millihertz.
+pub fn rational_frame_rate(fps: f64) -> Option<(u32, u32)> {
+    if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
+        return None;
+    }
+    for base in [24u32, 30, 48, 60, 120] {
+        let ntsc = base as f64 * 1000.0 / 1001.0;
+        if (fps - ntsc).abs() < 0.005 {
+            return Some((base * 1000, 1001));
+        }
+    }
+    if (fps - fps.round()).abs() < 0.01 {
+        return Some((fps.round() as u32, 1));
+    }
+    Some(((fps * 1000.0).round() as u32, 1000))
+}
+
+/// First frame of segment `k`: ceil(k × segment_duration × fps), computed exactly in millisecond units.
+pub fn segment_start_frame(k: u32, segment_duration: f64, frame_rate: (u32, u32)) -> u64 {
+    let seg_ms = (segment_duration * 1000.0).round() as u128;
+    let num = k as u128 * seg_ms * frame_rate.0 as u128;
+    let den = 1000u128 * frame_rate.1.max(1) as u128;
+    num.div_ceil(den) as u64
+}
+
+/// Cuts a probed source into tasks: video chunks of whole segments (at most `preset.max_chunk_secs` long) and one
+/// audio task. Refuses sources the encoder cannot handle, before any work starts.
+pub fn plan(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
+    crate::service::check_supported(media)?;
+    let v = media
+        .video
+        .first()
+        .ok_or("the source has no video stream")?;
+    let frame_rate = rational_frame_rate(v.frame_rate)
+        .ok_or_else(|| format!("invalid frame rate {}", v.frame_rate))?;
+    let duration = if v.duration_secs > 0.0 {
+        v.duration_secs
+    } else {
+        media.duration_secs
+    };
+    let fps = frame_rate.0 as f64 / frame_rate.1 as f64;
+    let total_frames = match v.frame_count {
+        Some(n) if n > 0 && ((n as f64 / fps) - duration).abs() < 1.0 => n,
+        _ => (duration * fps).round() as u64,
+    };
+    if total_frames == 0 {
+        return Err("the source has no video frames".into());
+    }
+    let mut segment_count = 0u32;
+    while segment_start_frame(segment_count, preset.segment_duration, frame_rate) < total_frames {
+        segment_count += 1;
+        if segment_count > 1_000_000 {
+            return Err("the source is too long".into());
+        }
+    }
+    let per_chunk = ((preset.max_chunk_secs / preset.segment_duration).floor() as u32).max(1);
+    let mut tasks = Vec::new();
+    let mut first = 0;
+    while first < segment_count {
+        let end = (first + per_chunk).min(segment_count);
+        tasks.push(TaskKind::Video {
+            first_segment: first,
+            end_segment: end,
+        });
+        first = end;
+    }
+    let has_audio = !media.audio.is_empty();
+    if has_audio {
+        tasks.push(TaskKind::Audio);
+    }
+    Ok(Plan {
+        frame_rate,
+        total_frames,
+        segment_duration: preset.segment_duration,
+        segment_count,
+        has_audio,
+        tasks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vod_media::{AudioStream, Container, VideoStream};
+
+    fn media(w: u32, h: u32, fps: f64, secs: f64, rotation: Option<i32>) -> MediaInfo {
+        MediaInfo {
+            container: Container::Mp4,
+            size: 1000,
+            duration_secs: secs,
+            bitrate: None,
+            video: vec![VideoStream {
+                codec: "h264".into(),
+                width: w,
+                height: h,
+                frame_rate: fps,
+                frame_count: Some((secs * fps).round() as u64),
+                duration_secs: secs,
+                bitrate: None,
+                rotation,
+            }],
+            audio: vec![AudioStream {
+                codec: "aac".into(),
+                channels: 2,
+                sample_rate: 48000,
+                duration_secs: secs,
+                bitrate: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn adaptive_ladder_never_upscales_and_keeps_aspect() {
+        let p = &Preset::builtin()[0];
+        let r = p.rungs_for(&media(1920, 1080, 25.0, 10.0, None)).unwrap();
+        assert_eq!(
+            r.iter().map(|r| r.height).collect::<Vec<_>>(),
+            vec![1080, 720, 480, 360]
+        );
+        assert_eq!(r[1].width, 1280);
+        let r = p.rungs_for(&media(1280, 720, 25.0, 10.0, None)).unwrap();
+        assert_eq!(r.len(), 3);
+        let r = p.rungs_for(&media(321, 241, 25.0, 10.0, None)).unwrap();
+        assert_eq!((r[0].width, r[0].height), (322, 242));
+        let portrait = p
+            .rungs_for(&media(1920, 1080, 30.0, 5.0, Some(90)))
+            .unwrap();
+        assert_eq!((portrait[0].width, portrait[0].height), (1080, 1920));
+        assert!(p
+            .rungs_for(&MediaInfo {
+                video: vec![],
+                ..media(1, 1, 1.0, 1.0, None)
+            })
+            .is_err());
+    }
+
+    #[test]
+    fn planner_cuts_whole_segments_into_chunks() {
+        let tiny = &Preset::builtin()[1];
+        let plan = plan(&media(320, 240, 25.0, 5.0, None), tiny).unwrap();
+        assert_eq!(plan.frame_rate, (25, 1));
+        assert_eq!(plan.total_frames, 125);
+        assert_eq!(plan.segment_count, 5);
+        assert_eq!(
+            plan.tasks,
+            vec![
+                TaskKind::Video {
+                    first_segment: 0,
+                    end_segment: 2
+                },
+                TaskKind::Video {
+                    first_segment: 2,
+                    end_segment: 4
+                },
+                TaskKind::Video {
+                    first_segment: 4,
+                    end_segment: 5
+                },
+                TaskKind::Audio
+            ]
+        );
+        let ntsc = plan_frames(29.97, 10.0, 4.0);
+        assert_eq!(ntsc.frame_rate, (30000, 1001));
+        assert_eq!(ntsc.segment_count, 3);
+        assert_eq!(segment_start_frame(1, 4.0, (30000, 1001)), 120);
+        assert_eq!(segment_start_frame(2, 4.0, (30000, 1001)), 240);
+        // Very short sources still get one segment.
+        assert_eq!(plan_frames(25.0, 0.2, 4.0).segment_count, 1);
+    }
+
+    fn plan_frames(fps: f64, secs: f64, seg: f64) -> Plan {
+        let mut p = Preset::builtin()[0].clone();
+        p.segment_duration = seg;
+        plan(&media(640, 360, fps, secs, None), &p).unwrap()
+    }
+
+    #[test]
+    fn refuses_unsupported_sources_and_bad_presets() {
+        let mut m = media(640, 360, 25.0, 2.0, None);
+        m.video[0].codec = "mjpeg".into();
+        assert!(plan(&m, &Preset::builtin()[0])
+            .unwrap_err()
+            .contains("unsupported video codec"));
+        let mut bad = Preset::builtin()[1].clone();
+        bad.name = "no spaces".into();
+        assert!(bad.validate().is_err());
+        bad.name = "ok".into();
+        bad.segment_duration = 0.0;
+        assert!(bad.validate().is_err());
+        assert!(Preset::builtin().iter().all(|p| p.validate().is_ok()));
+    }
+}

@@ -1,0 +1,366 @@
+//! The audio pipeline: decode (libavcodec) → resample and remix to 48 kHz float (libswresample) → Opus
+//! (libopus, 20 ms frames) → packets grouped per segment.
+//!
+//! libavcodec rather than symphonia decodes: the video path already opens the source with libavformat,
+//! libavcodec covers every audio codec a mezzanine may carry (HE-AAC, AC-3/E-AC-3, Opus, ALAC, PCM
+//! variants...), and libavformat applies MP4 edit lists and encoder priming, which symphonia 0.6's MP4
+//! reader does not (it would add AAC's 1024 priming samples). libswresample does rate conversion and
+//! channel remixing (5.1 → stereo with the standard matrix, mono ↔ stereo) in one step, so rubato is not
+//! needed either.
+//!
+//! Opus timing: `pre_skip` is the encoder lookahead; the track's duration (`duration_samples_48k`) is the
+//! decoded source duration at 48 kHz. The encoder is fed that many samples and then silence until the
+//! packets cover `pre_skip + duration` samples, so a player trimming `pre_skip` at the start and ending
+//! at the duration gets every source sample.
+
+use ffmpeg::{
+    codec, format::Sample as SampleFormat, frame, media, software::resampling, ChannelLayout,
+    Packet,
+};
+use ffmpeg_next as ffmpeg;
+use vod_cmaf::{CodecConfig, Sample, TrackConfig};
+
+use crate::source::open_input;
+use crate::timing::{duration_fraction, segment_start_sample};
+use crate::{AudioOutput, AudioRequest, EncodeError, SegmentSamples};
+
+/// Track id of the audio track (its own rendition file).
+pub(crate) const AUDIO_TRACK_ID: u32 = 2;
+/// Opus always runs at 48 kHz.
+const RATE: u32 = 48_000;
+/// 20 ms frames.
+const FRAME: usize = 960;
+/// Largest Opus packet (RFC 6716 recommends 4000 bytes as the buffer size).
+const MAX_PACKET: usize = 4000;
+/// How many read or decode errors in a row end decoding.
+const MAX_CONSECUTIVE_ERRORS: u32 = 64;
+
+/// See [`crate::encode_audio`].
+pub(crate) fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeError> {
+    let opus_channels = match req.channels {
+        1 => opus::Channels::Mono,
+        2 => opus::Channels::Stereo,
+        n => {
+            return Err(EncodeError::InvalidRequest(format!(
+                "{n} output channels: Opus output is mono or stereo"
+            )))
+        }
+    };
+    if !(6..=510).contains(&req.bitrate_kbps) {
+        return Err(EncodeError::InvalidRequest(
+            "Opus bitrate must be within 6..=510 kbps".into(),
+        ));
+    }
+    let seg = duration_fraction(req.segment_duration).ok_or_else(|| {
+        EncodeError::InvalidRequest("segment duration must be positive and finite".into())
+    })?;
+
+    let mut input = open_input(req.source)?;
+    let stream = input
+        .streams()
+        .best(media::Type::Audio)
+        .ok_or(EncodeError::NoAudio)?;
+    let stream_index = stream.index();
+    let codec_id = stream.parameters().id();
+    if codec::decoder::find(codec_id).is_none() {
+        return Err(EncodeError::UnsupportedCodec(format!("{codec_id:?}")));
+    }
+    let mut decoder = codec::context::Context::from_parameters(stream.parameters())
+        .map_err(|e| EncodeError::Decode(format!("decoder parameters: {e}")))?
+        .decoder()
+        .audio()
+        .map_err(|e| EncodeError::UnsupportedCodec(format!("{codec_id:?}: {e}")))?;
+
+    let mut encoder = OpusEncoder::new(opus_channels, req.channels, req.bitrate_kbps)?;
+    let out_layout = ChannelLayout::default(i32::from(req.channels));
+    let mut resampler: Option<Resampler> = None;
+    let mut errors = 0u32;
+    let mut decoded_any = false;
+
+    let mut drain = |decoder: &mut codec::decoder::Audio,
+                     resampler: &mut Option<Resampler>,
+                     encoder: &mut OpusEncoder,
+                     errors: &mut u32|
+     -> Result<(), EncodeError> {
+        loop {
+            let mut f = frame::Audio::empty();
+            match decoder.receive_frame(&mut f) {
+                Ok(()) => {
+                    *errors = 0;
+                    decoded_any = true;
+                    if f.samples() == 0 {
+                        continue;
+                    }
+                    let r = Resampler::for_frame(resampler, &mut f, out_layout)?;
+                    let pcm = r.run(&f)?;
+                    encoder.push(&pcm)?;
+                }
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    return Ok(())
+                }
+                Err(ffmpeg::Error::Eof) => return Ok(()),
+                Err(e) => {
+                    *errors += 1;
+                    if *errors > MAX_CONSECUTIVE_ERRORS {
+                        return Err(EncodeError::Decode(e.to_string()));
+                    }
+                }
+            }
+        }
+    };
+
+    loop {
+        let mut packet = Packet::empty();
+        match packet.read(&mut input) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => {
+                errors += 1;
+                if errors > MAX_CONSECUTIVE_ERRORS {
+                    return Err(EncodeError::Decode(format!("read: {e}")));
+                }
+                continue;
+            }
+        }
+        if packet.stream() != stream_index {
+            continue;
+        }
+        if let Err(e) = decoder.send_packet(&packet) {
+            errors += 1;
+            tracing::debug!(error = %e, "audio packet rejected");
+            if errors > MAX_CONSECUTIVE_ERRORS {
+                return Err(EncodeError::Decode(e.to_string()));
+            }
+            continue;
+        }
+        drain(&mut decoder, &mut resampler, &mut encoder, &mut errors)?;
+    }
+    // Ignoring a failed EOF: draining below returns whatever the decoder still holds.
+    let _ = decoder.send_eof();
+    drain(&mut decoder, &mut resampler, &mut encoder, &mut errors)?;
+    if !decoded_any {
+        return Err(EncodeError::Decode("no decodable audio frame".into()));
+    }
+    if let Some(r) = resampler.as_mut() {
+        let tail = r.flush()?;
+        encoder.push(&tail)?;
+    }
+    let (packets, pre_skip, duration) = encoder.finish()?;
+    if duration == 0 {
+        return Err(EncodeError::Decode("the audio stream is empty".into()));
+    }
+    Ok(AudioOutput {
+        track: TrackConfig {
+            track_id: AUDIO_TRACK_ID,
+            timescale: RATE,
+            codec: CodecConfig::Opus {
+                channels: req.channels,
+                pre_skip,
+                input_sample_rate: decoder.rate(),
+            },
+            language: "und".into(),
+        },
+        segments: group(packets, seg),
+        duration_samples_48k: duration,
+    })
+}
+
+/// Groups 960-sample packets into segments: segment `k` starts with the first packet whose decode time is
+/// at or after `ceil(k × segment_duration × 48000)`.
+fn group(packets: Vec<Vec<u8>>, seg: (u128, u128)) -> Vec<SegmentSamples> {
+    let mut out: Vec<SegmentSamples> = Vec::new();
+    let mut next_k = 0u64;
+    let mut next_start = 0u64;
+    for (i, data) in packets.into_iter().enumerate() {
+        let t = i as u64 * FRAME as u64;
+        if t >= next_start || out.is_empty() {
+            // Skip segments too short to hold a packet (only with segments under 20 ms).
+            while segment_start_sample(next_k + 1, seg, RATE) <= t {
+                next_k += 1;
+            }
+            out.push(SegmentSamples {
+                number: u32::try_from(next_k).unwrap_or(u32::MAX),
+                base_media_decode_time: t,
+                samples: Vec::new(),
+            });
+            next_k += 1;
+            next_start = segment_start_sample(next_k, seg, RATE);
+        }
+        if let Some(s) = out.last_mut() {
+            s.samples.push(Sample {
+                data,
+                duration: FRAME as u32,
+                is_sync: true,
+                composition_offset: 0,
+            });
+        }
+    }
+    out
+}
+
+/// libswresample converting decoded frames to interleaved f32 at 48 kHz in the output layout.
+struct Resampler {
+    ctx: resampling::Context,
+    in_format: SampleFormat,
+    in_layout: ChannelLayout,
+    in_rate: u32,
+    out_layout: ChannelLayout,
+    channels: usize,
+}
+
+impl Resampler {
+    /// The resampler for this frame's format, rebuilt if the input format changed. Fills in a missing
+    /// channel layout on the frame.
+    fn for_frame<'a>(
+        slot: &'a mut Option<Resampler>,
+        f: &mut frame::Audio,
+        out_layout: ChannelLayout,
+    ) -> Result<&'a mut Resampler, EncodeError> {
+        let channels = f.channels();
+        if channels == 0 || f.rate() == 0 {
+            return Err(EncodeError::Decode(
+                "audio frame without channels or rate".into(),
+            ));
+        }
+        let mut layout = f.channel_layout();
+        if layout.is_empty() || layout.channels() != i32::from(channels) {
+            layout = ChannelLayout::default(i32::from(channels));
+            f.set_channel_layout(layout);
+        }
+        let (fmt, rate) = (f.format(), f.rate());
+        let stale = !matches!(slot, Some(r) if r.in_format == fmt && r.in_layout == layout && r.in_rate == rate);
+        if stale {
+            let ctx = resampling::Context::get(
+                fmt,
+                layout,
+                rate,
+                SampleFormat::F32(sample_packed()),
+                out_layout,
+                RATE,
+            )
+            .map_err(|e| {
+                EncodeError::UnsupportedCodec(format!("cannot resample {fmt:?} {rate} Hz: {e}"))
+            })?;
+            // Samples still buffered in a replaced resampler are dropped: formats only change at stream
+            // discontinuities.
+            *slot = Some(Resampler {
+                ctx,
+                in_format: fmt,
+                in_layout: layout,
+                in_rate: rate,
+                out_layout,
+                channels: usize::try_from(out_layout.channels()).unwrap_or(1).max(1),
+            });
+        }
+        slot.as_mut()
+            .ok_or_else(|| EncodeError::Encode("resampler missing".into()))
+    }
+
+    fn run(&mut self, input: &frame::Audio) -> Result<Vec<f32>, EncodeError> {
+        let capacity = input.samples() * RATE as usize / self.in_rate.max(1) as usize + 1024;
+        let mut out = frame::Audio::new(
+            SampleFormat::F32(sample_packed()),
+            capacity,
+            self.out_layout,
+        );
+        self.ctx
+            .run(input, &mut out)
+            .map_err(|e| EncodeError::Encode(format!("resample: {e}")))?;
+        Ok(self.interleaved(&out))
+    }
+
+    fn flush(&mut self) -> Result<Vec<f32>, EncodeError> {
+        let mut all = Vec::new();
+        for _ in 0..64 {
+            let mut out =
+                frame::Audio::new(SampleFormat::F32(sample_packed()), 8192, self.out_layout);
+            self.ctx
+                .flush(&mut out)
+                .map_err(|e| EncodeError::Encode(format!("resample flush: {e}")))?;
+            if out.samples() == 0 {
+                break;
+            }
+            all.extend(self.interleaved(&out));
+        }
+        Ok(all)
+    }
+
+    fn interleaved(&self, out: &frame::Audio) -> Vec<f32> {
+        let n = out.samples() * self.channels;
+        let bytes = out.data(0);
+        bytes
+            .chunks_exact(4)
+            .take(n)
+            .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    }
+}
+
+fn sample_packed() -> ffmpeg::format::sample::Type {
+    ffmpeg::format::sample::Type::Packed
+}
+
+/// libopus in 20 ms frames, tracking the input duration.
+struct OpusEncoder {
+    enc: opus::Encoder,
+    channels: usize,
+    buffer: Vec<f32>,
+    packets: Vec<Vec<u8>>,
+    /// Input samples (per channel) received.
+    samples_in: u64,
+    pre_skip: u16,
+}
+
+impl OpusEncoder {
+    fn new(ch: opus::Channels, channels: u8, bitrate_kbps: u32) -> Result<Self, EncodeError> {
+        let err = |e: opus::Error| EncodeError::Encode(format!("opus: {e}"));
+        let mut enc = opus::Encoder::new(RATE, ch, opus::Application::Audio).map_err(err)?;
+        enc.set_bitrate(opus::Bitrate::Bits(
+            i32::try_from(bitrate_kbps * 1000).unwrap_or(i32::MAX),
+        ))
+        .map_err(err)?;
+        let lookahead = enc.get_lookahead().map_err(err)?;
+        let pre_skip = u16::try_from(lookahead)
+            .map_err(|_| EncodeError::Encode("opus lookahead out of range".into()))?;
+        Ok(Self {
+            enc,
+            channels: usize::from(channels),
+            buffer: Vec::new(),
+            packets: Vec::new(),
+            samples_in: 0,
+            pre_skip,
+        })
+    }
+
+    fn push(&mut self, pcm: &[f32]) -> Result<(), EncodeError> {
+        self.samples_in += (pcm.len() / self.channels) as u64;
+        self.buffer.extend_from_slice(pcm);
+        let frame_len = FRAME * self.channels;
+        let whole = self.buffer.len() / frame_len * frame_len;
+        for chunk in self.buffer[..whole].chunks_exact(frame_len) {
+            let packet = self
+                .enc
+                .encode_vec_float(chunk, MAX_PACKET)
+                .map_err(|e| EncodeError::Encode(format!("opus: {e}")))?;
+            self.packets.push(packet);
+        }
+        self.buffer.drain(..whole);
+        Ok(())
+    }
+
+    /// Pads with silence until the packets cover `pre_skip + duration`; returns packets, pre-skip, duration.
+    fn finish(mut self) -> Result<(Vec<Vec<u8>>, u16, u64), EncodeError> {
+        let duration = self.samples_in;
+        let needed_frames = (duration + u64::from(self.pre_skip)).div_ceil(FRAME as u64);
+        let frame_len = FRAME * self.channels;
+        let silence = vec![0.0f32; frame_len];
+        while (self.packets.len() as u64) < needed_frames {
+            let missing = frame_len - self.buffer.len() % frame_len;
+            self.buffer.extend_from_slice(&silence[..missing]);
+            let before = self.samples_in;
+            self.push(&[])?;
+            self.samples_in = before;
+        }
+        Ok((self.packets, self.pre_skip, duration))
+    }
+}

@@ -1,0 +1,186 @@
+//! AV1 encoding of one rung with rav1e.
+//!
+//! One [`Av1Encoder`] per rung: bitrate-targeted single pass, speed preset from the rung, tiles matched to
+//! the thread count, scene-cut detection off and a key frame forced at each segment's first frame (the
+//! maximum key frame interval is longer than the chunk, so no other key frame appears). rav1e emits one
+//! temporal unit per shown frame in input order, so samples need no composition offset. The temporal
+//! delimiter OBU rav1e puts at the head of each unit is removed, as AV1-in-ISOBMFF asks.
+
+use rav1e::prelude::{
+    ChromaSampling, Config, Context, EncoderConfig, EncoderStatus, FrameParameters, FrameType,
+    FrameTypeOverride, Rational, SceneDetectionSpeed,
+};
+
+use crate::scale::Picture;
+use crate::EncodeError;
+
+/// One encoded frame.
+#[derive(Debug, Clone)]
+pub(crate) struct EncodedFrame {
+    /// Index of the frame in the order it was sent (0-based).
+    pub(crate) input_index: u64,
+    pub(crate) data: Vec<u8>,
+    pub(crate) key: bool,
+}
+
+/// Settings of one rung's encoder.
+#[derive(Debug, Clone)]
+pub(crate) struct Av1Settings {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) bitrate_kbps: u32,
+    pub(crate) speed: u8,
+    /// Frame rate as num/den.
+    pub(crate) frame_rate: (u32, u32),
+    pub(crate) threads: usize,
+    /// Number of frames the encoder will see (bounds the key frame interval).
+    pub(crate) frames: u64,
+}
+
+/// A rav1e encoding session for one rung.
+pub(crate) struct Av1Encoder {
+    ctx: Context<u8>,
+    width: usize,
+    height: usize,
+    out: Vec<EncodedFrame>,
+}
+
+impl Av1Encoder {
+    pub(crate) fn new(s: &Av1Settings) -> Result<Self, EncodeError> {
+        let mut enc = EncoderConfig::with_speed_preset(s.speed.min(10));
+        enc.width = s.width as usize;
+        enc.height = s.height as usize;
+        enc.bit_depth = 8;
+        enc.chroma_sampling = ChromaSampling::Cs420;
+        enc.time_base = Rational::new(u64::from(s.frame_rate.1), u64::from(s.frame_rate.0));
+        enc.bitrate = i32::try_from(u64::from(s.bitrate_kbps) * 1000).unwrap_or(i32::MAX);
+        enc.min_key_frame_interval = 0;
+        enc.max_key_frame_interval = s.frames.saturating_add(1).max(1);
+        enc.low_latency = true;
+        enc.tiles = s.threads.max(1);
+        enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
+        let cfg = Config::new()
+            .with_encoder_config(enc)
+            .with_threads(s.threads.max(1));
+        let ctx = cfg
+            .new_context::<u8>()
+            .map_err(|e| EncodeError::InvalidRequest(format!("AV1 encoder configuration: {e}")))?;
+        Ok(Self {
+            ctx,
+            width: s.width as usize,
+            height: s.height as usize,
+            out: Vec::new(),
+        })
+    }
+
+    /// The AV1CodecConfigurationRecord (`av1C` payload).
+    pub(crate) fn av1c(&self) -> Vec<u8> {
+        self.ctx.container_sequence_header()
+    }
+
+    /// Sends one picture; `key` forces a key frame.
+    pub(crate) fn send(&mut self, pic: &Picture, key: bool) -> Result<(), EncodeError> {
+        if pic.width != self.width || pic.height != self.height {
+            return Err(EncodeError::Encode(
+                "picture size does not match the encoder".into(),
+            ));
+        }
+        let mut frame = self.ctx.new_frame();
+        for (i, plane) in frame.planes.iter_mut().enumerate() {
+            let (pw, _) = pic.plane_size(i);
+            plane.copy_from_raw_u8(&pic.planes[i], pw, 1);
+        }
+        let params = FrameParameters {
+            frame_type_override: if key {
+                FrameTypeOverride::Key
+            } else {
+                FrameTypeOverride::No
+            },
+            ..FrameParameters::default()
+        };
+        match self.ctx.send_frame((frame, params)) {
+            Ok(()) => {}
+            // The queue is drained after every frame, so a full queue means the encoder is stuck.
+            Err(EncoderStatus::EnoughData) => {
+                return Err(EncodeError::Encode("rav1e refused a frame".into()))
+            }
+            Err(e) => return Err(EncodeError::Encode(format!("rav1e send_frame: {e}"))),
+        }
+        self.drain()
+    }
+
+    /// Flushes the encoder and returns every encoded frame in order.
+    pub(crate) fn finish(mut self) -> Result<Vec<EncodedFrame>, EncodeError> {
+        self.ctx.flush();
+        self.drain()?;
+        Ok(self.out)
+    }
+
+    fn drain(&mut self) -> Result<(), EncodeError> {
+        loop {
+            match self.ctx.receive_packet() {
+                Ok(pkt) => self.out.push(EncodedFrame {
+                    input_index: pkt.input_frameno,
+                    key: pkt.frame_type == FrameType::KEY,
+                    data: strip_temporal_delimiter(pkt.data),
+                }),
+                Err(EncoderStatus::Encoded) => {}
+                Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => return Ok(()),
+                Err(e) => return Err(EncodeError::Encode(format!("rav1e receive_packet: {e}"))),
+            }
+        }
+    }
+}
+
+/// Removes leading temporal delimiter OBUs (type 2) from a temporal unit.
+fn strip_temporal_delimiter(mut data: Vec<u8>) -> Vec<u8> {
+    let mut start = 0usize;
+    while let Some(&header) = data.get(start) {
+        let obu_type = (header >> 3) & 0x0f;
+        let has_extension = header & 0x04 != 0;
+        let has_size = header & 0x02 != 0;
+        if obu_type != 2 || !has_size {
+            break;
+        }
+        let mut pos = start + 1 + usize::from(has_extension);
+        // leb128 size.
+        let mut size: u64 = 0;
+        let mut ok = false;
+        for i in 0..8 {
+            let Some(&b) = data.get(pos) else { break };
+            pos += 1;
+            size |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                ok = true;
+                break;
+            }
+        }
+        let end = usize::try_from(size).ok().and_then(|s| pos.checked_add(s));
+        match end {
+            Some(end) if ok && end <= data.len() => start = end,
+            _ => break,
+        }
+    }
+    data.drain(..start);
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_only_temporal_delimiters() {
+        assert_eq!(
+            strip_temporal_delimiter(vec![0x12, 0x00, 0x0a, 0x01, 0xff]),
+            vec![0x0a, 0x01, 0xff]
+        );
+        assert_eq!(
+            strip_temporal_delimiter(vec![0x0a, 0x01, 0xff]),
+            vec![0x0a, 0x01, 0xff]
+        );
+        assert_eq!(strip_temporal_delimiter(vec![0x12, 0x05]), vec![0x12, 0x05]);
+        assert_eq!(strip_temporal_delimiter(vec![0x12]), vec![0x12]);
+        assert!(strip_temporal_delimiter(vec![]).is_empty());
+    }
+}

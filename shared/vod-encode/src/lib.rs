@@ -1,0 +1,125 @@
+//! Encoding of source chunks into AV1 renditions and of source audio into Opus, as per-segment
+//! [`vod_cmaf::Sample`]s ready to be muxed as CMAF fragments.
+//!
+//! Stages, one module each:
+//! - [`source`](crate::source): demux and decode the source's video with libavformat/libavcodec;
+//! - [`select`](crate::select): map decoded frames onto the constant-frame-rate output grid;
+//! - [`scale`](crate::scale): scale each picture to every rung (libswscale, bicubic, 8-bit 4:2:0);
+//! - [`av1`](crate::av1): encode each rung with rav1e, a key frame at every segment start;
+//! - [`video`](crate::video): run the pipeline for one chunk and group frames into segments;
+//! - [`audio`](crate::audio): decode, resample to 48 kHz, encode Opus and group into segments;
+//! - [`timing`](crate::timing): exact segment boundaries and timescales.
+//!
+//! Workers are stateless: a chunk is a whole number of segments `[first_segment, end_segment)`, decoded
+//! from the key frame at or before its start, so any worker can encode any chunk of any source.
+
+mod audio;
+mod av1;
+mod error;
+mod scale;
+mod select;
+mod source;
+mod timing;
+mod video;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use error::EncodeError;
+pub use timing::segment_start_frame;
+
+/// One rung of the encoding ladder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rung {
+    /// Rendition name, e.g. "360p".
+    pub name: String,
+    /// Output width in pixels (even, 16..=16384).
+    pub width: u32,
+    /// Output height in pixels (even, 16..=16384).
+    pub height: u32,
+    /// Target bitrate.
+    pub bitrate_kbps: u32,
+    /// rav1e speed preset, 0 (slowest) ..= 10 (fastest).
+    pub speed: u8,
+}
+
+/// A chunk of the presentation to encode: segments `[first_segment, end_segment)` of every rung.
+#[derive(Debug, Clone)]
+pub struct VideoChunkRequest<'a> {
+    /// Local source file.
+    pub source: &'a Path,
+    /// Output constant frame rate as num/den. Each output frame shows the latest decoded frame whose
+    /// timestamp is at or before the output frame's time.
+    pub frame_rate: (u32, u32),
+    /// Segment duration in seconds (read at microsecond precision).
+    pub segment_duration: f64,
+    /// First segment of the chunk.
+    pub first_segment: u32,
+    /// One past the last segment of the chunk.
+    pub end_segment: u32,
+    /// Frames of the whole presentation on the CFR grid (the last segment may be short).
+    pub total_frames: u64,
+    /// Renditions to encode.
+    pub rungs: &'a [Rung],
+    /// Threads for decoding and for each rung's encoder.
+    pub threads: usize,
+}
+
+/// One rung's encoded chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionChunk {
+    /// The rung's name.
+    pub rung: String,
+    /// Track configuration (track id 1, AV1, timescale with integer frame durations).
+    pub track: vod_cmaf::TrackConfig,
+    /// Segments in order.
+    pub segments: Vec<SegmentSamples>,
+}
+
+/// The samples of one segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentSamples {
+    /// Segment number in the presentation (0-based).
+    pub number: u32,
+    /// Decode time of the first sample, in the track's timescale.
+    pub base_media_decode_time: u64,
+    /// Samples in decode order; for video the first one is a key frame.
+    pub samples: Vec<vod_cmaf::Sample>,
+}
+
+/// Decodes from the key frame at or before the chunk's start (seek backward), drops frames before it,
+/// encodes every rung.
+pub fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<RenditionChunk>, EncodeError> {
+    video::encode_video_chunk(req)
+}
+
+/// The source's audio to encode as Opus.
+#[derive(Debug, Clone)]
+pub struct AudioRequest<'a> {
+    /// Local source file.
+    pub source: &'a Path,
+    /// Opus bitrate (6..=510).
+    pub bitrate_kbps: u32,
+    /// Output channels: 1 or 2 (5.1 and other layouts are downmixed).
+    pub channels: u8,
+    /// Segment duration in seconds.
+    pub segment_duration: f64,
+}
+
+/// The encoded audio track.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioOutput {
+    /// Track configuration (track id 2, Opus, timescale 48000).
+    pub track: vod_cmaf::TrackConfig,
+    /// Segments of 20 ms Opus packets.
+    pub segments: Vec<SegmentSamples>,
+    /// Source audio duration in 48 kHz samples, excluding `pre_skip` and the final padding.
+    pub duration_samples_48k: u64,
+}
+
+/// Whole audio track (audio is cheap; one task per job).
+pub fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeError> {
+    audio::encode_audio(req)
+}

@@ -1,0 +1,208 @@
+//! Demuxing and decoding of the source's video stream with libavformat/libavcodec (FFmpeg).
+//!
+//! [`VideoSource::open`] finds the best video stream and opens its decoder (frame-threaded; libavcodec
+//! decoding is bit-exact whatever the thread count); [`VideoSource::seek`] moves to the key frame at or
+//! before a presentation time; [`VideoSource::next_frame`] yields frames in presentation order with their
+//! timestamp. Corrupt packets are skipped; a stream that yields no frame at all is an error.
+
+use std::path::Path;
+
+use ffmpeg::{codec, format, frame, media, Packet};
+use ffmpeg_next as ffmpeg;
+
+use crate::EncodeError;
+
+/// How many read or decode errors in a row end decoding with [`EncodeError::Decode`].
+const MAX_CONSECUTIVE_ERRORS: u32 = 64;
+
+/// Initialises FFmpeg once per process and keeps its logging quiet.
+pub(crate) fn init() -> Result<(), EncodeError> {
+    static INIT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    INIT.get_or_init(|| {
+        ffmpeg::init().map_err(|e| e.to_string())?;
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+        Ok(())
+    })
+    .clone()
+    .map_err(EncodeError::Open)
+}
+
+/// Opens a media file with libavformat.
+pub(crate) fn open_input(path: &Path) -> Result<format::context::Input, EncodeError> {
+    init()?;
+    if !path.is_file() {
+        return Err(EncodeError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} is not a readable file", path.display()),
+        )));
+    }
+    format::input(&path).map_err(|e| EncodeError::Open(format!("{}: {e}", path.display())))
+}
+
+/// A decoded video frame and its source timestamp.
+pub(crate) struct DecodedFrame {
+    pub(crate) pts: i64,
+    pub(crate) frame: frame::Video,
+}
+
+/// The video stream of a source, being decoded.
+pub(crate) struct VideoSource {
+    input: format::context::Input,
+    stream_index: usize,
+    decoder: codec::decoder::Video,
+    /// Stream time base as (num, den), both > 0.
+    pub(crate) time_base: (i32, i32),
+    /// Timestamp (in the stream time base) of presentation time zero: the stream's start time.
+    pub(crate) origin: i64,
+    eof_sent: bool,
+    finished: bool,
+    last_pts: Option<i64>,
+    frames_out: u64,
+}
+
+impl VideoSource {
+    /// Opens `path` and the decoder of its best video stream.
+    pub(crate) fn open(path: &Path, threads: usize) -> Result<Self, EncodeError> {
+        let input = open_input(path)?;
+        let stream = input
+            .streams()
+            .best(media::Type::Video)
+            .ok_or(EncodeError::NoVideo)?;
+        let stream_index = stream.index();
+        let tb = stream.time_base();
+        let time_base = if tb.numerator() > 0 && tb.denominator() > 0 {
+            (tb.numerator(), tb.denominator())
+        } else {
+            (1, 90_000)
+        };
+        let origin = match stream.start_time() {
+            t if t == ffmpeg::ffi::AV_NOPTS_VALUE => 0,
+            t => t,
+        };
+        let codec_id = stream.parameters().id();
+        let mut ctx = codec::context::Context::from_parameters(stream.parameters())
+            .map_err(|e| EncodeError::Decode(format!("decoder parameters: {e}")))?;
+        if codec::decoder::find(codec_id).is_none() {
+            return Err(EncodeError::UnsupportedCodec(format!("{codec_id:?}")));
+        }
+        ctx.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: threads.clamp(1, 16),
+            ..Default::default()
+        });
+        let decoder = ctx
+            .decoder()
+            .video()
+            .map_err(|e| EncodeError::UnsupportedCodec(format!("{codec_id:?}: {e}")))?;
+        Ok(Self {
+            input,
+            stream_index,
+            decoder,
+            time_base,
+            origin,
+            eof_sent: false,
+            finished: false,
+            last_pts: None,
+            frames_out: 0,
+        })
+    }
+
+    /// Seeks to the key frame at or before `ts` (in the stream time base) and resets the decoder.
+    pub(crate) fn seek(&mut self, ts: i64) -> Result<(), EncodeError> {
+        let (num, den) = (i128::from(self.time_base.0), i128::from(self.time_base.1));
+        let micros = i128::from(ts).saturating_mul(num).saturating_mul(1_000_000) / den;
+        let micros = i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX });
+        // `..micros` is passed to avformat_seek_file as max_ts = micros: the key frame at or before it.
+        self.input
+            .seek(micros, ..micros)
+            .map_err(|e| EncodeError::Decode(format!("seek: {e}")))?;
+        self.decoder.flush();
+        self.eof_sent = false;
+        self.finished = false;
+        self.last_pts = None;
+        Ok(())
+    }
+
+    /// Total frames decoded so far.
+    pub(crate) fn frames_decoded(&self) -> u64 {
+        self.frames_out
+    }
+
+    /// Next frame in presentation order, `None` at the end of the stream.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<DecodedFrame>, EncodeError> {
+        let mut errors = 0u32;
+        loop {
+            if self.finished {
+                return Ok(None);
+            }
+            let mut frame = frame::Video::empty();
+            match self.decoder.receive_frame(&mut frame) {
+                Ok(()) => {
+                    let pts = frame
+                        .timestamp()
+                        .or(frame.pts())
+                        .or_else(|| self.last_pts.map(|p| p.saturating_add(1)))
+                        .unwrap_or(self.origin);
+                    self.last_pts = Some(pts);
+                    self.frames_out += 1;
+                    return Ok(Some(DecodedFrame { pts, frame }));
+                }
+                Err(ffmpeg::Error::Eof) => {
+                    self.finished = true;
+                    return Ok(None);
+                }
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {}
+                Err(e) => {
+                    errors += 1;
+                    tracing::debug!(error = %e, "video decode error");
+                    if errors > MAX_CONSECUTIVE_ERRORS {
+                        return Err(EncodeError::Decode(e.to_string()));
+                    }
+                    continue;
+                }
+            }
+            if self.eof_sent {
+                // Draining after EOF and the decoder wants input: nothing more will come.
+                self.finished = true;
+                return Ok(None);
+            }
+            self.feed(&mut errors)?;
+        }
+    }
+
+    /// Reads packets until one of the video stream is sent to the decoder (or EOF is signalled).
+    fn feed(&mut self, errors: &mut u32) -> Result<(), EncodeError> {
+        loop {
+            let mut packet = Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => {
+                    self.eof_sent = true;
+                    // Sending EOF twice or to a failed decoder is harmless: draining follows.
+                    let _ = self.decoder.send_eof();
+                    return Ok(());
+                }
+                Err(e) => {
+                    *errors += 1;
+                    if *errors > MAX_CONSECUTIVE_ERRORS {
+                        return Err(EncodeError::Decode(format!("read: {e}")));
+                    }
+                    continue;
+                }
+            }
+            if packet.stream() != self.stream_index {
+                continue;
+            }
+            match self.decoder.send_packet(&packet) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    *errors += 1;
+                    tracing::debug!(error = %e, "video packet rejected");
+                    if *errors > MAX_CONSECUTIVE_ERRORS {
+                        return Err(EncodeError::Decode(e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,625 @@
+//! Tests against media generated with the ffmpeg CLI at test time (never committed): bit-exact decoding,
+//! chunk encoding checked by decoding the AV1 back with ffmpeg (frame count, size, PSNR), Opus audio
+//! decoded with libopus, and hostile inputs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use vod_cmaf::{CodecConfig, Sample};
+
+use crate::scale::picture_from_yuv420p;
+use crate::source::VideoSource;
+use crate::*;
+
+fn work_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("vod-encode-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        dir
+    })
+    .clone()
+}
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(args)
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn generated(name: &str, args: &[&str]) -> PathBuf {
+    let path = work_dir().join(name);
+    if !path.exists() {
+        let tmp = work_dir().join(format!("tmp-{}-{name}", std::process::id()));
+        let mut full: Vec<&str> = args.to_vec();
+        let tmp_str = tmp.to_str().expect("utf-8 path").to_owned();
+        full.push(&tmp_str);
+        ffmpeg(&full);
+        std::fs::rename(&tmp, &path).expect("rename");
+    }
+    path
+}
+
+/// 6 s of testsrc2 320x240 at 25 fps, H.264 High with B-frames (x264 defaults), 48 kHz stereo AAC.
+fn source_mp4() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        generated(
+            "src.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=25",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                "6",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-ac",
+                "2",
+            ],
+        )
+    })
+    .clone()
+}
+
+fn ffprobe(path: &Path, entries: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            entries,
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Test-only IVF writer.
+fn write_ivf(path: &Path, width: u16, height: u16, fps: (u32, u32), samples: &[&Sample]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"DKIF");
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&32u16.to_le_bytes());
+    out.extend_from_slice(b"AV01");
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&fps.0.to_le_bytes());
+    out.extend_from_slice(&fps.1.to_le_bytes());
+    out.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for (i, s) in samples.iter().enumerate() {
+        out.extend_from_slice(&(s.data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(i as u64).to_le_bytes());
+        out.extend_from_slice(&s.data);
+    }
+    std::fs::write(path, out).expect("write ivf");
+}
+
+/// Average PSNR (all planes) of `encoded` against the first `frames` frames of `reference` scaled to
+/// `w×h` with the same bicubic scaler.
+fn psnr(encoded: &Path, reference: &Path, frames: usize, w: u32, h: u32) -> f64 {
+    let graph = format!(
+        "[1:v]trim=end_frame={frames},setpts=PTS-STARTPTS,scale={w}:{h}:flags=bicubic,format=yuv420p[r];\
+         [0:v]setpts=PTS-STARTPTS[e];[e][r]psnr"
+    );
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-i"])
+        .arg(encoded)
+        .arg("-i")
+        .arg(reference)
+        .args(["-lavfi", &graph, "-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg psnr");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let avg = log
+        .lines()
+        .filter_map(|l| l.split("average:").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|v| v.parse::<f64>().ok())
+        .next_back();
+    avg.unwrap_or_else(|| panic!("no PSNR in ffmpeg output: {log}"))
+}
+
+#[test]
+fn decode_is_bit_exact_with_b_frames() {
+    let src = source_mp4();
+    let expected = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
+        .arg(&src)
+        .args([
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg rawvideo");
+    assert!(expected.status.success());
+    let mut decoded = Vec::new();
+    let mut frames = 0;
+    let mut source = VideoSource::open(&src, 2).expect("open");
+    while let Some(f) = source.next_frame().expect("decode") {
+        let pic = picture_from_yuv420p(&f.frame).expect("yuv420p");
+        for p in &pic.planes {
+            decoded.extend_from_slice(p);
+        }
+        frames += 1;
+    }
+    assert_eq!(frames, 150);
+    assert_eq!(decoded.len(), expected.stdout.len());
+    assert!(
+        decoded == expected.stdout,
+        "decoded planes differ from ffmpeg's"
+    );
+}
+
+fn ladder() -> Vec<Rung> {
+    vec![
+        Rung {
+            name: "240p".into(),
+            width: 320,
+            height: 240,
+            bitrate_kbps: 1500,
+            speed: 10,
+        },
+        Rung {
+            name: "120p".into(),
+            width: 160,
+            height: 120,
+            bitrate_kbps: 500,
+            speed: 10,
+        },
+    ]
+}
+
+fn request<'a>(src: &'a Path, rungs: &'a [Rung], first: u32, end: u32) -> VideoChunkRequest<'a> {
+    VideoChunkRequest {
+        source: src,
+        frame_rate: (25, 1),
+        segment_duration: 1.0,
+        first_segment: first,
+        end_segment: end,
+        total_frames: 150,
+        rungs,
+        threads: 2,
+    }
+}
+
+#[test]
+fn encodes_chunks_with_key_frames_at_segment_starts() {
+    let src = source_mp4();
+    let rungs = ladder();
+    let a = encode_video_chunk(&request(&src, &rungs, 0, 2)).expect("chunk [0,2)");
+    let b = encode_video_chunk(&request(&src, &rungs, 2, 3)).expect("chunk [2,3)");
+    assert_eq!(a.len(), 2);
+    assert_eq!(b.len(), 2);
+    for (ra, rb) in a.iter().zip(&b) {
+        assert_eq!(ra.rung, rb.rung);
+        assert_eq!(
+            ra.track, rb.track,
+            "both chunks must share the init segment"
+        );
+        assert_eq!(ra.track.track_id, 1);
+        assert_eq!(ra.track.timescale, 90_000);
+        let CodecConfig::Av1 { av1c, .. } = &ra.track.codec else {
+            panic!("not AV1")
+        };
+        assert_eq!(av1c.first(), Some(&0x81), "av1C marker/version");
+        let segs: Vec<&SegmentSamples> = ra.segments.iter().chain(&rb.segments).collect();
+        assert_eq!(
+            segs.iter().map(|s| s.number).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        for s in &segs {
+            assert_eq!(s.samples.len(), 25);
+            assert_eq!(s.base_media_decode_time, u64::from(s.number) * 25 * 3600);
+            assert!(
+                s.samples[0].is_sync,
+                "segment {} starts with a key frame",
+                s.number
+            );
+            assert!(
+                s.samples[1..].iter().all(|x| !x.is_sync),
+                "one key frame per segment"
+            );
+            assert!(s
+                .samples
+                .iter()
+                .all(|x| x.duration == 3600 && x.composition_offset == 0));
+            // No temporal delimiter OBU at the head of a sample.
+            assert!(s
+                .samples
+                .iter()
+                .all(|x| x.data.first().map(|b| (b >> 3) & 0xf) != Some(2)));
+        }
+        let rung = rungs.iter().find(|r| r.name == ra.rung).expect("rung");
+        let samples: Vec<&Sample> = segs.iter().flat_map(|s| &s.samples).collect();
+        let ivf = work_dir().join(format!("{}.ivf", ra.rung));
+        write_ivf(
+            &ivf,
+            rung.width as u16,
+            rung.height as u16,
+            (25, 1),
+            &samples,
+        );
+        assert_eq!(
+            ffprobe(&ivf, "stream=width,height,nb_read_frames"),
+            format!("{},{},75", rung.width, rung.height)
+        );
+        let db = psnr(&ivf, &src, 75, rung.width, rung.height);
+        eprintln!("{}: PSNR {db:.2} dB", ra.rung);
+        assert!(db > 30.0, "{}: PSNR {db}", ra.rung);
+        // A single chunk decodes on its own too.
+        let solo: Vec<&Sample> = rb.segments.iter().flat_map(|s| &s.samples).collect();
+        let ivf = work_dir().join(format!("{}-chunk2.ivf", ra.rung));
+        write_ivf(&ivf, rung.width as u16, rung.height as u16, (25, 1), &solo);
+        assert_eq!(ffprobe(&ivf, "stream=nb_read_frames"), "25");
+    }
+}
+
+#[test]
+fn last_segment_is_short_and_chunk_past_end_is_rejected() {
+    let src = source_mp4();
+    let rungs = vec![Rung {
+        name: "s".into(),
+        width: 160,
+        height: 120,
+        bitrate_kbps: 300,
+        speed: 10,
+    }];
+    // 4 s segments over 6 s: segment 1 holds the last 50 frames.
+    let mut req = request(&src, &rungs, 1, 2);
+    req.segment_duration = 4.0;
+    let out = encode_video_chunk(&req).expect("short last segment");
+    assert_eq!(out[0].segments.len(), 1);
+    assert_eq!(out[0].segments[0].samples.len(), 50);
+    assert_eq!(out[0].segments[0].base_media_decode_time, 100 * 3600);
+    req.first_segment = 2;
+    req.end_segment = 3;
+    assert!(matches!(
+        encode_video_chunk(&req),
+        Err(EncodeError::InvalidRequest(_))
+    ));
+    let bad = vec![Rung {
+        name: "odd".into(),
+        width: 161,
+        height: 120,
+        bitrate_kbps: 300,
+        speed: 10,
+    }];
+    assert!(matches!(
+        encode_video_chunk(&request(&src, &bad, 0, 1)),
+        Err(EncodeError::InvalidRequest(_))
+    ));
+    let mut zero = request(&src, &rungs, 0, 1);
+    zero.frame_rate = (0, 1);
+    assert!(matches!(
+        encode_video_chunk(&zero),
+        Err(EncodeError::InvalidRequest(_))
+    ));
+}
+
+/// Decodes the Opus packets with libopus, drops pre-skip, keeps `duration` samples per channel.
+fn decode_opus(out: &AudioOutput) -> Vec<f32> {
+    let CodecConfig::Opus {
+        channels, pre_skip, ..
+    } = out.track.codec
+    else {
+        panic!("not Opus")
+    };
+    let ch = if channels == 1 {
+        opus::Channels::Mono
+    } else {
+        opus::Channels::Stereo
+    };
+    let mut dec = opus::Decoder::new(48_000, ch).expect("decoder");
+    let mut pcm = Vec::new();
+    let mut buf = vec![0f32; 5760 * usize::from(channels)];
+    for s in out.segments.iter().flat_map(|s| &s.samples) {
+        let n = dec.decode_float(&s.data, &mut buf, false).expect("decode");
+        assert_eq!(n, 960);
+        pcm.extend_from_slice(&buf[..n * usize::from(channels)]);
+    }
+    let c = usize::from(channels);
+    let start = usize::from(pre_skip) * c;
+    let end = start + out.duration_samples_48k as usize * c;
+    assert!(pcm.len() >= end, "packets cover pre-skip + duration");
+    pcm[start..end].to_vec()
+}
+
+fn rms(x: &[f32]) -> f64 {
+    (x.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>() / x.len().max(1) as f64).sqrt()
+}
+
+fn check_audio(out: &AudioOutput, channels: u8, seconds: f64) {
+    assert_eq!(out.track.track_id, 2);
+    assert_eq!(out.track.timescale, 48_000);
+    let expected = seconds * 48_000.0;
+    let got = out.duration_samples_48k as f64;
+    assert!(
+        (got - expected).abs() <= 960.0,
+        "duration {got} vs {expected}"
+    );
+    let CodecConfig::Opus {
+        channels: c,
+        pre_skip,
+        ..
+    } = out.track.codec
+    else {
+        panic!("not Opus")
+    };
+    assert_eq!(c, channels);
+    assert!(pre_skip > 0);
+    let mut t = 0;
+    for (k, s) in out.segments.iter().enumerate() {
+        assert_eq!(s.number as usize, k);
+        assert_eq!(s.base_media_decode_time, t);
+        assert!(s.samples.iter().all(|x| x.is_sync && x.duration == 960));
+        t += 960 * s.samples.len() as u64;
+    }
+    let pcm = decode_opus(out);
+    let level = rms(&pcm);
+    assert!(level > 0.05, "audio is silent (rms {level})");
+}
+
+#[test]
+fn audio_aac_stereo_to_opus() {
+    let src = source_mp4();
+    let out = encode_audio(&AudioRequest {
+        source: &src,
+        bitrate_kbps: 128,
+        channels: 2,
+        segment_duration: 1.0,
+    })
+    .expect("audio");
+    check_audio(&out, 2, 6.0);
+    assert_eq!(
+        out.segments.len(),
+        7,
+        "6 s + pre-skip padding in 1 s segments"
+    );
+    assert_eq!(out.segments[0].samples.len(), 50);
+}
+
+#[test]
+fn audio_wav_mono_44k_and_surround_downmix() {
+    let wav = generated(
+        "mono44.wav",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "3",
+            "-ac",
+            "1",
+            "-c:a",
+            "pcm_s16le",
+        ],
+    );
+    let out = encode_audio(&AudioRequest {
+        source: &wav,
+        bitrate_kbps: 64,
+        channels: 1,
+        segment_duration: 2.0,
+    })
+    .expect("mono wav");
+    check_audio(&out, 1, 3.0);
+    assert!(matches!(
+        out.track.codec,
+        CodecConfig::Opus {
+            channels: 1,
+            input_sample_rate: 44_100,
+            ..
+        }
+    ));
+    let surround = generated(
+        "surround.mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=48000",
+            "-t",
+            "2",
+            "-ac",
+            "6",
+            "-c:a",
+            "flac",
+        ],
+    );
+    let out = encode_audio(&AudioRequest {
+        source: &surround,
+        bitrate_kbps: 96,
+        channels: 2,
+        segment_duration: 1.0,
+    })
+    .expect("5.1 downmix");
+    check_audio(&out, 2, 2.0);
+    assert!(matches!(
+        encode_audio(&AudioRequest {
+            source: &surround,
+            bitrate_kbps: 96,
+            channels: 6,
+            segment_duration: 1.0
+        }),
+        Err(EncodeError::InvalidRequest(_))
+    ));
+}
+
+#[test]
+fn hostile_inputs_are_errors() {
+    let dir = work_dir();
+    let rungs = ladder();
+    let random = dir.join("random.bin");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let bytes: Vec<u8> = (0..200_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(&random, &bytes).expect("write");
+    assert!(encode_video_chunk(&request(&random, &rungs, 0, 1)).is_err());
+    assert!(encode_audio(&AudioRequest {
+        source: &random,
+        bitrate_kbps: 96,
+        channels: 2,
+        segment_duration: 1.0
+    })
+    .is_err());
+
+    let full = std::fs::read(source_mp4()).expect("read");
+    for cut in [full.len() / 2, full.len() - 1000, 100] {
+        let truncated = dir.join(format!("truncated-{cut}.mp4"));
+        std::fs::write(&truncated, &full[..cut]).expect("write");
+        let _ = encode_video_chunk(&request(&truncated, &rungs, 0, 1));
+        let _ = encode_audio(&AudioRequest {
+            source: &truncated,
+            bitrate_kbps: 96,
+            channels: 2,
+            segment_duration: 1.0,
+        });
+    }
+    let truncated = dir.join(format!("truncated-{}.mp4", full.len() / 2));
+    assert!(
+        encode_video_chunk(&request(&truncated, &rungs, 0, 1)).is_err(),
+        "moov at the end is cut off"
+    );
+
+    // Corrupt bytes in the middle of the media data: decoding goes on or fails, but never panics.
+    let mut damaged = full.clone();
+    for i in (full.len() / 4..full.len() * 3 / 4).step_by(97) {
+        damaged[i] ^= 0x5a;
+    }
+    let damaged_path = dir.join("damaged.mp4");
+    std::fs::write(&damaged_path, &damaged).expect("write");
+    let _ = encode_video_chunk(&request(&damaged_path, &rungs, 0, 3));
+    let _ = encode_audio(&AudioRequest {
+        source: &damaged_path,
+        bitrate_kbps: 96,
+        channels: 2,
+        segment_duration: 1.0,
+    });
+
+    let video_only = generated(
+        "video-only.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=25",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+        ],
+    );
+    assert!(matches!(
+        encode_audio(&AudioRequest {
+            source: &video_only,
+            bitrate_kbps: 96,
+            channels: 2,
+            segment_duration: 1.0
+        }),
+        Err(EncodeError::NoAudio)
+    ));
+    let wav = generated(
+        "mono44.wav",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "3",
+            "-ac",
+            "1",
+            "-c:a",
+            "pcm_s16le",
+        ],
+    );
+    assert!(matches!(
+        encode_video_chunk(&request(&wav, &rungs, 0, 1)),
+        Err(EncodeError::NoVideo)
+    ));
+    assert!(matches!(
+        encode_video_chunk(&request(&dir.join("missing.mp4"), &rungs, 0, 1)),
+        Err(EncodeError::Io(_))
+    ));
+}
+
+/// Encoding speed (run with `--ignored --nocapture`): 320x240 at speed 10 and 640x360 at speed 8, with one
+/// and two threads.
+#[test]
+#[ignore]
+fn bench_encode_speed() {
+    let src = generated(
+        "bench360.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    for (w, h, speed, kbps) in [(320u32, 240u32, 10u8, 500u32), (640, 360, 8, 1200)] {
+        for threads in [1usize, 2] {
+            let rungs = vec![Rung {
+                name: "b".into(),
+                width: w,
+                height: h,
+                bitrate_kbps: kbps,
+                speed,
+            }];
+            let mut req = request(&src, &rungs, 0, 4);
+            req.total_frames = 100;
+            req.threads = threads;
+            let t = std::time::Instant::now();
+            encode_video_chunk(&req).expect("encode");
+            let s = t.elapsed().as_secs_f64();
+            eprintln!(
+                "{w}x{h} speed {speed} threads {threads}: {:.1} fps",
+                100.0 / s
+            );
+        }
+    }
+}

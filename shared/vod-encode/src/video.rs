@@ -1,0 +1,327 @@
+//! The video chunk pipeline: decode → select onto the CFR grid → scale per rung → AV1 encode → segments.
+//!
+//! The decoder runs on the calling thread and fans each selected, scaled picture out to one encoder thread
+//! per rung over a bounded channel, so one decode feeds every rung.
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::time::Instant;
+
+use vod_cmaf::{CodecConfig, Sample, TrackConfig};
+
+use crate::av1::{Av1Encoder, Av1Settings, EncodedFrame};
+use crate::scale::{Picture, Scaler};
+use crate::select::GridSelector;
+use crate::source::VideoSource;
+use crate::timing::{duration_fraction, segment_start_frame, video_timescale};
+use crate::{EncodeError, RenditionChunk, Rung, SegmentSamples, VideoChunkRequest};
+
+/// Track id of every video rendition (one track per rendition file).
+pub(crate) const VIDEO_TRACK_ID: u32 = 1;
+
+/// Pictures queued per rung before the decoder waits for the encoder.
+const QUEUE_DEPTH: usize = 4;
+
+/// One segment of the chunk: number and first/end frame index on the CFR grid.
+#[derive(Debug, Clone, Copy)]
+struct SegmentSpan {
+    number: u32,
+    start: u64,
+    end: u64,
+}
+
+fn validate_rung(r: &Rung) -> Result<(), EncodeError> {
+    let bad = |why: &str| EncodeError::InvalidRequest(format!("rung {:?}: {why}", r.name));
+    if !(16..=16384).contains(&r.width) || !(16..=16384).contains(&r.height) {
+        return Err(bad("width and height must be within 16..=16384"));
+    }
+    if (r.width | r.height) & 1 == 1 {
+        return Err(bad("width and height must be even (4:2:0)"));
+    }
+    if r.bitrate_kbps == 0 || r.bitrate_kbps > 2_000_000 {
+        return Err(bad("bitrate must be within 1..=2000000 kbps"));
+    }
+    if r.speed > 10 {
+        return Err(bad("speed must be within 0..=10"));
+    }
+    Ok(())
+}
+
+/// Segments of the request clipped to the presentation's `total_frames`.
+fn plan(req: &VideoChunkRequest) -> Result<Vec<SegmentSpan>, EncodeError> {
+    let (num, den) = req.frame_rate;
+    if num == 0 || den == 0 {
+        return Err(EncodeError::InvalidRequest(
+            "frame rate must be a positive fraction".into(),
+        ));
+    }
+    if duration_fraction(req.segment_duration).is_none() {
+        return Err(EncodeError::InvalidRequest(
+            "segment duration must be positive and finite".into(),
+        ));
+    }
+    if req.first_segment >= req.end_segment {
+        return Err(EncodeError::InvalidRequest("empty segment range".into()));
+    }
+    if req.rungs.is_empty() {
+        return Err(EncodeError::InvalidRequest("no rungs".into()));
+    }
+    req.rungs.iter().try_for_each(validate_rung)?;
+    let spans: Vec<SegmentSpan> = (req.first_segment..req.end_segment)
+        .map(|k| SegmentSpan {
+            number: k,
+            start: segment_start_frame(k, req.segment_duration, req.frame_rate),
+            end: segment_start_frame(k.saturating_add(1), req.segment_duration, req.frame_rate)
+                .min(req.total_frames),
+        })
+        .filter(|s| s.start < s.end)
+        .collect();
+    if spans.is_empty() {
+        return Err(EncodeError::InvalidRequest(
+            "the chunk starts past the end of the presentation".into(),
+        ));
+    }
+    Ok(spans)
+}
+
+/// Messages to a rung's encoder thread: a picture and whether it starts a segment.
+type Job = (Arc<Picture>, bool);
+
+/// A rung encoder's result: the `av1C` record and the encoded frames.
+type RungOutput = (Vec<u8>, Vec<EncodedFrame>);
+
+/// The last picture scaled for a rung, keyed by the decoded frame's serial number.
+type CachedPicture = (u64, Arc<Picture>);
+
+fn rung_worker(
+    settings: Av1Settings,
+    rx: Receiver<Job>,
+) -> Result<(Vec<u8>, Vec<EncodedFrame>), EncodeError> {
+    let mut enc = Av1Encoder::new(&settings)?;
+    let av1c = enc.av1c();
+    for (pic, key) in rx {
+        enc.send(&pic, key)?;
+    }
+    Ok((av1c, enc.finish()?))
+}
+
+/// See [`crate::encode_video_chunk`].
+pub(crate) fn encode_video_chunk(
+    req: &VideoChunkRequest,
+) -> Result<Vec<RenditionChunk>, EncodeError> {
+    let spans = plan(req)?;
+    let (first, last) = match (spans.first(), spans.last()) {
+        (Some(f), Some(l)) => (*f, *l),
+        _ => return Err(EncodeError::InvalidRequest("empty chunk".into())),
+    };
+    let (start, end) = (first.start, last.end);
+    let (timescale, frame_duration) = video_timescale(req.frame_rate).ok_or_else(|| {
+        EncodeError::InvalidRequest("frame rate must be a positive fraction".into())
+    })?;
+    let threads = req.threads.max(1);
+    let started = Instant::now();
+
+    let mut source = VideoSource::open(req.source, threads)?;
+    let mut selector =
+        GridSelector::new(req.frame_rate, source.time_base, source.origin, start, end);
+    let mut pending = position_at_chunk(&mut source, req, &mut selector, start, threads)?;
+
+    let key_frames: Vec<u64> = spans.iter().map(|s| s.start).collect();
+    let results = std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(req.rungs.len());
+        let mut handles = Vec::with_capacity(req.rungs.len());
+        for rung in req.rungs {
+            let (tx, rx) = sync_channel::<Job>(QUEUE_DEPTH);
+            let settings = Av1Settings {
+                width: rung.width,
+                height: rung.height,
+                bitrate_kbps: rung.bitrate_kbps,
+                speed: rung.speed,
+                frame_rate: req.frame_rate,
+                threads,
+                frames: end - start,
+            };
+            senders.push(tx);
+            handles.push(scope.spawn(move || rung_worker(settings, rx)));
+        }
+        let mut scalers: Vec<(Scaler, Option<CachedPicture>)> = req
+            .rungs
+            .iter()
+            .map(|r| (Scaler::new(r.width, r.height), None))
+            .collect();
+
+        let mut emit = |index: u64,
+                        (serial, frame): &(u64, ffmpeg_next::frame::Video)|
+         -> Result<(), EncodeError> {
+            let key = key_frames.binary_search(&index).is_ok();
+            for ((scaler, cache), tx) in scalers.iter_mut().zip(&senders) {
+                let pic = match cache {
+                    Some((s, pic)) if *s == *serial => Arc::clone(pic),
+                    _ => {
+                        let pic = Arc::new(scaler.scale(frame)?);
+                        *cache = Some((*serial, Arc::clone(&pic)));
+                        pic
+                    }
+                };
+                // A closed channel means that encoder failed: its error is collected on join.
+                tx.send((pic, key))
+                    .map_err(|_| EncodeError::Encode("encoder stopped".into()))?;
+            }
+            Ok(())
+        };
+        let decoded: Result<(), EncodeError> = (|| {
+            let mut serial = 0u64;
+            if let Some(f) = pending.take() {
+                selector.push(f.pts, (serial, f.frame), &mut emit)?;
+            }
+            while !selector.done() {
+                let Some(f) = source.next_frame()? else { break };
+                serial += 1;
+                selector.push(f.pts, (serial, f.frame), &mut emit)?;
+            }
+            if !selector.finish(&mut emit)? {
+                return Err(EncodeError::Decode(
+                    "no decodable video frame in the chunk".into(),
+                ));
+            }
+            Ok(())
+        })();
+        drop(senders);
+        let encoded: Vec<Result<RungOutput, EncodeError>> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(EncodeError::Encode("AV1 encoder panicked".into())))
+            })
+            .collect();
+        // An encoder error explains a decode-side "encoder stopped"; report it first.
+        let encoded: Vec<(Vec<u8>, Vec<EncodedFrame>)> =
+            encoded.into_iter().collect::<Result<_, _>>()?;
+        decoded?;
+        Ok::<_, EncodeError>(encoded)
+    })?;
+
+    let elapsed = started.elapsed().as_secs_f64();
+    tracing::info!(
+        frames = end - start,
+        decoded = source.frames_decoded(),
+        rungs = req.rungs.len(),
+        seconds = elapsed,
+        fps = (end - start) as f64 / elapsed.max(1e-9),
+        "video chunk encoded"
+    );
+
+    req.rungs
+        .iter()
+        .zip(results)
+        .map(|(rung, (av1c, frames))| {
+            let segments = group(&spans, start, frame_duration, frames)?;
+            Ok(RenditionChunk {
+                rung: rung.name.clone(),
+                track: TrackConfig {
+                    track_id: VIDEO_TRACK_ID,
+                    timescale,
+                    codec: CodecConfig::Av1 {
+                        // Validated to be ≤ 16384 above.
+                        width: u16::try_from(rung.width).unwrap_or(u16::MAX),
+                        height: u16::try_from(rung.height).unwrap_or(u16::MAX),
+                        av1c,
+                    },
+                    language: "und".into(),
+                },
+                segments,
+            })
+        })
+        .collect()
+}
+
+/// Seeks (when the chunk does not start at frame 0) to the key frame at or before the chunk's first
+/// output time, and returns the first decoded frame. If a seek lands after that time, it seeks further
+/// back, and finally reopens the source and decodes from the start.
+fn position_at_chunk(
+    source: &mut VideoSource,
+    req: &VideoChunkRequest,
+    selector: &mut GridSelector<(u64, ffmpeg_next::frame::Video)>,
+    start: u64,
+    threads: usize,
+) -> Result<Option<crate::source::DecodedFrame>, EncodeError> {
+    if start == 0 {
+        return Ok(None);
+    }
+    let (tn, td) = (
+        i128::from(source.time_base.0),
+        i128::from(source.time_base.1),
+    );
+    let (fnum, fden) = (i128::from(req.frame_rate.0), i128::from(req.frame_rate.1));
+    let ticks_per_second = td / tn.max(1);
+    let target =
+        i128::from(start).saturating_mul(fden).saturating_mul(td) / fnum.saturating_mul(tn).max(1);
+    for back_seconds in [0i128, 2, 10, 60] {
+        let ts = i128::from(source.origin)
+            .saturating_add(target)
+            .saturating_sub(back_seconds.saturating_mul(ticks_per_second.max(1)));
+        let ts = i64::try_from(ts).unwrap_or(if ts < 0 { i64::MIN } else { i64::MAX });
+        if source.seek(ts).is_err() {
+            break;
+        }
+        match source.next_frame()? {
+            Some(f) if selector.covers_next(f.pts) => return Ok(Some(f)),
+            _ => tracing::debug!(
+                back_seconds,
+                "seek landed after the chunk start; seeking further back"
+            ),
+        }
+    }
+    *source = VideoSource::open(req.source, threads)?;
+    Ok(None)
+}
+
+/// Groups encoded frames (in input order, the first being output frame `start`) into segment samples.
+fn group(
+    spans: &[SegmentSpan],
+    start: u64,
+    frame_duration: u32,
+    frames: Vec<EncodedFrame>,
+) -> Result<Vec<SegmentSamples>, EncodeError> {
+    let expected: u64 = spans.iter().map(|s| s.end - s.start).sum();
+    if frames.len() as u64 != expected {
+        return Err(EncodeError::Encode(format!(
+            "encoder returned {} frames, expected {expected}",
+            frames.len()
+        )));
+    }
+    let mut frames = frames.into_iter();
+    let mut out = Vec::with_capacity(spans.len());
+    for span in spans {
+        let mut samples = Vec::with_capacity((span.end - span.start) as usize);
+        for index in span.start..span.end {
+            let Some(f) = frames.next() else {
+                return Err(EncodeError::Encode(
+                    "encoder returned too few frames".into(),
+                ));
+            };
+            if start + f.input_index != index {
+                return Err(EncodeError::Encode(
+                    "encoder returned frames out of order".into(),
+                ));
+            }
+            if f.key != (index == span.start) {
+                return Err(EncodeError::Encode(format!(
+                    "frame {index}: key frame placement differs from segments"
+                )));
+            }
+            samples.push(Sample {
+                data: f.data,
+                duration: frame_duration,
+                is_sync: f.key,
+                composition_offset: 0,
+            });
+        }
+        out.push(SegmentSamples {
+            number: span.number,
+            base_media_decode_time: span.start.saturating_mul(u64::from(frame_duration)),
+            samples,
+        });
+    }
+    Ok(out)
+}

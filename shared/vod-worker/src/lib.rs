@@ -1,0 +1,127 @@
+//! The encoder worker: one SQS message = one task of a job. A video task decodes its chunk once and writes every
+//! rung's CMAF segments; the audio task writes the Opus track. Finishing a task is counted atomically on the job;
+//! the task that completes the count finalizes the job (segment indexes, renditions, progressive MP4s, asset Ready).
+//! Redelivered messages redo idempotent writes (deterministic keys) and count nothing twice.
+pub mod finalize;
+pub mod task;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use tracing::{error, info, info_span, warn, Instrument};
+use vod_app::AppConfig;
+use vod_aws::{DynamoAssetStore, DynamoJobStore, S3BlobStore};
+use vod_domain::{AssetStore, BlobStore, JobStore, TaskMessage};
+
+pub use task::TaskError;
+
+/// What the worker needs, built once per cold start.
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub assets: Arc<dyn AssetStore>,
+    pub jobs: Arc<dyn JobStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub media_bucket: String,
+    /// Local directory for the source file (Lambda: /tmp).
+    pub scratch: PathBuf,
+    /// Deliveries after which a failing task fails its job (the queue's maxReceiveCount).
+    pub max_receive_count: u32,
+    pub threads: usize,
+}
+
+impl WorkerContext {
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        config: &AppConfig,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        let ddb = aws_sdk_dynamodb::Client::new(sdk);
+        WorkerContext {
+            assets: Arc::new(DynamoAssetStore::new(
+                ddb.clone(),
+                config.table_name.clone(),
+            )),
+            jobs: Arc::new(DynamoJobStore::new(ddb, config.table_name.clone())),
+            blobs: Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk))),
+            media_bucket: config.media_bucket.clone(),
+            scratch: lookup("SCRATCH_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir),
+            max_receive_count: lookup("ENCODE_MAX_RECEIVE_COUNT")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3),
+            threads: lookup("ENCODE_THREADS")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                }),
+        }
+    }
+
+    /// From the process environment (Lambda).
+    pub async fn from_env() -> Result<Self, vod_app::ConfigError> {
+        let config = AppConfig::from_env()?;
+        let sdk = vod_aws::load_sdk_config().await;
+        Ok(Self::new(&sdk, &config, |k| std::env::var(k).ok()))
+    }
+}
+
+/// Handles a batch of task messages, reporting the ones to retry.
+pub async fn handle_batch(ctx: &WorkerContext, event: SqsEvent) -> SqsBatchResponse {
+    let mut failures = Vec::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let receives: u32 = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let msg: TaskMessage = match record.body.as_deref().map(serde_json::from_str) {
+            Some(Ok(m)) => m,
+            _ => {
+                error!(message_id = %id, "unreadable task message");
+                failures.push(failure(id));
+                continue;
+            }
+        };
+        let span = info_span!("task", job_id = %msg.job_id, task = msg.task, message_id = %id, attempt = receives);
+        let ok = async {
+            match task::run(ctx, &msg).await {
+                Ok(()) => true,
+                Err(TaskError::Permanent(reason)) => {
+                    warn!(%reason, "task failed permanently");
+                    task::fail_job(ctx, &msg, &reason).await;
+                    true
+                }
+                Err(TaskError::Transient(reason)) if receives >= ctx.max_receive_count => {
+                    error!(%reason, "task failed on its last delivery; the job fails and the message goes to the DLQ");
+                    task::fail_job(ctx, &msg, &format!("task {} failed {receives} times: {reason}", msg.task)).await;
+                    false
+                }
+                Err(TaskError::Transient(reason)) => {
+                    warn!(%reason, "task failed; it will be retried");
+                    false
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        if ok {
+            info!(message_id = %id, "message done");
+        } else {
+            failures.push(failure(id));
+        }
+    }
+    let mut resp = SqsBatchResponse::default();
+    resp.batch_item_failures = failures;
+    resp
+}
+
+fn failure(id: String) -> BatchItemFailure {
+    let mut f = BatchItemFailure::default();
+    f.item_identifier = id;
+    f
+}

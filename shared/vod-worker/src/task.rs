@@ -1,0 +1,348 @@
+//! Running one task: fetch the source once per warm instance, encode (a video chunk for every rung, or the audio
+//! track), write CMAF init and media segments plus their sample tables under deterministic keys, then count the
+//! task on its job and finalize when it was the last.
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tracing::info;
+use vod_cmaf::{codec_string, init_segment, media_segment, Sample, TrackConfig};
+use vod_domain::job::{Job, JobState, SegmentRecord, TaskKind, TaskState, TrackOutput};
+use vod_domain::{BlobRef, StoreError, TaskMessage};
+use vod_encode::{AudioRequest, EncodeError, Rung, SegmentSamples, VideoChunkRequest};
+
+use crate::WorkerContext;
+
+/// Why a task did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// Retrying cannot help (bad media, unsupported codec): the job fails now.
+    #[error("{0}")]
+    Permanent(String),
+    /// Storage or network trouble: the message is retried.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl From<StoreError> for TaskError {
+    fn from(e: StoreError) -> Self {
+        TaskError::Transient(e.to_string())
+    }
+}
+
+impl From<EncodeError> for TaskError {
+    fn from(e: EncodeError) -> Self {
+        match e {
+            EncodeError::Io(io) => TaskError::Transient(format!("local I/O failed: {io}")),
+            other => TaskError::Permanent(other.to_string()),
+        }
+    }
+}
+
+/// The sample table of one written segment (for building progressive files later).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SampleTable {
+    pub timescale: u32,
+    pub samples: Vec<SampleEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SampleEntry {
+    pub size: u32,
+    pub duration: u32,
+    pub sync: bool,
+    pub cto: i32,
+}
+
+/// Key prefix of a job's outputs.
+pub fn job_prefix(job: &Job) -> String {
+    format!("assets/{}/jobs/{}", job.asset_id, job.id)
+}
+pub fn segment_key(job: &Job, track: &str, number: u32) -> String {
+    format!("{}/{track}/seg-{number:05}.m4s", job_prefix(job))
+}
+pub fn table_key(job: &Job, track: &str, number: u32) -> String {
+    format!("{}/{track}/seg-{number:05}.json", job_prefix(job))
+}
+pub fn init_key(job: &Job, track: &str) -> String {
+    format!("{}/{track}/init.mp4", job_prefix(job))
+}
+pub fn track_key(job: &Job, track: &str) -> String {
+    format!("{}/{track}/track.json", job_prefix(job))
+}
+
+/// Marks the task and its job as failed.
+pub async fn fail_job(ctx: &WorkerContext, msg: &TaskMessage, reason: &str) {
+    let _ = ctx
+        .jobs
+        .settle_task(msg.job_id, msg.task, TaskState::Error, reason)
+        .await;
+    let _ = ctx
+        .jobs
+        .transition_job(
+            msg.job_id,
+            &[JobState::Queued, JobState::Scheduled, JobState::Processing],
+            JobState::Error,
+            Some(reason),
+        )
+        .await;
+}
+
+/// Settles a task of a cancelled job; the job becomes Canceled once no task runs.
+async fn cancel_task(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError> {
+    ctx.jobs
+        .settle_task(msg.job_id, msg.task, TaskState::Canceled, "job canceled")
+        .await?;
+    let tasks = ctx.jobs.get_tasks(msg.job_id).await?;
+    if !tasks
+        .iter()
+        .any(|t| matches!(t.state, TaskState::Processing | TaskState::Queued))
+    {
+        ctx.jobs
+            .transition_job(msg.job_id, &[JobState::Canceling], JobState::Canceled, None)
+            .await?;
+    }
+    info!("task canceled");
+    Ok(())
+}
+
+pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError> {
+    let Some(job) = ctx.jobs.get_job(msg.job_id).await? else {
+        info!("job no longer exists; dropping the task");
+        return Ok(());
+    };
+    match job.state {
+        JobState::Canceling | JobState::Canceled => return cancel_task(ctx, msg).await,
+        JobState::Error | JobState::Finished => return Ok(()),
+        _ => {}
+    }
+    ctx.jobs
+        .transition_job(
+            job.id,
+            &[JobState::Queued, JobState::Scheduled],
+            JobState::Processing,
+            None,
+        )
+        .await?;
+    let Some(before) = ctx.jobs.start_task(job.id, msg.task).await? else {
+        return Err(TaskError::Permanent(format!(
+            "job {} has no task {}",
+            job.id, msg.task
+        )));
+    };
+    match before.state {
+        TaskState::Finished => {
+            info!("task already finished (redelivery)");
+            return crate::finalize::maybe_finalize(ctx, job.id).await;
+        }
+        TaskState::Canceled => return Ok(()),
+        _ => {}
+    }
+    let asset =
+        ctx.assets.get(job.asset_id).await?.ok_or_else(|| {
+            TaskError::Permanent(format!("asset {} no longer exists", job.asset_id))
+        })?;
+    let source = asset
+        .source
+        .clone()
+        .ok_or_else(|| TaskError::Permanent("the asset has no source file".into()))?;
+    let path = fetch_source(
+        ctx,
+        &BlobRef::new(&source.bucket, &source.key),
+        &source.etag,
+        source.size,
+    )
+    .await?;
+
+    let outputs = match before.kind.clone() {
+        TaskKind::Video {
+            first_segment,
+            end_segment,
+        } => {
+            let rungs: Vec<Rung> = job
+                .rungs
+                .iter()
+                .map(|r| Rung {
+                    name: r.name.clone(),
+                    width: r.width,
+                    height: r.height,
+                    bitrate_kbps: r.bitrate_kbps,
+                    speed: r.speed,
+                })
+                .collect();
+            let (plan, threads, src) = (job.plan.clone(), ctx.threads, path.clone());
+            let chunks = tokio::task::spawn_blocking(move || {
+                vod_encode::encode_video_chunk(&VideoChunkRequest {
+                    source: &src,
+                    frame_rate: plan.frame_rate,
+                    segment_duration: plan.segment_duration,
+                    first_segment,
+                    end_segment,
+                    total_frames: plan.total_frames,
+                    rungs: &rungs,
+                    threads,
+                })
+            })
+            .await
+            .map_err(|e| TaskError::Transient(format!("encoder crashed: {e}")))??;
+            let mut outputs = Vec::new();
+            for chunk in chunks {
+                outputs.push(
+                    write_track(ctx, &job, &chunk.rung, &chunk.track, &chunk.segments).await?,
+                );
+            }
+            outputs
+        }
+        TaskKind::Audio => {
+            let (spec, seg, src) = (
+                job.preset.audio.clone(),
+                job.plan.segment_duration,
+                path.clone(),
+            );
+            let audio = tokio::task::spawn_blocking(move || {
+                vod_encode::encode_audio(&AudioRequest {
+                    source: &src,
+                    bitrate_kbps: spec.bitrate_kbps,
+                    channels: spec.channels,
+                    segment_duration: seg,
+                })
+            })
+            .await
+            .map_err(|e| TaskError::Transient(format!("encoder crashed: {e}")))??;
+            vec![write_track(ctx, &job, "audio", &audio.track, &audio.segments).await?]
+        }
+    };
+
+    // A job cancelled while this task ran does not finish.
+    if let Some(now) = ctx.jobs.get_job(job.id).await? {
+        if matches!(now.state, JobState::Canceling | JobState::Canceled) {
+            return cancel_task(ctx, msg).await;
+        }
+    }
+    match ctx.jobs.finish_task(job.id, msg.task, &outputs).await? {
+        Some(done) => {
+            info!(
+                done,
+                total = job.tasks_total,
+                progress = done * 100 / (job.tasks_total + 1),
+                "task finished"
+            );
+            if done >= job.tasks_total {
+                crate::finalize::maybe_finalize(ctx, job.id).await?;
+            }
+        }
+        None => crate::finalize::maybe_finalize(ctx, job.id).await?,
+    }
+    Ok(())
+}
+
+/// Writes a track's init segment, configuration, media segments and sample tables; returns what was written.
+async fn write_track(
+    ctx: &WorkerContext,
+    job: &Job,
+    name: &str,
+    track: &TrackConfig,
+    segments: &[SegmentSamples],
+) -> Result<TrackOutput, TaskError> {
+    let media = |key: String| BlobRef::new(&ctx.media_bucket, key);
+    let init =
+        init_segment(track).map_err(|e| TaskError::Permanent(format!("muxing {name}: {e}")))?;
+    ctx.blobs
+        .put(&media(init_key(job, name)), init, "video/mp4")
+        .await?;
+    let cfg = serde_json::to_vec(track).map_err(|e| TaskError::Permanent(e.to_string()))?;
+    ctx.blobs
+        .put(&media(track_key(job, name)), cfg, "application/json")
+        .await?;
+    let mut records = Vec::with_capacity(segments.len());
+    for seg in segments {
+        let bytes = media_segment(
+            track,
+            seg.number + 1,
+            seg.base_media_decode_time,
+            &seg.samples,
+        )
+        .map_err(|e| TaskError::Permanent(format!("muxing {name} segment {}: {e}", seg.number)))?;
+        let table = SampleTable {
+            timescale: track.timescale,
+            samples: seg
+                .samples
+                .iter()
+                .map(|s: &Sample| SampleEntry {
+                    size: s.data.len() as u32,
+                    duration: s.duration,
+                    sync: s.is_sync,
+                    cto: s.composition_offset,
+                })
+                .collect(),
+        };
+        records.push(SegmentRecord {
+            number: seg.number,
+            start: seg.base_media_decode_time,
+            duration: seg.samples.iter().map(|s| s.duration as u64).sum(),
+            size: bytes.len() as u64,
+        });
+        ctx.blobs
+            .put(
+                &media(segment_key(job, name, seg.number)),
+                bytes,
+                "video/iso.segment",
+            )
+            .await?;
+        let table = serde_json::to_vec(&table).map_err(|e| TaskError::Permanent(e.to_string()))?;
+        ctx.blobs
+            .put(
+                &media(table_key(job, name, seg.number)),
+                table,
+                "application/json",
+            )
+            .await?;
+    }
+    Ok(TrackOutput {
+        track: name.to_string(),
+        codecs: codec_string(&track.codec).map_err(|e| TaskError::Permanent(e.to_string()))?,
+        timescale: track.timescale,
+        segments: records,
+    })
+}
+
+/// Downloads the source into the scratch directory once per warm instance (keyed by ETag; written atomically).
+async fn fetch_source(
+    ctx: &WorkerContext,
+    blob: &BlobRef,
+    etag: &str,
+    size: u64,
+) -> Result<PathBuf, TaskError> {
+    let safe: String = etag.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let path = ctx.scratch.join(format!("vod-source-{safe}"));
+    if std::fs::metadata(&path)
+        .map(|m| m.len() == size)
+        .unwrap_or(false)
+    {
+        return Ok(path);
+    }
+    let tmp = ctx
+        .scratch
+        .join(format!("vod-source-{safe}.{}.part", std::process::id()));
+    let io = |e: std::io::Error| TaskError::Transient(format!("writing {}: {e}", tmp.display()));
+    std::fs::create_dir_all(&ctx.scratch).map_err(io)?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        const PIECE: u64 = 16 * 1024 * 1024;
+        let mut offset = 0;
+        while offset < size {
+            let bytes = ctx
+                .blobs
+                .read_range(blob, offset, PIECE.min(size - offset))
+                .await?;
+            if bytes.is_empty() {
+                return Err(TaskError::Transient("the source ended early".into()));
+            }
+            offset += bytes.len() as u64;
+            f.write_all(&bytes).map_err(io)?;
+        }
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(path)
+}

@@ -1,0 +1,375 @@
+//! Encoding end to end: a generated H.264/AAC clip (≥ 3 segments, ≥ 2 chunks) → job with the `tiny` preset →
+//! tasks fanned out over SQS to the encoder → finalized asset; ffmpeg judges the renditions (size, frame count,
+//! duration, PSNR against the scaled source, audio present and in sync) and the progressive MP4s.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+async fn wait_job(api: &Api, id: &str, secs: u64) -> Value {
+    let start = Instant::now();
+    let mut last_progress = 0;
+    loop {
+        let (status, job) = api.call(Method::GET, &format!("/jobs/{id}"), None).await;
+        assert_eq!(status, 200, "{job}");
+        let p = job["progress"].as_u64().unwrap_or(0);
+        assert!(
+            p >= last_progress,
+            "progress never goes back ({last_progress} → {p})"
+        );
+        last_progress = p;
+        if matches!(
+            job["state"].as_str(),
+            Some("Finished" | "Error" | "Canceled")
+        ) {
+            return job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "job {id} not done in {secs} s: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn download(stack: &vod_local::LocalStack, bucket: &str, key: &str) -> Vec<u8> {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&stack.sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+/// Concatenates a rendition's init segment and media segments (from its index) into one fragmented MP4.
+async fn fetch_rendition(
+    stack: &vod_local::LocalStack,
+    bucket: &str,
+    init: &str,
+    index: &str,
+    out: &Path,
+) -> Value {
+    let idx: Value =
+        serde_json::from_slice(&download(stack, bucket, index).await).expect("index json");
+    let mut bytes = download(stack, bucket, init).await;
+    for s in idx["segments"].as_array().expect("segments") {
+        let seg = download(stack, bucket, s["key"].as_str().expect("key")).await;
+        assert_eq!(
+            seg.len() as u64,
+            s["size"].as_u64().unwrap_or(0),
+            "index size of {}",
+            s["key"]
+        );
+        bytes.extend(seg);
+    }
+    std::fs::write(out, bytes).expect("write");
+    idx
+}
+
+fn probe_json(file: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// Mean PSNR of `file` against `source` scaled to w×h.
+fn psnr(file: &Path, source: &Path, w: u64, h: u64) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(file)
+        .arg("-i")
+        .arg(source)
+        .args([
+            "-lavfi",
+            &format!("[1:v]scale={w}:{h}:flags=bicubic[ref];[0:v][ref]psnr"),
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg psnr");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let avg = err
+        .split("average:")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|v| v.parse().ok());
+    avg.unwrap_or_else(|| panic!("no PSNR in ffmpeg output: {err}"))
+}
+
+fn stream<'a>(p: &'a Value, kind: &str) -> &'a Value {
+    p["streams"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["codec_type"] == kind))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clip_is_encoded_into_a_playable_av1_ladder() {
+    let mut opts = options("encode");
+    opts.params
+        .insert("EncodeMaxReceiveCount".into(), "2".into());
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let api = Api::new(&stack);
+    let dir = scratch("encode");
+    let source: PathBuf = h264_aac_mp4(&dir, "source.mp4", "320x240", 25, 5);
+    let asset = api.upload(&source).await.expect("upload");
+    let id = asset["id"].as_str().expect("id").to_string();
+    assert_eq!(api.wait_final(&id).await["state"], "Probed");
+
+    let (status, presets) = api.call(Method::GET, "/presets", None).await;
+    assert_eq!(status, 200);
+    assert!(presets["items"]
+        .as_array()
+        .is_some_and(|p| p.iter().any(|p| p["name"] == "tiny")));
+
+    let (status, job) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{id}/jobs"),
+            Some(json!({"preset": "tiny"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["plan"]["segment_count"], 5);
+    let video_tasks = job["tasks"]
+        .as_array()
+        .map(|t| t.iter().filter(|t| t["kind"]["kind"] == "video").count());
+    assert!(video_tasks >= Some(2), "at least two chunks: {job}");
+    let job_id = job["id"].as_str().expect("job id").to_string();
+    let done = wait_job(&api, &job_id, 600).await;
+    assert_eq!(done["state"], "Finished", "{done}");
+    assert_eq!(done["progress"], 100);
+    assert!(done["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .all(|t| t["state"] == "Finished"));
+
+    let (_, listed) = api
+        .call(Method::GET, &format!("/assets/{id}/jobs"), None)
+        .await;
+    assert_eq!(listed["items"][0]["id"], job_id.as_str());
+
+    let (_, asset) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    assert_eq!(asset["state"], "Ready", "{asset}");
+    let output = &asset["output"];
+    let bucket = output["bucket"].as_str().expect("bucket").to_string();
+    let renditions = output["renditions"].as_array().expect("renditions");
+    assert_eq!(renditions.len(), 2);
+    let audio = &output["audio"];
+    assert_eq!(audio["codecs"], "opus");
+
+    for r in renditions {
+        let (w, h) = (
+            r["width"].as_u64().unwrap_or(0),
+            r["height"].as_u64().unwrap_or(0),
+        );
+        assert!(
+            r["codecs"].as_str().unwrap_or("").starts_with("av01.0."),
+            "{r}"
+        );
+        let name = r["name"].as_str().unwrap_or("r");
+        let file = dir.join(format!("{name}.mp4"));
+        fetch_rendition(
+            &stack,
+            &bucket,
+            r["init"].as_str().expect("init"),
+            r["index"].as_str().expect("index"),
+            &file,
+        )
+        .await;
+        let p = probe_json(&file);
+        let v = stream(&p, "video");
+        assert_eq!(v["codec_name"], "av1", "{p}");
+        assert_eq!(
+            (v["width"].as_u64(), v["height"].as_u64()),
+            (Some(w), Some(h))
+        );
+        assert_eq!(
+            v["nb_read_frames"].as_str(),
+            Some("125"),
+            "every frame present: {v}"
+        );
+        let dur: f64 = p["format"]["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0.0);
+        assert!((dur - 5.0).abs() <= 0.04, "duration {dur}");
+        let q = psnr(&file, &source, w, h);
+        assert!(q > 28.0, "{name}: PSNR {q:.2} dB against the scaled source");
+
+        // The progressive MP4: video and audio, in sync.
+        let prog = dir.join(format!("{name}-progressive.mp4"));
+        std::fs::write(
+            &prog,
+            download(
+                &stack,
+                &bucket,
+                r["progressive"].as_str().expect("progressive"),
+            )
+            .await,
+        )
+        .expect("write");
+        let p = probe_json(&prog);
+        let (v, a) = (stream(&p, "video"), stream(&p, "audio"));
+        assert_eq!(v["nb_read_frames"].as_str(), Some("125"));
+        assert_eq!(a["codec_name"], "opus");
+        let vd: f64 = v["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0.0);
+        let ad: f64 = a["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0.0);
+        assert!(
+            (vd - 5.0).abs() <= 0.04 && (ad - vd).abs() <= 0.06,
+            "video {vd} s, audio {ad} s"
+        );
+    }
+
+    // A redelivered task message changes nothing.
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let f = &stack.host.functions["EncodeFunction"];
+    let before = f.invocations.load(std::sync::atomic::Ordering::Relaxed);
+    sqs.send_message()
+        .queue_url(&stack.queue_urls["EncodeQueue"])
+        .message_body(json!({"job_id": job_id, "task": 0}).to_string())
+        .send()
+        .await
+        .expect("send");
+    let start = Instant::now();
+    while f.invocations.load(std::sync::atomic::Ordering::Relaxed) == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "duplicate never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let again = wait_job(&api, &job_id, 30).await;
+    assert_eq!(again["state"], "Finished");
+    assert_eq!(again["tasks_done"], again["tasks_total"], "counted once");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
+    let mut opts = options("encode-bad");
+    opts.params
+        .insert("EncodeMaxReceiveCount".into(), "2".into());
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let api = Api::new(&stack);
+    let dir = scratch("encode_bad");
+    // moov intact (probes fine), media data destroyed: decoding must fail.
+    let good = h264_aac_mp4(&dir, "good.mp4", "320x240", 25, 3);
+    let mut bytes = std::fs::read(&good).expect("read");
+    let mdat = bytes.windows(4).position(|w| w == b"mdat").expect("mdat");
+    let moov = bytes.windows(4).position(|w| w == b"moov").expect("moov");
+    let end = if moov > mdat { moov - 4 } else { bytes.len() };
+    for b in &mut bytes[mdat + 4..end] {
+        *b = 0xA5;
+    }
+    let broken = dir.join("broken.mp4");
+    std::fs::write(&broken, &bytes).expect("write");
+    let asset = api.upload(&broken).await.expect("upload");
+    let id = asset["id"].as_str().expect("id").to_string();
+    assert_eq!(api.wait_final(&id).await["state"], "Probed");
+    let (status, job) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{id}/jobs"),
+            Some(json!({"preset": "tiny"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let done = wait_job(&api, job["id"].as_str().expect("id"), 300).await;
+    assert_eq!(done["state"], "Error", "{done}");
+    assert!(
+        done["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "a reason: {done}"
+    );
+
+    // Unknown preset and unprobed assets are refused before any work.
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{id}/jobs"),
+            Some(json!({"preset": "nope"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{id}/jobs"),
+            Some(json!({"preset": 5})),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    // Cancel: a job cancelled at once ends Canceled and its tasks do not run to completion.
+    let good_asset = api.upload(&good).await.expect("upload");
+    let gid = good_asset["id"].as_str().expect("id").to_string();
+    assert_eq!(api.wait_final(&gid).await["state"], "Probed");
+    let (_, job) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{gid}/jobs"),
+            Some(json!({"preset": "tiny"})),
+        )
+        .await;
+    let jid = job["id"].as_str().expect("id").to_string();
+    let (status, c) = api
+        .call(Method::POST, &format!("/jobs/{jid}/cancel"), None)
+        .await;
+    assert_eq!(status, 200, "{c}");
+    let end = wait_job(&api, &jid, 300).await;
+    assert_eq!(end["state"], "Canceled", "{end}");
+    let finished = end["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["state"] == "Finished")
+        .count();
+    let total = end["tasks"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(finished < total, "remaining tasks were stopped: {end}");
+    let (status, _) = api
+        .call(Method::POST, &format!("/jobs/{jid}/cancel"), None)
+        .await;
+    assert_eq!(status, 409, "a finished job cannot be cancelled again");
+    stack.shutdown().await;
+}
