@@ -244,6 +244,66 @@ impl Api {
             .to_string())
     }
 
+    pub async fn create_job(&self, asset: &str, preset: &str) -> Result<Value> {
+        Self::json(
+            self.req(reqwest::Method::POST, &format!("/assets/{asset}/jobs"))
+                .json(&json!({ "preset": preset }))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn get_job(&self, id: &str) -> Result<Value> {
+        Self::json(
+            self.req(reqwest::Method::GET, &format!("/jobs/{id}"))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn print_presets(&self) -> Result<()> {
+        let page = Self::json(self.req(reqwest::Method::GET, "/presets").send().await?).await?;
+        for p in page["items"].as_array().into_iter().flatten() {
+            println!(
+                "{:<16} {}",
+                p["name"].as_str().unwrap_or(""),
+                p["description"].as_str().unwrap_or("")
+            );
+        }
+        Ok(())
+    }
+
+    /// Shows a job's progress (percent of tasks done) until it ends.
+    pub async fn wait_job(&self, id: &str, timeout: Duration) -> Result<Value> {
+        let bar = ProgressBar::new(100);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {pos}% {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        let start = Instant::now();
+        loop {
+            let job = self.get_job(id).await?;
+            let state = job["state"].as_str().unwrap_or("?").to_string();
+            bar.set_position(job["progress"].as_u64().unwrap_or(0));
+            bar.set_message(format!(
+                "job {state} ({}/{} tasks)",
+                job["tasks_done"], job["tasks_total"]
+            ));
+            if matches!(state.as_str(), "Finished" | "Error" | "Canceled") {
+                bar.finish();
+                return Ok(job);
+            }
+            if start.elapsed() > timeout {
+                bar.abandon();
+                bail!("job {id} still {state} after {}s", timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Polls the asset with a spinner until it leaves Created/Uploaded.
     pub async fn wait_probed(&self, id: &str, timeout: Duration) -> Result<Value> {
         let spinner = ProgressBar::new_spinner();

@@ -45,6 +45,9 @@ enum Command {
         /// Stop after the sample is processed instead of serving until Ctrl-C.
         #[arg(long, requires = "sample")]
         exit: bool,
+        /// Preset used to encode the sample.
+        #[arg(long, default_value = "tiny")]
+        sample_preset: String,
     },
     /// Upload a media file as a new asset (multipart for large files).
     Upload {
@@ -65,6 +68,20 @@ enum Command {
     Asset { id: String },
     /// Delete an asset with its files and records.
     Delete { id: String },
+    /// Start an encoding job for an asset.
+    Encode {
+        asset: String,
+        /// Preset name (`vodctl presets` lists them).
+        #[arg(long, default_value = "adaptive-av1")]
+        preset: String,
+        /// Show progress until the job ends.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show a job with its tasks.
+    Job { id: String },
+    /// List encoding presets.
+    Presets,
 }
 
 #[tokio::main]
@@ -84,7 +101,11 @@ async fn run(cli: Cli) -> Result<()> {
             prefix,
             sample,
             exit,
-        } => dev(aws_port, api_port, &prefix, cli.token, sample, exit).await,
+            sample_preset,
+        } => {
+            let sample = sample.then_some(sample_preset);
+            dev(aws_port, api_port, &prefix, cli.token, sample, exit).await
+        }
         cmd => {
             let api = client::Api::from_settings(cli.endpoint, cli.token)?;
             match cmd {
@@ -117,6 +138,38 @@ async fn run(cli: Cli) -> Result<()> {
                     println!("asset {id} deleted");
                     Ok(())
                 }
+                Command::Encode {
+                    asset,
+                    preset,
+                    wait,
+                } => {
+                    let job = api.create_job(&asset, &preset).await?;
+                    let id = job["id"].as_str().unwrap_or_default().to_string();
+                    println!(
+                        "job {id} {} ({} tasks)",
+                        job["state"].as_str().unwrap_or("?"),
+                        job["tasks_total"]
+                    );
+                    if wait {
+                        let done = api.wait_job(&id, Duration::from_secs(24 * 3600)).await?;
+                        if done["state"] != "Finished" {
+                            bail!(
+                                "job {id} ended {}: {}",
+                                done["state"],
+                                done["error"].as_str().unwrap_or("")
+                            );
+                        }
+                    }
+                    Ok(())
+                }
+                Command::Job { id } => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&api.get_job(&id).await?)?
+                    );
+                    Ok(())
+                }
+                Command::Presets => api.print_presets().await,
                 Command::Dev { .. } => unreachable!("handled above"),
             }
         }
@@ -128,7 +181,7 @@ async fn dev(
     api_port: u16,
     prefix: &str,
     token: Option<String>,
-    sample: bool,
+    sample: Option<String>,
     exit: bool,
 ) -> Result<()> {
     let root = vod_local::stack::find_root()?;
@@ -167,7 +220,7 @@ async fn dev(
         stack.bucket("MediaBucket").unwrap_or("?")
     );
     let result = async {
-        if sample {
+        if let Some(preset) = sample {
             let file = client::make_sample(&root.join(".build/sample.mp4")).await?;
             let api = client::Api::new(endpoint.clone(), Some(token.clone()));
             let asset = api.upload(&file, Some("sample")).await?;
@@ -178,9 +231,40 @@ async fn dev(
                 bail!("the sample was not probed: {}", done["error"]);
             }
             println!(
-                "sample asset {id} is {}",
+                "sample asset {id} is {}; encoding it with preset {preset}",
                 done["state"].as_str().unwrap_or("?")
             );
+            let job = api.create_job(&id, &preset).await?;
+            let job_id = job["id"].as_str().unwrap_or_default().to_string();
+            let done = api.wait_job(&job_id, Duration::from_secs(1800)).await?;
+            if done["state"] != "Finished" {
+                bail!(
+                    "the sample's job ended {}: {}",
+                    done["state"],
+                    done["error"]
+                );
+            }
+            let asset = api.get_asset(&id).await?;
+            println!(
+                "sample asset {id} is {}: renditions",
+                asset["state"].as_str().unwrap_or("?")
+            );
+            for r in asset["output"]["renditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                println!(
+                    "  {:<6} {}x{}  {:>6} kb/s  {}  s3://{}/{}",
+                    r["name"].as_str().unwrap_or(""),
+                    r["width"],
+                    r["height"],
+                    r["bitrate"].as_u64().unwrap_or(0) / 1000,
+                    r["codecs"].as_str().unwrap_or(""),
+                    asset["output"]["bucket"].as_str().unwrap_or(""),
+                    r["progressive"].as_str().unwrap_or("")
+                );
+            }
         }
         if !exit {
             println!("press Ctrl-C to stop");
