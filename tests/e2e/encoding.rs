@@ -373,3 +373,87 @@ async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
     assert_eq!(status, 409, "a finished job cannot be cancelled again");
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_task_is_replaced_by_the_redelivery() {
+    // First stack: the encoder is paused, so the job's messages wait in the queue.
+    let mut opts = options("killed");
+    opts.host.paused = vec!["EncodeFunction".into()];
+    let paused = vod_local::LocalStack::start(opts.clone())
+        .await
+        .expect("stack");
+    let api = Api::new(&paused);
+    let dir = scratch("killed");
+    let source = h264_aac_mp4(&dir, "k.mp4", "320x240", 25, 3);
+    let asset = api.upload(&source).await.expect("upload");
+    let id = asset["id"].as_str().expect("id").to_string();
+    assert_eq!(api.wait_final(&id).await["state"], "Probed");
+    let (status, job) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{id}/jobs"),
+            Some(json!({"preset": "tiny"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let job_id = vod_domain::job::JobId::parse(job["id"].as_str().expect("id")).expect("job id");
+
+    // A worker took task 0, wrote half a segment and died: the task is Processing, the object is garbage.
+    let store = vod_aws::DynamoJobStore::new(
+        aws_sdk_dynamodb::Client::new(&paused.sdk),
+        &paused.spec.tables[0].name,
+    );
+    use vod_domain::JobStore;
+    store
+        .start_task(job_id, 0)
+        .await
+        .expect("start")
+        .expect("task");
+    let bucket = paused
+        .bucket("MediaBucket")
+        .expect("media bucket")
+        .to_string();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&paused.sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let key = format!("assets/{id}/jobs/{job_id}/180p/seg-00000.m4s");
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(vec![0u8; 100]))
+        .send()
+        .await
+        .expect("put");
+    paused.shutdown().await;
+
+    // The replacement worker gets every message (task 0's among them) and finishes the job once.
+    let mut opts2 = opts;
+    opts2.host.paused.clear();
+    let stack = vod_local::LocalStack::start(opts2).await.expect("stack");
+    let api = Api::new(&stack);
+    let done = wait_job(&api, &job_id.to_string(), 600).await;
+    assert_eq!(done["state"], "Finished", "{done}");
+    assert_eq!(done["tasks_done"], done["tasks_total"]);
+    let t0 = &done["tasks"][0];
+    assert_eq!(t0["attempts"], 2, "task 0 ran again: {t0}");
+    let (_, asset) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    let r = &asset["output"]["renditions"][0];
+    let file = dir.join("killed.mp4");
+    fetch_rendition(
+        &stack,
+        &bucket,
+        r["init"].as_str().expect("init"),
+        r["index"].as_str().expect("index"),
+        &file,
+    )
+    .await;
+    let p = probe_json(&file);
+    assert_eq!(
+        stream(&p, "video")["nb_read_frames"].as_str(),
+        Some("75"),
+        "one correct output: {p}"
+    );
+    stack.shutdown().await;
+}

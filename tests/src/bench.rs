@@ -255,7 +255,11 @@ fn bench_cold_start(bin_dir: &Path) -> Result<Vec<serde_json::Value>> {
     let spawn = median(base);
     let mut rows = Vec::new();
     for (bin, event) in [("ingest", &ingest_event), ("api", &api_event)] {
-        let path = bin_dir.join(bin);
+        // `target/<profile>/<bin>` or a `sam build` directory (`<Bin>Function/bootstrap`).
+        let sam = bin_dir
+            .join(format!("{}{}Function", bin[..1].to_uppercase(), &bin[1..]))
+            .join("bootstrap");
+        let path = if sam.exists() { sam } else { bin_dir.join(bin) };
         let size = std::fs::metadata(&path)
             .with_context(|| format!("{} (build it first)", path.display()))?
             .len();

@@ -29,6 +29,8 @@ pub struct HostOptions {
     pub retry_after: Option<Duration>,
     /// Long-poll wait of each receive.
     pub poll_wait: Duration,
+    /// Functions (logical ids) whose event sources are not polled (their messages wait in the queue).
+    pub paused: Vec<String>,
 }
 
 impl Default for HostOptions {
@@ -37,6 +39,7 @@ impl Default for HostOptions {
             admin_token: None,
             retry_after: Some(Duration::from_secs(1)),
             poll_wait: Duration::from_secs(1),
+            paused: Vec::new(),
         }
     }
 }
@@ -135,7 +138,12 @@ impl FunctionHost {
         let sqs = aws_sdk_sqs::Client::new(sdk);
         for f in &spec.functions {
             let func = Arc::new(LocalFunction::new(sdk, f, opts)?);
-            for ev in &f.sqs_events {
+            let events = if opts.paused.contains(&f.logical_id) {
+                &[][..]
+            } else {
+                &f.sqs_events[..]
+            };
+            for ev in events {
                 let q = spec
                     .queue(&ev.queue)
                     .ok_or_else(|| anyhow!("queue {} not in stack", ev.queue))?;

@@ -643,15 +643,26 @@ fn bench_rav1e_raw() {
         let mut enc = Av1Encoder::new(&s).expect("encoder");
         let t = std::time::Instant::now();
         for i in 0..50usize {
-            let mut planes: [Vec<u8>; 3] = [vec![0; 320 * 240], vec![128; 160 * 120], vec![128; 160 * 120]];
+            let mut planes: [Vec<u8>; 3] = [
+                vec![0; 320 * 240],
+                vec![128; 160 * 120],
+                vec![128; 160 * 120],
+            ];
             for (j, p) in planes[0].iter_mut().enumerate() {
                 *p = ((j % 320 + i * 3 + (j / 320) * 2) % 256) as u8;
             }
-            let pic = Picture { width: 320, height: 240, planes };
+            let pic = Picture {
+                width: 320,
+                height: 240,
+                planes,
+            };
             enc.send(&pic, i == 0).expect("send");
         }
         let frames = enc.finish().expect("finish");
         let bytes: usize = frames.iter().map(|f| f.data.len()).sum();
-        eprintln!("bitrate {bitrate}: {:.1} fps, {bytes} bytes", 50.0 / t.elapsed().as_secs_f64());
+        eprintln!(
+            "bitrate {bitrate}: {:.1} fps, {bytes} bytes",
+            50.0 / t.elapsed().as_secs_f64()
+        );
     }
 }
