@@ -33,21 +33,16 @@ impl Api {
                 if let Ok(text) = std::fs::read_to_string(root.join(".build/local.env")) {
                     for line in text.lines() {
                         match line.split_once('=') {
-                            Some(("VOD_ENDPOINT", v)) if endpoint.is_none() => {
-                                endpoint = Some(v.to_string())
-                            }
-                            Some(("VOD_TOKEN", v)) if token.is_none() => {
-                                token = Some(v.to_string())
-                            }
+                            Some(("VOD_ENDPOINT", v)) if endpoint.is_none() => endpoint = Some(v.to_string()),
+                            Some(("VOD_TOKEN", v)) if token.is_none() => token = Some(v.to_string()),
                             _ => {}
                         }
                     }
                 }
             }
         }
-        let endpoint = endpoint.ok_or_else(|| {
-            anyhow!("no API endpoint: pass --endpoint or set VOD_ENDPOINT (or run `vodctl dev`)")
-        })?;
+        let endpoint = endpoint
+            .ok_or_else(|| anyhow!("no API endpoint: pass --endpoint or set VOD_ENDPOINT (or run `vodctl dev`)"))?;
         Ok(Api::new(endpoint, token))
     }
 
@@ -77,12 +72,7 @@ impl Api {
     }
 
     pub async fn get_asset(&self, id: &str) -> Result<Value> {
-        Self::json(
-            self.req(reqwest::Method::GET, &format!("/assets/{id}"))
-                .send()
-                .await?,
-        )
-        .await
+        Self::json(self.req(reqwest::Method::GET, &format!("/assets/{id}")).send().await?).await
     }
 
     pub async fn delete_asset(&self, id: &str) -> Result<()> {
@@ -102,10 +92,7 @@ impl Api {
                 .await?,
         )
         .await?;
-        println!(
-            "{:<36}  {:<9}  {:>9}  {:>11}  NAME",
-            "ID", "STATE", "DURATION", "SIZE"
-        );
+        println!("{:<36}  {:<9}  {:>9}  {:>11}  NAME", "ID", "STATE", "DURATION", "SIZE");
         for a in page["items"].as_array().into_iter().flatten() {
             let dur = a["media"]["duration_secs"]
                 .as_f64()
@@ -149,36 +136,25 @@ impl Api {
         .await?;
         let bar = ProgressBar::new(size);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar.set_message(format!("uploading {file_name}"));
         let up = &created["upload"];
         match up["kind"].as_str() {
             Some("single") => {
-                let url = up["url"]
-                    .as_str()
-                    .ok_or_else(|| anyhow!("upload URL missing"))?;
+                let url = up["url"].as_str().ok_or_else(|| anyhow!("upload URL missing"))?;
                 self.put_range(url, file, 0, size, &bar).await?;
             }
             Some("multipart") => {
-                let part_size = up["part_size"]
-                    .as_u64()
-                    .ok_or_else(|| anyhow!("part_size missing"))?;
+                let part_size = up["part_size"].as_u64().ok_or_else(|| anyhow!("part_size missing"))?;
                 let mut parts = Vec::new();
-                for p in up["parts"]
-                    .as_array()
-                    .ok_or_else(|| anyhow!("parts missing"))?
-                {
+                for p in up["parts"].as_array().ok_or_else(|| anyhow!("parts missing"))? {
                     let n = p["part_number"]
                         .as_u64()
                         .ok_or_else(|| anyhow!("part_number missing"))?;
-                    let url = p["url"]
-                        .as_str()
-                        .ok_or_else(|| anyhow!("part url missing"))?;
+                    let url = p["url"].as_str().ok_or_else(|| anyhow!("part url missing"))?;
                     let offset = (n - 1) * part_size;
                     let len = part_size.min(size.saturating_sub(offset));
                     let etag = self.put_range(url, file, offset, len, &bar).await?;
@@ -202,14 +178,7 @@ impl Api {
     }
 
     /// PUTs `len` bytes of `file` at `offset` to a presigned URL, streaming and advancing the bar; returns the ETag.
-    async fn put_range(
-        &self,
-        url: &str,
-        file: &Path,
-        offset: u64,
-        len: u64,
-        bar: &ProgressBar,
-    ) -> Result<String> {
+    async fn put_range(&self, url: &str, file: &Path, offset: u64, len: u64, bar: &ProgressBar) -> Result<String> {
         let mut f = tokio::fs::File::open(file).await?;
         f.seek(std::io::SeekFrom::Start(offset)).await?;
         let reader = tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 * 1024);
@@ -255,12 +224,7 @@ impl Api {
     }
 
     pub async fn get_job(&self, id: &str) -> Result<Value> {
-        Self::json(
-            self.req(reqwest::Method::GET, &format!("/jobs/{id}"))
-                .send()
-                .await?,
-        )
-        .await
+        Self::json(self.req(reqwest::Method::GET, &format!("/jobs/{id}")).send().await?).await
     }
 
     pub async fn print_presets(&self) -> Result<()> {

@@ -127,10 +127,7 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 Command::Assets { limit } => api.print_assets(limit).await,
                 Command::Asset { id } => {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&api.get_asset(&id).await?)?
-                    );
+                    println!("{}", serde_json::to_string_pretty(&api.get_asset(&id).await?)?);
                     Ok(())
                 }
                 Command::Delete { id } => {
@@ -138,11 +135,7 @@ async fn run(cli: Cli) -> Result<()> {
                     println!("asset {id} deleted");
                     Ok(())
                 }
-                Command::Encode {
-                    asset,
-                    preset,
-                    wait,
-                } => {
+                Command::Encode { asset, preset, wait } => {
                     let job = api.create_job(&asset, &preset).await?;
                     let id = job["id"].as_str().unwrap_or_default().to_string();
                     println!(
@@ -163,10 +156,7 @@ async fn run(cli: Cli) -> Result<()> {
                     Ok(())
                 }
                 Command::Job { id } => {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&api.get_job(&id).await?)?
-                    );
+                    println!("{}", serde_json::to_string_pretty(&api.get_job(&id).await?)?);
                     Ok(())
                 }
                 Command::Presets => api.print_presets().await,
@@ -202,23 +192,14 @@ async fn dev(
     let endpoint = stack.api_url();
     let env_file = root.join(".build/local.env");
     std::fs::create_dir_all(root.join(".build"))?;
-    std::fs::write(
-        &env_file,
-        format!("VOD_ENDPOINT={endpoint}\nVOD_TOKEN={token}\n"),
-    )?;
+    std::fs::write(&env_file, format!("VOD_ENDPOINT={endpoint}\nVOD_TOKEN={token}\n"))?;
     println!("local stack running");
     println!(
         "  API:          {endpoint}   (token in {}; OpenAPI at {endpoint}/openapi.json)",
         env_file.display()
     );
-    println!(
-        "  upload bucket {}",
-        stack.bucket("UploadBucket").unwrap_or("?")
-    );
-    println!(
-        "  media bucket  {}",
-        stack.bucket("MediaBucket").unwrap_or("?")
-    );
+    println!("  upload bucket {}", stack.bucket("UploadBucket").unwrap_or("?"));
+    println!("  media bucket  {}", stack.bucket("MediaBucket").unwrap_or("?"));
     let result = async {
         if let Some(preset) = sample {
             let file = client::make_sample(&root.join(".build/sample.mp4")).await?;
@@ -238,22 +219,14 @@ async fn dev(
             let job_id = job["id"].as_str().unwrap_or_default().to_string();
             let done = api.wait_job(&job_id, Duration::from_secs(1800)).await?;
             if done["state"] != "Finished" {
-                bail!(
-                    "the sample's job ended {}: {}",
-                    done["state"],
-                    done["error"]
-                );
+                bail!("the sample's job ended {}: {}", done["state"], done["error"]);
             }
             let asset = api.get_asset(&id).await?;
             println!(
                 "sample asset {id} is {}: renditions",
                 asset["state"].as_str().unwrap_or("?")
             );
-            for r in asset["output"]["renditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+            for r in asset["output"]["renditions"].as_array().into_iter().flatten() {
                 println!(
                     "  {:<6} {}x{}  {:>6} kb/s  {}  s3://{}/{}",
                     r["name"].as_str().unwrap_or(""),

@@ -26,9 +26,7 @@ async fn queue_depth(stack: &vod_local::LocalStack, logical: &str) -> (u64, u64)
         .await
         .expect("queue attributes");
     let attrs = out.attributes.unwrap_or_default();
-    let get = |k: aws_sdk_sqs::types::QueueAttributeName| {
-        attrs.get(&k).and_then(|v| v.parse().ok()).unwrap_or(0)
-    };
+    let get = |k: aws_sdk_sqs::types::QueueAttributeName| attrs.get(&k).and_then(|v| v.parse().ok()).unwrap_or(0);
     (
         get(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages),
         get(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
@@ -69,10 +67,7 @@ async fn api_upload_is_probed_listed_and_deleted() {
     assert_eq!(media["container"], "mp4");
     let v = &media["video"][0];
     assert_eq!(v["codec"], "h264");
-    assert_eq!(
-        (v["width"].as_u64(), v["height"].as_u64()),
-        (Some(w), Some(h))
-    );
+    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(w), Some(h)));
     assert!((v["frame_rate"].as_f64().unwrap_or(0.0) - fps).abs() < 0.01);
     let frame = 1.0 / fps;
     assert!(
@@ -82,11 +77,7 @@ async fn api_upload_is_probed_listed_and_deleted() {
     assert_eq!(v["frame_count"], 125);
     let a = &media["audio"][0];
     assert_eq!(
-        (
-            a["codec"].as_str(),
-            a["channels"].as_u64(),
-            a["sample_rate"].as_u64()
-        ),
+        (a["codec"].as_str(), a["channels"].as_u64(), a["sample_rate"].as_u64()),
         (Some("aac"), Some(2), Some(48000))
     );
     assert!(media["bitrate"].as_u64().unwrap_or(0) > 0);
@@ -100,25 +91,14 @@ async fn api_upload_is_probed_listed_and_deleted() {
     assert_eq!(listed[0]["id"], id.as_str());
 
     let key = asset["source"]["key"].as_str().expect("key").to_string();
-    let bucket = asset["source"]["bucket"]
-        .as_str()
-        .expect("bucket")
-        .to_string();
-    let (status, _) = api
-        .call(Method::DELETE, &format!("/assets/{id}"), None)
-        .await;
+    let bucket = asset["source"]["bucket"].as_str().expect("bucket").to_string();
+    let (status, _) = api.call(Method::DELETE, &format!("/assets/{id}"), None).await;
     assert_eq!(status, 204);
     let (status, body) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
     assert!(
-        s3(&stack)
-            .head_object()
-            .bucket(&bucket)
-            .key(&key)
-            .send()
-            .await
-            .is_err(),
+        s3(&stack).head_object().bucket(&bucket).key(&key).send().await.is_err(),
         "source object deleted"
     );
     assert!(api.list_all().await.is_empty());
@@ -155,8 +135,7 @@ async fn direct_upload_creates_one_asset_even_with_duplicate_notifications() {
     let encoded = "drop/My+Clip+%281%29%2Bfinal.mp4";
     let full = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
         "s3": {"bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")}, "object": {"key": encoded, "size": 1}}}]});
-    let sparse =
-        json!({"Records": [{"s3": {"bucket": {"name": bucket}, "object": {"key": encoded}}}]});
+    let sparse = json!({"Records": [{"s3": {"bucket": {"name": bucket}, "object": {"key": encoded}}}]});
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
     let before = stack.host.functions["IngestFunction"]
         .invocations
@@ -256,10 +235,8 @@ async fn corrupt_truncated_empty_and_unsupported_uploads_end_in_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_upload_uses_multipart_urls() {
     let mut opts = options("multipart");
-    opts.params
-        .insert("MultipartThresholdBytes".into(), "5242880".into());
-    opts.params
-        .insert("MultipartPartSizeBytes".into(), "5242880".into());
+    opts.params.insert("MultipartThresholdBytes".into(), "5242880".into());
+    opts.params.insert("MultipartPartSizeBytes".into(), "5242880".into());
     let stack = vod_local::LocalStack::start(opts).await.expect("stack");
     let api = Api::new(&stack);
     let dir = scratch("multipart");
@@ -308,11 +285,7 @@ async fn malformed_requests_get_json_errors() {
     let http = reqwest::Client::new();
     let base = stack.api_url();
 
-    let r = http
-        .get(format!("{base}/assets"))
-        .send()
-        .await
-        .expect("send");
+    let r = http.get(format!("{base}/assets")).send().await.expect("send");
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "unauthorized");
@@ -324,11 +297,7 @@ async fn malformed_requests_get_json_errors() {
         .expect("send");
     assert_eq!(r.status(), 401);
 
-    let r = http
-        .get(format!("{base}/openapi.json"))
-        .send()
-        .await
-        .expect("send");
+    let r = http.get(format!("{base}/openapi.json")).send().await.expect("send");
     assert_eq!(r.status(), 200);
     let doc: Value = r.json().await.expect("openapi json");
     assert!(doc["paths"]["/assets/{id}"].is_object());
@@ -342,10 +311,7 @@ async fn malformed_requests_get_json_errors() {
         .expect("send");
     assert_eq!(bad_json.status(), 400);
     let v: Value = bad_json.json().await.expect("json");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("invalid JSON"));
+    assert!(v["error"]["message"].as_str().unwrap_or("").contains("invalid JSON"));
     for (body, status) in [
         (json!({}), 400),
         (json!({"file_name": "a/b.mp4"}), 400),
@@ -358,25 +324,14 @@ async fn malformed_requests_get_json_errors() {
         assert!(v["error"]["message"].is_string(), "{v}");
     }
     let big = "x".repeat(300 * 1024);
-    let r = api
-        .req(Method::POST, "/assets")
-        .body(big)
-        .send()
-        .await
-        .expect("send");
+    let r = api.req(Method::POST, "/assets").body(big).send().await.expect("send");
     assert_eq!(r.status(), 413);
-    assert_eq!(
-        api.call(Method::GET, "/assets/not-a-uuid", None).await.0,
-        400
-    );
+    assert_eq!(api.call(Method::GET, "/assets/not-a-uuid", None).await.0, 400);
     let missing = format!("/assets/{}", uuid::Uuid::new_v4());
     assert_eq!(api.call(Method::GET, &missing, None).await.0, 404);
     assert_eq!(api.call(Method::DELETE, &missing, None).await.0, 404);
     assert_eq!(api.call(Method::GET, "/assets?limit=0", None).await.0, 400);
-    assert_eq!(
-        api.call(Method::GET, "/assets?next=garbage", None).await.0,
-        400
-    );
+    assert_eq!(api.call(Method::GET, "/assets?next=garbage", None).await.0, 400);
     let (s, v) = api
         .call(
             Method::POST,
@@ -392,8 +347,7 @@ async fn malformed_requests_get_json_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_go_to_the_dead_letter_queue_without_blocking_the_batch() {
     let mut opts = options("dlq");
-    opts.params
-        .insert("IngestMaxReceiveCount".into(), "2".into());
+    opts.params.insert("IngestMaxReceiveCount".into(), "2".into());
     let stack = vod_local::LocalStack::start(opts).await.expect("stack");
     let api = Api::new(&stack);
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
@@ -426,9 +380,6 @@ async fn poison_messages_go_to_the_dead_letter_queue_without_blocking_the_batch(
     let failed = stack.host.functions["IngestFunction"]
         .failed_messages
         .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(
-        failed >= 2,
-        "the poison message was retried ({failed} failures)"
-    );
+    assert!(failed >= 2, "the poison message was retried ({failed} failures)");
     stack.shutdown().await;
 }

@@ -17,15 +17,9 @@ async fn wait_job(api: &Api, id: &str, secs: u64) -> Value {
         let (status, job) = api.call(Method::GET, &format!("/jobs/{id}"), None).await;
         assert_eq!(status, 200, "{job}");
         let p = job["progress"].as_u64().unwrap_or(0);
-        assert!(
-            p >= last_progress,
-            "progress never goes back ({last_progress} → {p})"
-        );
+        assert!(p >= last_progress, "progress never goes back ({last_progress} → {p})");
         last_progress = p;
-        if matches!(
-            job["state"].as_str(),
-            Some("Finished" | "Error" | "Canceled")
-        ) {
+        if matches!(job["state"].as_str(), Some("Finished" | "Error" | "Canceled")) {
             return job;
         }
         assert!(
@@ -49,24 +43,12 @@ async fn download(stack: &vod_local::LocalStack, bucket: &str, key: &str) -> Vec
         .send()
         .await
         .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
-    out.body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes()
-        .to_vec()
+    out.body.collect().await.expect("body").into_bytes().to_vec()
 }
 
 /// Concatenates a rendition's init segment and media segments (from its index) into one fragmented MP4.
-async fn fetch_rendition(
-    stack: &vod_local::LocalStack,
-    bucket: &str,
-    init: &str,
-    index: &str,
-    out: &Path,
-) -> Value {
-    let idx: Value =
-        serde_json::from_slice(&download(stack, bucket, index).await).expect("index json");
+async fn fetch_rendition(stack: &vod_local::LocalStack, bucket: &str, init: &str, index: &str, out: &Path) -> Value {
+    let idx: Value = serde_json::from_slice(&download(stack, bucket, index).await).expect("index json");
     let mut bytes = download(stack, bucket, init).await;
     for s in idx["segments"].as_array().expect("segments") {
         let seg = download(stack, bucket, s["key"].as_str().expect("key")).await;
@@ -137,12 +119,90 @@ fn stream<'a>(p: &'a Value, kind: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
+/// A webhook receiver on loopback: collects (signature header, body) of each POST.
+type Hooks = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+fn webhook_receiver() -> (String, Hooks) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let got: Hooks = Default::default();
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(200) {
+            let Ok(mut stream) = stream else { continue };
+            let Ok(clone) = stream.try_clone() else { continue };
+            let mut reader = BufReader::new(clone);
+            let (mut len, mut sig) = (0usize, String::new());
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                let lower = h.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if let Some(v) = lower.strip_prefix("x-vod-signature:") {
+                    sig = v.trim().to_string();
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+            if let Ok(mut g) = sink.lock() {
+                g.push((sig, body));
+            }
+        }
+    });
+    (url, got)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clip_is_encoded_into_a_playable_av1_ladder() {
     let mut opts = options("encode");
-    opts.params
-        .insert("EncodeMaxReceiveCount".into(), "2".into());
+    opts.params.insert("EncodeMaxReceiveCount".into(), "2".into());
+    let (hook_url, hooks) = webhook_receiver();
+    opts.params.insert("WebhookUrl".into(), hook_url);
+    opts.params.insert("WebhookSecret".into(), "e2e-webhook-secret".into());
     let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    // Job events on the bus go to a queue of the test's through a rule.
+    let events = aws_sdk_eventbridge::Client::new(&stack.sdk);
+    let bus = stack.spec.event_buses[0].clone();
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let watch_name = format!("{}-watch", stack.spec.tables[0].name);
+    let watch_url = sqs
+        .create_queue()
+        .queue_name(&watch_name)
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    events
+        .put_rule()
+        .event_bus_name(&bus)
+        .name("job-events")
+        .event_pattern(json!({"source": ["vod.jobs"]}).to_string())
+        .send()
+        .await
+        .expect("rule");
+    events
+        .put_targets()
+        .event_bus_name(&bus)
+        .rule("job-events")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("watch")
+                .arn(stack.spec.queue_arn(&watch_name))
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("targets");
     let api = Api::new(&stack);
     let dir = scratch("encode");
     let source: PathBuf = h264_aac_mp4(&dir, "source.mp4", "320x240", 25, 5);
@@ -179,9 +239,7 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
         .iter()
         .all(|t| t["state"] == "Finished"));
 
-    let (_, listed) = api
-        .call(Method::GET, &format!("/assets/{id}/jobs"), None)
-        .await;
+    let (_, listed) = api.call(Method::GET, &format!("/assets/{id}/jobs"), None).await;
     assert_eq!(listed["items"][0]["id"], job_id.as_str());
 
     let (_, asset) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
@@ -194,14 +252,8 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
     assert_eq!(audio["codecs"], "opus");
 
     for r in renditions {
-        let (w, h) = (
-            r["width"].as_u64().unwrap_or(0),
-            r["height"].as_u64().unwrap_or(0),
-        );
-        assert!(
-            r["codecs"].as_str().unwrap_or("").starts_with("av01.0."),
-            "{r}"
-        );
+        let (w, h) = (r["width"].as_u64().unwrap_or(0), r["height"].as_u64().unwrap_or(0));
+        assert!(r["codecs"].as_str().unwrap_or("").starts_with("av01.0."), "{r}");
         let name = r["name"].as_str().unwrap_or("r");
         let file = dir.join(format!("{name}.mp4"));
         fetch_rendition(
@@ -215,15 +267,8 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
         let p = probe_json(&file);
         let v = stream(&p, "video");
         assert_eq!(v["codec_name"], "av1", "{p}");
-        assert_eq!(
-            (v["width"].as_u64(), v["height"].as_u64()),
-            (Some(w), Some(h))
-        );
-        assert_eq!(
-            v["nb_read_frames"].as_str(),
-            Some("125"),
-            "every frame present: {v}"
-        );
+        assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(w), Some(h)));
+        assert_eq!(v["nb_read_frames"].as_str(), Some("125"), "every frame present: {v}");
         let dur: f64 = p["format"]["duration"]
             .as_str()
             .and_then(|d| d.parse().ok())
@@ -236,34 +281,61 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
         let prog = dir.join(format!("{name}-progressive.mp4"));
         std::fs::write(
             &prog,
-            download(
-                &stack,
-                &bucket,
-                r["progressive"].as_str().expect("progressive"),
-            )
-            .await,
+            download(&stack, &bucket, r["progressive"].as_str().expect("progressive")).await,
         )
         .expect("write");
         let p = probe_json(&prog);
         let (v, a) = (stream(&p, "video"), stream(&p, "audio"));
         assert_eq!(v["nb_read_frames"].as_str(), Some("125"));
         assert_eq!(a["codec_name"], "opus");
-        let vd: f64 = v["duration"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0.0);
-        let ad: f64 = a["duration"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0.0);
+        let vd: f64 = v["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0);
+        let ad: f64 = a["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0);
         assert!(
             (vd - 5.0).abs() <= 0.04 && (ad - vd).abs() <= 0.06,
             "video {vd} s, audio {ad} s"
         );
     }
 
+    // Job events arrived on the bus (through the rule) and at the webhook, signed.
+    let mut states = Vec::new();
+    for _ in 0..10 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&watch_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        let msgs = out.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            break;
+        }
+        for m in msgs {
+            let ev: Value = serde_json::from_str(m.body().unwrap_or("{}")).expect("event json");
+            assert_eq!(ev["source"], "vod.jobs");
+            assert_eq!(ev["detail"]["job_id"], job_id.as_str());
+            states.push((
+                ev["detail"]["state"].as_str().unwrap_or("").to_string(),
+                ev["detail"]["progress"].as_u64().unwrap_or(0),
+            ));
+        }
+    }
+    assert!(states.iter().any(|(s, _)| s == "Scheduled"), "{states:?}");
+    assert!(states.iter().any(|(s, p)| s == "Finished" && *p == 100), "{states:?}");
+    assert!(
+        states.iter().any(|(s, p)| s == "Processing" && *p > 0 && *p < 100),
+        "progress events: {states:?}"
+    );
+    let hooks = hooks.lock().expect("hooks").clone();
+    assert!(hooks.len() >= states.len().min(3), "webhook calls: {}", hooks.len());
+    for (sig, body) in &hooks {
+        assert_eq!(sig, &vod_app::events::sign(b"e2e-webhook-secret", body), "signed body");
+    }
+    assert!(hooks
+        .iter()
+        .any(|(_, b)| String::from_utf8_lossy(b).contains("\"Finished\"")));
+
     // A redelivered task message changes nothing.
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
     let f = &stack.host.functions["EncodeFunction"];
     let before = f.invocations.load(std::sync::atomic::Ordering::Relaxed);
     sqs.send_message()
@@ -274,10 +346,7 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
         .expect("send");
     let start = Instant::now();
     while f.invocations.load(std::sync::atomic::Ordering::Relaxed) == before {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "duplicate never delivered"
-        );
+        assert!(start.elapsed() < Duration::from_secs(30), "duplicate never delivered");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let again = wait_job(&api, &job_id, 30).await;
@@ -289,8 +358,7 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
     let mut opts = options("encode-bad");
-    opts.params
-        .insert("EncodeMaxReceiveCount".into(), "2".into());
+    opts.params.insert("EncodeMaxReceiveCount".into(), "2".into());
     let stack = vod_local::LocalStack::start(opts).await.expect("stack");
     let api = Api::new(&stack);
     let dir = scratch("encode_bad");
@@ -333,11 +401,7 @@ async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
         .await;
     assert_eq!(status, 404);
     let (status, _) = api
-        .call(
-            Method::POST,
-            &format!("/assets/{id}/jobs"),
-            Some(json!({"preset": 5})),
-        )
+        .call(Method::POST, &format!("/assets/{id}/jobs"), Some(json!({"preset": 5})))
         .await;
     assert_eq!(status, 400);
 
@@ -353,9 +417,7 @@ async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
         )
         .await;
     let jid = job["id"].as_str().expect("id").to_string();
-    let (status, c) = api
-        .call(Method::POST, &format!("/jobs/{jid}/cancel"), None)
-        .await;
+    let (status, c) = api.call(Method::POST, &format!("/jobs/{jid}/cancel"), None).await;
     assert_eq!(status, 200, "{c}");
     let end = wait_job(&api, &jid, 300).await;
     assert_eq!(end["state"], "Canceled", "{end}");
@@ -367,9 +429,7 @@ async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
         .count();
     let total = end["tasks"].as_array().map(Vec::len).unwrap_or(0);
     assert!(finished < total, "remaining tasks were stopped: {end}");
-    let (status, _) = api
-        .call(Method::POST, &format!("/jobs/{jid}/cancel"), None)
-        .await;
+    let (status, _) = api.call(Method::POST, &format!("/jobs/{jid}/cancel"), None).await;
     assert_eq!(status, 409, "a finished job cannot be cancelled again");
     stack.shutdown().await;
 }
@@ -379,9 +439,7 @@ async fn a_worker_killed_mid_task_is_replaced_by_the_redelivery() {
     // First stack: the encoder is paused, so the job's messages wait in the queue.
     let mut opts = options("killed");
     opts.host.paused = vec!["EncodeFunction".into()];
-    let paused = vod_local::LocalStack::start(opts.clone())
-        .await
-        .expect("stack");
+    let paused = vod_local::LocalStack::start(opts.clone()).await.expect("stack");
     let api = Api::new(&paused);
     let dir = scratch("killed");
     let source = h264_aac_mp4(&dir, "k.mp4", "320x240", 25, 3);
@@ -399,20 +457,10 @@ async fn a_worker_killed_mid_task_is_replaced_by_the_redelivery() {
     let job_id = vod_domain::job::JobId::parse(job["id"].as_str().expect("id")).expect("job id");
 
     // A worker took task 0, wrote half a segment and died: the task is Processing, the object is garbage.
-    let store = vod_aws::DynamoJobStore::new(
-        aws_sdk_dynamodb::Client::new(&paused.sdk),
-        &paused.spec.tables[0].name,
-    );
+    let store = vod_aws::DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&paused.sdk), &paused.spec.tables[0].name);
     use vod_domain::JobStore;
-    store
-        .start_task(job_id, 0)
-        .await
-        .expect("start")
-        .expect("task");
-    let bucket = paused
-        .bucket("MediaBucket")
-        .expect("media bucket")
-        .to_string();
+    store.start_task(job_id, 0).await.expect("start").expect("task");
+    let bucket = paused.bucket("MediaBucket").expect("media bucket").to_string();
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&paused.sdk)
             .force_path_style(true)

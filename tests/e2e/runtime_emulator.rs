@@ -26,10 +26,7 @@ struct Emulator(Child);
 impl Drop for Emulator {
     fn drop(&mut self) {
         // cargo lambda runs the function through `cargo run`: stop the whole process group.
-        let _ = Command::new("kill")
-            .arg("--")
-            .arg(format!("-{}", self.0.id()))
-            .status();
+        let _ = Command::new("kill").arg("--").arg(format!("-{}", self.0.id())).status();
         let _ = self.0.wait();
     }
 }
@@ -53,11 +50,7 @@ async fn ingest_binary_runs_under_the_lambda_runtime_emulator() {
 
     let dir = scratch("lambda_rt");
     let file = h264_aac_mp4(&dir, "rt.mp4", "320x180", 25, 2);
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
     s3.put_object()
         .bucket(&upload_bucket)
         .key("incoming/rt clip.mp4")
@@ -83,14 +76,10 @@ async fn ingest_binary_runs_under_the_lambda_runtime_emulator() {
         if !m.is_empty() {
             break m;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no S3 notification arrived"
-        );
+        assert!(start.elapsed() < Duration::from_secs(20), "no S3 notification arrived");
     };
     let queue = spec.queue("IngestQueue").expect("queue");
-    let event =
-        vod_local::host::sqs_event_json(&messages, &spec.queue_arn(&queue.name), &spec.region);
+    let event = vod_local::host::sqs_event_json(&messages, &spec.queue_arn(&queue.name), &spec.region);
 
     // The function's configuration as the template sets it, pointed at the emulator.
     let function = spec.function("IngestFunction").expect("function");
@@ -116,9 +105,7 @@ async fn ingest_binary_runs_under_the_lambda_runtime_emulator() {
         let mut cmd = Command::new("cargo");
         // Variables that `cargo test` sets for this test would make the nested build redo build scripts.
         for (k, _) in std::env::vars() {
-            if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
-                || k == "RUST_TEST_THREADS"
-            {
+            if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR") || k == "RUST_TEST_THREADS" {
                 cmd.env_remove(k);
             }
         }
@@ -163,20 +150,12 @@ async fn ingest_binary_runs_under_the_lambda_runtime_emulator() {
             Err(e) if e.is_connect() && start.elapsed() < Duration::from_secs(60) => {
                 tokio::time::sleep(Duration::from_millis(300)).await
             }
-            Err(e) => panic!(
-                "invoke failed: {e}; see {}",
-                dir.join("cargo-lambda.log").display()
-            ),
+            Err(e) => panic!("invoke failed: {e}; see {}", dir.join("cargo-lambda.log").display()),
         }
     };
-    assert_eq!(
-        response["batchItemFailures"],
-        serde_json::json!([]),
-        "{response}"
-    );
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
 
-    let store =
-        vod_aws::DynamoAssetStore::new(aws_sdk_dynamodb::Client::new(&sdk), &spec.tables[0].name);
+    let store = vod_aws::DynamoAssetStore::new(aws_sdk_dynamodb::Client::new(&sdk), &spec.tables[0].name);
     let page = store.list(10, None).await.expect("list");
     assert_eq!(page.items.len(), 1, "{:?}", page.items);
     let asset = &page.items[0];

@@ -59,9 +59,7 @@ pub fn options(test: &str) -> LocalStackOptions {
 }
 
 pub async fn stack(test: &str) -> LocalStack {
-    LocalStack::start(options(test))
-        .await
-        .expect("local stack starts")
+    LocalStack::start(options(test)).await.expect("local stack starts")
 }
 
 /// A scratch directory for one test's files.
@@ -129,12 +127,7 @@ impl Api {
             .bearer_auth(TOKEN)
     }
 
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut r = self.req(method, path);
         if let Some(b) = body {
             r = r.json(&b);
@@ -148,10 +141,7 @@ impl Api {
     /// Creates an asset for `file` and uploads it through the returned URL(s).
     pub async fn upload(&self, file: &Path) -> Result<Value> {
         let bytes = std::fs::read(file)?;
-        let name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .context("file name")?;
+        let name = file.file_name().and_then(|n| n.to_str()).context("file name")?;
         let (status, created) = self
             .call(
                 reqwest::Method::POST,
@@ -180,8 +170,7 @@ impl Api {
                 let mut parts = Vec::new();
                 for p in up["parts"].as_array().context("parts")? {
                     let n = p["part_number"].as_u64().context("n")? as usize;
-                    let chunk =
-                        bytes[(n - 1) * part_size..(n * part_size).min(bytes.len())].to_vec();
+                    let chunk = bytes[(n - 1) * part_size..(n * part_size).min(bytes.len())].to_vec();
                     let r = self
                         .http
                         .put(p["url"].as_str().context("url")?)
@@ -220,9 +209,7 @@ impl Api {
     pub async fn wait_final(&self, id: &str) -> Value {
         let start = Instant::now();
         loop {
-            let (status, a) = self
-                .call(reqwest::Method::GET, &format!("/assets/{id}"), None)
-                .await;
+            let (status, a) = self.call(reqwest::Method::GET, &format!("/assets/{id}"), None).await;
             if status == 200 && (a["state"] == "Probed" || a["state"] == "Error") {
                 return a;
             }
@@ -235,9 +222,7 @@ impl Api {
     }
 
     pub async fn list_all(&self) -> Vec<Value> {
-        let (status, page) = self
-            .call(reqwest::Method::GET, "/assets?limit=1000", None)
-            .await;
+        let (status, page) = self.call(reqwest::Method::GET, "/assets?limit=1000", None).await;
         assert_eq!(status, 200, "{page}");
         page["items"].as_array().cloned().unwrap_or_default()
     }
@@ -247,11 +232,7 @@ impl Api {
         let start = Instant::now();
         loop {
             let all = self.list_all().await;
-            if all.len() >= n
-                && all
-                    .iter()
-                    .all(|a| a["state"] == "Probed" || a["state"] == "Error")
-            {
+            if all.len() >= n && all.iter().all(|a| a["state"] == "Probed" || a["state"] == "Error") {
                 return all;
             }
             assert!(

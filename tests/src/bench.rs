@@ -49,21 +49,13 @@ impl ReadAt for Counting<'_> {
         self.inner.len() as u64
     }
     fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        self.reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.read_at(offset, len)
     }
 }
 
 fn bench_probe(dir: &Path) -> Result<Vec<serde_json::Value>> {
-    let lavfi = |src: &str| {
-        vec![
-            "-f".to_string(),
-            "lavfi".to_string(),
-            "-i".to_string(),
-            src.to_string(),
-        ]
-    };
+    let lavfi = |src: &str| vec!["-f".to_string(), "lavfi".to_string(), "-i".to_string(), src.to_string()];
     let v = lavfi("testsrc2=size=1280x720:rate=30");
     let a = lavfi("sine=frequency=440:sample_rate=48000");
     let mut av: Vec<String> = v.iter().chain(a.iter()).cloned().collect();
@@ -181,11 +173,7 @@ fn bench_probe(dir: &Path) -> Result<Vec<serde_json::Value>> {
 
 /// Minimal Lambda Runtime API (hand-written: cargo lambda's emulator is a program, not a library, and would add its
 /// own latency): serves one event on /next and returns the time its response arrives.
-fn serve_one_event(
-    listener: &TcpListener,
-    event: &str,
-    started: Instant,
-) -> Result<(f64, f64, String)> {
+fn serve_one_event(listener: &TcpListener, event: &str, started: Instant) -> Result<(f64, f64, String)> {
     let mut first_next = None;
     loop {
         let (mut stream, _) = listener.accept()?;
@@ -296,8 +284,10 @@ fn bench_cold_start(bin_dir: &Path) -> Result<Vec<serde_json::Value>> {
             firsts.push(first);
         }
         let (i, f) = (median(inits), median(firsts));
-        rows.push(json!({"function": bin, "binary_bytes": size, "init_ms": i * 1e3, "first_event_ms": f * 1e3,
-            "spawn_true_ms": spawn * 1e3, "first_event_over_spawn": f / spawn}));
+        rows.push(
+            json!({"function": bin, "binary_bytes": size, "init_ms": i * 1e3, "first_event_ms": f * 1e3,
+            "spawn_true_ms": spawn * 1e3, "first_event_over_spawn": f / spawn}),
+        );
     }
     Ok(rows)
 }
@@ -324,9 +314,7 @@ fn main() -> Result<()> {
     md.push_str("# Benchmark report\n\n");
     md.push_str(&format!(
         "Machine: {cpu}, {} cores. Binaries: `{}`. All figures from one run.\n\n",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         bin_dir.display()
     ));
     md.push_str("## Probe (in memory, median of 30)\n\nRatio = probe time ÷ time to read the whole file through the same reader. In Lambda each read call is one ranged S3 GET.\n\n| file | bytes | probe ms | read calls | full read ms | ratio |\n|---|---:|---:|---:|---:|---:|\n");

@@ -49,10 +49,7 @@ fn encode(source: &Path, first: u32, end: u32) -> Result<RenditionChunk> {
         rungs: &rungs,
         threads: 1,
     };
-    encode_video_chunk(&req)?
-        .into_iter()
-        .next()
-        .context("no rendition")
+    encode_video_chunk(&req)?.into_iter().next().context("no rendition")
 }
 
 /// Writes chunks as one fragmented MP4 and returns (bytes of samples, path).
@@ -212,10 +209,7 @@ fn main() -> Result<()> {
     let out = root.join("bench");
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("encode-report.md"), &md)?;
-    std::fs::write(
-        out.join("encode-report.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
+    std::fs::write(out.join("encode-report.json"), serde_json::to_string_pretty(&report)?)?;
     print!("{md}");
     Ok(())
 }

@@ -56,8 +56,7 @@ pub fn match_path(template: &str, path: &str) -> Option<BTreeMap<String, String>
 
 fn plain(status: u16, body: &str) -> hyper::Response<Full<Bytes>> {
     let mut r = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
@@ -251,10 +250,7 @@ mod tests {
     #[test]
     fn matches_route_templates() {
         assert_eq!(match_path("/assets", "/assets").unwrap().len(), 0);
-        assert_eq!(
-            match_path("/assets/{id}", "/assets/abc").unwrap()["id"],
-            "abc"
-        );
+        assert_eq!(match_path("/assets/{id}", "/assets/abc").unwrap()["id"], "abc");
         assert!(match_path("/assets/{id}", "/assets").is_none());
         assert!(match_path("/assets/{id}", "/assets/a/b").is_none());
         assert_eq!(match_path("/{proxy+}", "/a/b/c").unwrap()["proxy"], "a/b/c");

@@ -71,9 +71,7 @@ impl LocalFunction {
         let handler = match spec.binary.as_str() {
             "api" => Handler::Api(AppContext::new(sdk, config)),
             "ingest" => Handler::Ingest(AppContext::new(sdk, config)),
-            "encode" => Handler::Encode(vod_worker::WorkerContext::new(sdk, &config, |k| {
-                env.get(k).cloned()
-            })),
+            "encode" => Handler::Encode(vod_worker::WorkerContext::new(sdk, &config, |k| env.get(k).cloned())),
             other => {
                 return Err(anyhow!(
                     "function {}: no local handler for binary {other}",
@@ -95,8 +93,7 @@ impl LocalFunction {
         match &self.handler {
             Handler::Api(ctx) => vod_app::api::handle(ctx, req).await,
             _ => {
-                let mut r =
-                    Response::new(Body::Text(r#"{"message":"Internal Server Error"}"#.into()));
+                let mut r = Response::new(Body::Text(r#"{"message":"Internal Server Error"}"#.into()));
                 *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 r
             }
@@ -109,10 +106,7 @@ impl LocalFunction {
         match &self.handler {
             Handler::Ingest(ctx) => Ok(vod_app::ingest::handle_batch(ctx, event).await),
             Handler::Encode(ctx) => Ok(vod_worker::handle_batch(ctx, event).await),
-            Handler::Api(_) => Err(anyhow!(
-                "function {} does not take SQS events",
-                self.spec.logical_id
-            )),
+            Handler::Api(_) => Err(anyhow!("function {} does not take SQS events", self.spec.logical_id)),
         }
     }
 }
@@ -126,12 +120,7 @@ pub struct FunctionHost {
 
 impl FunctionHost {
     /// Builds every function of the stack and starts a poller per SQS event source.
-    pub fn start(
-        sdk: &aws_config::SdkConfig,
-        spec: &StackSpec,
-        urls: &QueueUrls,
-        opts: &HostOptions,
-    ) -> Result<Self> {
+    pub fn start(sdk: &aws_config::SdkConfig, spec: &StackSpec, urls: &QueueUrls, opts: &HostOptions) -> Result<Self> {
         let (stop, stop_rx) = watch::channel(false);
         let mut functions = HashMap::new();
         let mut tasks = Vec::new();
@@ -166,11 +155,7 @@ impl FunctionHost {
             }
             functions.insert(f.logical_id.clone(), func);
         }
-        Ok(FunctionHost {
-            functions,
-            stop,
-            tasks,
-        })
+        Ok(FunctionHost { functions, stop, tasks })
     }
 
     pub fn stop_signal(&self) -> watch::Receiver<bool> {
@@ -311,21 +296,13 @@ impl Poller {
 }
 
 /// The SQS event Lambda's event source would deliver for `messages` (the wire JSON).
-pub fn sqs_event_json(
-    messages: &[aws_sdk_sqs::types::Message],
-    queue_arn: &str,
-    region: &str,
-) -> serde_json::Value {
+pub fn sqs_event_json(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str, region: &str) -> serde_json::Value {
     let records: Vec<serde_json::Value> = messages
         .iter()
         .map(|m| {
             let attrs: serde_json::Map<String, serde_json::Value> = m
                 .attributes()
-                .map(|a| {
-                    a.iter()
-                        .map(|(k, v)| (k.as_str().to_string(), json!(v)))
-                        .collect()
-                })
+                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), json!(v))).collect())
                 .unwrap_or_default();
             json!({
                 "messageId": m.message_id(),

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -31,12 +31,20 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub async fn provision(sdk: &aws_config::SdkConfig, spec: &StackSpec) -> Result<QueueUrls> {
     let urls = provision_queues(&aws_sdk_sqs::Client::new(sdk), spec).await?;
     provision_tables(&aws_sdk_dynamodb::Client::new(sdk), spec).await?;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build());
     provision_buckets(&s3, spec).await?;
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    for bus in &spec.event_buses {
+        if events.describe_event_bus().name(bus).send().await.is_err() {
+            events
+                .create_event_bus()
+                .name(bus)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("creating event bus {bus}: {}", chain(&e)))?;
+            info!(bus = %bus, "event bus created");
+        }
+    }
     Ok(urls)
 }
 
@@ -47,10 +55,7 @@ async fn provision_queues(sqs: &aws_sdk_sqs::Client, spec: &StackSpec) -> Result
     ordered.sort_by_key(|q| q.redrive.is_some());
     for q in ordered {
         let mut attrs = HashMap::new();
-        attrs.insert(
-            QueueAttributeName::VisibilityTimeout,
-            q.visibility_timeout.to_string(),
-        );
+        attrs.insert(QueueAttributeName::VisibilityTimeout, q.visibility_timeout.to_string());
         if let Some(r) = q.retention {
             attrs.insert(QueueAttributeName::MessageRetentionPeriod, r.to_string());
         }
@@ -61,7 +66,8 @@ async fn provision_queues(sqs: &aws_sdk_sqs::Client, spec: &StackSpec) -> Result
                 .name;
             attrs.insert(
                 QueueAttributeName::RedrivePolicy,
-                serde_json::json!({"deadLetterTargetArn": spec.queue_arn(dlq_name), "maxReceiveCount": max}).to_string(),
+                serde_json::json!({"deadLetterTargetArn": spec.queue_arn(dlq_name), "maxReceiveCount": max})
+                    .to_string(),
             );
         }
         let url = match sqs.get_queue_url().queue_name(&q.name).send().await {
@@ -97,11 +103,7 @@ fn key_schema(keys: &[KeyElement]) -> Result<Vec<KeySchemaElement>> {
         .map(|k| {
             KeySchemaElement::builder()
                 .attribute_name(&k.name)
-                .key_type(if k.hash {
-                    KeyType::Hash
-                } else {
-                    KeyType::Range
-                })
+                .key_type(if k.hash { KeyType::Hash } else { KeyType::Range })
                 .build()
                 .context("key schema")
         })
@@ -110,13 +112,7 @@ fn key_schema(keys: &[KeyElement]) -> Result<Vec<KeySchemaElement>> {
 
 async fn provision_tables(ddb: &aws_sdk_dynamodb::Client, spec: &StackSpec) -> Result<()> {
     for t in &spec.tables {
-        if ddb
-            .describe_table()
-            .table_name(&t.name)
-            .send()
-            .await
-            .is_ok()
-        {
+        if ddb.describe_table().table_name(&t.name).send().await.is_ok() {
             continue;
         }
         let mut req = ddb
@@ -138,11 +134,7 @@ async fn provision_tables(ddb: &aws_sdk_dynamodb::Client, spec: &StackSpec) -> R
                 GlobalSecondaryIndex::builder()
                     .index_name(&g.name)
                     .set_key_schema(Some(key_schema(&g.keys)?))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
                     .build()
                     .context("global secondary index")?,
             );
@@ -184,15 +176,11 @@ async fn provision_buckets(s3: &aws_sdk_s3::Client, spec: &StackSpec) -> Result<
         }
         let mut conf = NotificationConfiguration::builder();
         for n in &b.notifications {
-            let q = spec
-                .queue(&n.queue)
-                .with_context(|| format!("queue {}", n.queue))?;
+            let q = spec.queue(&n.queue).with_context(|| format!("queue {}", n.queue))?;
             conf = conf.queue_configurations(
                 QueueConfiguration::builder()
                     .queue_arn(spec.queue_arn(&q.name))
-                    .set_events(Some(
-                        n.events.iter().map(|e| Event::from(e.as_str())).collect(),
-                    ))
+                    .set_events(Some(n.events.iter().map(|e| Event::from(e.as_str())).collect()))
                     .build()
                     .context("queue configuration")?,
             );
@@ -202,9 +190,7 @@ async fn provision_buckets(s3: &aws_sdk_s3::Client, spec: &StackSpec) -> Result<
             .notification_configuration(conf.build())
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!("configuring notifications of {}: {}", b.name, chain(&e))
-            })?;
+            .map_err(|e| anyhow::anyhow!("configuring notifications of {}: {}", b.name, chain(&e)))?;
     }
     Ok(())
 }

@@ -94,6 +94,8 @@ pub struct StackSpec {
     pub queues: Vec<QueueSpec>,
     pub tables: Vec<TableSpec>,
     pub functions: Vec<FunctionSpec>,
+    /// EventBridge buses (names).
+    pub event_buses: Vec<String>,
 }
 
 impl StackSpec {
@@ -144,9 +146,7 @@ fn yaml_to_json(v: serde_norway::Value) -> Result<Value> {
                 "GetAtt" => {
                     let parts = match inner {
                         Value::String(s) => {
-                            let (a, b) = s
-                                .split_once('.')
-                                .ok_or_else(|| anyhow!("bad !GetAtt {s}"))?;
+                            let (a, b) = s.split_once('.').ok_or_else(|| anyhow!("bad !GetAtt {s}"))?;
                             Value::Array(vec![a.into(), b.into()])
                         }
                         other => other,
@@ -164,17 +164,13 @@ fn yaml_to_json(v: serde_norway::Value) -> Result<Value> {
 
 impl Template {
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text)
     }
 
     pub fn parse(text: &str) -> Result<Self> {
-        let y: serde_norway::Value =
-            serde_norway::from_str(text).context("template is not valid YAML")?;
-        Ok(Template {
-            doc: yaml_to_json(y)?,
-        })
+        let y: serde_norway::Value = serde_norway::from_str(text).context("template is not valid YAML")?;
+        Ok(Template { doc: yaml_to_json(y)? })
     }
 
     /// Resolves the stack for `params` (overriding the template's defaults) in `region`.
@@ -215,10 +211,7 @@ impl Template {
             .pointer("/Globals/Function/Environment/Variables")
             .cloned()
             .unwrap_or(Value::Null);
-        let global_timeout = self
-            .doc
-            .pointer("/Globals/Function/Timeout")
-            .and_then(Value::as_u64);
+        let global_timeout = self.doc.pointer("/Globals/Function/Timeout").and_then(Value::as_u64);
 
         let mut spec = StackSpec {
             region: region.into(),
@@ -226,24 +219,20 @@ impl Template {
             queues: vec![],
             tables: vec![],
             functions: vec![],
+            event_buses: vec![],
         };
         for (id, res) in resources {
             let ty = res.get("Type").and_then(Value::as_str).unwrap_or_default();
-            let props = res
-                .get("Properties")
-                .cloned()
-                .unwrap_or(Value::Object(Map::new()));
+            let props = res.get("Properties").cloned().unwrap_or(Value::Object(Map::new()));
             match ty {
                 "AWS::S3::Bucket" => spec.buckets.push(ctx.bucket(id, &props)?),
                 "AWS::SQS::Queue" => spec.queues.push(ctx.queue(id, &props)?),
                 "AWS::DynamoDB::Table" => spec.tables.push(ctx.table(id, &props)?),
-                "AWS::Serverless::Function" => spec.functions.push(ctx.function(
-                    id,
-                    res,
-                    &props,
-                    &globals_env,
-                    global_timeout,
-                )?),
+                "AWS::Events::EventBus" => spec.event_buses.push(ctx.physical_name(id)?),
+                "AWS::Serverless::Function" => {
+                    spec.functions
+                        .push(ctx.function(id, res, &props, &globals_env, global_timeout)?)
+                }
                 _ => {}
             }
         }
@@ -277,10 +266,7 @@ impl Ctx<'_> {
 
     /// Physical name of a resource: its name property, evaluated, or `<prefix>-<logical id>` if it has none.
     fn physical_name(&self, id: &str) -> Result<String> {
-        let res = self
-            .resources
-            .get(id)
-            .ok_or_else(|| anyhow!("unknown resource {id}"))?;
+        let res = self.resources.get(id).ok_or_else(|| anyhow!("unknown resource {id}"))?;
         let prop = match self.resource_type(id) {
             Some("AWS::S3::Bucket") => "BucketName",
             Some("AWS::SQS::Queue") => "QueueName",
@@ -291,10 +277,7 @@ impl Ctx<'_> {
             Some(v) => str_of(&self.eval(v)?),
             None => Ok(format!(
                 "{}-{}",
-                self.params
-                    .get("ResourcePrefix")
-                    .map(String::as_str)
-                    .unwrap_or("stack"),
+                self.params.get("ResourcePrefix").map(String::as_str).unwrap_or("stack"),
                 id.to_lowercase()
             )),
         }
@@ -333,11 +316,11 @@ impl Ctx<'_> {
             }
             (Some("AWS::SQS::Queue"), "QueueName") => name,
             (Some("AWS::S3::Bucket"), "Arn") => format!("arn:aws:s3:::{name}"),
+            (Some("AWS::Events::EventBus"), "Arn") => {
+                format!("arn:aws:events:{}:{LOCAL_ACCOUNT}:event-bus/{name}", self.region)
+            }
             (Some("AWS::DynamoDB::Table"), "Arn") => {
-                format!(
-                    "arn:aws:dynamodb:{}:{LOCAL_ACCOUNT}:table/{name}",
-                    self.region
-                )
+                format!("arn:aws:dynamodb:{}:{LOCAL_ACCOUNT}:table/{name}", self.region)
             }
             (ty, _) => bail!("GetAtt {id}.{attr} ({ty:?}) is not supported locally"),
         })
@@ -375,9 +358,7 @@ impl Ctx<'_> {
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| anyhow!("unclosed ${{ in {template}"))?;
+            let end = after.find('}').ok_or_else(|| anyhow!("unclosed ${{ in {template}"))?;
             let name = &after[..end];
             let value = if let Some(v) = vars.and_then(|m| m.get(name)) {
                 str_of(&self.eval(v)?)?
@@ -537,10 +518,9 @@ impl Ctx<'_> {
                     rp.get("deadLetterTargetArn")
                         .ok_or_else(|| anyhow!("{id}: redrive without target"))?,
                 )?;
-                let max =
-                    str_of(&self.eval(rp.get("maxReceiveCount").unwrap_or(&Value::from(10)))?)?
-                        .parse::<u32>()
-                        .context("maxReceiveCount")?;
+                let max = str_of(&self.eval(rp.get("maxReceiveCount").unwrap_or(&Value::from(10)))?)?
+                    .parse::<u32>()
+                    .context("maxReceiveCount")?;
                 Some((dlq, max))
             }
         };
@@ -622,9 +602,7 @@ impl Ctx<'_> {
         let mut environment = BTreeMap::new();
         for vars in [
             globals_env,
-            props
-                .pointer("/Environment/Variables")
-                .unwrap_or(&Value::Null),
+            props.pointer("/Environment/Variables").unwrap_or(&Value::Null),
         ] {
             if let Some(m) = vars.as_object() {
                 for (k, v) in m {
@@ -642,10 +620,7 @@ impl Ctx<'_> {
                 let p = ev.get("Properties").cloned().unwrap_or(Value::Null);
                 match ev.get("Type").and_then(Value::as_str) {
                     Some("SQS") => sqs_events.push(SqsEventSpec {
-                        queue: self.queue_id_of(
-                            p.get("Queue")
-                                .ok_or_else(|| anyhow!("{id}.{name}: no Queue"))?,
-                        )?,
+                        queue: self.queue_id_of(p.get("Queue").ok_or_else(|| anyhow!("{id}.{name}: no Queue"))?)?,
                         batch_size: p
                             .get("BatchSize")
                             .map(|b| str_of(&self.eval(b)?))
@@ -658,8 +633,7 @@ impl Ctx<'_> {
                             .is_some_and(|a| a.iter().any(|t| t == "ReportBatchItemFailures")),
                     }),
                     Some("HttpApi") => http_routes.push(HttpRoute {
-                        method: str_of(p.get("Method").unwrap_or(&Value::from("ANY")))?
-                            .to_uppercase(),
+                        method: str_of(p.get("Method").unwrap_or(&Value::from("ANY")))?.to_uppercase(),
                         path: str_of(p.get("Path").unwrap_or(&Value::from("/{proxy+}")))?,
                     }),
                     _ => {}
@@ -696,11 +670,7 @@ mod tests {
         let mut params = BTreeMap::new();
         params.insert("ResourcePrefix".to_string(), "t1".to_string());
         let spec = repo_template().resolve(&params, "us-east-1").unwrap();
-        let upload = spec
-            .buckets
-            .iter()
-            .find(|b| b.logical_id == "UploadBucket")
-            .unwrap();
+        let upload = spec.buckets.iter().find(|b| b.logical_id == "UploadBucket").unwrap();
         assert_eq!(upload.name, "t1-uploads-123456789012-us-east-1");
         assert_eq!(upload.notifications[0].queue, "IngestQueue");
         let q = spec.queue("IngestQueue").unwrap();
@@ -727,7 +697,10 @@ mod tests {
         let mut params = BTreeMap::new();
         params.insert("Nope".to_string(), "x".to_string());
         assert!(repo_template().resolve(&params, "us-east-1").is_err());
-        let t = Template::parse("Resources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties:\n      BucketName: !Select [0, [a]]\n").unwrap();
+        let t = Template::parse(
+            "Resources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties:\n      BucketName: !Select [0, [a]]\n",
+        )
+        .unwrap();
         assert!(t.resolve(&BTreeMap::new(), "us-east-1").is_err());
     }
 }

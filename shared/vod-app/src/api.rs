@@ -42,9 +42,7 @@ impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid", m),
-            e @ DomainError::NotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-            }
+            e @ DomainError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             DomainError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             DomainError::Store(s) => {
                 error!(error = %s, "storage failure");
@@ -79,10 +77,8 @@ fn response(status: StatusCode, content_type: &str, body: Body) -> Response<Body
     if let Ok(v) = http::HeaderValue::from_str(content_type) {
         r.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
-    r.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
+    r.headers_mut()
+        .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
     r
 }
 
@@ -110,8 +106,7 @@ fn parse_json<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, ApiError
     if bytes.is_empty() {
         return Err(ApiError::bad_request("request body must be a JSON object"));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 fn parse_id(raw: &str) -> Result<AssetId, ApiError> {
@@ -170,11 +165,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
     let method = req.method().clone();
     if segments == ["openapi.json"] {
         return match method {
-            Method::GET | Method::HEAD => Ok(response(
-                StatusCode::OK,
-                "application/json",
-                Body::Text(OPENAPI.into()),
-            )),
+            Method::GET | Method::HEAD => Ok(response(StatusCode::OK, "application/json", Body::Text(OPENAPI.into()))),
             _ => Err(method_not_allowed()),
         };
     }
@@ -193,18 +184,14 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
                     .parse::<usize>()
                     .ok()
                     .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request("limit must be an integer from 1 to 1000")
-                    })?,
+                    .ok_or_else(|| ApiError::bad_request("limit must be an integer from 1 to 1000"))?,
             };
             let page = ctx
                 .assets
                 .list_assets(limit, q.first("next"))
                 .await
                 .map_err(|e| match e {
-                    DomainError::Store(vod_domain::StoreError::Corrupt(m)) => {
-                        ApiError::bad_request(m)
-                    }
+                    DomainError::Store(vod_domain::StoreError::Corrupt(m)) => ApiError::bad_request(m),
                     e => e.into(),
                 })?;
             Ok(json_response(StatusCode::OK, &page))
@@ -216,25 +203,14 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         (["assets", id], Method::DELETE) => {
             let id = parse_id(id)?;
             ctx.assets.get_asset(id).await?;
-            ctx.jobs
-                .store()
-                .delete_jobs_of(id)
-                .await
-                .map_err(DomainError::from)?;
+            ctx.jobs.store().delete_jobs_of(id).await.map_err(DomainError::from)?;
             ctx.assets.delete_asset(id).await?;
-            Ok(response(
-                StatusCode::NO_CONTENT,
-                "application/json",
-                Body::Empty,
-            ))
+            Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
         }
         (["assets", id, "upload", "complete"], Method::POST) => {
             let id = parse_id(id)?;
             let body: CompleteUpload = parse_json(req)?;
-            let asset = ctx
-                .assets
-                .complete_upload(id, &body.upload_id, &body.parts)
-                .await?;
+            let asset = ctx.assets.complete_upload(id, &body.upload_id, &body.parts).await?;
             Ok(json_response(StatusCode::OK, &asset))
         }
         (["assets", id, "jobs"], Method::POST) => {
@@ -247,10 +223,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             let id = parse_id(id)?;
             ctx.assets.get_asset(id).await?;
             let jobs = ctx.jobs.list_jobs(id).await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &serde_json::json!({ "items": jobs }),
-            ))
+            Ok(json_response(StatusCode::OK, &serde_json::json!({ "items": jobs })))
         }
         (["jobs", id], Method::GET) => {
             let view = ctx.jobs.get_job(parse_job_id(id)?).await?;
@@ -262,10 +235,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         }
         (["presets"], Method::GET) => {
             let presets = ctx.jobs.list_presets().await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &serde_json::json!({ "items": presets }),
-            ))
+            Ok(json_response(StatusCode::OK, &serde_json::json!({ "items": presets })))
         }
         (["presets"], Method::POST) => {
             let preset: Preset = parse_json(req)?;

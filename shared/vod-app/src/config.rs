@@ -32,16 +32,16 @@ pub struct AppConfig {
     pub encode_queue_url: String,
     /// Preset of the job that ingest starts after a successful probe (none: jobs start through the API only).
     pub auto_encode_preset: Option<String>,
+    /// EventBridge bus for job events.
+    pub event_bus: Option<String>,
+    /// Webhook for job events and the secret that signs them.
+    pub webhook: Option<(String, String)>,
 }
 
 impl AppConfig {
     /// Reads the configuration through `get` (the process environment in Lambda, the template locally).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let req = |k: &'static str| {
-            get(k)
-                .filter(|v| !v.is_empty())
-                .ok_or(ConfigError::Missing(k))
-        };
+        let req = |k: &'static str| get(k).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(k));
         let num = |k: &'static str, default: u64| -> Result<u64, ConfigError> {
             match get(k).filter(|v| !v.is_empty()) {
                 None => Ok(default),
@@ -59,7 +59,30 @@ impl AppConfig {
             url_ttl: Duration::from_secs(num("UPLOAD_URL_TTL_SECONDS", d.url_ttl.as_secs())?),
             encode_queue_url: req("ENCODE_QUEUE_URL")?,
             auto_encode_preset: get("AUTO_ENCODE_PRESET").filter(|p| !p.is_empty()),
+            event_bus: get("EVENT_BUS_NAME").filter(|b| !b.is_empty()),
+            webhook: match get("WEBHOOK_URL").filter(|u| !u.is_empty()) {
+                None => None,
+                Some(url) => Some((url, req("WEBHOOK_SECRET")?)),
+            },
         })
+    }
+
+    /// The job event publishers this configuration asks for.
+    pub fn event_publisher(&self, sdk: &aws_config::SdkConfig) -> Arc<dyn vod_domain::EventPublisher> {
+        let mut sinks: Vec<Arc<dyn vod_domain::EventPublisher>> = Vec::new();
+        if let Some(bus) = &self.event_bus {
+            sinks.push(Arc::new(vod_aws::EventBridgePublisher::new(
+                aws_sdk_eventbridge::Client::new(sdk),
+                bus.clone(),
+            )));
+        }
+        if let Some((url, secret)) = &self.webhook {
+            sinks.push(Arc::new(crate::events::WebhookPublisher::new(
+                url.clone(),
+                secret.as_bytes().to_vec(),
+            )));
+        }
+        Arc::new(crate::events::Fanout(sinks))
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -103,12 +126,8 @@ impl AppContext {
             aws_sdk_sqs::Client::new(sdk),
             config.encode_queue_url.clone(),
         ));
-        let jobs = JobService::new(store, job_store, queue);
-        AppContext {
-            config,
-            assets,
-            jobs,
-        }
+        let jobs = JobService::new(store, job_store, queue, config.event_publisher(sdk));
+        AppContext { config, assets, jobs }
     }
 
     /// Builds the context from the process environment (what a Lambda function does at cold start).

@@ -2,6 +2,7 @@
 //! router, the ingest handler and log setup. Functions' `main.rs` only wire these to the Lambda runtime.
 pub mod api;
 pub mod config;
+pub mod events;
 pub mod ingest;
 pub mod telemetry;
 

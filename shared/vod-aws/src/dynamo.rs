@@ -104,13 +104,9 @@ impl AssetStore for DynamoAssetStore {
                 let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(c)
                     .map_err(|_| StoreError::Corrupt("malformed page cursor".into()))?;
-                let map: HashMap<String, String> = serde_json::from_slice(&raw)
-                    .map_err(|_| StoreError::Corrupt("malformed page cursor".into()))?;
-                Some(
-                    map.into_iter()
-                        .map(|(k, v)| (k, AttributeValue::S(v)))
-                        .collect(),
-                )
+                let map: HashMap<String, String> =
+                    serde_json::from_slice(&raw).map_err(|_| StoreError::Corrupt("malformed page cursor".into()))?;
+                Some(map.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
             }
         };
         let out = self
@@ -138,8 +134,7 @@ impl AssetStore for DynamoAssetStore {
                     .into_iter()
                     .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
                     .collect();
-                let json =
-                    serde_json::to_vec(&map).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let json = serde_json::to_vec(&map).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
             }
             None => None,

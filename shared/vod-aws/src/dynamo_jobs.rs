@@ -47,11 +47,8 @@ fn strip(mut item: HashMap<String, AttributeValue>) -> HashMap<String, Attribute
     item
 }
 
-fn is_condition_failure<E: std::error::Error + 'static>(
-    e: &aws_sdk_dynamodb::error::SdkError<E>,
-) -> bool {
-    sdk_error(e).contains("ConditionalCheckFailed")
-        || format!("{e:?}").contains("ConditionalCheckFailed")
+fn is_condition_failure<E: std::error::Error + 'static>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool {
+    sdk_error(e).contains("ConditionalCheckFailed") || format!("{e:?}").contains("ConditionalCheckFailed")
 }
 
 impl DynamoJobStore {
@@ -92,10 +89,7 @@ impl DynamoJobStore {
         }
     }
 
-    async fn query_gsi(
-        &self,
-        pk: &str,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    async fn query_gsi(&self, pk: &str) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -141,8 +135,7 @@ impl JobStore for DynamoJobStore {
     async fn create_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         // Tasks first: a job item is only visible once all its tasks exist.
         for t in tasks {
-            let mut item: HashMap<String, AttributeValue> =
-                serde_dynamo::to_item(t).map_err(corrupt)?;
+            let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(t).map_err(corrupt)?;
             item.insert("PK".into(), s(job_pk(job.id)));
             item.insert("SK".into(), s(task_sk(t.index)));
             self.client
@@ -153,8 +146,7 @@ impl JobStore for DynamoJobStore {
                 .await
                 .map_err(backend)?;
         }
-        let mut item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(job).map_err(corrupt)?;
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(job).map_err(corrupt)?;
         item.insert("PK".into(), s(job_pk(job.id)));
         item.insert("SK".into(), s("JOB"));
         item.insert("GSI1PK".into(), s(format!("ASSETJOBS#{}", job.asset_id)));
@@ -225,10 +217,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_names("#st", "state")
             .expression_attribute_values(":to", job_state(to))
             .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
-            .condition_expression(format!(
-                "attribute_exists(PK) AND #st IN ({})",
-                placeholders.join(", ")
-            ));
+            .condition_expression(format!("attribute_exists(PK) AND #st IN ({})", placeholders.join(", ")));
         for (p, st) in placeholders.iter().zip(from) {
             req = req.expression_attribute_values(p, job_state(*st));
         }
@@ -274,12 +263,7 @@ impl JobStore for DynamoJobStore {
         }
     }
 
-    async fn finish_task(
-        &self,
-        job: JobId,
-        index: u32,
-        outputs: &[TrackOutput],
-    ) -> Result<Option<u32>, StoreError> {
+    async fn finish_task(&self, job: JobId, index: u32, outputs: &[TrackOutput]) -> Result<Option<u32>, StoreError> {
         let task_update = Update::builder()
             .table_name(&self.table)
             .key("PK", s(job_pk(job)))
@@ -288,10 +272,7 @@ impl JobStore for DynamoJobStore {
             .condition_expression("attribute_exists(PK) AND #st <> :finished")
             .expression_attribute_names("#st", "state")
             .expression_attribute_values(":finished", task_state(TaskState::Finished)?)
-            .expression_attribute_values(
-                ":outputs",
-                serde_dynamo::to_attribute_value(outputs).map_err(corrupt)?,
-            )
+            .expression_attribute_values(":outputs", serde_dynamo::to_attribute_value(outputs).map_err(corrupt)?)
             .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
             .build()
             .map_err(backend)?;
@@ -323,13 +304,7 @@ impl JobStore for DynamoJobStore {
         Ok(Some(j.tasks_done))
     }
 
-    async fn settle_task(
-        &self,
-        job: JobId,
-        index: u32,
-        state: TaskState,
-        reason: &str,
-    ) -> Result<(), StoreError> {
+    async fn settle_task(&self, job: JobId, index: u32, state: TaskState, reason: &str) -> Result<(), StoreError> {
         let res = self
             .client
             .update_item()
@@ -376,8 +351,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn put_preset(&self, preset: &Preset) -> Result<(), StoreError> {
-        let mut item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(preset).map_err(corrupt)?;
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(preset).map_err(corrupt)?;
         item.insert("PK".into(), s(format!("PRESET#{}", preset.name)));
         item.insert("SK".into(), s("PRESET"));
         item.insert("GSI1PK".into(), s("PRESETS"));

@@ -1,13 +1,15 @@
 //! AWS implementations of the domain's ports: `DynamoAssetStore` and `DynamoJobStore` (one DynamoDB table),
-//! `S3BlobStore`, `SqsTaskQueue`.
+//! `S3BlobStore`, `SqsTaskQueue`, `EventBridgePublisher`.
 //! The SDK finds its endpoint the usual way (`AWS_ENDPOINT_URL` points it at the local emulator).
 pub mod dynamo;
 pub mod dynamo_jobs;
+pub mod events;
 pub mod s3;
 pub mod sqs;
 
 pub use dynamo::DynamoAssetStore;
 pub use dynamo_jobs::DynamoJobStore;
+pub use events::EventBridgePublisher;
 pub use s3::S3BlobStore;
 pub use sqs::SqsTaskQueue;
 

@@ -59,12 +59,7 @@ impl BlobStore for S3BlobStore {
         }
     }
 
-    async fn read_range(
-        &self,
-        blob: &BlobRef,
-        offset: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, StoreError> {
+    async fn read_range(&self, blob: &BlobRef, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
         if len == 0 {
             return Ok(Vec::new());
         }
@@ -81,12 +76,7 @@ impl BlobStore for S3BlobStore {
         Ok(body.into_bytes().to_vec())
     }
 
-    async fn put(
-        &self,
-        blob: &BlobRef,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), StoreError> {
+    async fn put(&self, blob: &BlobRef, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&blob.bucket)
@@ -174,9 +164,8 @@ impl BlobStore for S3BlobStore {
             .send()
             .await
             .map_err(backend)?;
-        out.upload_id.ok_or_else(|| {
-            StoreError::Backend("CreateMultipartUpload returned no upload id".into())
-        })
+        out.upload_id
+            .ok_or_else(|| StoreError::Backend("CreateMultipartUpload returned no upload id".into()))
     }
 
     async fn presign_part(

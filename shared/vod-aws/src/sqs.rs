@@ -26,8 +26,7 @@ impl TaskQueue for SqsTaskQueue {
         for batch in messages.chunks(10) {
             let mut entries = Vec::with_capacity(batch.len());
             for (i, m) in batch.iter().enumerate() {
-                let body =
-                    serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let body = serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 entries.push(
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())

@@ -25,9 +25,7 @@ pub(crate) fn mdat_header(payload_len: u64) -> Result<Vec<u8>, MuxError> {
             out.extend_from_slice(b"mdat");
         }
         Err(_) => {
-            let size = payload_len
-                .checked_add(16)
-                .ok_or(MuxError::Overflow("mdat size"))?;
+            let size = payload_len.checked_add(16).ok_or(MuxError::Overflow("mdat size"))?;
             out.extend_from_slice(&1u32.to_be_bytes());
             out.extend_from_slice(b"mdat");
             out.extend_from_slice(&size.to_be_bytes());
@@ -51,10 +49,7 @@ mod tests {
 
     #[test]
     fn mdat_headers() {
-        assert_eq!(
-            mdat_header(4).unwrap(),
-            [0, 0, 0, 12, b'm', b'd', b'a', b't']
-        );
+        assert_eq!(mdat_header(4).unwrap(), [0, 0, 0, 12, b'm', b'd', b'a', b't']);
         let big = u64::from(u32::MAX);
         let h = mdat_header(big).unwrap();
         assert_eq!(h.len() as u64, mdat_header_len(big));

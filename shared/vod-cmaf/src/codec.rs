@@ -7,8 +7,8 @@ use crate::{CodecConfig, MuxError, TrackConfig};
 /// Parses the `av1C` payload (AV1CodecConfigurationRecord without box header).
 pub fn parse_av1c(av1c: &[u8]) -> Result<Av1c, MuxError> {
     let mut buf = av1c;
-    let record = Av1c::decode_body(&mut buf)
-        .map_err(|e| MuxError::InvalidConfig(format!("malformed av1C record: {e}")))?;
+    let record =
+        Av1c::decode_body(&mut buf).map_err(|e| MuxError::InvalidConfig(format!("malformed av1C record: {e}")))?;
     if record.seq_profile > 2 {
         return Err(MuxError::InvalidConfig(format!(
             "av1C seq_profile {} is not 0, 1 or 2",
@@ -65,15 +65,9 @@ pub fn validate_track(track: &TrackConfig) -> Result<(), MuxError> {
         )));
     }
     match &track.codec {
-        CodecConfig::Av1 {
-            width,
-            height,
-            av1c,
-        } => {
+        CodecConfig::Av1 { width, height, av1c } => {
             if *width == 0 || *height == 0 {
-                return Err(MuxError::InvalidConfig(format!(
-                    "AV1 size {width}x{height}"
-                )));
+                return Err(MuxError::InvalidConfig(format!("AV1 size {width}x{height}")));
             }
             parse_av1c(av1c)?;
         }
@@ -89,9 +83,7 @@ pub fn validate_track(track: &TrackConfig) -> Result<(), MuxError> {
                 )));
             }
             if *input_sample_rate == 0 {
-                return Err(MuxError::InvalidConfig(
-                    "Opus input_sample_rate must not be 0".into(),
-                ));
+                return Err(MuxError::InvalidConfig("Opus input_sample_rate must not be 0".into()));
             }
         }
     }
@@ -101,11 +93,7 @@ pub fn validate_track(track: &TrackConfig) -> Result<(), MuxError> {
 /// The sample entry (`av01` with `av1C`, or `Opus` with `dOps`) of a validated track.
 pub(crate) fn sample_entry(track: &TrackConfig) -> Result<Codec, MuxError> {
     match &track.codec {
-        CodecConfig::Av1 {
-            width,
-            height,
-            av1c,
-        } => Ok(Codec::Av01(Av01 {
+        CodecConfig::Av1 { width, height, av1c } => Ok(Codec::Av01(Av01 {
             visual: Visual {
                 data_reference_index: 1,
                 width: *width,
@@ -148,22 +136,14 @@ pub(crate) fn sample_entry(track: &TrackConfig) -> Result<Codec, MuxError> {
 mod tests {
     use super::*;
 
-    pub(crate) fn av1c_bytes(
-        profile: u8,
-        level: u8,
-        tier: bool,
-        high: bool,
-        twelve: bool,
-    ) -> Vec<u8> {
+    pub(crate) fn av1c_bytes(profile: u8, level: u8, tier: bool, high: bool, twelve: bool) -> Vec<u8> {
         let mut out = vec![
             0x81,
             (profile << 5) | level,
             (u8::from(tier) << 7) | (u8::from(high) << 6) | (u8::from(twelve) << 5) | 0b1100,
             0,
         ];
-        out.extend_from_slice(&[
-            0x0a, 0x0b, 0x00, 0x00, 0x00, 0x24, 0xc4, 0xff, 0xdf, 0x00, 0x68, 0x02,
-        ]);
+        out.extend_from_slice(&[0x0a, 0x0b, 0x00, 0x00, 0x00, 0x24, 0xc4, 0xff, 0xdf, 0x00, 0x68, 0x02]);
         out
     }
 
@@ -207,10 +187,7 @@ mod tests {
                 height: 16,
                 av1c: bad.clone(),
             };
-            assert!(
-                matches!(codec_string(&c), Err(MuxError::InvalidConfig(_))),
-                "{bad:?}"
-            );
+            assert!(matches!(codec_string(&c), Err(MuxError::InvalidConfig(_))), "{bad:?}");
         }
     }
 

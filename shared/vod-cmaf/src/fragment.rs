@@ -46,9 +46,7 @@ fn moof(
                 default_base_is_moof: true,
                 ..Default::default()
             },
-            tfdt: Some(Tfdt {
-                base_media_decode_time,
-            }),
+            tfdt: Some(Tfdt { base_media_decode_time }),
             trun: vec![Trun {
                 data_offset: Some(data_offset),
                 samples: entries.into(),
@@ -70,9 +68,7 @@ pub fn media_segment(
 ) -> Result<Vec<u8>, MuxError> {
     codec::validate_track(track)?;
     if sequence_number == 0 {
-        return Err(MuxError::InvalidConfig(
-            "sequence_number starts at 1".into(),
-        ));
+        return Err(MuxError::InvalidConfig("sequence_number starts at 1".into()));
     }
     let prepared = sample::prepare(&track.codec, samples, true)?;
     let rows: Vec<SampleRow> = prepared.iter().map(|p| p.row).collect();
@@ -157,21 +153,13 @@ mod tests {
         let mdat_start = bytes.len() - buf.len();
         let size = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
         assert_eq!(&buf[4..8], b"mdat");
-        assert_eq!(
-            size,
-            buf.len(),
-            "mdat runs to the end and its size is right"
-        );
+        assert_eq!(size, buf.len(), "mdat runs to the end and its size is right");
         (styp, moof, moof_start, mdat_start + 8, buf[8..].to_vec())
     }
 
     #[test]
     fn segment_layout_and_data_offset() {
-        let samples = vec![
-            sample(1, 10, true, 0),
-            sample(2, 20, true, 0),
-            sample(3, 5, true, 0),
-        ];
+        let samples = vec![sample(1, 10, true, 0), sample(2, 20, true, 0), sample(3, 5, true, 0)];
         let bytes = media_segment(&track(), 7, 123_456_789_012, &samples).unwrap();
         let (styp, moof, moof_start, payload_start, payload) = parse(&bytes);
         assert_eq!(styp.major_brand, fourcc(b"cmfs"));
@@ -179,10 +167,7 @@ mod tests {
         let traf = &moof.traf[0];
         assert!(traf.tfhd.default_base_is_moof);
         assert_eq!(traf.tfhd.base_data_offset, None);
-        assert_eq!(
-            traf.tfdt.as_ref().unwrap().base_media_decode_time,
-            123_456_789_012
-        );
+        assert_eq!(traf.tfdt.as_ref().unwrap().base_media_decode_time, 123_456_789_012);
         let trun = &traf.trun[0];
         let data_offset = trun.data_offset.unwrap() as usize;
         assert_eq!(
@@ -192,13 +177,8 @@ mod tests {
         );
         let entries: Vec<_> = trun.samples.iter().collect();
         assert_eq!(entries.len(), 3);
-        assert_eq!(
-            entries.iter().map(|e| e.size.unwrap()).collect::<Vec<_>>(),
-            [10, 20, 5]
-        );
-        assert!(entries
-            .iter()
-            .all(|e| e.duration == Some(960) && e.cts.is_none()));
+        assert_eq!(entries.iter().map(|e| e.size.unwrap()).collect::<Vec<_>>(), [10, 20, 5]);
+        assert!(entries.iter().all(|e| e.duration == Some(960) && e.cts.is_none()));
         let mut expected = vec![1; 10];
         expected.extend([2; 20]);
         expected.extend([3; 5]);
@@ -239,10 +219,7 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error() {
-        assert!(matches!(
-            media_segment(&track(), 1, 0, &[]),
-            Err(MuxError::Empty(_))
-        ));
+        assert!(matches!(media_segment(&track(), 1, 0, &[]), Err(MuxError::Empty(_))));
         assert!(media_segment(&track(), 0, 0, &[sample(1, 1, true, 0)]).is_err());
         assert!(media_segment(&track(), 1, 0, &[sample(1, 1, false, 0)]).is_err());
         let bad_track = TrackConfig {

@@ -37,14 +37,9 @@ impl SegmentIndexEntry {
 /// A `sidx` box indexing `entries`, for segments stored back to back directly after it (`first_offset` 0), each
 /// starting with a sync sample (SAP type 1). The earliest presentation time is the first segment's start (no
 /// composition offset on the first sample, as with AV1 without reordering and Opus).
-pub fn segment_index(
-    track: &TrackConfig,
-    entries: &[SegmentIndexEntry],
-) -> Result<Vec<u8>, MuxError> {
+pub fn segment_index(track: &TrackConfig, entries: &[SegmentIndexEntry]) -> Result<Vec<u8>, MuxError> {
     codec::validate_track(track)?;
-    let first = entries
-        .first()
-        .ok_or(MuxError::Empty("no segments to index"))?;
+    let first = entries.first().ok_or(MuxError::Empty("no segments to index"))?;
     if entries.len() > usize::from(u16::MAX) {
         return Err(MuxError::Overflow("sidx reference_count"));
     }
@@ -129,23 +124,14 @@ mod tests {
         assert_eq!(sidx.references.len(), 2);
         assert_eq!(sidx.references[1].referenced_size, 600);
         assert_eq!(sidx.references[1].subsegment_duration, 48000);
-        assert!(sidx
-            .references
-            .iter()
-            .all(|r| r.starts_with_sap && r.sap_type == 1));
+        assert!(sidx.references.iter().all(|r| r.starts_with_sap && r.sap_type == 1));
         let json = serde_json::to_string(&entries[0]).unwrap();
-        assert_eq!(
-            serde_json::from_str::<SegmentIndexEntry>(&json).unwrap(),
-            entries[0]
-        );
+        assert_eq!(serde_json::from_str::<SegmentIndexEntry>(&json).unwrap(), entries[0]);
     }
 
     #[test]
     fn bad_indexes_are_errors() {
-        assert!(matches!(
-            segment_index(&track(), &[]),
-            Err(MuxError::Empty(_))
-        ));
+        assert!(matches!(segment_index(&track(), &[]), Err(MuxError::Empty(_))));
         let gap = [
             SegmentIndexEntry {
                 number: 1,
@@ -160,19 +146,13 @@ mod tests {
                 size: 1,
             },
         ];
-        assert!(matches!(
-            segment_index(&track(), &gap),
-            Err(MuxError::InvalidConfig(_))
-        ));
+        assert!(matches!(segment_index(&track(), &gap), Err(MuxError::InvalidConfig(_))));
         let huge = [SegmentIndexEntry {
             number: 1,
             start: 0,
             duration: 10,
             size: 1 << 31,
         }];
-        assert!(matches!(
-            segment_index(&track(), &huge),
-            Err(MuxError::Overflow(_))
-        ));
+        assert!(matches!(segment_index(&track(), &huge), Err(MuxError::Overflow(_))));
     }
 }

@@ -12,12 +12,7 @@ use crate::{
 /// Compatible brands of CMAF output carrying `codec` (CMAF `cmfc`/`cmf2`, ISOBMFF `iso6`, DASH, and the codec's
 /// own brands).
 pub(crate) fn compatible_brands(codecs: &[&CodecConfig]) -> Vec<FourCC> {
-    let mut brands = vec![
-        fourcc(b"cmf2"),
-        fourcc(b"cmfc"),
-        fourcc(b"iso6"),
-        fourcc(b"dash"),
-    ];
+    let mut brands = vec![fourcc(b"cmf2"), fourcc(b"cmfc"), fourcc(b"iso6"), fourcc(b"dash")];
     if codecs.iter().any(|c| matches!(c, CodecConfig::Av1 { .. })) {
         brands.push(fourcc(b"av01"));
         brands.push(fourcc(b"cav1"));
@@ -58,11 +53,7 @@ pub fn init_segment(track: &TrackConfig) -> Result<Vec<u8>, MuxError> {
                 ..Default::default()
             }],
         }),
-        trak: vec![track::trak(
-            track,
-            TrackDurations::default(),
-            track::empty_stbl(track)?,
-        )],
+        trak: vec![track::trak(track, TrackDurations::default(), track::empty_stbl(track)?)],
         ..Default::default()
     };
     let mut out = encode(&ftyp)?;
@@ -125,9 +116,6 @@ mod tests {
             track_id: 0,
             ..opus_track()
         };
-        assert!(matches!(
-            init_segment(&track),
-            Err(MuxError::InvalidConfig(_))
-        ));
+        assert!(matches!(init_segment(&track), Err(MuxError::InvalidConfig(_))));
     }
 }

@@ -3,8 +3,7 @@
 use std::cmp::Ordering;
 
 use mp4_atom::{
-    Co64, Ctts, CttsEntry, Ftyp, Moov, Stbl, Stco, Stsc, StscEntry, Stss, Stsz, StszSamples, Stts,
-    SttsEntry,
+    Co64, Ctts, CttsEntry, Ftyp, Moov, Stbl, Stco, Stsc, StscEntry, Stss, Stsz, StszSamples, Stts, SttsEntry,
 };
 
 use crate::{
@@ -64,10 +63,7 @@ fn chunk_track(track: usize, timescale: u32, rows: &[SampleRow]) -> Vec<Chunk> {
 /// Stage 2: orders all chunks by start time (in seconds), ties broken by track order.
 fn interleave(mut chunks: Vec<Chunk>, timescales: &[u32]) -> Vec<Chunk> {
     chunks.sort_by(|a, b| {
-        let (ta, tb) = (
-            u128::from(timescales[a.track]),
-            u128::from(timescales[b.track]),
-        );
+        let (ta, tb) = (u128::from(timescales[a.track]), u128::from(timescales[b.track]));
         match (u128::from(a.start) * tb).cmp(&(u128::from(b.start) * ta)) {
             Ordering::Equal => a.track.cmp(&b.track),
             other => other,
@@ -104,18 +100,15 @@ fn sample_table(
             })
             .collect(),
     };
-    let ctts = rows
-        .iter()
-        .any(|r| r.composition_offset != 0)
-        .then(|| Ctts {
-            entries: runs(rows.iter().map(|r| r.composition_offset))
-                .into_iter()
-                .map(|(sample_count, offset)| CttsEntry {
-                    sample_count,
-                    sample_offset: i64::from(offset),
-                })
-                .collect(),
-        });
+    let ctts = rows.iter().any(|r| r.composition_offset != 0).then(|| Ctts {
+        entries: runs(rows.iter().map(|r| r.composition_offset))
+            .into_iter()
+            .map(|(sample_count, offset)| CttsEntry {
+                sample_count,
+                sample_offset: i64::from(offset),
+            })
+            .collect(),
+    });
     let stss = matches!(track.codec, CodecConfig::Av1 { .. }).then(|| Stss {
         entries: rows
             .iter()
@@ -126,12 +119,11 @@ fn sample_table(
     });
     let mut stsc = Stsc::default();
     for (index, (chunk, _)) in chunks.iter().enumerate() {
-        let samples_per_chunk = u32::try_from(chunk.sample_count)
-            .map_err(|_| MuxError::Overflow("samples per chunk"))?;
+        let samples_per_chunk =
+            u32::try_from(chunk.sample_count).map_err(|_| MuxError::Overflow("samples per chunk"))?;
         if stsc.entries.last().map(|e| e.samples_per_chunk) != Some(samples_per_chunk) {
             stsc.entries.push(StscEntry {
-                first_chunk: u32::try_from(index + 1)
-                    .map_err(|_| MuxError::Overflow("chunk count"))?,
+                first_chunk: u32::try_from(index + 1).map_err(|_| MuxError::Overflow("chunk count"))?,
                 samples_per_chunk,
                 sample_description_index: 1,
             });
@@ -147,9 +139,7 @@ fn sample_table(
     } else {
         let entries = chunks
             .iter()
-            .map(|(_, offset)| {
-                u32::try_from(*offset).map_err(|_| MuxError::Overflow("stco chunk offset"))
-            })
+            .map(|(_, offset)| u32::try_from(*offset).map_err(|_| MuxError::Overflow("stco chunk offset")))
             .collect::<Result<Vec<_>, _>>()?;
         (Some(Stco { entries }), None)
     };
@@ -172,8 +162,7 @@ fn sample_table(
 
 /// Converts a duration from `timescale` to the movie timescale, rounding up.
 fn to_movie_time(duration: u64, timescale: u32) -> Result<u64, MuxError> {
-    let scaled =
-        (u128::from(duration) * u128::from(MOVIE_TIMESCALE)).div_ceil(u128::from(timescale));
+    let scaled = (u128::from(duration) * u128::from(MOVIE_TIMESCALE)).div_ceil(u128::from(timescale));
     u64::try_from(scaled).map_err(|_| MuxError::Overflow("movie duration"))
 }
 
@@ -189,9 +178,7 @@ fn moov(
     let mut offset = mdat_payload_start;
     for chunk in order {
         per_track[chunk.track].push((*chunk, offset));
-        offset = offset
-            .checked_add(chunk.size)
-            .ok_or(MuxError::Overflow("file size"))?;
+        offset = offset.checked_add(chunk.size).ok_or(MuxError::Overflow("file size"))?;
     }
     let mut traks = Vec::with_capacity(tracks.len());
     let mut movie_duration = 0u64;
@@ -218,16 +205,10 @@ fn moov(
 /// `isom`/`iso6`/`mp41` plus the brands of the codecs present.
 fn progressive_brands(tracks: &[(TrackConfig, Vec<Sample>)]) -> Vec<mp4_atom::FourCC> {
     let mut brands = vec![fourcc(b"isom"), fourcc(b"iso6"), fourcc(b"mp41")];
-    if tracks
-        .iter()
-        .any(|(c, _)| matches!(c.codec, CodecConfig::Av1 { .. }))
-    {
+    if tracks.iter().any(|(c, _)| matches!(c.codec, CodecConfig::Av1 { .. })) {
         brands.push(fourcc(b"av01"));
     }
-    if tracks
-        .iter()
-        .any(|(c, _)| matches!(c.codec, CodecConfig::Opus { .. }))
-    {
+    if tracks.iter().any(|(c, _)| matches!(c.codec, CodecConfig::Opus { .. })) {
         brands.push(fourcc(b"Opus"));
     }
     brands
@@ -254,10 +235,7 @@ pub fn progressive_mp4(tracks: &[(TrackConfig, Vec<Sample>)]) -> Result<Vec<u8>,
         .iter()
         .map(|(config, samples)| sample::prepare(&config.codec, samples, false))
         .collect::<Result<_, _>>()?;
-    let rows: Vec<Vec<SampleRow>> = prepared
-        .iter()
-        .map(|p| p.iter().map(|s| s.row).collect())
-        .collect();
+    let rows: Vec<Vec<SampleRow>> = prepared.iter().map(|p| p.iter().map(|s| s.row).collect()).collect();
 
     let timescales: Vec<u32> = tracks.iter().map(|(c, _)| c.timescale).collect();
     let chunks = rows
@@ -307,8 +285,7 @@ pub fn progressive_mp4(tracks: &[(TrackConfig, Vec<Sample>)]) -> Result<Vec<u8>,
     out.extend(moov_bytes);
     out.extend(mdat_header(payload_len)?);
     for chunk in &order {
-        for s in &prepared[chunk.track][chunk.first_sample..chunk.first_sample + chunk.sample_count]
-        {
+        for s in &prepared[chunk.track][chunk.first_sample..chunk.first_sample + chunk.sample_count] {
             out.extend_from_slice(&s.data);
         }
     }
@@ -333,14 +310,8 @@ mod tests {
     fn chunks_of_about_one_second() {
         let rows: Vec<_> = (0..60).map(|_| row(10, 40)).collect(); // 25 fps in timescale 1000
         let chunks = chunk_track(0, 1000, &rows);
-        assert_eq!(
-            chunks.iter().map(|c| c.sample_count).collect::<Vec<_>>(),
-            [25, 25, 10]
-        );
-        assert_eq!(
-            chunks.iter().map(|c| c.start).collect::<Vec<_>>(),
-            [0, 1000, 2000]
-        );
+        assert_eq!(chunks.iter().map(|c| c.sample_count).collect::<Vec<_>>(), [25, 25, 10]);
+        assert_eq!(chunks.iter().map(|c| c.start).collect::<Vec<_>>(), [0, 1000, 2000]);
         assert_eq!(chunks[0].size, 250);
     }
 
@@ -394,10 +365,7 @@ mod tests {
         let offsets = &stbl.stco.as_ref().unwrap().entries;
         assert_eq!(offsets.len(), 3);
         assert_eq!(offsets[0] as usize, payload_start);
-        assert_eq!(
-            bytes[offsets[1] as usize], 10,
-            "second chunk starts with sample 10"
-        );
+        assert_eq!(bytes[offsets[1] as usize], 10, "second chunk starts with sample 10");
         assert_eq!(stbl.stsc.entries.len(), 1);
         assert_eq!(stbl.stsc.entries[0].samples_per_chunk, 10);
         assert_eq!(
@@ -410,14 +378,8 @@ mod tests {
         assert!(stbl.stss.is_none() && stbl.ctts.is_none());
 
         let dup = [(track.clone(), vec![]), (track.clone(), vec![])];
-        assert!(matches!(
-            progressive_mp4(&dup),
-            Err(MuxError::InvalidConfig(_))
-        ));
+        assert!(matches!(progressive_mp4(&dup), Err(MuxError::InvalidConfig(_))));
         assert!(matches!(progressive_mp4(&[]), Err(MuxError::Empty(_))));
-        assert!(matches!(
-            progressive_mp4(&[(track, vec![])]),
-            Err(MuxError::Empty(_))
-        ));
+        assert!(matches!(progressive_mp4(&[(track, vec![])]), Err(MuxError::Empty(_))));
     }
 }

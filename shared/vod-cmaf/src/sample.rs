@@ -157,20 +157,12 @@ mod tests {
         );
         // Nothing to strip: borrowed.
         let frame = [0x32, 0x01, 7];
-        assert!(matches!(
-            strip_av1_temporal_delimiters(&frame),
-            Cow::Borrowed(_)
-        ));
+        assert!(matches!(strip_av1_temporal_delimiters(&frame), Cow::Borrowed(_)));
     }
 
     #[test]
     fn malformed_obus_are_left_alone() {
-        for data in [
-            &[0x12, 0x05, 1][..],
-            &[0x12][..],
-            &[0x12, 0x80, 0x80][..],
-            &[0x16][..],
-        ] {
+        for data in [&[0x12, 0x05, 1][..], &[0x12][..], &[0x12, 0x80, 0x80][..], &[0x16][..]] {
             assert_eq!(&*strip_av1_temporal_delimiters(data), data);
         }
     }
@@ -188,10 +180,7 @@ mod tests {
             is_sync,
             composition_offset: 0,
         };
-        assert!(matches!(
-            prepare(&opus, &[], false),
-            Err(MuxError::Empty(_))
-        ));
+        assert!(matches!(prepare(&opus, &[], false), Err(MuxError::Empty(_))));
         assert!(matches!(
             prepare(&opus, &[s(vec![1], false)], true),
             Err(MuxError::InvalidSample { index: 0, .. })

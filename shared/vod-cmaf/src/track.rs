@@ -1,9 +1,6 @@
 //! One `trak` box: header, media header, handler and media information around a given sample table.
 
-use mp4_atom::{
-    Dinf, Dref, DrefEntry, FixedPoint, Hdlr, Mdhd, Mdia, Minf, Smhd, Stbl, Stsd, Tkhd, Trak, Url,
-    Vmhd,
-};
+use mp4_atom::{Dinf, Dref, DrefEntry, FixedPoint, Hdlr, Mdhd, Mdia, Minf, Smhd, Stbl, Stsd, Tkhd, Trak, Url, Vmhd};
 
 use crate::{boxes::fourcc, codec, CodecConfig, MuxError, TrackConfig};
 

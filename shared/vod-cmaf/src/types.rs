@@ -6,11 +6,7 @@ use serde::{Deserialize, Serialize};
 pub enum CodecConfig {
     /// AV1: `av1c` is the full AV1CodecConfigurationRecord (the payload of the `av1C` box, as returned by
     /// rav1e's `Context::container_sequence_header()`), which starts with marker/version, profile, level, tier...
-    Av1 {
-        width: u16,
-        height: u16,
-        av1c: Vec<u8>,
-    },
+    Av1 { width: u16, height: u16, av1c: Vec<u8> },
     /// Opus (RFC 7845 / "Encapsulation of Opus in ISOBMFF"): `pre_skip` in 48 kHz samples.
     Opus {
         channels: u8,

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use mp4_atom::{Any, Atom, Codec, Decode, Moov, StszSamples};
 use vod_cmaf::{
-    codec_string, init_segment, media_segment, progressive_mp4, segment_index, CodecConfig, Sample,
-    SegmentIndexEntry, TrackConfig,
+    codec_string, init_segment, media_segment, progressive_mp4, segment_index, CodecConfig, Sample, SegmentIndexEntry,
+    TrackConfig,
 };
 
 const FRAMES: usize = 50; // 2 s at 25 fps
@@ -118,9 +118,7 @@ fn read_tracks(path: &Path) -> Vec<(TrackConfig, Vec<Sample>)> {
                 Some(ctts) => ctts
                     .entries
                     .iter()
-                    .flat_map(|e| {
-                        std::iter::repeat_n(e.sample_offset as i32, e.sample_count as usize)
-                    })
+                    .flat_map(|e| std::iter::repeat_n(e.sample_offset as i32, e.sample_count as usize))
                     .collect(),
                 None => vec![0; sizes.len()],
             };
@@ -142,10 +140,7 @@ fn read_tracks(path: &Path) -> Vec<(TrackConfig, Vec<Sample>)> {
                     samples.push(Sample {
                         data: file[pos..pos + size].to_vec(),
                         duration: durations[i],
-                        is_sync: stbl
-                            .stss
-                            .as_ref()
-                            .is_none_or(|s| s.entries.contains(&(i as u32 + 1))),
+                        is_sync: stbl.stss.as_ref().is_none_or(|s| s.entries.contains(&(i as u32 + 1))),
                         composition_offset: offsets[i],
                     });
                     pos += size;
@@ -171,12 +166,7 @@ fn source_track(video: bool) -> (TrackConfig, Vec<Sample>) {
 }
 
 /// init + (optionally sidx) + one media segment per `per_segment` samples.
-fn fragmented(
-    track: &TrackConfig,
-    samples: &[Sample],
-    per_segment: usize,
-    with_sidx: bool,
-) -> Vec<u8> {
+fn fragmented(track: &TrackConfig, samples: &[Sample], per_segment: usize, with_sidx: bool) -> Vec<u8> {
     let mut segments = Vec::new();
     let mut entries = Vec::new();
     let mut start = 0u64;
@@ -210,19 +200,9 @@ struct Probe {
 /// Decodes every frame of each stream with ffprobe.
 fn probe(path: &Path) -> Vec<Probe> {
     let (out, stderr) = run(Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-of",
-            "json",
-            "-show_streams",
-            "-show_frames",
-        ])
+        .args(["-v", "error", "-of", "json", "-show_streams", "-show_frames"])
         .arg(path));
-    assert!(
-        stderr.trim().is_empty(),
-        "ffprobe complained about {path:?}: {stderr}"
-    );
+    assert!(stderr.trim().is_empty(), "ffprobe complained about {path:?}: {stderr}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let streams = json["streams"].as_array().unwrap();
     let frames = json["frames"].as_array().unwrap();
@@ -255,17 +235,9 @@ fn decoded_duration(stream: &serde_json::Value, frames: &[&serde_json::Value]) -
     let num = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok());
     if stream["codec_type"] == "audio" {
         let rate = num(&stream["sample_rate"]).unwrap();
-        frames
-            .iter()
-            .map(|f| f["nb_samples"].as_f64().unwrap())
-            .sum::<f64>()
-            / rate
+        frames.iter().map(|f| f["nb_samples"].as_f64().unwrap()).sum::<f64>() / rate
     } else {
-        let (n, d) = stream["avg_frame_rate"]
-            .as_str()
-            .unwrap()
-            .split_once('/')
-            .unwrap();
+        let (n, d) = stream["avg_frame_rate"].as_str().unwrap().split_once('/').unwrap();
         let frame = d.parse::<f64>().unwrap() / n.parse::<f64>().unwrap();
         let pts: Vec<f64> = frames.iter().filter_map(|f| num(&f["pts_time"])).collect();
         assert_eq!(pts.len(), frames.len(), "every frame has a pts");
@@ -281,10 +253,7 @@ fn decode_all(path: &Path) {
         .args(["-v", "error", "-i"])
         .arg(path)
         .args(["-f", "null", "-"]));
-    assert!(
-        stderr.trim().is_empty(),
-        "ffmpeg decode errors for {path:?}: {stderr}"
-    );
+    assert!(stderr.trim().is_empty(), "ffmpeg decode errors for {path:?}: {stderr}");
 }
 
 /// MD5 of every decoded video frame (the hash column of ffmpeg's framemd5).
@@ -318,11 +287,7 @@ fn fragmented_av1_decodes_fully() {
     );
     for with_sidx in [false, true] {
         let path = tmp(&format!("av1-frag-{with_sidx}.mp4"));
-        let input = if with_sidx {
-            &with_delimiters
-        } else {
-            &samples
-        };
+        let input = if with_sidx { &with_delimiters } else { &samples };
         let bytes = fragmented(&track, input, GOP, with_sidx);
         std::fs::write(&path, bytes).unwrap();
         decode_all(&path);
@@ -332,17 +297,9 @@ fn fragmented_av1_decodes_fully() {
         assert_eq!((p[0].width, p[0].height), (Some(320), Some(240)));
         assert_eq!(p[0].frames, FRAMES);
         assert_eq!(p[0].key_frames, vec![0, GOP]);
-        assert!(
-            (p[0].duration - 2.0).abs() < 0.041,
-            "duration {}",
-            p[0].duration
-        );
+        assert!((p[0].duration - 2.0).abs() < 0.041, "duration {}", p[0].duration);
         let hashes = video_frame_hashes(&path);
-        assert_eq!(
-            hashes,
-            video_frame_hashes(source()),
-            "same pictures as the source"
-        );
+        assert_eq!(hashes, video_frame_hashes(source()), "same pictures as the source");
         // Seeking to the second segment lands on its key frame and decodes the rest of the pictures.
         let (out, _) = run(Command::new("ffmpeg")
             .args(["-v", "error", "-ss", "1.0", "-i"])
@@ -367,11 +324,7 @@ fn fragmented_opus_decodes_fully() {
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].codec, "opus");
     assert_eq!(p[0].frames, samples.len());
-    assert!(
-        (p[0].duration - 2.0).abs() < 0.041,
-        "duration {}",
-        p[0].duration
-    );
+    assert!((p[0].duration - 2.0).abs() < 0.041, "duration {}", p[0].duration);
 }
 
 #[test]
@@ -396,11 +349,7 @@ fn progressive_av1_and_opus_decode_fully() {
     assert_eq!(v.frames, FRAMES);
     assert_eq!(v.key_frames, vec![0, GOP]);
     assert_eq!(a.frames, audio_packets);
-    assert!(
-        (v.duration - 2.0).abs() < 0.041,
-        "video duration {}",
-        v.duration
-    );
+    assert!((v.duration - 2.0).abs() < 0.041, "video duration {}", v.duration);
     assert!(
         (a.duration - v.duration).abs() < 0.041,
         "audio {} vs video {}",
@@ -442,9 +391,6 @@ fn codec_strings_of_real_tracks() {
         .parse()
         .unwrap();
     assert!(out.contains("profile=Main"), "{out}");
-    assert_eq!(
-        codec_string(&video.codec).unwrap(),
-        format!("av01.0.{level:02}M.08")
-    );
+    assert_eq!(codec_string(&video.codec).unwrap(), format!("av01.0.{level:02}M.08"));
     assert_eq!(codec_string(&audio.codec).unwrap(), "opus");
 }

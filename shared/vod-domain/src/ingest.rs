@@ -67,9 +67,8 @@ pub fn decode_key(raw: &str) -> Result<String, DomainError> {
 /// Parses one notification body. Test events (`s3:TestEvent`) and non-create events yield nothing; a body that is
 /// not an S3 notification at all is an error (it will be retried and end in the dead-letter queue).
 pub fn parse_notification(body: &str) -> Result<Vec<ObjectCreated>, DomainError> {
-    let n: Notification = serde_json::from_str(body).map_err(|e| {
-        DomainError::invalid(format!("message is not an S3 event notification: {e}"))
-    })?;
+    let n: Notification = serde_json::from_str(body)
+        .map_err(|e| DomainError::invalid(format!("message is not an S3 event notification: {e}")))?;
     if n.event.as_deref() == Some("s3:TestEvent") {
         return Ok(Vec::new());
     }
@@ -132,7 +131,8 @@ mod tests {
         );
         let sparse = r#"{"Records":[{"s3":{"bucket":{"name":"up"},"object":{"key":"k"}}}]}"#;
         assert_eq!(parse_notification(sparse).unwrap()[0].size, None);
-        let removed = r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"up"},"object":{"key":"k"}}}]}"#;
+        let removed =
+            r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"up"},"object":{"key":"k"}}}]}"#;
         assert!(parse_notification(removed).unwrap().is_empty());
         let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"up"}"#;
         assert!(parse_notification(test_event).unwrap().is_empty());

@@ -88,23 +88,40 @@ impl Preset {
         vec![
             Preset {
                 name: "adaptive-av1".into(),
-                description: "AV1 adaptive ladder 1080p/720p/480p/360p (no upscaling), 4 s segments, Opus 128 kb/s".into(),
+                description: "AV1 adaptive ladder 1080p/720p/480p/360p (no upscaling), 4 s segments, Opus 128 kb/s"
+                    .into(),
                 ladder: Ladder::Adaptive { speed: 8 },
                 segment_duration: 4.0,
-                audio: AudioSpec { bitrate_kbps: 128, channels: 2 },
+                audio: AudioSpec {
+                    bitrate_kbps: 128,
+                    channels: 2,
+                },
                 max_chunk_secs: 8.0,
             },
             Preset {
                 name: "tiny".into(),
-                description: "Small and fast, for tests and demos: 180p + 120p AV1 at speed 10, 1 s segments, Opus 64 kb/s".into(),
+                description:
+                    "Small and fast, for tests and demos: 180p + 120p AV1 at speed 10, 1 s segments, Opus 64 kb/s"
+                        .into(),
                 ladder: Ladder::Fixed {
                     rungs: vec![
-                        FixedRung { height: 180, bitrate_kbps: 300, speed: 10 },
-                        FixedRung { height: 120, bitrate_kbps: 150, speed: 10 },
+                        FixedRung {
+                            height: 180,
+                            bitrate_kbps: 300,
+                            speed: 10,
+                        },
+                        FixedRung {
+                            height: 120,
+                            bitrate_kbps: 150,
+                            speed: 10,
+                        },
                     ],
                 },
                 segment_duration: 1.0,
-                audio: AudioSpec { bitrate_kbps: 64, channels: 2 },
+                audio: AudioSpec {
+                    bitrate_kbps: 64,
+                    channels: 2,
+                },
                 max_chunk_secs: 2.0,
             },
         ]
@@ -124,14 +141,10 @@ impl Preset {
         if !(self.segment_duration.is_finite() && (0.5..=20.0).contains(&self.segment_duration)) {
             return Err("segment_duration must be between 0.5 and 20 seconds".into());
         }
-        if !(self.max_chunk_secs.is_finite()
-            && self.max_chunk_secs > 0.0
-            && self.max_chunk_secs <= 600.0)
-        {
+        if !(self.max_chunk_secs.is_finite() && self.max_chunk_secs > 0.0 && self.max_chunk_secs <= 600.0) {
             return Err("max_chunk_secs must be in (0, 600]".into());
         }
-        if !(8..=512).contains(&self.audio.bitrate_kbps) || !(1..=2).contains(&self.audio.channels)
-        {
+        if !(8..=512).contains(&self.audio.bitrate_kbps) || !(1..=2).contains(&self.audio.channels) {
             return Err("audio needs 8..=512 kb/s and 1 or 2 channels".into());
         }
         let speed_ok = |s: u8| s <= 10;
@@ -146,9 +159,7 @@ impl Preset {
                         || !(50..=100_000).contains(&r.bitrate_kbps)
                         || !speed_ok(r.speed)
                     {
-                        return Err(
-                            "rungs need height 64..=4320, 50..=100000 kb/s, speed 0..=10".into(),
-                        );
+                        return Err("rungs need height 64..=4320, 50..=100000 kb/s, speed 0..=10".into());
                     }
                 }
                 Ok(())
@@ -159,10 +170,7 @@ impl Preset {
 
     /// Concrete rungs for a source: display size (rotation and aspect honoured), no upscaling, even dimensions.
     pub fn rungs_for(&self, media: &MediaInfo) -> Result<Vec<RungSpec>, String> {
-        let v = media
-            .video
-            .first()
-            .ok_or("the source has no video stream")?;
+        let v = media.video.first().ok_or("the source has no video stream")?;
         let (mut w, mut h) = (v.width.max(1) as f64, v.height.max(1) as f64);
         if matches!(v.rotation, Some(90) | Some(270)) {
             std::mem::swap(&mut w, &mut h);
@@ -170,14 +178,8 @@ impl Preset {
         let aspect = w / h;
         let even = |x: f64| ((x / 2.0).round() as u32 * 2).max(2);
         let wanted: Vec<(u32, u32, u8)> = match &self.ladder {
-            Ladder::Adaptive { speed } => STANDARD_LADDER
-                .iter()
-                .map(|(hh, kb)| (*hh, *kb, *speed))
-                .collect(),
-            Ladder::Fixed { rungs } => rungs
-                .iter()
-                .map(|r| (r.height, r.bitrate_kbps, r.speed))
-                .collect(),
+            Ladder::Adaptive { speed } => STANDARD_LADDER.iter().map(|(hh, kb)| (*hh, *kb, *speed)).collect(),
+            Ladder::Fixed { rungs } => rungs.iter().map(|r| (r.height, r.bitrate_kbps, r.speed)).collect(),
         };
         // Rung "heights" name the short side, so portrait sources get portrait rungs of the same class.
         let portrait = h > w;
@@ -232,10 +234,7 @@ pub enum JobState {
 
 impl JobState {
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            JobState::Finished | JobState::Error | JobState::Canceled
-        )
+        matches!(self, JobState::Finished | JobState::Error | JobState::Canceled)
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -264,10 +263,7 @@ pub enum TaskState {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TaskKind {
     /// Encode segments [first_segment, end_segment) of every rung.
-    Video {
-        first_segment: u32,
-        end_segment: u32,
-    },
+    Video { first_segment: u32, end_segment: u32 },
     /// Encode the whole audio track.
     Audio,
 }
@@ -379,12 +375,8 @@ pub fn segment_start_frame(k: u32, segment_duration: f64, frame_rate: (u32, u32)
 /// audio task. Refuses sources the encoder cannot handle, before any work starts.
 pub fn plan(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
     crate::service::check_supported(media)?;
-    let v = media
-        .video
-        .first()
-        .ok_or("the source has no video stream")?;
-    let frame_rate = rational_frame_rate(v.frame_rate)
-        .ok_or_else(|| format!("invalid frame rate {}", v.frame_rate))?;
+    let v = media.video.first().ok_or("the source has no video stream")?;
+    let frame_rate = rational_frame_rate(v.frame_rate).ok_or_else(|| format!("invalid frame rate {}", v.frame_rate))?;
     let duration = if v.duration_secs > 0.0 {
         v.duration_secs
     } else {
@@ -474,9 +466,7 @@ mod tests {
         assert_eq!(r.len(), 3);
         let r = p.rungs_for(&media(321, 241, 25.0, 10.0, None)).unwrap();
         assert_eq!((r[0].width, r[0].height), (322, 242));
-        let portrait = p
-            .rungs_for(&media(1920, 1080, 30.0, 5.0, Some(90)))
-            .unwrap();
+        let portrait = p.rungs_for(&media(1920, 1080, 30.0, 5.0, Some(90))).unwrap();
         assert_eq!((portrait[0].width, portrait[0].height), (1080, 1920));
         assert!(p
             .rungs_for(&MediaInfo {

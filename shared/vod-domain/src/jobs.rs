@@ -9,7 +9,7 @@ use tracing::info;
 use crate::error::DomainError;
 use crate::job::{plan, Job, JobId, JobState, Preset, Task, TaskState};
 use crate::model::{AssetId, AssetState};
-use crate::ports::{AssetStore, JobStore, TaskMessage, TaskQueue};
+use crate::ports::{AssetStore, EventPublisher, JobEvent, JobStore, TaskMessage, TaskQueue};
 
 /// A job with its tasks, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -25,6 +25,7 @@ pub struct JobService {
     assets: Arc<dyn AssetStore>,
     jobs: Arc<dyn JobStore>,
     queue: Arc<dyn TaskQueue>,
+    events: Arc<dyn EventPublisher>,
 }
 
 impl JobService {
@@ -32,12 +33,28 @@ impl JobService {
         assets: Arc<dyn AssetStore>,
         jobs: Arc<dyn JobStore>,
         queue: Arc<dyn TaskQueue>,
+        events: Arc<dyn EventPublisher>,
     ) -> Self {
         JobService {
             assets,
             jobs,
             queue,
+            events,
         }
+    }
+
+    /// Publishes the job's current state and progress.
+    pub async fn announce(&self, view: &JobView) {
+        self.events
+            .publish(&JobEvent {
+                job_id: view.job.id,
+                asset_id: view.job.asset_id,
+                state: view.job.state,
+                progress: view.progress,
+                error: view.job.error.clone(),
+                time: Utc::now(),
+            })
+            .await;
     }
 
     pub fn store(&self) -> &Arc<dyn JobStore> {
@@ -55,34 +72,24 @@ impl JobService {
         if let Some(p) = Preset::builtin().into_iter().find(|p| p.name == name) {
             return Ok(p);
         }
-        self.jobs
-            .get_preset(name)
-            .await?
-            .ok_or_else(|| DomainError::NotFound {
-                kind: "preset",
-                id: name.to_string(),
-            })
+        self.jobs.get_preset(name).await?.ok_or_else(|| DomainError::NotFound {
+            kind: "preset",
+            id: name.to_string(),
+        })
     }
 
     /// Stores a custom preset (built-in names are reserved).
     pub async fn put_preset(&self, preset: Preset) -> Result<Preset, DomainError> {
         preset.validate().map_err(DomainError::Invalid)?;
         if Preset::builtin().iter().any(|p| p.name == preset.name) {
-            return Err(DomainError::Conflict(format!(
-                "preset {} is built in",
-                preset.name
-            )));
+            return Err(DomainError::Conflict(format!("preset {} is built in", preset.name)));
         }
         self.jobs.put_preset(&preset).await?;
         Ok(preset)
     }
 
     /// Plans and starts a job: every task is stored, then one message per task is sent.
-    pub async fn create_job(
-        &self,
-        asset_id: AssetId,
-        preset_name: &str,
-    ) -> Result<JobView, DomainError> {
+    pub async fn create_job(&self, asset_id: AssetId, preset_name: &str) -> Result<JobView, DomainError> {
         let asset = self
             .assets
             .get(asset_id)
@@ -150,18 +157,16 @@ impl JobService {
             .transition_job(id, &[JobState::Queued], JobState::Scheduled, None)
             .await?;
         info!(job_id = %id, asset_id = %asset_id, tasks = tasks.len(), "job scheduled");
-        self.get_job(id).await
+        let view = self.get_job(id).await?;
+        self.announce(&view).await;
+        Ok(view)
     }
 
     pub async fn get_job(&self, id: JobId) -> Result<JobView, DomainError> {
-        let job = self
-            .jobs
-            .get_job(id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound {
-                kind: "job",
-                id: id.to_string(),
-            })?;
+        let job = self.jobs.get_job(id).await?.ok_or_else(|| DomainError::NotFound {
+            kind: "job",
+            id: id.to_string(),
+        })?;
         let tasks = self.jobs.get_tasks(id).await?;
         Ok(JobView {
             progress: job.progress(),
@@ -215,14 +220,7 @@ mod tests {
     use crate::memory::{MemoryAssetStore, MemoryJobStore, MemoryTaskQueue};
     use crate::model::Asset;
 
-    async fn setup(
-        state: AssetState,
-    ) -> (
-        JobService,
-        Arc<MemoryJobStore>,
-        Arc<MemoryTaskQueue>,
-        AssetId,
-    ) {
+    async fn setup(state: AssetState) -> (JobService, Arc<MemoryJobStore>, Arc<MemoryTaskQueue>, AssetId) {
         let assets = Arc::new(MemoryAssetStore::default());
         let jobs = Arc::new(MemoryJobStore::default());
         let queue = Arc::new(MemoryTaskQueue::default());
@@ -262,7 +260,7 @@ mod tests {
             .await
             .unwrap();
         (
-            JobService::new(assets, jobs.clone(), queue.clone()),
+            JobService::new(assets, jobs.clone(), queue.clone(), Arc::new(crate::ports::NoEvents)),
             jobs,
             queue,
             id,
@@ -300,18 +298,12 @@ mod tests {
         let _ = jobs;
         let view = svc.create_job(asset, "tiny").await.unwrap();
         let store = svc.store();
-        assert_eq!(
-            store.finish_task(view.job.id, 0, &[]).await.unwrap(),
-            Some(1)
-        );
+        assert_eq!(store.finish_task(view.job.id, 0, &[]).await.unwrap(), Some(1));
         assert_eq!(
             store.finish_task(view.job.id, 0, &[]).await.unwrap(),
             None,
             "a redelivery counts nothing"
         );
-        assert_eq!(
-            store.finish_task(view.job.id, 1, &[]).await.unwrap(),
-            Some(2)
-        );
+        assert_eq!(store.finish_task(view.job.id, 1, &[]).await.unwrap(), Some(2));
     }
 }

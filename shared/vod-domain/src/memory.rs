@@ -95,22 +95,15 @@ fn etag_of(body: &[u8]) -> String {
 impl BlobStore for MemoryBlobStore {
     async fn head(&self, blob: &BlobRef) -> Result<Option<BlobMeta>, StoreError> {
         let m = self.objects.lock().map_err(poisoned)?;
-        Ok(m.get(&(blob.bucket.clone(), blob.key.clone()))
-            .map(|b| BlobMeta {
-                size: b.len() as u64,
-                etag: etag_of(b),
-                content_type: None,
-            }))
+        Ok(m.get(&(blob.bucket.clone(), blob.key.clone())).map(|b| BlobMeta {
+            size: b.len() as u64,
+            etag: etag_of(b),
+            content_type: None,
+        }))
     }
 
-    async fn read_range(
-        &self,
-        blob: &BlobRef,
-        offset: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, StoreError> {
-        self.range_reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    async fn read_range(&self, blob: &BlobRef, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+        self.range_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let m = self.objects.lock().map_err(poisoned)?;
         let b = m
             .get(&(blob.bucket.clone(), blob.key.clone()))
@@ -120,12 +113,7 @@ impl BlobStore for MemoryBlobStore {
         Ok(b[start..end].to_vec())
     }
 
-    async fn put(
-        &self,
-        blob: &BlobRef,
-        body: Vec<u8>,
-        _content_type: &str,
-    ) -> Result<(), StoreError> {
+    async fn put(&self, blob: &BlobRef, body: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
         self.insert(&blob.bucket, &blob.key, body);
         Ok(())
     }
@@ -189,10 +177,7 @@ pub struct MemoryJobStore {
 #[async_trait]
 impl JobStore for MemoryJobStore {
     async fn create_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
-        self.jobs
-            .lock()
-            .map_err(poisoned)?
-            .insert(job.id, job.clone());
+        self.jobs.lock().map_err(poisoned)?.insert(job.id, job.clone());
         let mut t = self.tasks.lock().map_err(poisoned)?;
         for task in tasks {
             t.insert((job.id.0, task.index), task.clone());
@@ -255,12 +240,7 @@ impl JobStore for MemoryJobStore {
         }
         Ok(Some(before))
     }
-    async fn finish_task(
-        &self,
-        job: JobId,
-        index: u32,
-        outputs: &[TrackOutput],
-    ) -> Result<Option<u32>, StoreError> {
+    async fn finish_task(&self, job: JobId, index: u32, outputs: &[TrackOutput]) -> Result<Option<u32>, StoreError> {
         let mut m = self.tasks.lock().map_err(poisoned)?;
         let Some(t) = m.get_mut(&(job.0, index)) else {
             return Ok(None);
@@ -277,13 +257,7 @@ impl JobStore for MemoryJobStore {
         j.tasks_done += 1;
         Ok(Some(j.tasks_done))
     }
-    async fn settle_task(
-        &self,
-        job: JobId,
-        index: u32,
-        state: TaskState,
-        reason: &str,
-    ) -> Result<(), StoreError> {
+    async fn settle_task(&self, job: JobId, index: u32, state: TaskState, reason: &str) -> Result<(), StoreError> {
         let mut m = self.tasks.lock().map_err(poisoned)?;
         if let Some(t) = m.get_mut(&(job.0, index)) {
             if t.state != TaskState::Finished {
@@ -302,10 +276,7 @@ impl JobStore for MemoryJobStore {
             .filter(|j| j.asset_id == asset)
             .map(|j| j.id)
             .collect();
-        self.jobs
-            .lock()
-            .map_err(poisoned)?
-            .retain(|id, _| !ids.contains(id));
+        self.jobs.lock().map_err(poisoned)?.retain(|id, _| !ids.contains(id));
         self.tasks
             .lock()
             .map_err(poisoned)?
@@ -323,13 +294,7 @@ impl JobStore for MemoryJobStore {
         Ok(self.presets.lock().map_err(poisoned)?.get(name).cloned())
     }
     async fn list_presets(&self) -> Result<Vec<Preset>, StoreError> {
-        Ok(self
-            .presets
-            .lock()
-            .map_err(poisoned)?
-            .values()
-            .cloned()
-            .collect())
+        Ok(self.presets.lock().map_err(poisoned)?.values().cloned().collect())
     }
 }
 
@@ -342,10 +307,7 @@ pub struct MemoryTaskQueue {
 #[async_trait]
 impl TaskQueue for MemoryTaskQueue {
     async fn send(&self, messages: &[TaskMessage]) -> Result<(), StoreError> {
-        self.sent
-            .lock()
-            .map_err(poisoned)?
-            .extend_from_slice(messages);
+        self.sent.lock().map_err(poisoned)?.extend_from_slice(messages);
         Ok(())
     }
 }

@@ -35,18 +35,8 @@ pub trait BlobStore: Send + Sync {
     /// `None` if the object does not exist.
     async fn head(&self, blob: &BlobRef) -> Result<Option<BlobMeta>, StoreError>;
     /// Reads `len` bytes at `offset` (fewer at the end of the object).
-    async fn read_range(
-        &self,
-        blob: &BlobRef,
-        offset: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, StoreError>;
-    async fn put(
-        &self,
-        blob: &BlobRef,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), StoreError>;
+    async fn read_range(&self, blob: &BlobRef, offset: u64, len: u64) -> Result<Vec<u8>, StoreError>;
+    async fn put(&self, blob: &BlobRef, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
     async fn delete(&self, blob: &BlobRef) -> Result<(), StoreError>;
     /// Deletes every object under a prefix; returns how many were deleted.
     async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, StoreError>;
@@ -90,12 +80,7 @@ pub trait JobStore: Send + Sync {
     async fn start_task(&self, job: JobId, index: u32) -> Result<Option<Task>, StoreError>;
     /// Atomically marks the task Finished with its outputs and counts it on the job — once, however often it is
     /// called. Returns the job's finished-task count after the call, or None if the task was already finished.
-    async fn finish_task(
-        &self,
-        job: JobId,
-        index: u32,
-        outputs: &[TrackOutput],
-    ) -> Result<Option<u32>, StoreError>;
+    async fn finish_task(&self, job: JobId, index: u32, outputs: &[TrackOutput]) -> Result<Option<u32>, StoreError>;
     /// Marks a task Error or Canceled with a reason (unless it is Finished).
     async fn settle_task(
         &self,
@@ -121,4 +106,30 @@ pub struct TaskMessage {
 #[async_trait]
 pub trait TaskQueue: Send + Sync {
     async fn send(&self, messages: &[TaskMessage]) -> Result<(), StoreError>;
+}
+
+/// A job's state or progress changed (published to the event bus and, if configured, a webhook).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobEvent {
+    pub job_id: JobId,
+    pub asset_id: AssetId,
+    pub state: JobState,
+    pub progress: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub time: chrono::DateTime<chrono::Utc>,
+}
+
+/// Where job events go. Publishing is best effort: a lost event never fails a job.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, event: &JobEvent);
+}
+
+/// Publishes nothing (no bus configured).
+pub struct NoEvents;
+
+#[async_trait]
+impl EventPublisher for NoEvents {
+    async fn publish(&self, _event: &JobEvent) {}
 }

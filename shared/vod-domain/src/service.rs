@@ -67,9 +67,7 @@ const S3_MAX_PARTS: u64 = 10_000;
 const UPLOAD_PREFIX: &str = "uploads/";
 
 /// Video codecs the encoder can decode; anything else is refused at ingest.
-pub const SUPPORTED_VIDEO_CODECS: &[&str] = &[
-    "h264", "hevc", "av1", "vp9", "vp8", "prores", "mpeg4", "rawvideo",
-];
+pub const SUPPORTED_VIDEO_CODECS: &[&str] = &["h264", "hevc", "av1", "vp9", "vp8", "prores", "mpeg4", "rawvideo"];
 /// Audio codecs the encoder can decode.
 pub const SUPPORTED_AUDIO_CODECS: &[&str] = &[
     "aac",
@@ -94,10 +92,7 @@ pub fn check_supported(info: &vod_media::MediaInfo) -> Result<(), String> {
             return Err(format!("unsupported video codec {:?}", v.codec));
         }
         if v.width == 0 || v.height == 0 {
-            return Err(format!(
-                "video stream has invalid size {}x{}",
-                v.width, v.height
-            ));
+            return Err(format!("video stream has invalid size {}x{}", v.width, v.height));
         }
     }
     for a in &info.audio {
@@ -116,12 +111,7 @@ fn validate_file_name(name: &str) -> Result<(), DomainError> {
     if name.is_empty() || name.len() > 255 {
         return Err(DomainError::invalid("file_name must be 1 to 255 bytes"));
     }
-    if name == "."
-        || name == ".."
-        || name.contains('/')
-        || name.contains('\\')
-        || name.chars().any(char::is_control)
-    {
+    if name == "." || name == ".." || name.contains('/') || name.contains('\\') || name.chars().any(char::is_control) {
         return Err(DomainError::invalid(
             "file_name must not contain slashes or control characters",
         ));
@@ -138,16 +128,8 @@ pub struct AssetService {
 }
 
 impl AssetService {
-    pub fn new(
-        store: Arc<dyn AssetStore>,
-        blobs: Arc<dyn BlobStore>,
-        config: ServiceConfig,
-    ) -> Self {
-        AssetService {
-            store,
-            blobs,
-            config,
-        }
+    pub fn new(store: Arc<dyn AssetStore>, blobs: Arc<dyn BlobStore>, config: ServiceConfig) -> Self {
+        AssetService { store, blobs, config }
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -187,24 +169,16 @@ impl AssetService {
         };
         let blob = BlobRef::new(&self.config.upload_bucket, &key);
         let ttl = self.config.url_ttl;
-        let expires_at =
-            now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+        let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
         let upload = match req.size {
             Some(size) if size >= self.config.multipart_threshold => {
-                let part_size = self
-                    .config
-                    .part_size
-                    .max(S3_MIN_PART)
-                    .max(size.div_ceil(S3_MAX_PARTS));
+                let part_size = self.config.part_size.max(S3_MIN_PART).max(size.div_ceil(S3_MAX_PARTS));
                 let count = size.div_ceil(part_size).max(1);
                 let upload_id = self.blobs.create_multipart(&blob).await?;
                 let mut parts = Vec::with_capacity(count as usize);
                 for n in 1..=count as i32 {
                     let url = self.blobs.presign_part(&blob, &upload_id, n, ttl).await?;
-                    parts.push(PartUrl {
-                        part_number: n,
-                        url,
-                    });
+                    parts.push(PartUrl { part_number: n, url });
                 }
                 UploadInstructions::Multipart {
                     upload_id,
@@ -233,29 +207,20 @@ impl AssetService {
         parts: &[CompletedPart],
     ) -> Result<Asset, DomainError> {
         let asset = self.get_asset(id).await?;
-        let key = asset.upload_key.clone().ok_or_else(|| {
-            DomainError::Conflict("asset was not created for an API upload".into())
-        })?;
+        let key = asset
+            .upload_key
+            .clone()
+            .ok_or_else(|| DomainError::Conflict("asset was not created for an API upload".into()))?;
         if parts.is_empty() || parts.len() > S3_MAX_PARTS as usize {
             return Err(DomainError::invalid("parts must list 1 to 10000 parts"));
         }
         let mut sorted = parts.to_vec();
         sorted.sort_by_key(|p| p.part_number);
-        if sorted
-            .windows(2)
-            .any(|w| w[0].part_number == w[1].part_number)
-            || sorted[0].part_number < 1
-        {
-            return Err(DomainError::invalid(
-                "part numbers must be distinct and start at 1",
-            ));
+        if sorted.windows(2).any(|w| w[0].part_number == w[1].part_number) || sorted[0].part_number < 1 {
+            return Err(DomainError::invalid("part numbers must be distinct and start at 1"));
         }
         self.blobs
-            .complete_multipart(
-                &BlobRef::new(&self.config.upload_bucket, key),
-                upload_id,
-                &sorted,
-            )
+            .complete_multipart(&BlobRef::new(&self.config.upload_bucket, key), upload_id, &sorted)
             .await
             .map_err(|e| DomainError::invalid(format!("completing the upload failed: {e}")))?;
         Ok(asset)
@@ -268,11 +233,7 @@ impl AssetService {
             .ok_or_else(|| DomainError::asset_not_found(id.to_string()))
     }
 
-    pub async fn list_assets(
-        &self,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<Asset>, DomainError> {
+    pub async fn list_assets(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Asset>, DomainError> {
         Ok(self.store.list(limit.clamp(1, 1000), cursor).await?)
     }
 
@@ -280,13 +241,9 @@ impl AssetService {
     pub async fn delete_asset(&self, id: AssetId) -> Result<(), DomainError> {
         let asset = self.get_asset(id).await?;
         let up = &self.config.upload_bucket;
-        self.blobs
-            .delete_prefix(up, &format!("{UPLOAD_PREFIX}{id}/"))
-            .await?;
+        self.blobs.delete_prefix(up, &format!("{UPLOAD_PREFIX}{id}/")).await?;
         if let Some(src) = &asset.source {
-            self.blobs
-                .delete(&BlobRef::new(&src.bucket, &src.key))
-                .await?;
+            self.blobs.delete(&BlobRef::new(&src.bucket, &src.key)).await?;
         }
         self.blobs
             .delete_prefix(&self.config.media_bucket, &format!("assets/{id}/"))
@@ -302,16 +259,10 @@ impl AssetService {
         let blob = BlobRef::new(&obj.bucket, &obj.key);
         let Some(meta) = self.blobs.head(&blob).await? else {
             info!(bucket = %obj.bucket, key = %obj.key, "object no longer exists; nothing to ingest");
-            return Ok(IngestOutcome::Skipped(format!(
-                "object {} no longer exists",
-                obj.key
-            )));
+            return Ok(IngestOutcome::Skipped(format!("object {} no longer exists", obj.key)));
         };
         if obj.key.ends_with('/') {
-            return Ok(IngestOutcome::Skipped(format!(
-                "{} is a folder marker",
-                obj.key
-            )));
+            return Ok(IngestOutcome::Skipped(format!("{} is a folder marker", obj.key)));
         }
         let mut asset = self.asset_for_object(obj, &meta).await?;
         let id = asset.id;
@@ -320,10 +271,7 @@ impl AssetService {
             if let Some(src) = &asset.source {
                 if src.etag == meta.etag
                     && src.key == obj.key
-                    && matches!(
-                        asset.state,
-                        AssetState::Probed | AssetState::Ready | AssetState::Error
-                    )
+                    && matches!(asset.state, AssetState::Probed | AssetState::Ready | AssetState::Error)
                 {
                     info!(asset_id = %id, "duplicate notification; asset already ingested");
                     return Ok(IngestOutcome::Duplicate(id));
@@ -397,11 +345,7 @@ impl AssetService {
 
     /// The asset an object belongs to: the API-created asset whose upload key it is, or a new asset derived from
     /// the object version for uploads straight into the bucket.
-    async fn asset_for_object(
-        &self,
-        obj: &ObjectCreated,
-        meta: &BlobMeta,
-    ) -> Result<Asset, DomainError> {
+    async fn asset_for_object(&self, obj: &ObjectCreated, meta: &BlobMeta) -> Result<Asset, DomainError> {
         if obj.bucket == self.config.upload_bucket {
             if let Some(rest) = obj.key.strip_prefix(UPLOAD_PREFIX) {
                 if let Some(id) = rest.split('/').next().and_then(AssetId::parse) {
@@ -543,24 +487,13 @@ mod tests {
         assert_eq!(o2, IngestOutcome::Duplicate(id));
         assert_eq!(store.list(10, None).await.unwrap().items.len(), 1);
 
-        blobs.insert(
-            "uploads",
-            "drop/bad.mp4",
-            b"this is not a video at all".to_vec(),
-        );
-        let IngestOutcome::Failed(_, reason) = svc
-            .ingest(&created("uploads", "drop/bad.mp4"))
-            .await
-            .unwrap()
-        else {
+        blobs.insert("uploads", "drop/bad.mp4", b"this is not a video at all".to_vec());
+        let IngestOutcome::Failed(_, reason) = svc.ingest(&created("uploads", "drop/bad.mp4")).await.unwrap() else {
             panic!("expected failure")
         };
         assert!(reason.contains("unsupported format"), "{reason}");
         blobs.insert("uploads", "drop/empty.mp4", Vec::new());
-        let out = svc
-            .ingest(&created("uploads", "drop/empty.mp4"))
-            .await
-            .unwrap();
+        let out = svc.ingest(&created("uploads", "drop/empty.mp4")).await.unwrap();
         assert!(
             matches!(out, IngestOutcome::Failed(_, ref r) if r.contains("empty")),
             "{out:?}"
@@ -593,10 +526,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let UploadInstructions::Multipart {
-            parts, part_size, ..
-        } = &big.upload
-        else {
+        let UploadInstructions::Multipart { parts, part_size, .. } = &big.upload else {
             panic!()
         };
         assert_eq!(parts.len() as u64, (200u64 << 20).div_ceil(*part_size));

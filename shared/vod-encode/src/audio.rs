@@ -13,10 +13,7 @@
 //! packets cover `pre_skip + duration` samples, so a player trimming `pre_skip` at the start and ending
 //! at the duration gets every source sample.
 
-use ffmpeg::{
-    codec, format::Sample as SampleFormat, frame, media, software::resampling, ChannelLayout,
-    Packet,
-};
+use ffmpeg::{codec, format::Sample as SampleFormat, frame, media, software::resampling, ChannelLayout, Packet};
 use ffmpeg_next as ffmpeg;
 use vod_cmaf::{CodecConfig, Sample, TrackConfig};
 
@@ -51,15 +48,11 @@ pub(crate) fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeErro
             "Opus bitrate must be within 6..=510 kbps".into(),
         ));
     }
-    let seg = duration_fraction(req.segment_duration).ok_or_else(|| {
-        EncodeError::InvalidRequest("segment duration must be positive and finite".into())
-    })?;
+    let seg = duration_fraction(req.segment_duration)
+        .ok_or_else(|| EncodeError::InvalidRequest("segment duration must be positive and finite".into()))?;
 
     let mut input = open_input(req.source)?;
-    let stream = input
-        .streams()
-        .best(media::Type::Audio)
-        .ok_or(EncodeError::NoAudio)?;
+    let stream = input.streams().best(media::Type::Audio).ok_or(EncodeError::NoAudio)?;
     let stream_index = stream.index();
     let codec_id = stream.parameters().id();
     if codec::decoder::find(codec_id).is_none() {
@@ -95,9 +88,7 @@ pub(crate) fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeErro
                     let pcm = r.run(&f)?;
                     encoder.push(&pcm)?;
                 }
-                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
-                    return Ok(())
-                }
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => return Ok(()),
                 Err(ffmpeg::Error::Eof) => return Ok(()),
                 Err(e) => {
                     *errors += 1;
@@ -218,9 +209,7 @@ impl Resampler {
     ) -> Result<&'a mut Resampler, EncodeError> {
         let channels = f.channels();
         if channels == 0 || f.rate() == 0 {
-            return Err(EncodeError::Decode(
-                "audio frame without channels or rate".into(),
-            ));
+            return Err(EncodeError::Decode("audio frame without channels or rate".into()));
         }
         let mut layout = f.channel_layout();
         if layout.is_empty() || layout.channels() != i32::from(channels) {
@@ -230,17 +219,8 @@ impl Resampler {
         let (fmt, rate) = (f.format(), f.rate());
         let stale = !matches!(slot, Some(r) if r.in_format == fmt && r.in_layout == layout && r.in_rate == rate);
         if stale {
-            let ctx = resampling::Context::get(
-                fmt,
-                layout,
-                rate,
-                SampleFormat::F32(sample_packed()),
-                out_layout,
-                RATE,
-            )
-            .map_err(|e| {
-                EncodeError::UnsupportedCodec(format!("cannot resample {fmt:?} {rate} Hz: {e}"))
-            })?;
+            let ctx = resampling::Context::get(fmt, layout, rate, SampleFormat::F32(sample_packed()), out_layout, RATE)
+                .map_err(|e| EncodeError::UnsupportedCodec(format!("cannot resample {fmt:?} {rate} Hz: {e}")))?;
             // Samples still buffered in a replaced resampler are dropped: formats only change at stream
             // discontinuities.
             *slot = Some(Resampler {
@@ -258,11 +238,7 @@ impl Resampler {
 
     fn run(&mut self, input: &frame::Audio) -> Result<Vec<f32>, EncodeError> {
         let capacity = input.samples() * RATE as usize / self.in_rate.max(1) as usize + 1024;
-        let mut out = frame::Audio::new(
-            SampleFormat::F32(sample_packed()),
-            capacity,
-            self.out_layout,
-        );
+        let mut out = frame::Audio::new(SampleFormat::F32(sample_packed()), capacity, self.out_layout);
         self.ctx
             .run(input, &mut out)
             .map_err(|e| EncodeError::Encode(format!("resample: {e}")))?;
@@ -272,8 +248,7 @@ impl Resampler {
     fn flush(&mut self) -> Result<Vec<f32>, EncodeError> {
         let mut all = Vec::new();
         for _ in 0..64 {
-            let mut out =
-                frame::Audio::new(SampleFormat::F32(sample_packed()), 8192, self.out_layout);
+            let mut out = frame::Audio::new(SampleFormat::F32(sample_packed()), 8192, self.out_layout);
             self.ctx
                 .flush(&mut out)
                 .map_err(|e| EncodeError::Encode(format!("resample flush: {e}")))?;
@@ -320,8 +295,8 @@ impl OpusEncoder {
         ))
         .map_err(err)?;
         let lookahead = enc.get_lookahead().map_err(err)?;
-        let pre_skip = u16::try_from(lookahead)
-            .map_err(|_| EncodeError::Encode("opus lookahead out of range".into()))?;
+        let pre_skip =
+            u16::try_from(lookahead).map_err(|_| EncodeError::Encode("opus lookahead out of range".into()))?;
         Ok(Self {
             enc,
             channels: usize::from(channels),

@@ -7,8 +7,8 @@
 //! delimiter OBU rav1e puts at the head of each unit is removed, as AV1-in-ISOBMFF asks.
 
 use rav1e::prelude::{
-    ChromaSampling, Config, Context, EncoderConfig, EncoderStatus, FrameParameters, FrameType,
-    FrameTypeOverride, Rational, SceneDetectionSpeed,
+    ChromaSampling, Config, Context, EncoderConfig, EncoderStatus, FrameParameters, FrameType, FrameTypeOverride,
+    Rational, SceneDetectionSpeed,
 };
 
 use crate::scale::Picture;
@@ -59,9 +59,7 @@ impl Av1Encoder {
         enc.low_latency = true;
         enc.tiles = s.threads.max(1);
         enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
-        let cfg = Config::new()
-            .with_encoder_config(enc)
-            .with_threads(s.threads.max(1));
+        let cfg = Config::new().with_encoder_config(enc).with_threads(s.threads.max(1));
         let ctx = cfg
             .new_context::<u8>()
             .map_err(|e| EncodeError::InvalidRequest(format!("AV1 encoder configuration: {e}")))?;
@@ -81,9 +79,7 @@ impl Av1Encoder {
     /// Sends one picture; `key` forces a key frame.
     pub(crate) fn send(&mut self, pic: &Picture, key: bool) -> Result<(), EncodeError> {
         if pic.width != self.width || pic.height != self.height {
-            return Err(EncodeError::Encode(
-                "picture size does not match the encoder".into(),
-            ));
+            return Err(EncodeError::Encode("picture size does not match the encoder".into()));
         }
         let mut frame = self.ctx.new_frame();
         for (i, plane) in frame.planes.iter_mut().enumerate() {
@@ -101,9 +97,7 @@ impl Av1Encoder {
         match self.ctx.send_frame((frame, params)) {
             Ok(()) => {}
             // The queue is drained after every frame, so a full queue means the encoder is stuck.
-            Err(EncoderStatus::EnoughData) => {
-                return Err(EncodeError::Encode("rav1e refused a frame".into()))
-            }
+            Err(EncoderStatus::EnoughData) => return Err(EncodeError::Encode("rav1e refused a frame".into())),
             Err(e) => return Err(EncodeError::Encode(format!("rav1e send_frame: {e}"))),
         }
         self.drain()
@@ -175,10 +169,7 @@ mod tests {
             strip_temporal_delimiter(vec![0x12, 0x00, 0x0a, 0x01, 0xff]),
             vec![0x0a, 0x01, 0xff]
         );
-        assert_eq!(
-            strip_temporal_delimiter(vec![0x0a, 0x01, 0xff]),
-            vec![0x0a, 0x01, 0xff]
-        );
+        assert_eq!(strip_temporal_delimiter(vec![0x0a, 0x01, 0xff]), vec![0x0a, 0x01, 0xff]);
         assert_eq!(strip_temporal_delimiter(vec![0x12, 0x05]), vec![0x12, 0x05]);
         assert_eq!(strip_temporal_delimiter(vec![0x12]), vec![0x12]);
         assert!(strip_temporal_delimiter(vec![]).is_empty());

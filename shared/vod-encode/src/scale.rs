@@ -31,25 +31,16 @@ impl Picture {
 /// Copies a YUV420P frame into a tight [`Picture`].
 pub(crate) fn picture_from_yuv420p(f: &frame::Video) -> Result<Picture, EncodeError> {
     if f.format() != Pixel::YUV420P || f.planes() < 3 {
-        return Err(EncodeError::Encode(format!(
-            "expected yuv420p, got {:?}",
-            f.format()
-        )));
+        return Err(EncodeError::Encode(format!("expected yuv420p, got {:?}", f.format())));
     }
     let (w, h) = (f.width() as usize, f.height() as usize);
     let mut planes: [Vec<u8>; 3] = Default::default();
     for (i, plane) in planes.iter_mut().enumerate() {
-        let (pw, ph) = if i == 0 {
-            (w, h)
-        } else {
-            (w.div_ceil(2), h.div_ceil(2))
-        };
+        let (pw, ph) = if i == 0 { (w, h) } else { (w.div_ceil(2), h.div_ceil(2)) };
         let stride = f.stride(i);
         let data = f.data(i);
         if stride < pw || data.len() < stride * ph {
-            return Err(EncodeError::Encode(
-                "frame plane smaller than its size".into(),
-            ));
+            return Err(EncodeError::Encode("frame plane smaller than its size".into()));
         }
         plane.reserve_exact(pw * ph);
         for row in data.chunks(stride).take(ph) {
@@ -96,9 +87,7 @@ impl Scaler {
                 self.height,
                 scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND,
             )
-            .map_err(|e| {
-                EncodeError::UnsupportedCodec(format!("cannot scale from {fmt:?} {w}x{h}: {e}"))
-            })?;
+            .map_err(|e| EncodeError::UnsupportedCodec(format!("cannot scale from {fmt:?} {w}x{h}: {e}")))?;
             self.ctx = Some((fmt, w, h, ctx));
         }
         let Some((_, _, _, ctx)) = self.ctx.as_mut() else {

@@ -21,13 +21,7 @@ pub(crate) struct GridSelector<T> {
 
 impl<T> GridSelector<T> {
     /// Selector for output indices `[start, end)`. `fps` and `time_base` must have non-zero terms.
-    pub(crate) fn new(
-        fps: (u32, u32),
-        time_base: (i32, i32),
-        origin: i64,
-        start: u64,
-        end: u64,
-    ) -> Self {
+    pub(crate) fn new(fps: (u32, u32), time_base: (i32, i32), origin: i64, start: u64, end: u64) -> Self {
         Self {
             fps: (i128::from(fps.0), i128::from(fps.1)),
             time_base: (i128::from(time_base.0), i128::from(time_base.1)),
@@ -58,10 +52,7 @@ impl<T> GridSelector<T> {
             .saturating_mul(tn)
             .saturating_mul(fn_)
             .saturating_mul(2);
-        let t = i128::from(i)
-            .saturating_mul(fd)
-            .saturating_mul(td)
-            .saturating_mul(2);
+        let t = i128::from(i).saturating_mul(fd).saturating_mul(td).saturating_mul(2);
         let tolerance = (tn.saturating_mul(fn_).saturating_mul(2)).min(fd.saturating_mul(td));
         p <= t.saturating_add(tolerance)
     }
@@ -76,11 +67,7 @@ impl<T> GridSelector<T> {
     ) -> Result<(), E> {
         if let Some((held_pts, _)) = &self.held {
             if pts < *held_pts {
-                tracing::debug!(
-                    pts,
-                    held_pts,
-                    "ignoring frame with a timestamp going backwards"
-                );
+                tracing::debug!(pts, held_pts, "ignoring frame with a timestamp going backwards");
                 return Ok(());
             }
         }
@@ -98,10 +85,7 @@ impl<T> GridSelector<T> {
 
     /// End of the stream: the last frame fills the remaining indices. Returns false when no frame was
     /// ever offered and indices remain.
-    pub(crate) fn finish<E>(
-        &mut self,
-        emit: &mut impl FnMut(u64, &T) -> Result<(), E>,
-    ) -> Result<bool, E> {
+    pub(crate) fn finish<E>(&mut self, emit: &mut impl FnMut(u64, &T) -> Result<(), E>) -> Result<bool, E> {
         if self.next >= self.end {
             return Ok(true);
         }
@@ -120,14 +104,7 @@ impl<T> GridSelector<T> {
 mod tests {
     use super::*;
 
-    fn run(
-        fps: (u32, u32),
-        tb: (i32, i32),
-        origin: i64,
-        start: u64,
-        end: u64,
-        pts: &[i64],
-    ) -> Vec<(u64, i64)> {
+    fn run(fps: (u32, u32), tb: (i32, i32), origin: i64, start: u64, end: u64, pts: &[i64]) -> Vec<(u64, i64)> {
         let mut sel = GridSelector::new(fps, tb, origin, start, end);
         let mut out = Vec::new();
         let mut emit = |i: u64, f: &i64| -> Result<(), ()> {
@@ -145,10 +122,7 @@ mod tests {
     fn cfr_source_maps_one_to_one() {
         let pts: Vec<i64> = (0..10).map(|i| i * 512).collect();
         let out = run((25, 1), (1, 12800), 0, 0, 10, &pts);
-        assert_eq!(
-            out,
-            (0..10).map(|i| (i as u64, i * 512)).collect::<Vec<_>>()
-        );
+        assert_eq!(out, (0..10).map(|i| (i as u64, i * 512)).collect::<Vec<_>>());
     }
 
     #[test]

@@ -64,10 +64,7 @@ impl VideoSource {
     /// Opens `path` and the decoder of its best video stream.
     pub(crate) fn open(path: &Path, threads: usize) -> Result<Self, EncodeError> {
         let input = open_input(path)?;
-        let stream = input
-            .streams()
-            .best(media::Type::Video)
-            .ok_or(EncodeError::NoVideo)?;
+        let stream = input.streams().best(media::Type::Video).ok_or(EncodeError::NoVideo)?;
         let stream_index = stream.index();
         let tb = stream.time_base();
         let time_base = if tb.numerator() > 0 && tb.denominator() > 0 {

@@ -176,10 +176,7 @@ fn decode_is_bit_exact_with_b_frames() {
     }
     assert_eq!(frames, 150);
     assert_eq!(decoded.len(), expected.stdout.len());
-    assert!(
-        decoded == expected.stdout,
-        "decoded planes differ from ffmpeg's"
-    );
+    assert!(decoded == expected.stdout, "decoded planes differ from ffmpeg's");
 }
 
 fn ladder() -> Vec<Rung> {
@@ -224,10 +221,7 @@ fn encodes_chunks_with_key_frames_at_segment_starts() {
     assert_eq!(b.len(), 2);
     for (ra, rb) in a.iter().zip(&b) {
         assert_eq!(ra.rung, rb.rung);
-        assert_eq!(
-            ra.track, rb.track,
-            "both chunks must share the init segment"
-        );
+        assert_eq!(ra.track, rb.track, "both chunks must share the init segment");
         assert_eq!(ra.track.track_id, 1);
         assert_eq!(ra.track.timescale, 90_000);
         let CodecConfig::Av1 { av1c, .. } = &ra.track.codec else {
@@ -235,22 +229,12 @@ fn encodes_chunks_with_key_frames_at_segment_starts() {
         };
         assert_eq!(av1c.first(), Some(&0x81), "av1C marker/version");
         let segs: Vec<&SegmentSamples> = ra.segments.iter().chain(&rb.segments).collect();
-        assert_eq!(
-            segs.iter().map(|s| s.number).collect::<Vec<_>>(),
-            vec![0, 1, 2]
-        );
+        assert_eq!(segs.iter().map(|s| s.number).collect::<Vec<_>>(), vec![0, 1, 2]);
         for s in &segs {
             assert_eq!(s.samples.len(), 25);
             assert_eq!(s.base_media_decode_time, u64::from(s.number) * 25 * 3600);
-            assert!(
-                s.samples[0].is_sync,
-                "segment {} starts with a key frame",
-                s.number
-            );
-            assert!(
-                s.samples[1..].iter().all(|x| !x.is_sync),
-                "one key frame per segment"
-            );
+            assert!(s.samples[0].is_sync, "segment {} starts with a key frame", s.number);
+            assert!(s.samples[1..].iter().all(|x| !x.is_sync), "one key frame per segment");
             assert!(s
                 .samples
                 .iter()
@@ -264,13 +248,7 @@ fn encodes_chunks_with_key_frames_at_segment_starts() {
         let rung = rungs.iter().find(|r| r.name == ra.rung).expect("rung");
         let samples: Vec<&Sample> = segs.iter().flat_map(|s| &s.samples).collect();
         let ivf = work_dir().join(format!("{}.ivf", ra.rung));
-        write_ivf(
-            &ivf,
-            rung.width as u16,
-            rung.height as u16,
-            (25, 1),
-            &samples,
-        );
+        write_ivf(&ivf, rung.width as u16, rung.height as u16, (25, 1), &samples);
         assert_eq!(
             ffprobe(&ivf, "stream=width,height,nb_read_frames"),
             format!("{},{},75", rung.width, rung.height)
@@ -305,10 +283,7 @@ fn last_segment_is_short_and_chunk_past_end_is_rejected() {
     assert_eq!(out[0].segments[0].base_media_decode_time, 100 * 3600);
     req.first_segment = 2;
     req.end_segment = 3;
-    assert!(matches!(
-        encode_video_chunk(&req),
-        Err(EncodeError::InvalidRequest(_))
-    ));
+    assert!(matches!(encode_video_chunk(&req), Err(EncodeError::InvalidRequest(_))));
     let bad = vec![Rung {
         name: "odd".into(),
         width: 161,
@@ -322,18 +297,12 @@ fn last_segment_is_short_and_chunk_past_end_is_rejected() {
     ));
     let mut zero = request(&src, &rungs, 0, 1);
     zero.frame_rate = (0, 1);
-    assert!(matches!(
-        encode_video_chunk(&zero),
-        Err(EncodeError::InvalidRequest(_))
-    ));
+    assert!(matches!(encode_video_chunk(&zero), Err(EncodeError::InvalidRequest(_))));
 }
 
 /// Decodes the Opus packets with libopus, drops pre-skip, keeps `duration` samples per channel.
 fn decode_opus(out: &AudioOutput) -> Vec<f32> {
-    let CodecConfig::Opus {
-        channels, pre_skip, ..
-    } = out.track.codec
-    else {
+    let CodecConfig::Opus { channels, pre_skip, .. } = out.track.codec else {
         panic!("not Opus")
     };
     let ch = if channels == 1 {
@@ -365,14 +334,9 @@ fn check_audio(out: &AudioOutput, channels: u8, seconds: f64) {
     assert_eq!(out.track.timescale, 48_000);
     let expected = seconds * 48_000.0;
     let got = out.duration_samples_48k as f64;
-    assert!(
-        (got - expected).abs() <= 960.0,
-        "duration {got} vs {expected}"
-    );
+    assert!((got - expected).abs() <= 960.0, "duration {got} vs {expected}");
     let CodecConfig::Opus {
-        channels: c,
-        pre_skip,
-        ..
+        channels: c, pre_skip, ..
     } = out.track.codec
     else {
         panic!("not Opus")
@@ -402,11 +366,7 @@ fn audio_aac_stereo_to_opus() {
     })
     .expect("audio");
     check_audio(&out, 2, 6.0);
-    assert_eq!(
-        out.segments.len(),
-        7,
-        "6 s + pre-skip padding in 1 s segments"
-    );
+    assert_eq!(out.segments.len(), 7, "6 s + pre-skip padding in 1 s segments");
     assert_eq!(out.segments[0].samples.len(), 50);
 }
 
@@ -616,10 +576,7 @@ fn bench_encode_speed() {
             let t = std::time::Instant::now();
             encode_video_chunk(&req).expect("encode");
             let s = t.elapsed().as_secs_f64();
-            eprintln!(
-                "{w}x{h} speed {speed} threads {threads}: {:.1} fps",
-                100.0 / s
-            );
+            eprintln!("{w}x{h} speed {speed} threads {threads}: {:.1} fps", 100.0 / s);
         }
     }
 }
@@ -643,11 +600,7 @@ fn bench_rav1e_raw() {
         let mut enc = Av1Encoder::new(&s).expect("encoder");
         let t = std::time::Instant::now();
         for i in 0..50usize {
-            let mut planes: [Vec<u8>; 3] = [
-                vec![0; 320 * 240],
-                vec![128; 160 * 120],
-                vec![128; 160 * 120],
-            ];
+            let mut planes: [Vec<u8>; 3] = [vec![0; 320 * 240], vec![128; 160 * 120], vec![128; 160 * 120]];
             for (j, p) in planes[0].iter_mut().enumerate() {
                 *p = ((j % 320 + i * 3 + (j / 320) * 2) % 256) as u8;
             }

@@ -71,8 +71,7 @@ fn plan(req: &VideoChunkRequest) -> Result<Vec<SegmentSpan>, EncodeError> {
         .map(|k| SegmentSpan {
             number: k,
             start: segment_start_frame(k, req.segment_duration, req.frame_rate),
-            end: segment_start_frame(k.saturating_add(1), req.segment_duration, req.frame_rate)
-                .min(req.total_frames),
+            end: segment_start_frame(k.saturating_add(1), req.segment_duration, req.frame_rate).min(req.total_frames),
         })
         .filter(|s| s.start < s.end)
         .collect();
@@ -93,10 +92,7 @@ type RungOutput = (Vec<u8>, Vec<EncodedFrame>);
 /// The last picture scaled for a rung, keyed by the decoded frame's serial number.
 type CachedPicture = (u64, Arc<Picture>);
 
-fn rung_worker(
-    settings: Av1Settings,
-    rx: Receiver<Job>,
-) -> Result<(Vec<u8>, Vec<EncodedFrame>), EncodeError> {
+fn rung_worker(settings: Av1Settings, rx: Receiver<Job>) -> Result<(Vec<u8>, Vec<EncodedFrame>), EncodeError> {
     let mut enc = Av1Encoder::new(&settings)?;
     let av1c = enc.av1c();
     for (pic, key) in rx {
@@ -106,24 +102,20 @@ fn rung_worker(
 }
 
 /// See [`crate::encode_video_chunk`].
-pub(crate) fn encode_video_chunk(
-    req: &VideoChunkRequest,
-) -> Result<Vec<RenditionChunk>, EncodeError> {
+pub(crate) fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<RenditionChunk>, EncodeError> {
     let spans = plan(req)?;
     let (first, last) = match (spans.first(), spans.last()) {
         (Some(f), Some(l)) => (*f, *l),
         _ => return Err(EncodeError::InvalidRequest("empty chunk".into())),
     };
     let (start, end) = (first.start, last.end);
-    let (timescale, frame_duration) = video_timescale(req.frame_rate).ok_or_else(|| {
-        EncodeError::InvalidRequest("frame rate must be a positive fraction".into())
-    })?;
+    let (timescale, frame_duration) = video_timescale(req.frame_rate)
+        .ok_or_else(|| EncodeError::InvalidRequest("frame rate must be a positive fraction".into()))?;
     let threads = req.threads.max(1);
     let started = Instant::now();
 
     let mut source = VideoSource::open(req.source, threads)?;
-    let mut selector =
-        GridSelector::new(req.frame_rate, source.time_base, source.origin, start, end);
+    let mut selector = GridSelector::new(req.frame_rate, source.time_base, source.origin, start, end);
     let mut pending = position_at_chunk(&mut source, req, &mut selector, start, threads)?;
 
     let key_frames: Vec<u64> = spans.iter().map(|s| s.start).collect();
@@ -150,9 +142,7 @@ pub(crate) fn encode_video_chunk(
             .map(|r| (Scaler::new(r.width, r.height), None))
             .collect();
 
-        let mut emit = |index: u64,
-                        (serial, frame): &(u64, ffmpeg_next::frame::Video)|
-         -> Result<(), EncodeError> {
+        let mut emit = |index: u64, (serial, frame): &(u64, ffmpeg_next::frame::Video)| -> Result<(), EncodeError> {
             let key = key_frames.binary_search(&index).is_ok();
             for ((scaler, cache), tx) in scalers.iter_mut().zip(&senders) {
                 let pic = match cache {
@@ -180,9 +170,7 @@ pub(crate) fn encode_video_chunk(
                 selector.push(f.pts, (serial, f.frame), &mut emit)?;
             }
             if !selector.finish(&mut emit)? {
-                return Err(EncodeError::Decode(
-                    "no decodable video frame in the chunk".into(),
-                ));
+                return Err(EncodeError::Decode("no decodable video frame in the chunk".into()));
             }
             Ok(())
         })();
@@ -195,8 +183,7 @@ pub(crate) fn encode_video_chunk(
             })
             .collect();
         // An encoder error explains a decode-side "encoder stopped"; report it first.
-        let encoded: Vec<(Vec<u8>, Vec<EncodedFrame>)> =
-            encoded.into_iter().collect::<Result<_, _>>()?;
+        let encoded: Vec<(Vec<u8>, Vec<EncodedFrame>)> = encoded.into_iter().collect::<Result<_, _>>()?;
         decoded?;
         Ok::<_, EncodeError>(encoded)
     })?;
@@ -248,14 +235,10 @@ fn position_at_chunk(
     if start == 0 {
         return Ok(None);
     }
-    let (tn, td) = (
-        i128::from(source.time_base.0),
-        i128::from(source.time_base.1),
-    );
+    let (tn, td) = (i128::from(source.time_base.0), i128::from(source.time_base.1));
     let (fnum, fden) = (i128::from(req.frame_rate.0), i128::from(req.frame_rate.1));
     let ticks_per_second = td / tn.max(1);
-    let target =
-        i128::from(start).saturating_mul(fden).saturating_mul(td) / fnum.saturating_mul(tn).max(1);
+    let target = i128::from(start).saturating_mul(fden).saturating_mul(td) / fnum.saturating_mul(tn).max(1);
     for back_seconds in [0i128, 2, 10, 60] {
         let ts = i128::from(source.origin)
             .saturating_add(target)
@@ -266,10 +249,7 @@ fn position_at_chunk(
         }
         match source.next_frame()? {
             Some(f) if selector.covers_next(f.pts) => return Ok(Some(f)),
-            _ => tracing::debug!(
-                back_seconds,
-                "seek landed after the chunk start; seeking further back"
-            ),
+            _ => tracing::debug!(back_seconds, "seek landed after the chunk start; seeking further back"),
         }
     }
     *source = VideoSource::open(req.source, threads)?;
@@ -296,14 +276,10 @@ fn group(
         let mut samples = Vec::with_capacity((span.end - span.start) as usize);
         for index in span.start..span.end {
             let Some(f) = frames.next() else {
-                return Err(EncodeError::Encode(
-                    "encoder returned too few frames".into(),
-                ));
+                return Err(EncodeError::Encode("encoder returned too few frames".into()));
             };
             if start + f.input_index != index {
-                return Err(EncodeError::Encode(
-                    "encoder returned frames out of order".into(),
-                ));
+                return Err(EncodeError::Encode("encoder returned frames out of order".into()));
             }
             if f.key != (index == span.start) {
                 return Err(EncodeError::Encode(format!(

@@ -19,9 +19,7 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
         Some(d) => {
             let secs = d * info.timestamp_scale().get() as f64 / 1e9;
             if !secs.is_finite() || secs < 0.0 {
-                return Err(ProbeError::Corrupt(format!(
-                    "matroska: invalid duration {d}"
-                )));
+                return Err(ProbeError::Corrupt(format!("matroska: invalid duration {d}")));
             }
             secs
         }
@@ -91,9 +89,7 @@ fn check_segment_size(src: &dyn ReadAt, size: u64) -> Result<(), ProbeError> {
     }
     let (seg_len, n) = read_vint(&seg, 4).ok_or_else(cut)?;
     if let Some(seg_len) = seg_len {
-        let end = segment_at
-            .saturating_add(4 + n as u64)
-            .saturating_add(seg_len);
+        let end = segment_at.saturating_add(4 + n as u64).saturating_add(seg_len);
         if end > size {
             return Err(ProbeError::Truncated(format!(
                 "matroska segment ends at byte {end}, the file has {size}"
@@ -109,15 +105,10 @@ fn map_error(e: DemuxError) -> ProbeError {
             ProbeError::Truncated(format!("matroska: {io}"))
         }
         DemuxError::IoError(io) => ProbeError::Io(io),
-        DemuxError::ElementSizeExceedsStream {
-            declared,
-            available,
-        } => ProbeError::Truncated(format!(
+        DemuxError::ElementSizeExceedsStream { declared, available } => ProbeError::Truncated(format!(
             "matroska: element claims {declared} bytes, {available} left in the file"
         )),
-        DemuxError::UnsupportedDocType(t) => {
-            ProbeError::UnsupportedFormat(format!("EBML document type {t:?}"))
-        }
+        DemuxError::UnsupportedDocType(t) => ProbeError::UnsupportedFormat(format!("EBML document type {t:?}")),
         other => ProbeError::Corrupt(format!("matroska: {other}")),
     }
 }
@@ -125,17 +116,13 @@ fn map_error(e: DemuxError) -> ProbeError {
 fn video_stream(track: &TrackEntry, duration_secs: f64) -> Result<VideoStream, ProbeError> {
     let (width, height) = match track.video() {
         Some(v) => (
-            u32::try_from(v.pixel_width().get())
-                .map_err(|_| ProbeError::Corrupt("matroska: huge width".into()))?,
-            u32::try_from(v.pixel_height().get())
-                .map_err(|_| ProbeError::Corrupt("matroska: huge height".into()))?,
+            u32::try_from(v.pixel_width().get()).map_err(|_| ProbeError::Corrupt("matroska: huge width".into()))?,
+            u32::try_from(v.pixel_height().get()).map_err(|_| ProbeError::Corrupt("matroska: huge height".into()))?,
         ),
         None => (0, 0),
     };
     // DefaultDuration is nanoseconds per frame.
-    let frame_rate = track
-        .default_duration()
-        .map_or(0.0, |d| 1e9 / d.get() as f64);
+    let frame_rate = track.default_duration().map_or(0.0, |d| 1e9 / d.get() as f64);
     Ok(VideoStream {
         codec: video_codec(track.codec_id()),
         width,

@@ -33,15 +33,11 @@ fn fourcc_str(kind: &[u8; 4]) -> String {
 fn read_box_header(src: &dyn ReadAt, offset: u64, file_size: u64) -> Result<BoxHeader, ProbeError> {
     let remaining = file_size.saturating_sub(offset);
     if remaining < 8 {
-        return Err(ProbeError::Truncated(format!(
-            "box header cut at offset {offset}"
-        )));
+        return Err(ProbeError::Truncated(format!("box header cut at offset {offset}")));
     }
     let head = src.read_at(offset, 16)?;
     let (Some(size32), Some(kind)) = (be_u32(&head, 0), head.get(4..8)) else {
-        return Err(ProbeError::Truncated(format!(
-            "box header cut at offset {offset}"
-        )));
+        return Err(ProbeError::Truncated(format!("box header cut at offset {offset}")));
     };
     let mut kind4 = [0u8; 4];
     kind4.copy_from_slice(kind);
@@ -82,8 +78,8 @@ fn read_box_header(src: &dyn ReadAt, offset: u64, file_size: u64) -> Result<BoxH
 
 /// Reads a whole box (header included) into memory.
 fn read_box(src: &dyn ReadAt, b: &BoxHeader) -> Result<Vec<u8>, ProbeError> {
-    let len = usize::try_from(b.size)
-        .map_err(|_| ProbeError::Corrupt(format!("'{}' box too large", fourcc_str(&b.kind))))?;
+    let len =
+        usize::try_from(b.size).map_err(|_| ProbeError::Corrupt(format!("'{}' box too large", fourcc_str(&b.kind))))?;
     let data = src.read_at(b.offset, len)?;
     if data.len() != len {
         return Err(ProbeError::Truncated(format!(
@@ -113,10 +109,7 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
         match &b.kind {
             b"ftyp" if ftyp.is_none() => {
                 if b.size > MAX_FTYP {
-                    return Err(ProbeError::Corrupt(format!(
-                        "'ftyp' box of {} bytes",
-                        b.size
-                    )));
+                    return Err(ProbeError::Corrupt(format!("'ftyp' box of {} bytes", b.size)));
                 }
                 ftyp = Some(read_box(src, &b)?);
             }
@@ -218,9 +211,7 @@ fn track_duration(track: &Track) -> f64 {
             .as_ref()
             .map(|stts| {
                 stts.samples.iter().fold(0u64, |acc, s| {
-                    acc.saturating_add(
-                        u64::from(s.sample_count).saturating_mul(u64::from(s.sample_delta)),
-                    )
+                    acc.saturating_add(u64::from(s.sample_count).saturating_mul(u64::from(s.sample_delta)))
                 })
             })
             .unwrap_or(0),
@@ -286,10 +277,7 @@ fn video_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> Vid
         frame_count,
         duration_secs,
         bitrate: payload_bytes(track).and_then(|b| bitrate(b, duration_secs)),
-        rotation: track
-            .tkhd
-            .as_ref()
-            .map(|t| rotation(t.matrix.a, t.matrix.b)),
+        rotation: track.tkhd.as_ref().map(|t| rotation(t.matrix.a, t.matrix.b)),
     }
 }
 
@@ -307,13 +295,11 @@ fn audio_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> Aud
     if let Some(SampleEntry::Audio(a)) = entry {
         codec = codec_name(a.codec_type);
         channels = a.channelcount;
-        sample_rate =
-            if a.samplerate.is_finite() && a.samplerate > 0.0 && a.samplerate < f64::from(u32::MAX)
-            {
-                a.samplerate.round() as u32
-            } else {
-                0
-            };
+        sample_rate = if a.samplerate.is_finite() && a.samplerate > 0.0 && a.samplerate < f64::from(u32::MAX) {
+            a.samplerate.round() as u32
+        } else {
+            0
+        };
         if let AudioCodecSpecific::ES_Descriptor(es) = &a.codec_specific {
             if let Some(c) = es.audio_channel_count.filter(|&c| c > 0) {
                 channels = u32::from(c);
@@ -476,10 +462,7 @@ fn children(body: &[u8]) -> Vec<([u8; 4], &[u8])> {
 }
 
 fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
-    children(body)
-        .into_iter()
-        .find(|(k, _)| k == kind)
-        .map(|(_, b)| b)
+    children(body).into_iter().find(|(k, _)| k == kind).map(|(_, b)| b)
 }
 
 fn walk_moov(moov_body: &[u8]) -> MoovInfo {

@@ -122,9 +122,7 @@ enum Detected {
 const EBML_MAGIC: &[u8] = &[0x1A, 0x45, 0xDF, 0xA3];
 const Y4M_MAGIC: &[u8] = b"YUV4MPEG2 ";
 /// Top-level box types that may start an ISO BMFF / QuickTime file.
-const MP4_FIRST_BOXES: [&[u8; 4]; 7] = [
-    b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot",
-];
+const MP4_FIRST_BOXES: [&[u8; 4]; 7] = [b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"];
 
 fn detect(head: &[u8]) -> Option<Detected> {
     if head.starts_with(EBML_MAGIC) {
@@ -188,18 +186,12 @@ mod tests {
     #[test]
     fn empty_and_tiny() {
         assert!(matches!(probe(&Vec::new()), Err(ProbeError::Empty)));
-        assert!(matches!(
-            probe(&b"RIF".to_vec()),
-            Err(ProbeError::Truncated(_))
-        ));
+        assert!(matches!(probe(&b"RIF".to_vec()), Err(ProbeError::Truncated(_))));
         assert!(matches!(
             probe(&b"\0\0\0\x20fty".to_vec()),
             Err(ProbeError::Truncated(_))
         ));
-        assert!(matches!(
-            probe(&b"abc".to_vec()),
-            Err(ProbeError::UnsupportedFormat(_))
-        ));
+        assert!(matches!(probe(&b"abc".to_vec()), Err(ProbeError::UnsupportedFormat(_))));
     }
 
     #[test]

@@ -195,9 +195,7 @@ mod tests {
         assert_eq!(r.read(&mut buf).unwrap(), 1);
         r.seek(SeekFrom::End(10)).unwrap();
         assert_eq!(r.read(&mut buf).unwrap(), 0);
-        assert!(r
-            .seek(SeekFrom::Current(-(data.len() as i64) - 100))
-            .is_err());
+        assert!(r.seek(SeekFrom::Current(-(data.len() as i64) - 100)).is_err());
     }
 
     #[test]

@@ -40,10 +40,7 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
         None => available,
     };
 
-    let mss = MediaSourceStream::new(
-        Box::new(SourceReader::new(src)),
-        MediaSourceStreamOptions::default(),
-    );
+    let mss = MediaSourceStream::new(Box::new(SourceReader::new(src)), MediaSourceStreamOptions::default());
     let reader = WavReader::try_new(mss, FormatOptions::default()).map_err(map_error)?;
     let Some(track) = reader.tracks().first() else {
         return Err(ProbeError::NoStreams);
@@ -52,8 +49,7 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
         return Err(ProbeError::NoStreams);
     };
     let channels = params.channels.as_ref().map_or(0, |c| c.count());
-    let channels =
-        u16::try_from(channels).map_err(|_| ProbeError::Corrupt("wav: channel count".into()))?;
+    let channels = u16::try_from(channels).map_err(|_| ProbeError::Corrupt("wav: channel count".into()))?;
     let sample_rate = params.sample_rate.unwrap_or(0);
     if sample_rate == 0 {
         return Err(ProbeError::Corrupt("wav: sample rate 0".into()));
@@ -69,9 +65,7 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     };
     let duration_secs = frames.map_or(0.0, |n| n as f64 / f64::from(sample_rate));
     let stream_bitrate = match bits {
-        Some(b) if is_pcm(params.codec) => {
-            Some(u64::from(sample_rate) * u64::from(channels) * u64::from(b))
-        }
+        Some(b) if is_pcm(params.codec) => Some(u64::from(sample_rate) * u64::from(channels) * u64::from(b)),
         _ => bitrate(data_len, duration_secs),
     };
     Ok(MediaInfo {

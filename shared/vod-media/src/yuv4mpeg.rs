@@ -27,26 +27,19 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     };
     let header = &head[..=nl];
     check_dimensions(header)?;
-    let dec = y4m::Decoder::new_with_limits(
-        Cursor::new(header),
-        y4m::Limits {
-            bytes: MAX_FRAME_BYTES,
+    let dec = y4m::Decoder::new_with_limits(Cursor::new(header), y4m::Limits { bytes: MAX_FRAME_BYTES }).map_err(
+        |e| match e {
+            y4m::Error::UnknownColorspace => ProbeError::UnsupportedFormat("y4m colorspace".into()),
+            y4m::Error::OutOfMemory => ProbeError::Corrupt("y4m frame size too large".into()),
+            other => ProbeError::Corrupt(format!("y4m header: {other:?}")),
         },
-    )
-    .map_err(|e| match e {
-        y4m::Error::UnknownColorspace => ProbeError::UnsupportedFormat("y4m colorspace".into()),
-        y4m::Error::OutOfMemory => ProbeError::Corrupt("y4m frame size too large".into()),
-        other => ProbeError::Corrupt(format!("y4m header: {other:?}")),
-    })?;
+    )?;
     let (width, height) = (dec.get_width(), dec.get_height());
     let frame_bytes = frame_bytes(width, height, dec.get_colorspace())
         .ok_or_else(|| ProbeError::Corrupt("y4m frame size overflows".into()))?;
     let rate = dec.get_framerate();
     if rate.num == 0 || rate.den == 0 {
-        return Err(ProbeError::Corrupt(format!(
-            "y4m frame rate {}:{}",
-            rate.num, rate.den
-        )));
+        return Err(ProbeError::Corrupt(format!("y4m frame rate {}:{}", rate.num, rate.den)));
     }
     let frame_rate = rate.num as f64 / rate.den as f64;
 
@@ -79,14 +72,11 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
         // The last frame must start with a frame header too.
         let last = data_start + (frame_count - 1) * (frame_header + frame_bytes);
         if src.read_at(last, 5)? != b"FRAME" {
-            return Err(ProbeError::Corrupt(
-                "y4m frames have varying headers".into(),
-            ));
+            return Err(ProbeError::Corrupt("y4m frames have varying headers".into()));
         }
     }
     let duration_secs = frame_count as f64 / frame_rate;
-    let to_u32 =
-        |v: usize| u32::try_from(v).map_err(|_| ProbeError::Corrupt("y4m dimension".into()));
+    let to_u32 = |v: usize| u32::try_from(v).map_err(|_| ProbeError::Corrupt("y4m dimension".into()));
     Ok(MediaInfo {
         container: Container::Y4m,
         size,
@@ -129,15 +119,12 @@ fn frame_bytes(width: usize, height: usize, cs: Colorspace) -> Option<u64> {
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let chroma = match cs {
         Colorspace::Cmono | Colorspace::Cmono12 => 0,
-        Colorspace::C422 | Colorspace::C422p10 | Colorspace::C422p12 => {
-            cw.checked_mul(h)?.checked_mul(2)?
-        }
+        Colorspace::C422 | Colorspace::C422p10 | Colorspace::C422p12 => cw.checked_mul(h)?.checked_mul(2)?,
         Colorspace::C444 | Colorspace::C444p10 | Colorspace::C444p12 => luma.checked_mul(2)?,
         // 4:2:0 in all its siting variants (and anything newer defaults to it).
         _ => cw.checked_mul(ch)?.checked_mul(2)?,
     };
-    luma.checked_add(chroma)?
-        .checked_mul(cs.get_bytes_per_sample() as u64)
+    luma.checked_add(chroma)?.checked_mul(cs.get_bytes_per_sample() as u64)
 }
 
 #[cfg(test)]
@@ -146,14 +133,8 @@ mod tests {
 
     #[test]
     fn frame_sizes() {
-        assert_eq!(
-            frame_bytes(320, 240, Colorspace::C420),
-            Some(320 * 240 * 3 / 2)
-        );
-        assert_eq!(
-            frame_bytes(321, 241, Colorspace::C420),
-            Some(321 * 241 + 161 * 121 * 2)
-        );
+        assert_eq!(frame_bytes(320, 240, Colorspace::C420), Some(320 * 240 * 3 / 2));
+        assert_eq!(frame_bytes(321, 241, Colorspace::C420), Some(321 * 241 + 161 * 121 * 2));
         assert_eq!(frame_bytes(4, 4, Colorspace::C444p10), Some(4 * 4 * 3 * 2));
     }
 

@@ -71,26 +71,16 @@ pub fn recipe(name: &str) -> Vec<String> {
             "-t".into(),
             "1.5".into(),
         ],
-        "rotated.mp4" => vec![
-            "-i".into(),
-            path("h264_aac.mp4").to_string_lossy().into_owned(),
-        ],
+        "rotated.mp4" => vec!["-i".into(), path("h264_aac.mp4").to_string_lossy().into_owned()],
         "subs_only.mkv" | "subs_only.mp4" => {
             vec!["-i".into(), subtitle_file().to_string_lossy().into_owned()]
         }
         other => panic!("no recipe for {other}"),
     };
     let extra: &[&str] = match name {
-        "h264_aac.mp4" | "h264_aac.mov" | "h264_aac.mkv" => &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-ac",
-            "2",
-        ],
+        "h264_aac.mp4" | "h264_aac.mov" | "h264_aac.mkv" => {
+            &["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-ac", "2"]
+        }
         "faststart.mp4" => &[
             "-c:v",
             "libx264",
@@ -143,16 +133,7 @@ pub fn recipe(name: &str) -> Vec<String> {
             "-ac",
             "2",
         ],
-        "prores.mov" => &[
-            "-c:v",
-            "prores_ks",
-            "-profile:v",
-            "3",
-            "-c:a",
-            "pcm_s16le",
-            "-ac",
-            "2",
-        ],
+        "prores.mov" => &["-c:v", "prores_ks", "-profile:v", "3", "-c:a", "pcm_s16le", "-ac", "2"],
         "big.mp4" => &["-c:v", "libx264", "-preset", "ultrafast", "-qp", "0"],
         "clip.y4m" | "odd.y4m" => &["-pix_fmt", "yuv420p"],
         "stereo.wav" => &["-ac", "2", "-c:a", "pcm_s16le"],
@@ -175,7 +156,11 @@ fn dir() -> PathBuf {
 fn subtitle_file() -> PathBuf {
     let p = dir().join("subs.srt");
     if !p.exists() {
-        std::fs::write(&p, "1\n00:00:00,000 --> 00:00:01,000\nhello\n\n2\n00:00:01,000 --> 00:00:02,000\nworld\n\n").unwrap();
+        std::fs::write(
+            &p,
+            "1\n00:00:00,000 --> 00:00:01,000\nhello\n\n2\n00:00:01,000 --> 00:00:02,000\nworld\n\n",
+        )
+        .unwrap();
     }
     p
 }
@@ -217,14 +202,7 @@ pub fn bytes(name: &str) -> Vec<u8> {
 /// ffprobe's format duration, the reference our durations must match.
 pub fn ffprobe_duration(name: &str) -> f64 {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
         .arg(path(name))
         .output()
         .expect("ffprobe runs");
@@ -245,16 +223,13 @@ impl ReadAt for Counting<'_> {
         self.data.len() as u64
     }
     fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(slice(self.data, offset, len).to_vec())
     }
 }
 
 fn slice(data: &[u8], offset: u64, len: usize) -> &[u8] {
-    let start = usize::try_from(offset)
-        .unwrap_or(usize::MAX)
-        .min(data.len());
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
     let end = start.saturating_add(len).min(data.len());
     &data[start..end]
 }

@@ -35,11 +35,7 @@ fn check_video(name: &str, info: &MediaInfo, codec: &str, w: u32, h: u32, fps: f
     let v = &info.video[0];
     assert_eq!(v.codec, codec, "{name}");
     assert_eq!((v.width, v.height), (w, h), "{name}");
-    assert!(
-        (v.frame_rate - fps).abs() < 0.01,
-        "{name}: fps {}",
-        v.frame_rate
-    );
+    assert!((v.frame_rate - fps).abs() < 0.01, "{name}: fps {}", v.frame_rate);
     assert!(
         (v.duration_secs - secs).abs() <= frame,
         "{name}: video duration {}",
@@ -206,10 +202,7 @@ fn truncated_files_are_errors() {
             let r = probe_no_panic(&data[..cut].to_vec());
             assert!(r.is_err(), "{name} cut at {cut}/{}: {r:?}", data.len());
             if name == "h264_aac.mp4" || name == "stereo.wav" || name == "clip.y4m" {
-                assert!(
-                    matches!(r, Err(ProbeError::Truncated(_))),
-                    "{name} cut at {cut}: {r:?}"
-                );
+                assert!(matches!(r, Err(ProbeError::Truncated(_))), "{name} cut at {cut}: {r:?}");
             }
         }
     }
@@ -219,25 +212,15 @@ fn truncated_files_are_errors() {
 fn garbage_is_unsupported() {
     assert!(matches!(probe(&Vec::new()), Err(ProbeError::Empty)));
     let text = b"Hello, this is a plain text file and not a video at all.\n".repeat(20);
-    assert!(matches!(
-        probe(&text),
-        Err(ProbeError::UnsupportedFormat(_))
-    ));
-    let mut jpeg = vec![
-        0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0,
-    ];
+    assert!(matches!(probe(&text), Err(ProbeError::UnsupportedFormat(_))));
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0];
     jpeg.resize(2000, 0x55);
-    assert!(matches!(
-        probe(&jpeg),
-        Err(ProbeError::UnsupportedFormat(_))
-    ));
+    assert!(matches!(probe(&jpeg), Err(ProbeError::UnsupportedFormat(_))));
     let mut seed = 0x1234_5678_9abc_def0u64;
     for len in [1usize, 7, 64, 4096, 100_000] {
         let random: Vec<u8> = (0..len)
             .map(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 (seed >> 33) as u8
             })
             .collect();

@@ -11,9 +11,7 @@ use vod_cmaf::{progressive_mp4, CodecConfig, Sample, TrackConfig};
 use vod_domain::job::{Job, JobId, JobState, SegmentRecord, TaskState, TrackOutput};
 use vod_domain::{AssetOutput, AssetState, AudioRendition, BlobRef, Rendition, StoreError};
 
-use crate::task::{
-    init_key, job_prefix, segment_key, table_key, track_key, SampleTable, TaskError,
-};
+use crate::task::{init_key, job_prefix, segment_key, table_key, track_key, SampleTable, TaskError};
 use crate::WorkerContext;
 
 #[derive(Serialize)]
@@ -72,8 +70,7 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
         segs.sort_by_key(|s| s.number);
         segs.dedup_by_key(|s| s.number);
         let want = job.plan.segment_count as usize;
-        let complete =
-            segs.len() == want && segs.iter().enumerate().all(|(i, s)| s.number as usize == i);
+        let complete = segs.len() == want && segs.iter().enumerate().all(|(i, s)| s.number as usize == i);
         if name != "audio" && !complete {
             return Err(TaskError::Permanent(format!(
                 "track {name} has {} of {want} segments",
@@ -99,8 +96,7 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
                 })
                 .collect(),
         };
-        let body =
-            serde_json::to_vec_pretty(&index).map_err(|e| TaskError::Permanent(e.to_string()))?;
+        let body = serde_json::to_vec_pretty(&index).map_err(|e| TaskError::Permanent(e.to_string()))?;
         ctx.blobs
             .put(&media(index_key(&job, name)), body, "application/json")
             .await?;
@@ -114,8 +110,7 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
                 _ => 2,
             };
             let bytes: u64 = samples.iter().map(|s| s.data.len() as u64).sum();
-            let secs =
-                samples.iter().map(|s| s.duration as u64).sum::<u64>() as f64 / *timescale as f64;
+            let secs = samples.iter().map(|s| s.duration as u64).sum::<u64>() as f64 / *timescale as f64;
             Some((
                 AudioRendition {
                     codecs: codecs.clone(),
@@ -142,10 +137,7 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
     let duration_secs = job.plan.total_frames as f64 / fps;
     for rung in &job.rungs {
         let Some((codecs, timescale, segs)) = tracks.get(&rung.name) else {
-            return Err(TaskError::Permanent(format!(
-                "no output for rendition {}",
-                rung.name
-            )));
+            return Err(TaskError::Permanent(format!("no output for rendition {}", rung.name)));
         };
         let (cfg, samples) = read_track(ctx, &job, &rung.name, segs).await?;
         let mut files = vec![(cfg, samples)];
@@ -154,8 +146,8 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
             a.track_id = 2;
             files.push((a, asamples.clone()));
         }
-        let mp4 = progressive_mp4(&files)
-            .map_err(|e| TaskError::Permanent(format!("progressive {}: {e}", rung.name)))?;
+        let mp4 =
+            progressive_mp4(&files).map_err(|e| TaskError::Permanent(format!("progressive {}: {e}", rung.name)))?;
         ctx.blobs
             .put(&media(progressive_key(&job, &rung.name)), mp4, "video/mp4")
             .await?;
@@ -219,6 +211,7 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
         .await?
     {
         info!(job_id = %job.id, progress = 100, "job finished");
+        ctx.announce(job.id).await;
     }
     Ok(())
 }
@@ -243,10 +236,8 @@ async fn read_track(
         .map_err(|e| TaskError::Permanent(format!("track configuration of {name}: {e}")))?;
     let mut samples = Vec::new();
     for s in segs {
-        let table: SampleTable = serde_json::from_slice(
-            &get_all(table_key(job, name, s.number)).await?,
-        )
-        .map_err(|e| TaskError::Permanent(format!("sample table of {name}/{}: {e}", s.number)))?;
+        let table: SampleTable = serde_json::from_slice(&get_all(table_key(job, name, s.number)).await?)
+            .map_err(|e| TaskError::Permanent(format!("sample table of {name}/{}: {e}", s.number)))?;
         let bytes = get_all(segment_key(job, name, s.number)).await?;
         let payload: usize = table.samples.iter().map(|e| e.size as usize).sum();
         if payload > bytes.len() {

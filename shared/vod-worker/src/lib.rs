@@ -12,7 +12,8 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use tracing::{error, info, info_span, warn, Instrument};
 use vod_app::AppConfig;
 use vod_aws::{DynamoAssetStore, DynamoJobStore, S3BlobStore};
-use vod_domain::{AssetStore, BlobStore, JobStore, TaskMessage};
+use vod_domain::job::JobId;
+use vod_domain::{AssetStore, BlobStore, EventPublisher, JobEvent, JobStore, TaskMessage};
 
 pub use task::TaskError;
 
@@ -28,20 +29,15 @@ pub struct WorkerContext {
     /// Deliveries after which a failing task fails its job (the queue's maxReceiveCount).
     pub max_receive_count: u32,
     pub threads: usize,
+    /// Job state and progress events.
+    pub events: Arc<dyn EventPublisher>,
 }
 
 impl WorkerContext {
-    pub fn new(
-        sdk: &aws_config::SdkConfig,
-        config: &AppConfig,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Self {
+    pub fn new(sdk: &aws_config::SdkConfig, config: &AppConfig, lookup: impl Fn(&str) -> Option<String>) -> Self {
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         WorkerContext {
-            assets: Arc::new(DynamoAssetStore::new(
-                ddb.clone(),
-                config.table_name.clone(),
-            )),
+            assets: Arc::new(DynamoAssetStore::new(ddb.clone(), config.table_name.clone())),
             jobs: Arc::new(DynamoJobStore::new(ddb, config.table_name.clone())),
             blobs: Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk))),
             media_bucket: config.media_bucket.clone(),
@@ -51,13 +47,10 @@ impl WorkerContext {
             max_receive_count: lookup("ENCODE_MAX_RECEIVE_COUNT")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(3),
+            events: config.event_publisher(sdk),
             threads: lookup("ENCODE_THREADS")
                 .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
-                }),
+                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
         }
     }
 
@@ -66,6 +59,23 @@ impl WorkerContext {
         let config = AppConfig::from_env()?;
         let sdk = vod_aws::load_sdk_config().await;
         Ok(Self::new(&sdk, &config, |k| std::env::var(k).ok()))
+    }
+}
+
+impl WorkerContext {
+    /// Publishes the job's current state and progress (best effort).
+    pub async fn announce(&self, id: JobId) {
+        if let Ok(Some(job)) = self.jobs.get_job(id).await {
+            let event = JobEvent {
+                job_id: job.id,
+                asset_id: job.asset_id,
+                state: job.state,
+                progress: job.progress(),
+                error: job.error.clone(),
+                time: chrono::Utc::now(),
+            };
+            self.events.publish(&event).await;
+        }
     }
 }
 
@@ -98,7 +108,12 @@ pub async fn handle_batch(ctx: &WorkerContext, event: SqsEvent) -> SqsBatchRespo
                 }
                 Err(TaskError::Transient(reason)) if receives >= ctx.max_receive_count => {
                     error!(%reason, "task failed on its last delivery; the job fails and the message goes to the DLQ");
-                    task::fail_job(ctx, &msg, &format!("task {} failed {receives} times: {reason}", msg.task)).await;
+                    task::fail_job(
+                        ctx,
+                        &msg,
+                        &format!("task {} failed {receives} times: {reason}", msg.task),
+                    )
+                    .await;
                     false
                 }
                 Err(TaskError::Transient(reason)) => {

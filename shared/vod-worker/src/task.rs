@@ -85,6 +85,7 @@ pub async fn fail_job(ctx: &WorkerContext, msg: &TaskMessage, reason: &str) {
             Some(reason),
         )
         .await;
+    ctx.announce(msg.job_id).await;
 }
 
 /// Settles a task of a cancelled job; the job becomes Canceled once no task runs.
@@ -93,13 +94,16 @@ async fn cancel_task(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskE
         .settle_task(msg.job_id, msg.task, TaskState::Canceled, "job canceled")
         .await?;
     let tasks = ctx.jobs.get_tasks(msg.job_id).await?;
-    if !tasks
+    let running = tasks
         .iter()
-        .any(|t| matches!(t.state, TaskState::Processing | TaskState::Queued))
-    {
-        ctx.jobs
+        .any(|t| matches!(t.state, TaskState::Processing | TaskState::Queued));
+    if !running
+        && ctx
+            .jobs
             .transition_job(msg.job_id, &[JobState::Canceling], JobState::Canceled, None)
-            .await?;
+            .await?
+    {
+        ctx.announce(msg.job_id).await;
     }
     info!("task canceled");
     Ok(())
@@ -124,10 +128,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
         )
         .await?;
     let Some(before) = ctx.jobs.start_task(job.id, msg.task).await? else {
-        return Err(TaskError::Permanent(format!(
-            "job {} has no task {}",
-            job.id, msg.task
-        )));
+        return Err(TaskError::Permanent(format!("job {} has no task {}", job.id, msg.task)));
     };
     match before.state {
         TaskState::Finished => {
@@ -137,10 +138,11 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
         TaskState::Canceled => return Ok(()),
         _ => {}
     }
-    let asset =
-        ctx.assets.get(job.asset_id).await?.ok_or_else(|| {
-            TaskError::Permanent(format!("asset {} no longer exists", job.asset_id))
-        })?;
+    let asset = ctx
+        .assets
+        .get(job.asset_id)
+        .await?
+        .ok_or_else(|| TaskError::Permanent(format!("asset {} no longer exists", job.asset_id)))?;
     let source = asset
         .source
         .clone()
@@ -186,18 +188,12 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             .map_err(|e| TaskError::Transient(format!("encoder crashed: {e}")))??;
             let mut outputs = Vec::new();
             for chunk in chunks {
-                outputs.push(
-                    write_track(ctx, &job, &chunk.rung, &chunk.track, &chunk.segments).await?,
-                );
+                outputs.push(write_track(ctx, &job, &chunk.rung, &chunk.track, &chunk.segments).await?);
             }
             outputs
         }
         TaskKind::Audio => {
-            let (spec, seg, src) = (
-                job.preset.audio.clone(),
-                job.plan.segment_duration,
-                path.clone(),
-            );
+            let (spec, seg, src) = (job.preset.audio.clone(), job.plan.segment_duration, path.clone());
             let audio = tokio::task::spawn_blocking(move || {
                 vod_encode::encode_audio(&AudioRequest {
                     source: &src,
@@ -226,6 +222,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
                 progress = done * 100 / (job.tasks_total + 1),
                 "task finished"
             );
+            ctx.announce(job.id).await;
             if done >= job.tasks_total {
                 crate::finalize::maybe_finalize(ctx, job.id).await?;
             }
@@ -244,24 +241,16 @@ async fn write_track(
     segments: &[SegmentSamples],
 ) -> Result<TrackOutput, TaskError> {
     let media = |key: String| BlobRef::new(&ctx.media_bucket, key);
-    let init =
-        init_segment(track).map_err(|e| TaskError::Permanent(format!("muxing {name}: {e}")))?;
-    ctx.blobs
-        .put(&media(init_key(job, name)), init, "video/mp4")
-        .await?;
+    let init = init_segment(track).map_err(|e| TaskError::Permanent(format!("muxing {name}: {e}")))?;
+    ctx.blobs.put(&media(init_key(job, name)), init, "video/mp4").await?;
     let cfg = serde_json::to_vec(track).map_err(|e| TaskError::Permanent(e.to_string()))?;
     ctx.blobs
         .put(&media(track_key(job, name)), cfg, "application/json")
         .await?;
     let mut records = Vec::with_capacity(segments.len());
     for seg in segments {
-        let bytes = media_segment(
-            track,
-            seg.number + 1,
-            seg.base_media_decode_time,
-            &seg.samples,
-        )
-        .map_err(|e| TaskError::Permanent(format!("muxing {name} segment {}: {e}", seg.number)))?;
+        let bytes = media_segment(track, seg.number + 1, seg.base_media_decode_time, &seg.samples)
+            .map_err(|e| TaskError::Permanent(format!("muxing {name} segment {}: {e}", seg.number)))?;
         let table = SampleTable {
             timescale: track.timescale,
             samples: seg
@@ -282,19 +271,11 @@ async fn write_track(
             size: bytes.len() as u64,
         });
         ctx.blobs
-            .put(
-                &media(segment_key(job, name, seg.number)),
-                bytes,
-                "video/iso.segment",
-            )
+            .put(&media(segment_key(job, name, seg.number)), bytes, "video/iso.segment")
             .await?;
         let table = serde_json::to_vec(&table).map_err(|e| TaskError::Permanent(e.to_string()))?;
         ctx.blobs
-            .put(
-                &media(table_key(job, name, seg.number)),
-                table,
-                "application/json",
-            )
+            .put(&media(table_key(job, name, seg.number)), table, "application/json")
             .await?;
     }
     Ok(TrackOutput {
@@ -306,18 +287,10 @@ async fn write_track(
 }
 
 /// Downloads the source into the scratch directory once per warm instance (keyed by ETag; written atomically).
-async fn fetch_source(
-    ctx: &WorkerContext,
-    blob: &BlobRef,
-    etag: &str,
-    size: u64,
-) -> Result<PathBuf, TaskError> {
+async fn fetch_source(ctx: &WorkerContext, blob: &BlobRef, etag: &str, size: u64) -> Result<PathBuf, TaskError> {
     let safe: String = etag.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     let path = ctx.scratch.join(format!("vod-source-{safe}"));
-    if std::fs::metadata(&path)
-        .map(|m| m.len() == size)
-        .unwrap_or(false)
-    {
+    if std::fs::metadata(&path).map(|m| m.len() == size).unwrap_or(false) {
         return Ok(path);
     }
     let tmp = ctx
@@ -331,10 +304,7 @@ async fn fetch_source(
         const PIECE: u64 = 16 * 1024 * 1024;
         let mut offset = 0;
         while offset < size {
-            let bytes = ctx
-                .blobs
-                .read_range(blob, offset, PIECE.min(size - offset))
-                .await?;
+            let bytes = ctx.blobs.read_range(blob, offset, PIECE.min(size - offset)).await?;
             if bytes.is_empty() {
                 return Err(TaskError::Transient("the source ended early".into()));
             }
