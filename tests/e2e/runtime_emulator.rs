@@ -103,9 +103,23 @@ async fn ingest_binary_runs_under_the_lambda_runtime_emulator() {
     let child = {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new("cargo");
-        // Variables that `cargo test` sets for this test would make the nested build redo build scripts.
+        // Variables that cargo sets for this test crate would make the nested build redo build scripts; the
+        // caller's build settings (CARGO_PROFILE_*, CARGO_INCREMENTAL, ...) stay so that it reuses the artifacts.
+        const PER_CRATE: [&str; 7] = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ];
         for (k, _) in std::env::vars() {
-            if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR") || k == "RUST_TEST_THREADS" {
+            if PER_CRATE.iter().any(|p| k.starts_with(p))
+                || k == "CARGO"
+                || k.starts_with("NEXTEST")
+                || k == "RUST_TEST_THREADS"
+            {
                 cmd.env_remove(k);
             }
         }
