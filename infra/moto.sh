@@ -26,11 +26,12 @@ install() {
 start() {
   # Serialise concurrent starts (parallel test processes).
   exec 9>"$build/moto-$port.lock"
-  flock 9
+  flock -w 120 9 || { echo "moto: another start holds $build/moto-$port.lock" >&2; exit 1; }
   if alive && answers; then echo "moto: already running on 127.0.0.1:$port (pid $(cat "$pidfile"))" >&2; return; fi
   if answers; then echo "moto: port $port is taken by another emulator; using it" >&2; return; fi
   install
-  nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+  # The server must not inherit the lock's descriptor (it would hold the lock for its whole life).
+  nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 9>&- &
   echo $! >"$pidfile"
   for _ in $(seq 1 100); do
     if answers; then echo "moto: running on 127.0.0.1:$port (pid $(cat "$pidfile"))" >&2; return; fi
