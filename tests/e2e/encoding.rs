@@ -296,28 +296,28 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
         );
     }
 
-    // Job events arrived on the bus (through the rule) and at the webhook, signed.
-    let mut states = Vec::new();
-    for _ in 0..10 {
+    // Job events arrived on the bus (through the rule) and at the webhook, signed. The Finished event is published
+    // right after the state change that wait_job saw, so keep reading until it is in.
+    let mut states: Vec<(String, u64)> = Vec::new();
+    let start = Instant::now();
+    while !states.iter().any(|(s, _)| s == "Finished") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no Finished event on the bus: {states:?}"
+        );
         let out = sqs
             .receive_message()
             .queue_url(&watch_url)
             .max_number_of_messages(10)
+            .wait_time_seconds(1)
             .send()
-            .await
-            .expect("receive");
-        let msgs = out.messages.unwrap_or_default();
-        if msgs.is_empty() {
-            break;
-        }
-        for m in msgs {
+            .await;
+        for m in out.expect("receive").messages.unwrap_or_default() {
             let ev: Value = serde_json::from_str(m.body().unwrap_or("{}")).expect("event json");
             assert_eq!(ev["source"], "vod.jobs");
             assert_eq!(ev["detail"]["job_id"], job_id.as_str());
-            states.push((
-                ev["detail"]["state"].as_str().unwrap_or("").to_string(),
-                ev["detail"]["progress"].as_u64().unwrap_or(0),
-            ));
+            let state = ev["detail"]["state"].as_str().unwrap_or("").to_string();
+            states.push((state, ev["detail"]["progress"].as_u64().unwrap_or(0)));
         }
     }
     assert!(states.iter().any(|(s, _)| s == "Scheduled"), "{states:?}");
@@ -326,14 +326,26 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
         states.iter().any(|(s, p)| s == "Processing" && *p > 0 && *p < 100),
         "progress events: {states:?}"
     );
-    let hooks = hooks.lock().expect("hooks").clone();
-    assert!(hooks.len() >= states.len().min(3), "webhook calls: {}", hooks.len());
+    let start = Instant::now();
+    let hooks = loop {
+        let got = hooks.lock().expect("hooks").clone();
+        if got
+            .iter()
+            .any(|(_, b)| String::from_utf8_lossy(b).contains("\"Finished\""))
+        {
+            break got;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no Finished webhook call ({} calls)",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(hooks.len() >= 3, "webhook calls: {}", hooks.len());
     for (sig, body) in &hooks {
         assert_eq!(sig, &vod_app::events::sign(b"e2e-webhook-secret", body), "signed body");
     }
-    assert!(hooks
-        .iter()
-        .any(|(_, b)| String::from_utf8_lossy(b).contains("\"Finished\"")));
 
     // A redelivered task message changes nothing.
     let f = &stack.host.functions["EncodeFunction"];
