@@ -12,7 +12,8 @@ logfile="$build/moto-$port.log"
 mkdir -p "$build"
 
 alive() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
-answers() { curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/data.json" 2>/dev/null; }
+# The dashboard answers cheaply; data.json dumps all state and grows (and can fail) as tests run.
+answers() { curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$port/moto-api/" 2>/dev/null; }
 
 install() {
   local stamp="$venv/.requirements"

@@ -364,6 +364,10 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
     let again = wait_job(&api, &job_id, 30).await;
     assert_eq!(again["state"], "Finished");
     assert_eq!(again["tasks_done"], again["tasks_total"], "counted once");
+
+    // Deleting the asset removes its jobs and tasks too.
+    assert_eq!(api.call(Method::DELETE, &format!("/assets/{id}"), None).await.0, 204);
+    assert_eq!(api.call(Method::GET, &format!("/jobs/{job_id}"), None).await.0, 404);
     stack.shutdown().await;
 }
 

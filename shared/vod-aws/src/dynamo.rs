@@ -171,49 +171,8 @@ impl AssetStore for DynamoAssetStore {
     }
 
     async fn delete(&self, id: AssetId) -> Result<(), StoreError> {
-        // Every record of an asset shares its partition key: delete them all (the asset item last).
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(asset_pk(id)))
-                .projection_expression("PK, SK")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in out.items.unwrap_or_default() {
-                let (Some(pk), Some(sk)) = (item.get("PK"), item.get("SK")) else {
-                    continue;
-                };
-                if sk.as_s().map(|s| s == ASSET_SK).unwrap_or(false) {
-                    continue;
-                }
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .key("PK", pk.clone())
-                    .key("SK", sk.clone())
-                    .send()
-                    .await
-                    .map_err(backend)?;
-            }
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("PK", AttributeValue::S(asset_pk(id)))
-            .key("SK", AttributeValue::S(ASSET_SK.into()))
-            .send()
-            .await
-            .map_err(backend)?;
+        // Every record of an asset shares its partition key: delete them all, the asset item last.
+        crate::table::delete_partition(&self.client, &self.table, &asset_pk(id), ASSET_SK).await?;
         Ok(())
     }
 }

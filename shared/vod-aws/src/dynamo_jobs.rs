@@ -64,29 +64,7 @@ impl DynamoJobStore {
         pk: &str,
         sk_prefix: Option<&str>,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start.take());
-            q = match sk_prefix {
-                Some(p) => q
-                    .key_condition_expression("PK = :pk AND begins_with(SK, :sk)")
-                    .expression_attribute_values(":sk", s(p)),
-                None => q.key_condition_expression("PK = :pk"),
-            };
-            let out = q.send().await.map_err(backend)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(items),
-            }
-        }
+        crate::table::query_partition(&self.client, &self.table, pk, sk_prefix).await
     }
 
     async fn query_gsi(&self, pk: &str) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
@@ -330,22 +308,10 @@ impl JobStore for DynamoJobStore {
 
     async fn delete_jobs_of(&self, asset: AssetId) -> Result<(), StoreError> {
         for job in self.query_gsi(&format!("ASSETJOBS#{asset}")).await? {
-            let Some(pk) = job.get("PK").and_then(|v| v.as_s().ok()).cloned() else {
+            let Some(pk) = job.get("PK").and_then(|v| v.as_s().ok()) else {
                 continue;
             };
-            for item in self.query_pk(&pk, None).await? {
-                let (Some(p), Some(k)) = (item.get("PK"), item.get("SK")) else {
-                    continue;
-                };
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .key("PK", p.clone())
-                    .key("SK", k.clone())
-                    .send()
-                    .await
-                    .map_err(backend)?;
-            }
+            crate::table::delete_partition(&self.client, &self.table, pk, "JOB").await?;
         }
         Ok(())
     }

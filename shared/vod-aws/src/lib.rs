@@ -6,6 +6,7 @@ pub mod dynamo_jobs;
 pub mod events;
 pub mod s3;
 pub mod sqs;
+mod table;
 
 pub use dynamo::DynamoAssetStore;
 pub use dynamo_jobs::DynamoJobStore;

@@ -1,0 +1,67 @@
+//! Partition-level helpers of the single table shared by the stores: read every item of a partition (paged), and
+//! delete a partition with its head item last (so a half-done delete still leaves a findable record).
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use vod_domain::StoreError;
+
+use crate::sdk_error;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) fn backend(e: impl std::error::Error + 'static) -> StoreError {
+    StoreError::Backend(sdk_error(&e))
+}
+
+/// Every item of partition `pk` (whose sort key starts with `sk_prefix`, if given), consistently read.
+pub(crate) async fn query_partition(
+    client: &Client,
+    table: &str,
+    pk: &str,
+    sk_prefix: Option<&str>,
+) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let mut q = client
+            .query()
+            .table_name(table)
+            .consistent_read(true)
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
+            .set_exclusive_start_key(start.take());
+        q = match sk_prefix {
+            Some(p) => q
+                .key_condition_expression("PK = :pk AND begins_with(SK, :sk)")
+                .expression_attribute_values(":sk", AttributeValue::S(p.to_string())),
+            None => q.key_condition_expression("PK = :pk"),
+        };
+        let out = q.send().await.map_err(backend)?;
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(k) => start = Some(k),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// Deletes every item of partition `pk`; the item whose sort key is `head_sk` goes last.
+pub(crate) async fn delete_partition(client: &Client, table: &str, pk: &str, head_sk: &str) -> Result<(), StoreError> {
+    let mut items = query_partition(client, table, pk, None).await?;
+    // Sort so that the head item comes last.
+    items.sort_by_key(|i| i.get("SK").and_then(|s| s.as_s().ok()).is_some_and(|s| s == head_sk));
+    for item in items {
+        let (Some(p), Some(s)) = (item.get("PK"), item.get("SK")) else {
+            continue;
+        };
+        client
+            .delete_item()
+            .table_name(table)
+            .key("PK", p.clone())
+            .key("SK", s.clone())
+            .send()
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
