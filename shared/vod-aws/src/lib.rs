@@ -1,7 +1,9 @@
-//! AWS implementations of the domain's ports: `DynamoAssetStore` and `DynamoJobStore` (one DynamoDB table),
+//! AWS implementations of the domain's ports: `DynamoAssetStore`, `DynamoJobStore` and
+//! `DynamoDeliveryStore` (one DynamoDB table),
 //! `S3BlobStore`, `SqsTaskQueue`, `EventBridgePublisher`.
 //! The SDK finds its endpoint the usual way (`AWS_ENDPOINT_URL` points it at the local emulator).
 pub mod dynamo;
+pub mod dynamo_delivery;
 pub mod dynamo_jobs;
 pub mod events;
 pub mod s3;
@@ -9,6 +11,7 @@ pub mod sqs;
 mod table;
 
 pub use dynamo::DynamoAssetStore;
+pub use dynamo_delivery::DynamoDeliveryStore;
 pub use dynamo_jobs::DynamoJobStore;
 pub use events::EventBridgePublisher;
 pub use s3::S3BlobStore;

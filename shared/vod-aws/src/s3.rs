@@ -155,6 +155,18 @@ impl BlobStore for S3BlobStore {
         Ok(req.uri().to_string())
     }
 
+    async fn presign_get(&self, blob: &BlobRef, expires: Duration) -> Result<String, StoreError> {
+        let req = self
+            .client
+            .get_object()
+            .bucket(&blob.bucket)
+            .key(&blob.key)
+            .presigned(Self::presigning(expires)?)
+            .await
+            .map_err(backend)?;
+        Ok(req.uri().to_string())
+    }
+
     async fn create_multipart(&self, blob: &BlobRef) -> Result<String, StoreError> {
         let out = self
             .client

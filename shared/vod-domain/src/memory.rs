@@ -137,6 +137,10 @@ impl BlobStore for MemoryBlobStore {
         Ok(format!("memory://{}/{}", blob.bucket, blob.key))
     }
 
+    async fn presign_get(&self, blob: &BlobRef, _expires: Duration) -> Result<String, StoreError> {
+        Ok(format!("memory://{}/{}", blob.bucket, blob.key))
+    }
+
     async fn create_multipart(&self, blob: &BlobRef) -> Result<String, StoreError> {
         Ok(format!("upload-{}", blob.key.len()))
     }
@@ -308,6 +312,78 @@ pub struct MemoryTaskQueue {
 impl TaskQueue for MemoryTaskQueue {
     async fn send(&self, messages: &[TaskMessage]) -> Result<(), StoreError> {
         self.sent.lock().map_err(poisoned)?.extend_from_slice(messages);
+        Ok(())
+    }
+}
+
+use crate::delivery::{DeliveryStore, Filter, Locator, LocatorId};
+
+/// Locators and filters in memory.
+#[derive(Default)]
+pub struct MemoryDeliveryStore {
+    locators: Mutex<HashMap<LocatorId, Locator>>,
+    filters: Mutex<BTreeMap<(Option<uuid::Uuid>, String), Filter>>,
+}
+
+#[async_trait]
+impl DeliveryStore for MemoryDeliveryStore {
+    async fn put_locator(&self, locator: &Locator) -> Result<(), StoreError> {
+        self.locators
+            .lock()
+            .map_err(poisoned)?
+            .insert(locator.id, locator.clone());
+        Ok(())
+    }
+    async fn get_locator(&self, id: LocatorId) -> Result<Option<Locator>, StoreError> {
+        Ok(self.locators.lock().map_err(poisoned)?.get(&id).cloned())
+    }
+    async fn delete_locator(&self, id: LocatorId) -> Result<(), StoreError> {
+        self.locators.lock().map_err(poisoned)?.remove(&id);
+        Ok(())
+    }
+    async fn list_locators(&self, asset: AssetId) -> Result<Vec<Locator>, StoreError> {
+        let mut v: Vec<Locator> = self
+            .locators
+            .lock()
+            .map_err(poisoned)?
+            .values()
+            .filter(|l| l.asset_id == asset)
+            .cloned()
+            .collect();
+        v.sort_by_key(|l| std::cmp::Reverse(l.created_at));
+        Ok(v)
+    }
+    async fn put_filter(&self, filter: &Filter) -> Result<(), StoreError> {
+        self.filters
+            .lock()
+            .map_err(poisoned)?
+            .insert((filter.asset_id.map(|a| a.0), filter.name.clone()), filter.clone());
+        Ok(())
+    }
+    async fn get_filter(&self, asset: Option<AssetId>, name: &str) -> Result<Option<Filter>, StoreError> {
+        Ok(self
+            .filters
+            .lock()
+            .map_err(poisoned)?
+            .get(&(asset.map(|a| a.0), name.to_string()))
+            .cloned())
+    }
+    async fn list_filters(&self, asset: Option<AssetId>) -> Result<Vec<Filter>, StoreError> {
+        let scope = asset.map(|a| a.0);
+        Ok(self
+            .filters
+            .lock()
+            .map_err(poisoned)?
+            .iter()
+            .filter(|((a, _), _)| *a == scope)
+            .map(|(_, f)| f.clone())
+            .collect())
+    }
+    async fn delete_filter(&self, asset: Option<AssetId>, name: &str) -> Result<(), StoreError> {
+        self.filters
+            .lock()
+            .map_err(poisoned)?
+            .remove(&(asset.map(|a| a.0), name.to_string()));
         Ok(())
     }
 }

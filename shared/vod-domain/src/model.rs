@@ -203,3 +203,25 @@ pub struct AssetOutput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<AudioRendition>,
 }
+
+/// One media segment of a track, as listed in the track's segment index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexedSegment {
+    pub number: u32,
+    /// Object key (media bucket).
+    pub key: String,
+    /// Start time and duration in the track's timescale.
+    pub start: u64,
+    pub duration: u64,
+    pub size: u64,
+}
+
+/// A track's segment index (`index.json` beside its segments), written by the finalizer, read by the packager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentIndex {
+    pub track: String,
+    pub codecs: String,
+    pub timescale: u32,
+    pub init: String,
+    pub segments: Vec<IndexedSegment>,
+}

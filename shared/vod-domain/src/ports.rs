@@ -41,6 +41,8 @@ pub trait BlobStore: Send + Sync {
     /// Deletes every object under a prefix; returns how many were deleted.
     async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, StoreError>;
     async fn presign_put(&self, blob: &BlobRef, expires: Duration) -> Result<String, StoreError>;
+    /// A URL that downloads the object (with Range) until it expires.
+    async fn presign_get(&self, blob: &BlobRef, expires: Duration) -> Result<String, StoreError>;
     async fn create_multipart(&self, blob: &BlobRef) -> Result<String, StoreError>;
     async fn presign_part(
         &self,

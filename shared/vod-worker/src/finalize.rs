@@ -5,32 +5,15 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use serde::Serialize;
 use tracing::info;
 use vod_cmaf::{progressive_mp4, CodecConfig, Sample, TrackConfig};
 use vod_domain::job::{Job, JobId, JobState, SegmentRecord, TaskState, TrackOutput};
-use vod_domain::{AssetOutput, AssetState, AudioRendition, BlobRef, Rendition, StoreError};
+use vod_domain::{
+    AssetOutput, AssetState, AudioRendition, BlobRef, IndexedSegment, Rendition, SegmentIndex, StoreError,
+};
 
 use crate::task::{init_key, job_prefix, segment_key, table_key, track_key, SampleTable, TaskError};
 use crate::WorkerContext;
-
-#[derive(Serialize)]
-struct IndexEntry {
-    number: u32,
-    key: String,
-    start: u64,
-    duration: u64,
-    size: u64,
-}
-
-#[derive(Serialize)]
-struct SegmentIndex<'a> {
-    track: &'a str,
-    codecs: &'a str,
-    timescale: u32,
-    init: String,
-    segments: Vec<IndexEntry>,
-}
 
 pub fn index_key(job: &Job, track: &str) -> String {
     format!("{}/{track}/index.json", job_prefix(job))
@@ -81,13 +64,13 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
     let media = |key: String| BlobRef::new(&ctx.media_bucket, key);
     for (name, (codecs, timescale, segs)) in &tracks {
         let index = SegmentIndex {
-            track: name,
-            codecs,
+            track: name.clone(),
+            codecs: codecs.clone(),
             timescale: *timescale,
             init: init_key(&job, name),
             segments: segs
                 .iter()
-                .map(|s| IndexEntry {
+                .map(|s| IndexedSegment {
                     number: s.number,
                     key: segment_key(&job, name, s.number),
                     start: s.start,

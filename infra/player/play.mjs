@@ -1,0 +1,215 @@
+#!/usr/bin/env node
+// Test driver: plays one stream in headless Debian Chromium and prints ONE JSON line.
+//
+//   node infra/player/play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL]
+//                              [--seconds 3] [--timeout 60] [--screenshot FILE]
+//
+// Serves dist/ (built by `npm run build`) on 127.0.0.1:<random port>, opens
+// index.html?player=..&src=..&autoplay=1 in Chromium (process.env.CHROMIUM or
+// /usr/bin/chromium) through playwright-core, and waits until the video's
+// currentTime >= --seconds with decoded frames and no error, or until an error or
+// the timeout. Exit code 0 when ok, 1 otherwise (2 for bad usage).
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import http from 'node:http';
+import { dirname, extname, join, normalize, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, 'dist');
+const started = Date.now();
+
+const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL] [--seconds 3] [--timeout 60] [--screenshot FILE]';
+
+function usage(message) {
+  process.stderr.write(`${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+let opts;
+try {
+  ({ values: opts } = parseArgs({
+    options: {
+      player: { type: 'string' },
+      src: { type: 'string' },
+      token: { type: 'string' },
+      license: { type: 'string' },
+      seconds: { type: 'string', default: '3' },
+      timeout: { type: 'string', default: '60' },
+      screenshot: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  }));
+} catch (e) {
+  usage(e.message);
+}
+if (opts.help) {
+  process.stdout.write(USAGE + '\n');
+  process.exit(0);
+}
+if (!['hls', 'dash', 'shaka'].includes(opts.player)) usage('--player must be hls, dash or shaka');
+if (!opts.src) usage('--src is required');
+const seconds = Number(opts.seconds);
+const timeoutS = Number(opts.timeout);
+if (!(seconds >= 0) || !(timeoutS > 0)) usage('--seconds and --timeout must be numbers');
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json',
+};
+
+function serveDist() {
+  const server = http.createServer((req, res) => {
+    let path;
+    try {
+      path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    } catch {
+      res.writeHead(400).end();
+      return;
+    }
+    if (path === '/') path = '/index.html';
+    const file = normalize(join(dist, path));
+    if (!file.startsWith(dist + sep) || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    res.writeHead(200, {
+      'content-type': MIME[extname(file)] || 'application/octet-stream',
+      'cache-control': 'no-store',
+    });
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
+let server = null;
+let browser = null;
+let finished = false;
+let lastVod = null;
+const consoleErrors = [];
+const requestFailures = [];
+
+async function cleanup() {
+  const b = browser;
+  browser = null;
+  if (b) {
+    await Promise.race([b.close().catch(() => {}), new Promise((r) => setTimeout(r, 10000))]);
+  }
+  const s = server;
+  server = null;
+  if (s) {
+    s.closeAllConnections?.();
+    await new Promise((r) => s.close(() => r()));
+  }
+}
+
+async function finish(result) {
+  if (finished) return;
+  finished = true;
+  clearTimeout(hardTimer);
+  await cleanup();
+  const out = {
+    ok: !!result.ok,
+    ...result.vod,
+    player: opts.player,
+    src: opts.src,
+    error: result.error ?? result.vod?.error ?? null,
+    consoleErrors,
+    requestFailures,
+    elapsedMs: Date.now() - started,
+  };
+  process.stdout.write(JSON.stringify(out) + '\n');
+  process.exit(out.ok ? 0 : 1);
+}
+
+// Last resort if Chromium or playwright hangs: report and exit anyway.
+const hardTimer = setTimeout(() => {
+  finish({ ok: false, error: `hard timeout after ${timeoutS + 30}s`, vod: lastVod });
+}, (timeoutS + 30) * 1000);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => finish({ ok: false, error: `interrupted by ${sig}`, vod: lastVod }));
+}
+
+async function main() {
+  if (!existsSync(join(dist, 'index.html'))) {
+    return { ok: false, error: `missing ${join(dist, 'index.html')}: run "npm ci && npm run build" in infra/player` };
+  }
+  const { chromium } = await import('playwright-core');
+  server = await serveDist();
+  const port = server.address().port;
+
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    // playwright's own "headless" would add plain --headless and --mute-audio; we pass the flags ourselves.
+    headless: false,
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+    timeout: 30000,
+  });
+  const page = await browser.newPage();
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && consoleErrors.length < 50) consoleErrors.push(msg.text().slice(0, 500));
+  });
+  page.on('pageerror', (err) => {
+    if (consoleErrors.length < 50) consoleErrors.push(`pageerror: ${String(err.message || err).slice(0, 500)}`);
+  });
+  page.on('requestfailed', (req) => {
+    if (requestFailures.length < 50) requestFailures.push(`${req.failure()?.errorText || 'failed'} ${req.url().slice(0, 300)}`);
+  });
+  page.on('response', (res) => {
+    if (res.status() >= 400 && requestFailures.length < 50) requestFailures.push(`HTTP ${res.status()} ${res.url().slice(0, 300)}`);
+  });
+
+  const q = new URLSearchParams({ player: opts.player, src: opts.src, autoplay: '1' });
+  if (opts.token) q.set('token', opts.token);
+  if (opts.license) q.set('license', opts.license);
+  const url = `http://127.0.0.1:${port}/index.html?${q}`;
+  await page.goto(url, { waitUntil: 'load', timeout: timeoutS * 1000 });
+
+  const deadline = started + timeoutS * 1000;
+  let result;
+  for (;;) {
+    const vod = await page.evaluate(() => (window.__vod ? JSON.parse(JSON.stringify(window.__vod)) : null));
+    if (vod) lastVod = vod;
+    if (vod && vod.state === 'error') {
+      result = { ok: false, vod };
+      break;
+    }
+    if (vod && vod.currentTime >= seconds && vod.decodedFrames > 0) {
+      result = { ok: true, vod };
+      break;
+    }
+    if (vod && vod.ended) {
+      result = { ok: false, vod, error: `stream ended at ${vod.currentTime}s before --seconds ${seconds}` };
+      break;
+    }
+    if (Date.now() > deadline) {
+      result = { ok: false, vod, error: `timeout after ${timeoutS}s (state ${vod ? vod.state : 'no __vod'}, currentTime ${vod ? vod.currentTime : 0}, decodedFrames ${vod ? vod.decodedFrames : 0})` };
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  if (opts.screenshot) {
+    await page.screenshot({ path: opts.screenshot, fullPage: true }).catch((e) => consoleErrors.push(`screenshot failed: ${e.message}`));
+  }
+  return result;
+}
+
+main()
+  .then((r) => finish(r))
+  .catch((e) => finish({ ok: false, error: `driver: ${String(e && e.message ? e.message : e).split('\n')[0]}`, vod: lastVod }));

@@ -1,0 +1,175 @@
+//! Locators and filters in the DynamoDB table: a locator is `LOCATOR#<id>` (listed per asset through GSI1
+//! `ASSETLOCATORS#<asset>`, expired by TTL a day after its end); an asset's filters live in the asset's partition
+//! (`FILTER#<name>`, deleted with it), global filters in the partition `FILTERS`.
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use vod_domain::delivery::{DeliveryStore, Filter, Locator, LocatorId};
+use vod_domain::{AssetId, StoreError};
+
+use crate::dynamo::GSI1;
+use crate::table::{backend, Item};
+
+pub struct DynamoDeliveryStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+fn locator_pk(id: LocatorId) -> String {
+    format!("LOCATOR#{id}")
+}
+fn filter_pk(asset: Option<AssetId>) -> String {
+    match asset {
+        Some(a) => format!("ASSET#{a}"),
+        None => "FILTERS".into(),
+    }
+}
+fn strip(mut item: Item) -> Item {
+    for k in ["PK", "SK", "GSI1PK", "GSI1SK", "expires_at"] {
+        item.remove(k);
+    }
+    item
+}
+
+impl DynamoDeliveryStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoDeliveryStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(pk))
+            .key("SK", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item)
+    }
+
+    async fn delete(&self, pk: String, sk: String) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", s(pk))
+            .key("SK", s(sk))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for DynamoDeliveryStore {
+    async fn put_locator(&self, locator: &Locator) -> Result<(), StoreError> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(locator).map_err(corrupt)?;
+        item.insert("PK".into(), s(locator_pk(locator.id)));
+        item.insert("SK".into(), s("LOCATOR"));
+        item.insert("GSI1PK".into(), s(format!("ASSETLOCATORS#{}", locator.asset_id)));
+        item.insert(
+            "GSI1SK".into(),
+            s(format!("{}#{}", locator.created_at.to_rfc3339(), locator.id)),
+        );
+        // DynamoDB's TTL removes the record a day after the locator ended (the packager checks `end` itself).
+        item.insert(
+            "expires_at".into(),
+            AttributeValue::N((locator.end.timestamp() + 86_400).to_string()),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_locator(&self, id: LocatorId) -> Result<Option<Locator>, StoreError> {
+        self.get(locator_pk(id), "LOCATOR".into())
+            .await?
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn delete_locator(&self, id: LocatorId) -> Result<(), StoreError> {
+        self.delete(locator_pk(id), "LOCATOR".into()).await
+    }
+
+    async fn list_locators(&self, asset: AssetId) -> Result<Vec<Locator>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("GSI1PK = :pk")
+                .expression_attribute_values(":pk", s(format!("ASSETLOCATORS#{asset}")))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        items
+            .into_iter()
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .collect()
+    }
+
+    async fn put_filter(&self, filter: &Filter) -> Result<(), StoreError> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(filter).map_err(corrupt)?;
+        item.insert("PK".into(), s(filter_pk(filter.asset_id)));
+        item.insert("SK".into(), s(format!("FILTER#{}", filter.name)));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_filter(&self, asset: Option<AssetId>, name: &str) -> Result<Option<Filter>, StoreError> {
+        self.get(filter_pk(asset), format!("FILTER#{name}"))
+            .await?
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn list_filters(&self, asset: Option<AssetId>) -> Result<Vec<Filter>, StoreError> {
+        crate::table::query_partition(&self.client, &self.table, &filter_pk(asset), Some("FILTER#"))
+            .await?
+            .into_iter()
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .collect()
+    }
+
+    async fn delete_filter(&self, asset: Option<AssetId>, name: &str) -> Result<(), StoreError> {
+        self.delete(filter_pk(asset), format!("FILTER#{name}")).await
+    }
+}

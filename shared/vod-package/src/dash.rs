@@ -1,0 +1,188 @@
+//! DASH (ISO/IEC 23009-1): a static MPD, live profile, one Period; per track a SegmentTemplate with a
+//! SegmentTimeline built from the segment index (exact durations; runs of equal durations folded with `r`).
+use std::fmt::Write;
+
+use quick_xml::escape::escape;
+
+use crate::timeline::{Presentation, TrackKind, TrackTimeline};
+
+/// ISO 8601 duration with millisecond precision.
+fn iso_duration(secs: f64) -> String {
+    format!("PT{:.3}S", secs.max(0.0))
+}
+
+fn timeline(t: &TrackTimeline) -> String {
+    let mut out = String::from("<SegmentTimeline>");
+    let mut i = 0;
+    let segs = t.segments;
+    while i < segs.len() {
+        let s = &segs[i];
+        let mut repeat = 0;
+        while i + repeat + 1 < segs.len()
+            && segs[i + repeat + 1].duration == s.duration
+            && segs[i + repeat + 1].start == segs[i + repeat].start + segs[i + repeat].duration
+        {
+            repeat += 1;
+        }
+        let _ = write!(out, "<S t=\"{}\" d=\"{}\"", s.start, s.duration);
+        if repeat > 0 {
+            let _ = write!(out, " r=\"{repeat}\"");
+        }
+        out.push_str("/>");
+        i += repeat + 1;
+    }
+    out.push_str("</SegmentTimeline>");
+    out
+}
+
+fn representation(out: &mut String, t: &TrackTimeline, prefix: &str) {
+    let id = escape(t.name);
+    let _ = write!(
+        out,
+        "      <Representation id=\"{id}\" codecs=\"{}\" bandwidth=\"{}\"",
+        escape(t.codecs),
+        t.peak_bitrate().max(1)
+    );
+    match t.kind {
+        TrackKind::Video {
+            width,
+            height,
+            frame_rate,
+        } => {
+            let _ = write!(
+                out,
+                " width=\"{width}\" height=\"{height}\" frameRate=\"{}/{}\" sar=\"1:1\">\n",
+                frame_rate.0,
+                frame_rate.1.max(1)
+            );
+        }
+        TrackKind::Audio { channels, sample_rate } => {
+            let _ = write!(
+                out,
+                " audioSamplingRate=\"{sample_rate}\">\n        <AudioChannelConfiguration \
+                 schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{channels}\"/>\n"
+            );
+        }
+    }
+    let first = t.segments.first();
+    let _ = writeln!(
+        out,
+        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" startNumber=\"{}\" \
+         initialization=\"{prefix}{id}/init.mp4\" media=\"{prefix}{id}/seg-$Number%05d$.m4s\">{}</SegmentTemplate>",
+        t.timescale,
+        first.map_or(0, |s| s.start),
+        first.map_or(0, |s| s.number),
+        timeline(t)
+    );
+    out.push_str("      </Representation>\n");
+}
+
+/// The MPD of a presentation.
+pub fn mpd(p: &Presentation) -> String {
+    let duration = iso_duration(p.duration_secs());
+    let max_seg = p
+        .video
+        .iter()
+        .chain(p.audio.iter())
+        .flat_map(|t| t.segments.iter().map(|s| t.segment_secs(s)))
+        .fold(1.0, f64::max);
+    let prefix = escape(p.uri_prefix.as_str()).into_owned();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
+         profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\" type=\"static\" \
+         mediaPresentationDuration=\"{duration}\" minBufferTime=\"{}\">\n  <Period id=\"0\" start=\"PT0S\" \
+         duration=\"{duration}\">",
+        iso_duration(max_seg.ceil())
+    );
+    if !p.video.is_empty() {
+        let (mw, mh) = p.video.iter().fold((0, 0), |(w, h), t| match t.kind {
+            TrackKind::Video { width, height, .. } => (w.max(width), h.max(height)),
+            TrackKind::Audio { .. } => (w, h),
+        });
+        let _ = writeln!(
+            out,
+            "    <AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" \
+             startWithSAP=\"1\" maxWidth=\"{mw}\" maxHeight=\"{mh}\">"
+        );
+        for v in &p.video {
+            representation(&mut out, v, &prefix);
+        }
+        out.push_str("    </AdaptationSet>\n");
+    }
+    if let Some(a) = &p.audio {
+        out.push_str(
+            "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" \
+             segmentAlignment=\"true\" startWithSAP=\"1\">\n",
+        );
+        representation(&mut out, a, &prefix);
+        out.push_str("    </AdaptationSet>\n");
+    }
+    out.push_str("  </Period>\n</MPD>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::overlapping;
+    use vod_domain::{IndexedSegment, SegmentIndex};
+
+    #[test]
+    fn folds_equal_durations_and_offsets_filtered_starts() {
+        let mut start = 0;
+        let idx = SegmentIndex {
+            track: "360p".into(),
+            codecs: "av01.0.04M.08".into(),
+            timescale: 1000,
+            init: String::new(),
+            segments: [4000u64, 4000, 4000, 1000]
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let s = IndexedSegment {
+                        number: i as u32,
+                        key: String::new(),
+                        start,
+                        duration: *d,
+                        size: 1000,
+                    };
+                    start += d;
+                    s
+                })
+                .collect(),
+        };
+        let t = |a: f64, b: f64| TrackTimeline {
+            name: "360p",
+            codecs: "av01.0.04M.08",
+            timescale: 1000,
+            kind: TrackKind::Video {
+                width: 640,
+                height: 360,
+                frame_rate: (30000, 1001),
+            },
+            segments: overlapping(&idx, a, b),
+        };
+        let p = Presentation {
+            video: vec![t(0.0, 13.0)],
+            audio: None,
+            uri_prefix: String::new(),
+            query: String::new(),
+        };
+        let m = mpd(&p);
+        assert!(m.contains("mediaPresentationDuration=\"PT13.000S\""), "{m}");
+        assert!(
+            m.contains("<S t=\"0\" d=\"4000\" r=\"2\"/><S t=\"12000\" d=\"1000\"/>"),
+            "{m}"
+        );
+        assert!(m.contains("frameRate=\"30000/1001\""));
+        let p = Presentation {
+            video: vec![t(4.0, 8.0)],
+            ..p
+        };
+        let m = mpd(&p);
+        assert!(m.contains("presentationTimeOffset=\"4000\" startNumber=\"1\""), "{m}");
+        assert!(m.contains("mediaPresentationDuration=\"PT4.000S\""), "{m}");
+    }
+}

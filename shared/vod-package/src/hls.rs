@@ -1,0 +1,162 @@
+//! HLS (RFC 8216, version 7 for fMP4): the multivariant playlist (one variant per video rendition, Opus in an
+//! audio group) and media playlists with EXT-X-MAP, exact EXTINF durations and ENDLIST.
+use std::fmt::Write;
+
+use crate::timeline::{Presentation, TrackKind, TrackTimeline};
+
+fn frame_rate(fr: (u32, u32)) -> String {
+    format!("{:.3}", fr.0 as f64 / fr.1.max(1) as f64)
+}
+
+/// The multivariant ("master") playlist.
+pub fn multivariant(p: &Presentation) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let pre = &p.uri_prefix;
+    let q = &p.query;
+    if let Some(a) = &p.audio {
+        let channels = match a.kind {
+            TrackKind::Audio { channels, .. } => channels,
+            TrackKind::Video { .. } => 2,
+        };
+        if !p.video.is_empty() {
+            let _ = writeln!(
+                out,
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{}\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,\
+                 CHANNELS=\"{channels}\",URI=\"{pre}{}/media.m3u8{q}\"",
+                a.name, a.name
+            );
+        } else {
+            // Audio only: the audio playlist is the one variant.
+            let _ = writeln!(
+                out,
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{pre}{}/media.m3u8{q}",
+                a.peak_bitrate(),
+                a.average_bitrate(),
+                a.codecs,
+                a.name
+            );
+        }
+    }
+    for v in &p.video {
+        let (w, h, fr) = match v.kind {
+            TrackKind::Video {
+                width,
+                height,
+                frame_rate,
+            } => (width, height, frame_rate),
+            TrackKind::Audio { .. } => continue,
+        };
+        let (mut peak, mut avg, mut codecs) = (v.peak_bitrate(), v.average_bitrate(), v.codecs.to_string());
+        if let Some(a) = &p.audio {
+            peak += a.peak_bitrate();
+            avg += a.average_bitrate();
+            codecs = format!("{codecs},{}", a.codecs);
+        }
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS=\"{codecs}\",RESOLUTION={w}x{h},\
+             FRAME-RATE={}",
+            frame_rate(fr)
+        );
+        if p.audio.is_some() {
+            out.push_str(",AUDIO=\"audio\"");
+        }
+        let _ = writeln!(out, "\n{pre}{}/media.m3u8{q}", v.name);
+    }
+    out
+}
+
+/// A media playlist; URIs are relative to it (it lives at `{track}/media.m3u8`).
+pub fn media(t: &TrackTimeline) -> String {
+    let max = t.segments.iter().map(|s| t.segment_secs(s)).fold(0.0, f64::max);
+    let target = (max.round() as u64).max(1);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n\
+         #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"",
+        t.segments.first().map_or(0, |s| s.number)
+    );
+    for s in t.segments {
+        let _ = writeln!(out, "#EXTINF:{:.5},\nseg-{:05}.m4s", t.segment_secs(s), s.number);
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::overlapping;
+    use vod_domain::{IndexedSegment, SegmentIndex};
+
+    fn idx(ts: u32, d: &[u64], size: u64) -> SegmentIndex {
+        let mut start = 0;
+        SegmentIndex {
+            track: "t".into(),
+            codecs: "c".into(),
+            timescale: ts,
+            init: "i".into(),
+            segments: d
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let s = IndexedSegment {
+                        number: i as u32,
+                        key: String::new(),
+                        start,
+                        duration: *d,
+                        size,
+                    };
+                    start += d;
+                    s
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn writes_master_and_media_playlists() {
+        let v = idx(12800, &[51200, 51200, 25600], 50_000);
+        let a = idx(48000, &[192000, 192000, 96000], 16_000);
+        let video = TrackTimeline {
+            name: "360p",
+            codecs: "av01.0.04M.08",
+            timescale: 12800,
+            kind: TrackKind::Video {
+                width: 640,
+                height: 360,
+                frame_rate: (25, 1),
+            },
+            segments: overlapping(&v, 0.0, 10.0),
+        };
+        let audio = TrackTimeline {
+            name: "audio",
+            codecs: "opus",
+            timescale: 48000,
+            kind: TrackKind::Audio {
+                channels: 2,
+                sample_rate: 48000,
+            },
+            segments: overlapping(&a, 0.0, 10.0),
+        };
+        let p = Presentation {
+            video: vec![video.clone()],
+            audio: Some(audio),
+            uri_prefix: "clip.ism/".into(),
+            query: "?filter=f".into(),
+        };
+        let m = multivariant(&p);
+        assert!(m.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{m}");
+        assert!(m.contains("URI=\"clip.ism/audio/media.m3u8?filter=f\""), "{m}");
+        // 50 000 B per 2 s (last segment) = 200 kb/s peak; audio 16 000 B per 2 s = 64 kb/s.
+        assert!(
+            m.contains("BANDWIDTH=264000,AVERAGE-BANDWIDTH=158400,CODECS=\"av01.0.04M.08,opus\",RESOLUTION=640x360,FRAME-RATE=25.000,AUDIO=\"audio\"\nclip.ism/360p/media.m3u8?filter=f\n"),
+            "{m}"
+        );
+        let media = media(&video);
+        assert!(media.contains("#EXT-X-TARGETDURATION:4\n"), "{media}");
+        assert!(media.contains("#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4.00000,\nseg-00000.m4s\n"));
+        assert!(media.ends_with("#EXTINF:2.00000,\nseg-00002.m4s\n#EXT-X-ENDLIST\n"));
+    }
+}

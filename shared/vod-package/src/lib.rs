@@ -1,0 +1,12 @@
+//! Dynamic packaging, as pure stages over the stored CMAF renditions: `url` parses the streaming URL grammar
+//! (AMS's `/{locator}/{name}.ism/manifest(format=…)` and friendly aliases), `timeline` selects the segments of a
+//! presentation, `hls` and `dash` write manifests, `range` reads HTTP Range headers. No I/O here: the packager
+//! function fetches locators, indexes and segments and feeds these stages.
+pub mod dash;
+pub mod hls;
+pub mod range;
+pub mod timeline;
+pub mod url;
+
+pub use timeline::{Presentation, TrackTimeline};
+pub use url::{Format, Resource, StreamRequest, UrlError};

@@ -1,0 +1,154 @@
+//! The presentation a manifest describes: per kept track, the run of segments that overlaps the filtered time
+//! range (snapped to whole segments), with bitrates measured from the segment sizes.
+use vod_domain::{IndexedSegment, SegmentIndex};
+
+/// What kind of track, with the properties manifests advertise.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackKind {
+    Video {
+        width: u32,
+        height: u32,
+        frame_rate: (u32, u32),
+    },
+    Audio {
+        channels: u8,
+        sample_rate: u32,
+    },
+}
+
+/// One track of a presentation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackTimeline<'a> {
+    pub name: &'a str,
+    pub codecs: &'a str,
+    pub timescale: u32,
+    pub kind: TrackKind,
+    /// The kept segments, in order (never empty).
+    pub segments: &'a [IndexedSegment],
+}
+
+/// The segments of `index` overlapping `[start, end)` seconds; empty if none.
+pub fn overlapping(index: &SegmentIndex, start: f64, end: f64) -> &[IndexedSegment] {
+    let ts = index.timescale.max(1) as f64;
+    let first = index
+        .segments
+        .iter()
+        .position(|s| (s.start + s.duration) as f64 / ts > start + 1e-9);
+    let Some(first) = first else {
+        return &[];
+    };
+    let last = index.segments[first..]
+        .iter()
+        .position(|s| s.start as f64 / ts >= end - 1e-9)
+        .map_or(index.segments.len(), |p| first + p);
+    &index.segments[first..last]
+}
+
+impl TrackTimeline<'_> {
+    fn secs(&self, t: u64) -> f64 {
+        t as f64 / self.timescale.max(1) as f64
+    }
+    pub fn start_secs(&self) -> f64 {
+        self.segments.first().map_or(0.0, |s| self.secs(s.start))
+    }
+    pub fn duration_secs(&self) -> f64 {
+        self.secs(self.segments.iter().map(|s| s.duration).sum())
+    }
+    pub fn segment_secs(&self, s: &IndexedSegment) -> f64 {
+        self.secs(s.duration)
+    }
+    /// Mean bits per second over the kept segments.
+    pub fn average_bitrate(&self) -> u64 {
+        let d = self.duration_secs();
+        if d <= 0.0 {
+            return 0;
+        }
+        (self.segments.iter().map(|s| s.size).sum::<u64>() as f64 * 8.0 / d).ceil() as u64
+    }
+    /// Largest bits per second of one segment (HLS BANDWIDTH, DASH @bandwidth).
+    pub fn peak_bitrate(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| s.duration > 0)
+            .map(|s| (s.size as f64 * 8.0 / self.secs(s.duration)).ceil() as u64)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Everything a manifest writer needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Presentation<'a> {
+    pub video: Vec<TrackTimeline<'a>>,
+    pub audio: Option<TrackTimeline<'a>>,
+    /// Prefix of track URIs relative to the manifest: `""` beside `{name}.ism/manifest(…)`, `"{name}.ism/"` for
+    /// the `main.*` aliases.
+    pub uri_prefix: String,
+    /// Query carried to media playlists (`?filter=a,b`), or empty.
+    pub query: String,
+}
+
+impl Presentation<'_> {
+    /// Length of the presentation: the longest kept track.
+    pub fn duration_secs(&self) -> f64 {
+        self.video
+            .iter()
+            .chain(self.audio.iter())
+            .map(TrackTimeline::duration_secs)
+            .fold(0.0, f64::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn index(timescale: u32, durations: &[u64]) -> SegmentIndex {
+        let mut start = 0;
+        SegmentIndex {
+            track: "v".into(),
+            codecs: "av01.0.04M.08".into(),
+            timescale,
+            init: "init.mp4".into(),
+            segments: durations
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let s = IndexedSegment {
+                        number: i as u32,
+                        key: format!("seg-{i:05}.m4s"),
+                        start,
+                        duration: *d,
+                        size: 1000 * (i as u64 + 1),
+                    };
+                    start += d;
+                    s
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn snaps_time_ranges_to_segments() {
+        let idx = index(1000, &[4000, 4000, 2000]);
+        let nums = |s: &[IndexedSegment]| s.iter().map(|s| s.number).collect::<Vec<_>>();
+        assert_eq!(nums(overlapping(&idx, 0.0, 10.0)), vec![0, 1, 2]);
+        assert_eq!(nums(overlapping(&idx, 4.0, 8.0)), vec![1]);
+        assert_eq!(nums(overlapping(&idx, 3.9, 8.1)), vec![0, 1, 2]);
+        assert_eq!(nums(overlapping(&idx, 0.0, 4.0)), vec![0]);
+        assert!(overlapping(&idx, 10.0, 20.0).is_empty());
+        let t = TrackTimeline {
+            name: "v",
+            codecs: "c",
+            timescale: 1000,
+            kind: TrackKind::Audio {
+                channels: 2,
+                sample_rate: 48000,
+            },
+            segments: overlapping(&idx, 0.0, 10.0),
+        };
+        assert_eq!(t.duration_secs(), 10.0);
+        assert_eq!(t.average_bitrate(), 6000 * 8 / 10);
+        assert_eq!(t.peak_bitrate(), 3000 * 8 / 2);
+    }
+}

@@ -1,0 +1,332 @@
+//! The streaming URL grammar. Paths are relative to the packager's base (`/stream`):
+//! - `{locator}/{name}.ism/manifest(format=m3u8-cmaf|m3u8-aapl|mpd-time-cmaf|mpd-time-csf[,filter=a;b])[.m3u8|.mpd]`
+//! - `{locator}/main.m3u8`, `{locator}/main.mpd` (aliases of the CMAF manifests)
+//! - `{locator}/{name}.ism/{track}/media.m3u8` (HLS media playlist), `…/{track}/init.mp4`,
+//!   `…/{track}/seg-{n}.m4s`, and `{locator}/{name}.ism/{rendition}.mp4` (progressive download)
+//!
+//! Filters also come from the query (`?filter=a,b`). Every element is checked against a strict alphabet, so no
+//! request can name anything outside its asset.
+use percent_encoding::percent_decode_str;
+use thiserror::Error;
+use vod_domain::delivery::{valid_filter_name, LocatorId};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum UrlError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no such resource: {0}")]
+    NotFound(String),
+}
+
+/// Manifest flavours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Hls,
+    Dash,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// HLS multivariant playlist or DASH MPD. `alias` = served at `{locator}/main.*` (URIs inside then carry the
+    /// `{name}.ism/` element).
+    Manifest {
+        format: Format,
+        alias: bool,
+    },
+    MediaPlaylist {
+        track: String,
+    },
+    Init {
+        track: String,
+    },
+    Segment {
+        track: String,
+        number: u32,
+    },
+    Progressive {
+        rendition: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRequest {
+    pub locator: LocatorId,
+    /// The `{name}` of `{name}.ism`, if the path had one.
+    pub name: Option<String>,
+    pub resource: Resource,
+    pub filters: Vec<String>,
+}
+
+fn bad(msg: impl Into<String>) -> UrlError {
+    UrlError::BadRequest(msg.into())
+}
+
+/// Track and rendition names: letters, digits, `-`, `_` (they are object key elements).
+pub fn valid_track_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_manifest_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn parse_filter_list(list: &str, sep: char, out: &mut Vec<String>) -> Result<(), UrlError> {
+    for f in list.split(sep).map(str::trim).filter(|f| !f.is_empty()) {
+        if !valid_filter_name(f) {
+            return Err(bad(format!("{f:?} is not a filter name")));
+        }
+        if !out.iter().any(|x| x == f) {
+            out.push(f.to_string());
+        }
+    }
+    if out.len() > 8 {
+        return Err(bad("at most 8 filters per request"));
+    }
+    Ok(())
+}
+
+/// Parses `manifest(format=…,filter=…)` with an optional `.m3u8`/`.mpd` suffix.
+fn parse_manifest(elem: &str, filters: &mut Vec<String>) -> Result<Format, UrlError> {
+    let elem = elem
+        .strip_suffix(".m3u8")
+        .or_else(|| elem.strip_suffix(".mpd"))
+        .unwrap_or(elem);
+    let Some(args) = elem.strip_prefix("manifest") else {
+        return Err(UrlError::NotFound(elem.into()));
+    };
+    if args.is_empty() {
+        return Err(bad(
+            "say which manifest: manifest(format=m3u8-cmaf) for HLS or manifest(format=mpd-time-cmaf) for DASH",
+        ));
+    }
+    let inner = args
+        .strip_prefix('(')
+        .and_then(|a| a.strip_suffix(')'))
+        .ok_or_else(|| bad("manifest options must be written manifest(format=…,filter=…)"))?;
+    let mut format = None;
+    for opt in inner.split(',') {
+        let (k, v) = opt
+            .split_once('=')
+            .ok_or_else(|| bad(format!("manifest option {opt:?} must be key=value")))?;
+        match k.trim() {
+            "format" => {
+                format = Some(match v.trim() {
+                    "m3u8-cmaf" | "m3u8-aapl" => Format::Hls,
+                    "mpd-time-cmaf" | "mpd-time-csf" => Format::Dash,
+                    other => {
+                        return Err(bad(format!(
+                            "format {other:?} is not supported (m3u8-cmaf, m3u8-aapl, mpd-time-cmaf, mpd-time-csf)"
+                        )))
+                    }
+                })
+            }
+            "filter" => parse_filter_list(v, ';', filters)?,
+            other => return Err(bad(format!("unknown manifest option {other:?}"))),
+        }
+    }
+    format.ok_or_else(|| bad("manifest options need format=…"))
+}
+
+/// Parses a request path (without the `/stream` base) and its query string.
+pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError> {
+    let mut filters = Vec::new();
+    if let Some(q) = query {
+        for pair in q.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if k == "filter" {
+                let v = percent_decode_str(v)
+                    .decode_utf8()
+                    .map_err(|_| bad("the query is not UTF-8"))?;
+                parse_filter_list(&v, ',', &mut filters)?;
+            }
+        }
+    }
+    let mut elems = Vec::new();
+    for raw in path.split('/').filter(|e| !e.is_empty()) {
+        let e = percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| bad("the path is not UTF-8"))?;
+        if e.contains('/') || e.contains('\\') || e == "." || e == ".." {
+            return Err(bad("path elements must not be directories"));
+        }
+        elems.push(e.into_owned());
+    }
+    let elems: Vec<&str> = elems.iter().map(String::as_str).collect();
+    let Some((loc, rest)) = elems.split_first() else {
+        return Err(UrlError::NotFound("/".into()));
+    };
+    let locator = LocatorId::parse(loc).ok_or_else(|| UrlError::NotFound(format!("locator {loc}")))?;
+    let req = |name: Option<&str>, resource| StreamRequest {
+        locator,
+        name: name.map(str::to_string),
+        resource,
+        filters: filters.clone(),
+    };
+    match rest {
+        ["main.m3u8"] => Ok(req(
+            None,
+            Resource::Manifest {
+                format: Format::Hls,
+                alias: true,
+            },
+        )),
+        ["main.mpd"] => Ok(req(
+            None,
+            Resource::Manifest {
+                format: Format::Dash,
+                alias: true,
+            },
+        )),
+        [ism, tail @ ..] => {
+            let name = ism
+                .strip_suffix(".ism")
+                .filter(|n| valid_manifest_name(n))
+                .ok_or_else(|| UrlError::NotFound((*ism).into()))?;
+            match tail {
+                [m] if m.starts_with("manifest") => {
+                    let mut f = filters.clone();
+                    let format = parse_manifest(m, &mut f)?;
+                    Ok(StreamRequest {
+                        locator,
+                        name: Some(name.into()),
+                        resource: Resource::Manifest { format, alias: false },
+                        filters: f,
+                    })
+                }
+                [file] => {
+                    let rendition = file
+                        .strip_suffix(".mp4")
+                        .filter(|r| valid_track_name(r))
+                        .ok_or_else(|| UrlError::NotFound((*file).into()))?;
+                    Ok(req(
+                        Some(name),
+                        Resource::Progressive {
+                            rendition: rendition.into(),
+                        },
+                    ))
+                }
+                [track, file] => {
+                    if !valid_track_name(track) {
+                        return Err(UrlError::NotFound((*track).into()));
+                    }
+                    let track = (*track).to_string();
+                    let resource = match *file {
+                        "media.m3u8" => Resource::MediaPlaylist { track },
+                        "init.mp4" => Resource::Init { track },
+                        f => {
+                            let n = f
+                                .strip_prefix("seg-")
+                                .and_then(|f| f.strip_suffix(".m4s"))
+                                .filter(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()))
+                                .and_then(|n| n.parse::<u32>().ok())
+                                .ok_or_else(|| UrlError::NotFound(f.into()))?;
+                            Resource::Segment { track, number: n }
+                        }
+                    };
+                    Ok(req(Some(name), resource))
+                }
+                _ => Err(UrlError::NotFound(path.into())),
+            }
+        }
+        [] => Err(UrlError::NotFound(path.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: &str = "6f1c9a0e-4b6d-4c1e-9d3a-6a0b2f1e7c55";
+
+    #[test]
+    fn parses_ams_manifests_and_aliases() {
+        let r = parse(&format!("/{L}/clip.ism/manifest(format=m3u8-cmaf)"), None).unwrap();
+        assert_eq!(
+            r.resource,
+            Resource::Manifest {
+                format: Format::Hls,
+                alias: false
+            }
+        );
+        assert_eq!(r.name.as_deref(), Some("clip"));
+        let r = parse(
+            &format!("{L}/clip.ism/manifest(format=mpd-time-csf,filter=a;b).mpd"),
+            Some("filter=c,a"),
+        )
+        .unwrap();
+        assert_eq!(
+            r.resource,
+            Resource::Manifest {
+                format: Format::Dash,
+                alias: false
+            }
+        );
+        assert_eq!(r.filters, vec!["c", "a", "b"]);
+        let r = parse(&format!("{L}/clip.ism/manifest%28format%3Dm3u8-aapl%29"), None).unwrap();
+        assert!(matches!(
+            r.resource,
+            Resource::Manifest {
+                format: Format::Hls,
+                ..
+            }
+        ));
+        let r = parse(&format!("{L}/main.mpd"), None).unwrap();
+        assert_eq!(
+            r.resource,
+            Resource::Manifest {
+                format: Format::Dash,
+                alias: true
+            }
+        );
+    }
+
+    #[test]
+    fn parses_tracks_segments_and_downloads() {
+        let r = parse(&format!("{L}/c.ism/360p/seg-00012.m4s"), None).unwrap();
+        assert_eq!(
+            r.resource,
+            Resource::Segment {
+                track: "360p".into(),
+                number: 12
+            }
+        );
+        let r = parse(&format!("{L}/c.ism/audio/init.mp4"), None).unwrap();
+        assert_eq!(r.resource, Resource::Init { track: "audio".into() });
+        let r = parse(&format!("{L}/c.ism/720p/media.m3u8"), Some("filter=x")).unwrap();
+        assert_eq!(r.filters, vec!["x"]);
+        let r = parse(&format!("{L}/c.ism/720p.mp4"), None).unwrap();
+        assert_eq!(
+            r.resource,
+            Resource::Progressive {
+                rendition: "720p".into()
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_bad_paths() {
+        for (p, q) in [
+            ("/".to_string(), None),
+            ("not-a-uuid/main.m3u8".into(), None),
+            (format!("{L}/c.ism/manifest"), None),
+            (format!("{L}/c.ism/manifest(format=smooth)"), None),
+            (format!("{L}/c.ism/manifest(format=m3u8-cmaf"), None),
+            (format!("{L}/c.ism/manifest(format=m3u8-cmaf,x=1)"), None),
+            (format!("{L}/c.ism/manifest(format=m3u8-cmaf,filter=../x)"), None),
+            (format!("{L}/c.ism/..%2F..%2Fetc/init.mp4"), None),
+            (format!("{L}/c.ism/%2e%2e/init.mp4"), None),
+            (format!("{L}/c.ism/360p/seg-99999999999.m4s"), None),
+            (format!("{L}/c.ism/360p/seg-+1.m4s"), None),
+            (format!("{L}/c.ism/360p/../../x"), None),
+            (format!("{L}/c/360p/init.mp4"), None),
+            (format!("{L}/main.m3u8"), Some("filter=a/b")),
+            (format!("{L}/c.ism/a/b/c/d"), None),
+            (format!("{L}/c.ism/%ff/init.mp4"), None),
+        ] {
+            assert!(parse(&p, q).is_err(), "{p} {q:?}");
+        }
+    }
+}
