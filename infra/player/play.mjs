@@ -2,13 +2,15 @@
 // Test driver: plays one stream in headless Debian Chromium and prints ONE JSON line.
 //
 //   node infra/player/play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL]
-//                              [--seconds 3] [--timeout 60] [--screenshot FILE]
+//                              [--seconds 3] [--timeout 60] [--text I] [--screenshot FILE]
 //
 // Serves dist/ (built by `npm run build`) on 127.0.0.1:<random port>, opens
 // index.html?player=..&src=..&autoplay=1 in Chromium (process.env.CHROMIUM or
 // /usr/bin/chromium) through playwright-core, and waits until the video's
 // currentTime >= --seconds with decoded frames and no error, or until an error or
 // the timeout. Exit code 0 when ok, 1 otherwise (2 for bad usage).
+// --text I turns on caption track I (window.__vodEnableText) once playback runs;
+// the result is in "textEnable" and the showing cues in "cues".
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { dirname, extname, join, normalize, sep } from 'node:path';
@@ -19,7 +21,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, 'dist');
 const started = Date.now();
 
-const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL] [--seconds 3] [--timeout 60] [--screenshot FILE]';
+const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL] [--seconds 3] [--timeout 60] [--text I] [--screenshot FILE]';
 
 function usage(message) {
   process.stderr.write(`${message}\n${USAGE}\n`);
@@ -37,6 +39,7 @@ try {
       seconds: { type: 'string', default: '3' },
       timeout: { type: 'string', default: '60' },
       screenshot: { type: 'string' },
+      text: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -53,6 +56,8 @@ if (!opts.src) usage('--src is required');
 const seconds = Number(opts.seconds);
 const timeoutS = Number(opts.timeout);
 if (!(seconds >= 0) || !(timeoutS > 0)) usage('--seconds and --timeout must be numbers');
+const textIndex = opts.text === undefined ? null : Number(opts.text);
+if (textIndex !== null && !Number.isInteger(textIndex)) usage('--text must be an integer track index');
 
 const MIME = {
   '.html': 'text/html; charset=utf-8',
@@ -92,6 +97,7 @@ let server = null;
 let browser = null;
 let finished = false;
 let lastVod = null;
+let textEnable = null;
 const consoleErrors = [];
 const requestFailures = [];
 
@@ -117,6 +123,7 @@ async function finish(result) {
   const out = {
     ok: !!result.ok,
     ...result.vod,
+    ...(textEnable ? { textEnable } : {}),
     player: opts.player,
     src: opts.src,
     error: result.error ?? result.vod?.error ?? null,
@@ -189,6 +196,14 @@ async function main() {
     if (vod && vod.state === 'error') {
       result = { ok: false, vod };
       break;
+    }
+    if (vod && textIndex !== null && !textEnable && vod.state === 'playing') {
+      textEnable = { index: textIndex, ok: await page.evaluate((i) => window.__vodEnableText(i), textIndex) };
+      if (!textEnable.ok) {
+        result = { ok: false, vod, error: `__vodEnableText(${textIndex}) failed (text tracks: ${JSON.stringify(vod.tracks.text)})` };
+        break;
+      }
+      continue;
     }
     if (vod && vod.currentTime >= seconds && vod.decodedFrames > 0) {
       result = { ok: true, vod };

@@ -39,6 +39,7 @@
     width: 0,
     height: 0,
     tracks: { video: 0, audio: 0, text: [], textDetails: [], codecs: { video: [], audio: [] } },
+    cues: [], // text of the active cues of the showing text tracks of the video element
     events: [],
   };
   window.__vod = status;
@@ -89,6 +90,7 @@
       status.state = 'playing';
       log('state', 'playing');
     }
+    status.cues = activeCues();
     const n = status.tracks.text.length;
     try { refreshTracks(); } catch (e) { log('tracks-error', errText(e)); }
     if (status.tracks.text.length !== n) renderTextButtons();
@@ -102,6 +104,16 @@
     for (let i = 0; i < video.textTracks.length; i++) {
       const t = video.textTracks[i];
       out.push({ label: t.label || t.language || `track ${i}`, language: t.language, kind: t.kind, active: t.mode === 'showing', source: 'video' });
+    }
+    return out;
+  }
+
+  function activeCues() {
+    const out = [];
+    for (let i = 0; i < video.textTracks.length; i++) {
+      const t = video.textTracks[i];
+      if (t.mode !== 'showing' || !t.activeCues) continue;
+      for (let j = 0; j < t.activeCues.length; j++) out.push(t.activeCues[j].text);
     }
     return out;
   }
@@ -135,6 +147,8 @@
     update();
     return ok;
   };
+
+  function roleName(r) { return r && typeof r === 'object' ? r.value : r; }
 
   function uniq(a) { return [...new Set(a.filter(Boolean))]; }
 
@@ -261,7 +275,7 @@
       const cur = p.isTextEnabled() ? p.getCurrentTextTrackIndex() : -1;
       setTextDetails((p.getTracksFor('text') || []).map((t, i) => ({
         label: (t.labels && t.labels[0] && t.labels[0].text) || t.lang || t.id || `track ${i}`,
-        language: t.lang || '', kind: (t.roles && t.roles[0]) || 'subtitles', active: i === cur, source: 'dash',
+        language: t.lang || '', kind: roleName(t.roles && t.roles[0]) || 'subtitles', active: i === cur, source: 'dash',
       })));
     };
     enableText = (i) => {

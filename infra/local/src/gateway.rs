@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -65,8 +66,14 @@ fn plain(status: u16, body: &str) -> hyper::Response<Full<Bytes>> {
 }
 
 /// Serves the routes until `stop` turns true.
-pub async fn serve(listener: TcpListener, routes: Vec<Route>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    routes: Vec<Route>,
+    static_dir: Option<PathBuf>,
+    mut stop: watch::Receiver<bool>,
+) {
     let routes = Arc::new(routes);
+    let static_dir = Arc::new(static_dir);
     loop {
         let accepted = tokio::select! {
             _ = stop.changed() => break,
@@ -80,11 +87,18 @@ pub async fn serve(listener: TcpListener, routes: Vec<Route>, mut stop: watch::R
             }
         };
         let routes = routes.clone();
+        let static_dir = static_dir.clone();
         let local = listener.local_addr().ok();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |req: hyper::Request<Incoming>| {
                 let routes = routes.clone();
-                async move { Ok::<_, Infallible>(dispatch(&routes, req, peer, local).await) }
+                let static_dir = static_dir.clone();
+                async move {
+                    if let (Some(dir), Some(file)) = (static_dir.as_ref(), req.uri().path().strip_prefix("/player/")) {
+                        return Ok::<_, Infallible>(serve_static(dir, file).await);
+                    }
+                    Ok::<_, Infallible>(dispatch(&routes, req, peer, local).await)
+                }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -94,6 +108,33 @@ pub async fn serve(listener: TcpListener, routes: Vec<Route>, mut stop: watch::R
             }
         });
     }
+}
+
+/// Serves a file of the player page (local development only; in AWS the page is hosted wherever its owner likes).
+async fn serve_static(dir: &Path, file: &str) -> hyper::Response<Full<Bytes>> {
+    let file = if file.is_empty() { "index.html" } else { file };
+    let ok = file
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && !file.starts_with('.');
+    if !ok {
+        return plain(404, r#"{"message":"Not Found"}"#);
+    }
+    let Ok(body) = tokio::fs::read(dir.join(file)).await else {
+        return plain(404, r#"{"message":"Not Found"}"#);
+    };
+    let ct = match file.rsplit_once('.').map(|(_, e)| e) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") | Some("mjs") => "text/javascript",
+        Some("css") => "text/css",
+        Some("json") | Some("map") => "application/json",
+        _ => "application/octet-stream",
+    };
+    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+    if let Ok(v) = hyper::header::HeaderValue::from_str(ct) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
 }
 
 async fn dispatch(

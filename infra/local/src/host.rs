@@ -50,6 +50,7 @@ pub enum Handler {
     Api(AppContext),
     Ingest(AppContext),
     Encode(vod_worker::WorkerContext),
+    Packager(vod_app::stream::StreamContext),
 }
 
 /// One function of the stack, ready to invoke.
@@ -66,8 +67,17 @@ impl LocalFunction {
         if let Some(t) = &opts.admin_token {
             env.insert("ADMIN_TOKEN".into(), t.clone());
         }
-        let config = AppConfig::from_lookup(|k| env.get(k).cloned())
-            .map_err(|e| anyhow!("function {}: {e}", spec.logical_id))?;
+        let fail = |e: vod_app::ConfigError| anyhow!("function {}: {e}", spec.logical_id);
+        if spec.binary == "packager" {
+            let config = vod_app::stream::StreamConfig::from_lookup(|k| env.get(k).cloned()).map_err(fail)?;
+            return Ok(LocalFunction {
+                spec: spec.clone(),
+                handler: Handler::Packager(vod_app::stream::StreamContext::new(sdk, config)),
+                invocations: AtomicU64::new(0),
+                failed_messages: AtomicU64::new(0),
+            });
+        }
+        let config = AppConfig::from_lookup(|k| env.get(k).cloned()).map_err(fail)?;
         let handler = match spec.binary.as_str() {
             "api" => Handler::Api(AppContext::new(sdk, config)),
             "ingest" => Handler::Ingest(AppContext::new(sdk, config)),
@@ -92,6 +102,7 @@ impl LocalFunction {
         self.invocations.fetch_add(1, Ordering::Relaxed);
         match &self.handler {
             Handler::Api(ctx) => vod_app::api::handle(ctx, req).await,
+            Handler::Packager(ctx) => vod_app::stream::handle(ctx, req).await,
             _ => {
                 let mut r = Response::new(Body::Text(r#"{"message":"Internal Server Error"}"#.into()));
                 *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
@@ -106,7 +117,9 @@ impl LocalFunction {
         match &self.handler {
             Handler::Ingest(ctx) => Ok(vod_app::ingest::handle_batch(ctx, event).await),
             Handler::Encode(ctx) => Ok(vod_worker::handle_batch(ctx, event).await),
-            Handler::Api(_) => Err(anyhow!("function {} does not take SQS events", self.spec.logical_id)),
+            Handler::Api(_) | Handler::Packager(_) => {
+                Err(anyhow!("function {} does not take SQS events", self.spec.logical_id))
+            }
         }
     }
 }

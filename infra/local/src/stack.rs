@@ -25,6 +25,8 @@ pub struct LocalStackOptions {
     /// Where the gateway listens; port 0 picks a free one.
     pub api_addr: SocketAddr,
     pub host: HostOptions,
+    /// A folder the gateway serves under `/player/` (the built player page), if any.
+    pub static_dir: Option<PathBuf>,
 }
 
 impl LocalStackOptions {
@@ -38,6 +40,7 @@ impl LocalStackOptions {
             params,
             api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             host: HostOptions::default(),
+            static_dir: None,
         }
     }
 }
@@ -72,11 +75,24 @@ impl LocalStack {
     /// Reads the template, provisions its resources and starts the functions.
     pub async fn start(opts: LocalStackOptions) -> Result<Self> {
         let template = Template::load(&opts.root.join("template.yaml"))?;
-        let spec = template.resolve(&opts.params, &opts.region)?;
+        let mut spec = template.resolve(&opts.params, &opts.region)?;
         let sdk = emulator_sdk_config(&opts.endpoint, &opts.region).await;
         let queue_urls = provision(&sdk, &spec)
             .await
             .with_context(|| format!("provisioning the stack on {}", opts.endpoint))?;
+        let listener = gateway::bind(opts.api_addr)
+            .await
+            .with_context(|| format!("binding the API gateway on {}", opts.api_addr))?;
+        let api_addr = listener.local_addr()?;
+        // The gateway stands in for the CDN too: CDN URLs in the functions' configuration point at it.
+        let cdn = format!("https://{}", crate::template::LOCAL_CDN_HOST);
+        for f in &mut spec.functions {
+            for v in f.environment.values_mut() {
+                if v.starts_with(&cdn) {
+                    *v = v.replacen(&cdn, &format!("http://{api_addr}"), 1);
+                }
+            }
+        }
         let host = FunctionHost::start(&sdk, &spec, &queue_urls, &opts.host)?;
         let mut routes = Vec::new();
         for f in &spec.functions {
@@ -89,11 +105,7 @@ impl LocalStack {
                 }
             }
         }
-        let listener = gateway::bind(opts.api_addr)
-            .await
-            .with_context(|| format!("binding the API gateway on {}", opts.api_addr))?;
-        let api_addr = listener.local_addr()?;
-        let gateway = tokio::spawn(gateway::serve(listener, routes, host.stop_signal()));
+        let gateway = tokio::spawn(gateway::serve(listener, routes, opts.static_dir.clone(), host.stop_signal()));
         info!(api = %format!("http://{api_addr}"), "local stack running");
         Ok(LocalStack {
             spec,

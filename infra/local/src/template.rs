@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 
 /// Account and region that the emulator uses.
 pub const LOCAL_ACCOUNT: &str = "123456789012";
+/// Stands for the CloudFront distribution's domain locally; `https://` + this is replaced by the gateway's URL.
+pub const LOCAL_CDN_HOST: &str = "local-cdn.invalid";
 
 /// A parsed template (YAML short-form tags normalised to `Fn::` objects).
 #[derive(Debug, Clone)]
@@ -322,6 +324,9 @@ impl Ctx<'_> {
             (Some("AWS::DynamoDB::Table"), "Arn") => {
                 format!("arn:aws:dynamodb:{}:{LOCAL_ACCOUNT}:table/{name}", self.region)
             }
+            // The CDN does not exist locally: the local stack serves its paths on the gateway and rewrites this
+            // placeholder host to the gateway's address.
+            (Some("AWS::CloudFront::Distribution"), "DomainName") => LOCAL_CDN_HOST.to_string(),
             (ty, _) => bail!("GetAtt {id}.{attr} ({ty:?}) is not supported locally"),
         })
     }
@@ -690,6 +695,27 @@ mod tests {
             .http_routes
             .iter()
             .any(|r| r.method == "GET" && r.path == "/assets/{id}"));
+    }
+
+    #[test]
+    fn every_api_route_is_documented_in_openapi() {
+        let mut params = BTreeMap::new();
+        params.insert("ResourcePrefix".to_string(), "t1".to_string());
+        let spec = repo_template().resolve(&params, "us-east-1").unwrap();
+        let doc: Value = serde_json::from_str(vod_app::api::OPENAPI).unwrap();
+        let api = spec.function("ApiFunction").unwrap();
+        assert!(api.http_routes.len() > 20);
+        for r in &api.http_routes {
+            let op = doc["paths"][&r.path][r.method.to_lowercase()].clone();
+            assert!(op.is_object(), "{} {} is not in openapi.json", r.method, r.path);
+        }
+        let packager = spec.function("PackagerFunction").unwrap();
+        assert!(packager.http_routes.iter().all(|r| r.path == "/stream/{proxy+}"));
+        // The CDN placeholder that the local stack rewrites to its gateway.
+        assert_eq!(
+            api.environment["STREAM_BASE_URL"],
+            format!("https://{LOCAL_CDN_HOST}/stream")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tracing::{error, warn};
+use vod_domain::delivery::{CreateLocatorRequest, Filter, Locator, LocatorId, LocatorKind};
 use vod_domain::job::{JobId, Preset};
 use vod_domain::service::CreateAssetRequest;
 use vod_domain::{AssetId, CompletedPart, DomainError};
@@ -26,14 +27,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
             message: message.into(),
         }
     }
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 }
@@ -66,7 +67,7 @@ struct ErrorDetail<'a> {
     message: &'a str,
 }
 
-fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".into());
     response(status, "application/json", Body::Text(body))
 }
@@ -82,7 +83,7 @@ fn response(status: StatusCode, content_type: &str, body: Body) -> Response<Body
     r
 }
 
-fn error_response(e: &ApiError) -> Response<Body> {
+pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
     json_response(
         e.status,
         &ErrorBody {
@@ -204,6 +205,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             let id = parse_id(id)?;
             ctx.assets.get_asset(id).await?;
             ctx.jobs.store().delete_jobs_of(id).await.map_err(DomainError::from)?;
+            ctx.delivery.delete_for_asset(id).await?;
             ctx.assets.delete_asset(id).await?;
             Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
         }
@@ -246,8 +248,81 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             let preset = ctx.jobs.get_preset(name).await?;
             Ok(json_response(StatusCode::OK, &preset))
         }
+        (["locators"], Method::POST) => {
+            let body: CreateLocatorRequest = parse_json(req)?;
+            let locator = ctx.delivery.create_locator(body).await?;
+            Ok(json_response(StatusCode::CREATED, &locator_view(ctx, locator).await?))
+        }
+        (["locators", id], Method::GET) => {
+            let locator = ctx.delivery.get_locator(parse_locator_id(id)?).await?;
+            Ok(json_response(StatusCode::OK, &locator_view(ctx, locator).await?))
+        }
+        (["locators", id], Method::DELETE) => {
+            ctx.delivery.delete_locator(parse_locator_id(id)?).await?;
+            Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
+        }
+        (["assets", id, "locators"], Method::GET) => {
+            let id = parse_id(id)?;
+            ctx.assets.get_asset(id).await?;
+            let mut items = Vec::new();
+            for l in ctx.delivery.list_locators(id).await? {
+                items.push(locator_view(ctx, l).await?);
+            }
+            Ok(json_response(StatusCode::OK, &serde_json::json!({ "items": items })))
+        }
+        (["assets", id, "filters"], Method::POST) => {
+            let id = parse_id(id)?;
+            let mut filter: Filter = parse_json(req)?;
+            if filter.asset_id.is_some_and(|a| a != id) {
+                return Err(ApiError::bad_request("asset_id does not match the path"));
+            }
+            filter.asset_id = Some(id);
+            Ok(json_response(StatusCode::CREATED, &ctx.delivery.put_filter(filter).await?))
+        }
+        (["assets", id, "filters"], Method::GET) => {
+            let id = parse_id(id)?;
+            ctx.assets.get_asset(id).await?;
+            let items = ctx.delivery.list_filters(Some(id)).await?;
+            Ok(json_response(StatusCode::OK, &serde_json::json!({ "items": items })))
+        }
+        (["assets", id, "filters", name], Method::GET) => {
+            let f = ctx.delivery.get_filter(Some(parse_id(id)?), name).await?;
+            Ok(json_response(StatusCode::OK, &f))
+        }
+        (["assets", id, "filters", name], Method::DELETE) => {
+            ctx.delivery.delete_filter(Some(parse_id(id)?), name).await?;
+            Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
+        }
+        (["filters"], Method::POST) => {
+            let filter: Filter = parse_json(req)?;
+            if filter.asset_id.is_some() {
+                return Err(ApiError::bad_request(
+                    "global filters have no asset_id; use /assets/{id}/filters",
+                ));
+            }
+            Ok(json_response(StatusCode::CREATED, &ctx.delivery.put_filter(filter).await?))
+        }
+        (["filters"], Method::GET) => {
+            let items = ctx.delivery.list_filters(None).await?;
+            Ok(json_response(StatusCode::OK, &serde_json::json!({ "items": items })))
+        }
+        (["filters", name], Method::GET) => Ok(json_response(
+            StatusCode::OK,
+            &ctx.delivery.get_filter(None, name).await?,
+        )),
+        (["filters", name], Method::DELETE) => {
+            ctx.delivery.delete_filter(None, name).await?;
+            Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
+        }
         (["assets"], _)
         | (["assets", _], _)
+        | (["locators"], _)
+        | (["locators", _], _)
+        | (["assets", _, "locators"], _)
+        | (["assets", _, "filters"], _)
+        | (["assets", _, "filters", _], _)
+        | (["filters"], _)
+        | (["filters", _], _)
         | (["assets", _, "upload", "complete"], _)
         | (["assets", _, "jobs"], _)
         | (["jobs", _], _)
@@ -260,6 +335,67 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             format!("no route for {path}"),
         )),
     }
+}
+
+fn parse_locator_id(raw: &str) -> Result<LocatorId, ApiError> {
+    LocatorId::parse(raw).ok_or_else(|| ApiError::bad_request(format!("{raw:?} is not a locator id")))
+}
+
+/// A locator with the URLs it grants.
+#[derive(Serialize)]
+struct LocatorView {
+    #[serde(flatten)]
+    locator: Locator,
+    /// Streaming locators: HLS and DASH manifests (friendly and AMS-style), and the player page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    urls: Option<serde_json::Value>,
+    /// Download locators: the progressive MP4 of each rendition, through the packager (Range) and presigned.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    downloads: Vec<serde_json::Value>,
+}
+
+async fn locator_view(ctx: &AppContext, locator: Locator) -> Result<LocatorView, ApiError> {
+    let base = ctx.config.stream_base_url.as_deref().unwrap_or("/stream");
+    let root = format!("{base}/{}", locator.id);
+    let ism = format!("{root}/{}.ism", locator.name);
+    let mut view = LocatorView {
+        urls: None,
+        downloads: Vec::new(),
+        locator,
+    };
+    match view.locator.kind {
+        LocatorKind::Streaming => {
+            let hls = format!("{root}/main.m3u8");
+            let dash = format!("{root}/main.mpd");
+            let mut urls = serde_json::json!({
+                "hls": hls,
+                "dash": dash,
+                "hls_cmaf": format!("{ism}/manifest(format=m3u8-cmaf)"),
+                "dash_cmaf": format!("{ism}/manifest(format=mpd-time-cmaf)"),
+            });
+            if let Some(player) = &ctx.config.player_url {
+                let enc = |u: &str| percent_encoding::utf8_percent_encode(u, percent_encoding::NON_ALPHANUMERIC).to_string();
+                urls["player"] = serde_json::json!({
+                    "hls.js": format!("{player}?player=hls&src={}", enc(&hls)),
+                    "dash.js": format!("{player}?player=dash&src={}", enc(&dash)),
+                    "shaka": format!("{player}?player=shaka&src={}", enc(&dash)),
+                });
+            }
+            view.urls = Some(urls);
+        }
+        LocatorKind::Download => {
+            let presigned = ctx.delivery.download_urls(&view.locator, 3600).await?;
+            for d in presigned {
+                view.downloads.push(serde_json::json!({
+                    "rendition": d.rendition,
+                    "url": format!("{ism}/{}.mp4", d.rendition),
+                    "presigned_url": d.url,
+                    "presigned_expires_at": d.expires_at,
+                }));
+            }
+        }
+    }
+    Ok(view)
 }
 
 fn method_not_allowed() -> ApiError {

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use vod_aws::{DynamoAssetStore, DynamoJobStore, S3BlobStore, SqsTaskQueue};
+use vod_aws::{DynamoAssetStore, DynamoDeliveryStore, DynamoJobStore, S3BlobStore, SqsTaskQueue};
+use vod_domain::delivery::DeliveryService;
 use vod_domain::jobs::JobService;
 use vod_domain::{AssetService, ServiceConfig};
 
@@ -36,6 +37,10 @@ pub struct AppConfig {
     pub event_bus: Option<String>,
     /// Webhook for job events and the secret that signs them.
     pub webhook: Option<(String, String)>,
+    /// Public base of streaming URLs (the CDN in front of the packager, ending in `/stream`).
+    pub stream_base_url: Option<String>,
+    /// A page that plays a stream given `?src=` (the player page); optional.
+    pub player_url: Option<String>,
 }
 
 impl AppConfig {
@@ -60,6 +65,10 @@ impl AppConfig {
             encode_queue_url: req("ENCODE_QUEUE_URL")?,
             auto_encode_preset: get("AUTO_ENCODE_PRESET").filter(|p| !p.is_empty()),
             event_bus: get("EVENT_BUS_NAME").filter(|b| !b.is_empty()),
+            stream_base_url: get("STREAM_BASE_URL")
+                .filter(|u| !u.is_empty())
+                .map(|u| u.trim_end_matches('/').to_string()),
+            player_url: get("PLAYER_URL").filter(|u| !u.is_empty()),
             webhook: match get("WEBHOOK_URL").filter(|u| !u.is_empty()) {
                 None => None,
                 Some(url) => Some((url, req("WEBHOOK_SECRET")?)),
@@ -107,6 +116,7 @@ pub struct AppContext {
     pub config: AppConfig,
     pub assets: AssetService,
     pub jobs: JobService,
+    pub delivery: DeliveryService,
 }
 
 impl AppContext {
@@ -117,7 +127,15 @@ impl AppContext {
             config.table_name.clone(),
         ));
         let blobs = Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk)));
-        let assets = AssetService::new(store.clone(), blobs, config.service_config());
+        let assets = AssetService::new(store.clone(), blobs.clone(), config.service_config());
+        let delivery = DeliveryService::new(
+            store.clone(),
+            Arc::new(DynamoDeliveryStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                config.table_name.clone(),
+            )),
+            blobs,
+        );
         let job_store = Arc::new(DynamoJobStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
             config.table_name.clone(),
@@ -127,7 +145,12 @@ impl AppContext {
             config.encode_queue_url.clone(),
         ));
         let jobs = JobService::new(store, job_store, queue, config.event_publisher(sdk));
-        AppContext { config, assets, jobs }
+        AppContext {
+            config,
+            assets,
+            jobs,
+            delivery,
+        }
     }
 
     /// Builds the context from the process environment (what a Lambda function does at cold start).

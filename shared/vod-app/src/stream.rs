@@ -1,0 +1,579 @@
+//! The packager's HTTP adapter (lambda_http, behind API Gateway and CloudFront): checks every request against its
+//! Locator (exists, within its time window, of the right kind) and the asset's filters, then answers with an HLS
+//! or DASH manifest built by `vod_package`, an init segment, a media segment (one S3 GET, or none when the segment
+//! index, cached per warm instance, answers a conditional or HEAD request), or a progressive MP4 with Range.
+//! Errors are JSON `{"error":{"code","message"}}`; nothing outside the locator's asset can be named.
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use http::{HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+use vod_aws::{DynamoAssetStore, DynamoDeliveryStore, S3BlobStore};
+use vod_domain::delivery::{select, DeliveryService, Filter, Locator, LocatorId, LocatorKind, LocatorWindow};
+use vod_domain::{Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, DomainError, SegmentIndex};
+use vod_package::range::{parse_range, RangeOutcome};
+use vod_package::timeline::{overlapping, TrackKind};
+use vod_package::{dash, hls, Format, Presentation, Resource, TrackTimeline, UrlError};
+
+use crate::api::{error_response, ApiError};
+use crate::config::ConfigError;
+
+/// Largest body one response carries: Lambda's 6 MB response limit after base64 (binary bodies through API
+/// Gateway). Larger objects are redirected to a presigned S3 URL.
+pub const MAX_BODY: u64 = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    pub table_name: String,
+    pub media_bucket: String,
+    /// How long manifests may be cached, and how long a warm instance trusts a looked-up locator, asset or filter:
+    /// a deleted locator stops working within this time.
+    pub manifest_ttl: Duration,
+    /// The path prefix of the packager's routes (`/stream`).
+    pub base_path: String,
+}
+
+impl StreamConfig {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let req = |k: &'static str| get(k).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(k));
+        let ttl = match get("MANIFEST_TTL_SECONDS").filter(|v| !v.is_empty()) {
+            None => 10,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=3600).contains(n))
+                .ok_or(ConfigError::Invalid("MANIFEST_TTL_SECONDS", v))?,
+        };
+        Ok(StreamConfig {
+            table_name: req("TABLE_NAME")?,
+            media_bucket: req("MEDIA_BUCKET")?,
+            manifest_ttl: Duration::from_secs(ttl),
+            base_path: get("STREAM_BASE_PATH")
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "/stream".into())
+                .trim_end_matches('/')
+                .to_string(),
+        })
+    }
+}
+
+/// The packager's state: stores and per-instance caches.
+#[derive(Clone)]
+pub struct StreamContext {
+    pub config: StreamConfig,
+    assets: Arc<dyn AssetStore>,
+    delivery: DeliveryService,
+    blobs: Arc<dyn BlobStore>,
+    locators: Cache<LocatorId, Option<Arc<Locator>>>,
+    asset_cache: Cache<AssetId, Option<Arc<Asset>>>,
+    filters: Cache<(AssetId, String), Option<Arc<Filter>>>,
+    /// Segment indexes and init segments never change once written (keys are per job): cached by object key.
+    indexes: Cache<String, Arc<SegmentIndex>>,
+    objects: Cache<String, Arc<Vec<u8>>>,
+}
+
+fn err(status: StatusCode, code: &'static str, msg: impl Into<String>) -> ApiError {
+    ApiError::new(status, code, msg)
+}
+
+fn not_found(msg: impl Into<String>) -> ApiError {
+    err(StatusCode::NOT_FOUND, "not_found", msg)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    warn!(error = %e, "storage failure");
+    err(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "storage is unavailable; retry later",
+    )
+}
+
+fn etag_of(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    format!("\"{}\"", hex::encode(&h.finalize()[..12]))
+}
+
+impl StreamContext {
+    pub fn with_stores(
+        config: StreamConfig,
+        assets: Arc<dyn AssetStore>,
+        delivery: DeliveryService,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Self {
+        let ttl = config.manifest_ttl;
+        StreamContext {
+            locators: Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
+            asset_cache: Cache::builder().max_capacity(1_000).time_to_live(ttl).build(),
+            filters: Cache::builder().max_capacity(1_000).time_to_live(ttl).build(),
+            indexes: Cache::builder().max_capacity(2_000).build(),
+            objects: Cache::builder()
+                .weigher(|_k: &String, v: &Arc<Vec<u8>>| v.len().try_into().unwrap_or(u32::MAX))
+                .max_capacity(32 * 1024 * 1024)
+                .build(),
+            config,
+            assets,
+            delivery,
+            blobs,
+        }
+    }
+
+    pub fn new(sdk: &aws_config::SdkConfig, config: StreamConfig) -> Self {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let assets: Arc<dyn AssetStore> = Arc::new(DynamoAssetStore::new(dynamo.clone(), config.table_name.clone()));
+        let blobs: Arc<dyn BlobStore> = Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk)));
+        let delivery = DeliveryService::new(
+            assets.clone(),
+            Arc::new(DynamoDeliveryStore::new(dynamo, config.table_name.clone())),
+            blobs.clone(),
+        );
+        Self::with_stores(config, assets, delivery, blobs)
+    }
+
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = StreamConfig::from_lookup(|k| std::env::var(k).ok())?;
+        let sdk = vod_aws::load_sdk_config().await;
+        Ok(Self::new(&sdk, config))
+    }
+
+    async fn locator(&self, id: LocatorId) -> Result<Arc<Locator>, ApiError> {
+        let cached = match self.locators.get(&id) {
+            Some(l) => l,
+            None => {
+                let l = self.delivery.store().get_locator(id).await.map_err(unavailable)?.map(Arc::new);
+                self.locators.insert(id, l.clone());
+                l
+            }
+        };
+        cached.ok_or_else(|| not_found(format!("locator {id} not found")))
+    }
+
+    async fn asset(&self, id: AssetId) -> Result<Arc<Asset>, ApiError> {
+        let cached = match self.asset_cache.get(&id) {
+            Some(a) => a,
+            None => {
+                let a = self.assets.get(id).await.map_err(unavailable)?.map(Arc::new);
+                self.asset_cache.insert(id, a.clone());
+                a
+            }
+        };
+        cached
+            .filter(|a| a.state == AssetState::Ready && a.output.is_some())
+            .ok_or_else(|| not_found(format!("asset {id} has no published output")))
+    }
+
+    async fn filter(&self, asset: AssetId, name: &str) -> Result<Arc<Filter>, ApiError> {
+        let key = (asset, name.to_string());
+        if let Some(f) = self.filters.get(&key) {
+            return f.ok_or_else(|| err(StatusCode::BAD_REQUEST, "unknown_filter", format!("no filter {name:?}")));
+        }
+        let found = match self.delivery.resolve_filters(asset, &[name.to_string()]).await {
+            Ok(mut v) => v.pop().map(Arc::new),
+            Err(DomainError::NotFound { .. }) | Err(DomainError::Invalid(_)) => None,
+            Err(e) => return Err(unavailable(e)),
+        };
+        self.filters.insert(key, found.clone());
+        found.ok_or_else(|| err(StatusCode::BAD_REQUEST, "unknown_filter", format!("no filter {name:?}")))
+    }
+
+    async fn object(&self, key: &str, bucket: &str) -> Result<Arc<Vec<u8>>, ApiError> {
+        if let Some(b) = self.objects.get(key) {
+            return Ok(b);
+        }
+        let blob = BlobRef::new(bucket, key);
+        let meta = self
+            .blobs
+            .head(&blob)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| not_found("object missing"))?;
+        let bytes = Arc::new(self.blobs.read_range(&blob, 0, meta.size).await.map_err(unavailable)?);
+        self.objects.insert(key.to_string(), bytes.clone());
+        Ok(bytes)
+    }
+
+    async fn index(&self, key: &str, bucket: &str) -> Result<Arc<SegmentIndex>, ApiError> {
+        if let Some(i) = self.indexes.get(key) {
+            return Ok(i);
+        }
+        let bytes = self.object(key, bucket).await?;
+        self.objects.invalidate(key);
+        let idx: SegmentIndex = serde_json::from_slice(&bytes).map_err(|e| {
+            warn!(key, error = %e, "unreadable segment index");
+            err(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", "segment index unreadable")
+        })?;
+        let idx = Arc::new(idx);
+        self.indexes.insert(key.to_string(), idx.clone());
+        Ok(idx)
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply {
+    Reply {
+        status,
+        content_type,
+        body,
+        headers: Vec::new(),
+    }
+}
+
+fn with_cors(mut r: Response<Body>) -> Response<Body> {
+    let h = r.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static("content-length, content-range, etag, accept-ranges"),
+    );
+    r
+}
+
+/// Handles one packager request. Never panics on input; every failure is a JSON error.
+pub async fn handle(ctx: &StreamContext, req: Request) -> Response<Body> {
+    let method = req.method().clone();
+    if method == Method::OPTIONS {
+        let mut r = Response::new(Body::Empty);
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        let h = r.headers_mut();
+        h.insert("access-control-allow-methods", HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        h.insert(
+            "access-control-allow-headers",
+            HeaderValue::from_static("range, if-none-match, authorization"),
+        );
+        h.insert("access-control-max-age", HeaderValue::from_static("86400"));
+        return with_cors(r);
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return with_cors(error_response(&err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "the packager answers GET, HEAD and OPTIONS",
+        )));
+    }
+    let r = match route(ctx, &req).await {
+        Ok(r) => r,
+        Err(e) => return with_cors(error_response(&e)),
+    };
+    let etag = r.headers.iter().find(|(k, _)| *k == "etag").map(|(_, v)| v.clone());
+    let matches = etag.as_deref().is_some_and(|tag| {
+        req.headers()
+            .get(http::header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+    });
+    let len = r.body.len();
+    let mut resp = if matches && r.status == StatusCode::OK {
+        let mut resp = Response::new(Body::Empty);
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        resp
+    } else if method == Method::HEAD {
+        let mut resp = Response::new(Body::Empty);
+        *resp.status_mut() = r.status;
+        resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+        resp
+    } else {
+        let body = if r.content_type.starts_with("application/") && !r.content_type.ends_with("mp4") {
+            Body::Text(String::from_utf8(r.body).unwrap_or_default())
+        } else {
+            Body::Binary(r.body)
+        };
+        let mut resp = Response::new(body);
+        *resp.status_mut() = r.status;
+        resp
+    };
+    let h = resp.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(r.content_type));
+    for (k, v) in r.headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    with_cors(resp)
+}
+
+fn cache_control(max_age: u64, immutable: bool) -> String {
+    if immutable {
+        format!("public, max-age={max_age}, immutable")
+    } else {
+        format!("public, max-age={max_age}")
+    }
+}
+
+async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
+    let path = req.uri().path();
+    let rel = path
+        .strip_prefix(ctx.config.base_path.as_str())
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+        .ok_or_else(|| not_found(format!("no route for {path}")))?;
+    let sreq = vod_package::url::parse(rel, req.uri().query()).map_err(|e| match e {
+        UrlError::BadRequest(m) => err(StatusCode::BAD_REQUEST, "bad_request", m),
+        UrlError::NotFound(m) => not_found(m),
+    })?;
+    let locator = ctx.locator(sreq.locator).await?;
+    let now = Utc::now();
+    match locator.window(now) {
+        LocatorWindow::Active => {}
+        LocatorWindow::NotYetValid(at) => {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                "locator_not_yet_valid",
+                format!("locator {} starts at {}", locator.id, at.to_rfc3339()),
+            ))
+        }
+        LocatorWindow::Expired(at) => {
+            return Err(err(
+                StatusCode::GONE,
+                "locator_expired",
+                format!("locator {} ended at {}", locator.id, at.to_rfc3339()),
+            ))
+        }
+    }
+    let wanted = match sreq.resource {
+        Resource::Progressive { .. } => LocatorKind::Download,
+        _ => LocatorKind::Streaming,
+    };
+    if locator.kind != wanted {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "wrong_locator_kind",
+            format!(
+                "a {} locator does not grant this resource",
+                serde_json::to_value(locator.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let asset = ctx.asset(locator.asset_id).await?;
+    let Some(output) = asset.output.as_ref() else {
+        return Err(not_found("asset has no output"));
+    };
+    let bucket = output.bucket.as_str();
+    // Cached responses must not outlive the locator.
+    let left = (locator.end - now).num_seconds().max(1) as u64;
+    let manifest_age = ctx.config.manifest_ttl.as_secs().min(left);
+    let segment_age = left.min(31_536_000);
+
+    let index_key = |track: &str| -> Result<String, ApiError> {
+        if track == "audio" {
+            output.audio.as_ref().map(|a| a.index.clone())
+        } else {
+            output.renditions.iter().find(|r| r.name == track).map(|r| r.index.clone())
+        }
+        .ok_or_else(|| not_found(format!("no track {track}")))
+    };
+
+    match &sreq.resource {
+        Resource::Manifest { .. } | Resource::MediaPlaylist { .. } => {
+            let mut filters = Vec::new();
+            for name in locator.filters.iter().chain(sreq.filters.iter()) {
+                filters.push((*ctx.filter(locator.asset_id, name).await?).clone());
+            }
+            let sel = select(output, &filters).map_err(|e| match e {
+                DomainError::Invalid(m) => err(StatusCode::BAD_REQUEST, "empty_presentation", m),
+                e => unavailable(e),
+            })?;
+            let mut indexes = Vec::new();
+            for r in &sel.video {
+                indexes.push(ctx.index(&r.index, bucket).await?);
+            }
+            let audio_index = match sel.audio {
+                Some(a) => Some(ctx.index(&a.index, bucket).await?),
+                None => None,
+            };
+            let video: Vec<TrackTimeline> = sel
+                .video
+                .iter()
+                .zip(indexes.iter())
+                .map(|(r, idx)| TrackTimeline {
+                    name: &r.name,
+                    codecs: &r.codecs,
+                    timescale: idx.timescale,
+                    kind: TrackKind::Video {
+                        width: r.width,
+                        height: r.height,
+                        frame_rate: r.frame_rate,
+                    },
+                    segments: overlapping(idx, sel.start, sel.end),
+                })
+                .filter(|t| !t.segments.is_empty())
+                .collect();
+            let audio = sel.audio.zip(audio_index.as_deref()).and_then(|(a, idx)| {
+                let t = TrackTimeline {
+                    name: "audio",
+                    codecs: &a.codecs,
+                    timescale: idx.timescale,
+                    kind: TrackKind::Audio {
+                        channels: a.channels,
+                        sample_rate: a.sample_rate,
+                    },
+                    segments: overlapping(idx, sel.start, sel.end),
+                };
+                (!t.segments.is_empty()).then_some(t)
+            });
+            if video.is_empty() && audio.is_none() {
+                return Err(err(
+                    StatusCode::BAD_REQUEST,
+                    "empty_presentation",
+                    "the filters leave no segment",
+                ));
+            }
+            let (body, content_type) = match &sreq.resource {
+                Resource::Manifest { format, alias } => {
+                    let p = Presentation {
+                        video,
+                        audio,
+                        uri_prefix: if *alias {
+                            format!("{}.ism/", locator.name)
+                        } else {
+                            String::new()
+                        },
+                        query: if sreq.filters.is_empty() {
+                            String::new()
+                        } else {
+                            format!("?filter={}", sreq.filters.join(","))
+                        },
+                    };
+                    match format {
+                        Format::Hls => (hls::multivariant(&p), "application/vnd.apple.mpegurl"),
+                        Format::Dash => (dash::mpd(&p), "application/dash+xml"),
+                    }
+                }
+                Resource::MediaPlaylist { track } => {
+                    let t = video
+                        .iter()
+                        .chain(audio.iter())
+                        .find(|t| t.name == track)
+                        .ok_or_else(|| not_found(format!("no track {track} in this presentation")))?;
+                    (hls::media(t), "application/vnd.apple.mpegurl")
+                }
+                _ => unreachable!("matched above"),
+            };
+            info!(locator = %locator.id, path, "manifest");
+            let mut r = reply(StatusCode::OK, content_type, body.into_bytes());
+            r.headers.push(("etag", etag_of(&[&r.body])));
+            r.headers.push(("cache-control", cache_control(manifest_age, false)));
+            Ok(r)
+        }
+        Resource::Init { track } => {
+            let idx = ctx.index(&index_key(track)?, bucket).await?;
+            let bytes = ctx.object(&idx.init, bucket).await?;
+            let mut r = reply(StatusCode::OK, "video/mp4", bytes.as_ref().clone());
+            r.headers.push(("etag", etag_of(&[idx.init.as_bytes(), &r.body])));
+            r.headers.push(("cache-control", cache_control(segment_age, true)));
+            Ok(r)
+        }
+        Resource::Segment { track, number } => {
+            let idx = ctx.index(&index_key(track)?, bucket).await?;
+            let seg = idx
+                .segments
+                .binary_search_by_key(number, |s| s.number)
+                .ok()
+                .map(|i| &idx.segments[i])
+                .ok_or_else(|| not_found(format!("track {track} has no segment {number}")))?;
+            let etag = etag_of(&[seg.key.as_bytes(), &seg.size.to_le_bytes()]);
+            let conditional = req
+                .headers()
+                .get(http::header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+            let blob = BlobRef::new(bucket, &seg.key);
+            let mut r = if seg.size > MAX_BODY {
+                redirect(ctx, &blob, left).await?
+            } else if conditional || req.method() == Method::HEAD {
+                // Answered from the index alone: no S3 request.
+                let mut r = reply(StatusCode::OK, "video/mp4", Vec::new());
+                r.headers.push(("content-length", seg.size.to_string()));
+                r
+            } else {
+                let body = ctx.blobs.read_range(&blob, 0, seg.size).await.map_err(unavailable)?;
+                reply(StatusCode::OK, "video/mp4", body)
+            };
+            if r.status == StatusCode::OK {
+                r.headers.push(("etag", etag));
+                r.headers.push(("cache-control", cache_control(segment_age, true)));
+            }
+            Ok(r)
+        }
+        Resource::Progressive { rendition } => {
+            let key = output
+                .renditions
+                .iter()
+                .find(|r| &r.name == rendition)
+                .map(|r| r.progressive.clone())
+                .ok_or_else(|| not_found(format!("no rendition {rendition}")))?;
+            let blob = BlobRef::new(bucket, &key);
+            let meta = ctx
+                .blobs
+                .head(&blob)
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(|| not_found("the progressive file is missing"))?;
+            let range = req.headers().get(http::header::RANGE).and_then(|v| v.to_str().ok());
+            let mut r = match parse_range(range, meta.size) {
+                RangeOutcome::Unsatisfiable => {
+                    let mut r = reply(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "application/json",
+                        serde_json::to_vec(&serde_json::json!({"error": {"code": "range_not_satisfiable",
+                            "message": format!("the file has {} bytes", meta.size)}}))
+                        .unwrap_or_default(),
+                    );
+                    r.headers.push(("content-range", format!("bytes */{}", meta.size)));
+                    r
+                }
+                RangeOutcome::Full if meta.size > MAX_BODY => redirect(ctx, &blob, left).await?,
+                RangeOutcome::Full => {
+                    let body = ctx.blobs.read_range(&blob, 0, meta.size).await.map_err(unavailable)?;
+                    reply(StatusCode::OK, "video/mp4", body)
+                }
+                RangeOutcome::Partial { start, end } => {
+                    // A range larger than one response may carry is shortened (the client asks for the rest).
+                    let end = end.min(start + MAX_BODY - 1);
+                    let body = ctx
+                        .blobs
+                        .read_range(&blob, start, end - start + 1)
+                        .await
+                        .map_err(unavailable)?;
+                    let mut r = reply(StatusCode::PARTIAL_CONTENT, "video/mp4", body);
+                    r.headers.push(("content-range", format!("bytes {start}-{end}/{}", meta.size)));
+                    r
+                }
+            };
+            r.headers.push(("accept-ranges", "bytes".into()));
+            if r.status == StatusCode::OK || r.status == StatusCode::PARTIAL_CONTENT {
+                r.headers.push(("etag", etag_of(&[key.as_bytes(), meta.etag.as_bytes()])));
+                r.headers.push(("cache-control", cache_control(segment_age.min(86_400), false)));
+            }
+            Ok(r)
+        }
+    }
+}
+
+/// A redirect to a presigned GET of the object, valid no longer than the locator (and at most an hour).
+async fn redirect(ctx: &StreamContext, blob: &BlobRef, left_secs: u64) -> Result<Reply, ApiError> {
+    let url = ctx
+        .blobs
+        .presign_get(blob, Duration::from_secs(left_secs.min(3600)))
+        .await
+        .map_err(unavailable)?;
+    let mut r = reply(StatusCode::FOUND, "application/json", Vec::new());
+    r.headers.push(("location", url));
+    r.headers.push(("cache-control", "private, no-store".into()));
+    Ok(r)
+}
