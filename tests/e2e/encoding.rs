@@ -10,26 +10,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-async fn wait_job(api: &Api, id: &str, secs: u64) -> Value {
-    let start = Instant::now();
-    let mut last_progress = 0;
-    loop {
-        let (status, job) = api.call(Method::GET, &format!("/jobs/{id}"), None).await;
-        assert_eq!(status, 200, "{job}");
-        let p = job["progress"].as_u64().unwrap_or(0);
-        assert!(p >= last_progress, "progress never goes back ({last_progress} → {p})");
-        last_progress = p;
-        if matches!(job["state"].as_str(), Some("Finished" | "Error" | "Canceled")) {
-            return job;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "job {id} not done in {secs} s: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 async fn download(stack: &vod_local::LocalStack, bucket: &str, key: &str) -> Vec<u8> {
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&stack.sdk)

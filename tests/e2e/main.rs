@@ -1,6 +1,7 @@
 //! End-to-end tests: the local stack on the AWS emulator (moto server), driven through its HTTP API and S3, with
 //! media made by ffmpeg and checked against ffprobe.
 mod assets;
+mod delivery;
 mod encoding;
 mod runtime_emulator;
 mod support;

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use reqwest::Method;
 use serde_json::Value;
 use vod_local::{LocalStack, LocalStackOptions};
 
@@ -121,13 +122,13 @@ impl Api {
         }
     }
 
-    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(TOKEN)
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut r = self.req(method, path);
         if let Some(b) = body {
             r = r.json(&b);
@@ -144,7 +145,7 @@ impl Api {
         let name = file.file_name().and_then(|n| n.to_str()).context("file name")?;
         let (status, created) = self
             .call(
-                reqwest::Method::POST,
+                Method::POST,
                 "/assets",
                 Some(serde_json::json!({"file_name": name, "size": bytes.len()})),
             )
@@ -191,7 +192,7 @@ impl Api {
                 }
                 let (s, body) = self
                     .call(
-                        reqwest::Method::POST,
+                        Method::POST,
                         up["complete_path"].as_str().context("complete_path")?,
                         Some(serde_json::json!({"upload_id": up["upload_id"], "parts": parts})),
                     )
@@ -209,7 +210,7 @@ impl Api {
     pub async fn wait_final(&self, id: &str) -> Value {
         let start = Instant::now();
         loop {
-            let (status, a) = self.call(reqwest::Method::GET, &format!("/assets/{id}"), None).await;
+            let (status, a) = self.call(Method::GET, &format!("/assets/{id}"), None).await;
             if status == 200 && (a["state"] == "Probed" || a["state"] == "Error") {
                 return a;
             }
@@ -222,7 +223,7 @@ impl Api {
     }
 
     pub async fn list_all(&self) -> Vec<Value> {
-        let (status, page) = self.call(reqwest::Method::GET, "/assets?limit=1000", None).await;
+        let (status, page) = self.call(Method::GET, "/assets?limit=1000", None).await;
         assert_eq!(status, 200, "{page}");
         page["items"].as_array().cloned().unwrap_or_default()
     }
@@ -275,4 +276,25 @@ pub fn ffprobe_video(file: &Path) -> (u64, u64, f64, f64) {
         dur,
         fps,
     )
+}
+
+/// Polls a job until it is Finished, Error or Canceled; progress never goes back.
+pub async fn wait_job(api: &Api, id: &str, secs: u64) -> Value {
+    let start = Instant::now();
+    let mut last_progress = 0;
+    loop {
+        let (status, job) = api.call(Method::GET, &format!("/jobs/{id}"), None).await;
+        assert_eq!(status, 200, "{job}");
+        let p = job["progress"].as_u64().unwrap_or(0);
+        assert!(p >= last_progress, "progress never goes back ({last_progress} → {p})");
+        last_progress = p;
+        if matches!(job["state"].as_str(), Some("Finished" | "Error" | "Canceled")) {
+            return job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "job {id} not done in {secs} s: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }

@@ -105,7 +105,12 @@ impl LocalStack {
                 }
             }
         }
-        let gateway = tokio::spawn(gateway::serve(listener, routes, opts.static_dir.clone(), host.stop_signal()));
+        let gateway = tokio::spawn(gateway::serve(
+            listener,
+            routes,
+            opts.static_dir.clone(),
+            host.stop_signal(),
+        ));
         info!(api = %format!("http://{api_addr}"), "local stack running");
         Ok(LocalStack {
             spec,

@@ -277,7 +277,10 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
                 return Err(ApiError::bad_request("asset_id does not match the path"));
             }
             filter.asset_id = Some(id);
-            Ok(json_response(StatusCode::CREATED, &ctx.delivery.put_filter(filter).await?))
+            Ok(json_response(
+                StatusCode::CREATED,
+                &ctx.delivery.put_filter(filter).await?,
+            ))
         }
         (["assets", id, "filters"], Method::GET) => {
             let id = parse_id(id)?;
@@ -300,7 +303,10 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
                     "global filters have no asset_id; use /assets/{id}/filters",
                 ));
             }
-            Ok(json_response(StatusCode::CREATED, &ctx.delivery.put_filter(filter).await?))
+            Ok(json_response(
+                StatusCode::CREATED,
+                &ctx.delivery.put_filter(filter).await?,
+            ))
         }
         (["filters"], Method::GET) => {
             let items = ctx.delivery.list_filters(None).await?;
@@ -374,7 +380,8 @@ async fn locator_view(ctx: &AppContext, locator: Locator) -> Result<LocatorView,
                 "dash_cmaf": format!("{ism}/manifest(format=mpd-time-cmaf)"),
             });
             if let Some(player) = &ctx.config.player_url {
-                let enc = |u: &str| percent_encoding::utf8_percent_encode(u, percent_encoding::NON_ALPHANUMERIC).to_string();
+                let enc =
+                    |u: &str| percent_encoding::utf8_percent_encode(u, percent_encoding::NON_ALPHANUMERIC).to_string();
                 urls["player"] = serde_json::json!({
                     "hls.js": format!("{player}?player=hls&src={}", enc(&hls)),
                     "dash.js": format!("{player}?player=dash&src={}", enc(&dash)),

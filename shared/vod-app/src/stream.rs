@@ -148,7 +148,13 @@ impl StreamContext {
         let cached = match self.locators.get(&id) {
             Some(l) => l,
             None => {
-                let l = self.delivery.store().get_locator(id).await.map_err(unavailable)?.map(Arc::new);
+                let l = self
+                    .delivery
+                    .store()
+                    .get_locator(id)
+                    .await
+                    .map_err(unavailable)?
+                    .map(Arc::new);
                 self.locators.insert(id, l.clone());
                 l
             }
@@ -249,7 +255,10 @@ pub async fn handle(ctx: &StreamContext, req: Request) -> Response<Body> {
         let mut r = Response::new(Body::Empty);
         *r.status_mut() = StatusCode::NO_CONTENT;
         let h = r.headers_mut();
-        h.insert("access-control-allow-methods", HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        h.insert(
+            "access-control-allow-methods",
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
         h.insert(
             "access-control-allow-headers",
             HeaderValue::from_static("range, if-none-match, authorization"),
@@ -283,7 +292,8 @@ pub async fn handle(ctx: &StreamContext, req: Request) -> Response<Body> {
     } else if method == Method::HEAD {
         let mut resp = Response::new(Body::Empty);
         *resp.status_mut() = r.status;
-        resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+        resp.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
         resp
     } else {
         let body = if r.content_type.starts_with("application/") && !r.content_type.ends_with("mp4") {
@@ -373,7 +383,11 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
         if track == "audio" {
             output.audio.as_ref().map(|a| a.index.clone())
         } else {
-            output.renditions.iter().find(|r| r.name == track).map(|r| r.index.clone())
+            output
+                .renditions
+                .iter()
+                .find(|r| r.name == track)
+                .map(|r| r.index.clone())
         }
         .ok_or_else(|| not_found(format!("no track {track}")))
     };
@@ -551,14 +565,17 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         .await
                         .map_err(unavailable)?;
                     let mut r = reply(StatusCode::PARTIAL_CONTENT, "video/mp4", body);
-                    r.headers.push(("content-range", format!("bytes {start}-{end}/{}", meta.size)));
+                    r.headers
+                        .push(("content-range", format!("bytes {start}-{end}/{}", meta.size)));
                     r
                 }
             };
             r.headers.push(("accept-ranges", "bytes".into()));
             if r.status == StatusCode::OK || r.status == StatusCode::PARTIAL_CONTENT {
-                r.headers.push(("etag", etag_of(&[key.as_bytes(), meta.etag.as_bytes()])));
-                r.headers.push(("cache-control", cache_control(segment_age.min(86_400), false)));
+                r.headers
+                    .push(("etag", etag_of(&[key.as_bytes(), meta.etag.as_bytes()])));
+                r.headers
+                    .push(("cache-control", cache_control(segment_age.min(86_400), false)));
             }
             Ok(r)
         }

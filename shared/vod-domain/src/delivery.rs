@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{DomainError, StoreError};
-use crate::model::{AssetId, AssetOutput, AssetState, AudioRendition, Rendition};
 use crate::model::BlobRef;
+use crate::model::{AssetId, AssetOutput, AssetState, AudioRendition, Rendition};
 use crate::ports::{AssetStore, BlobStore};
 
 /// Identifier of a locator; it is the first element of every streaming URL.
@@ -325,7 +325,9 @@ impl DeliveryService {
         let Some(output) = asset.output else {
             return Ok(Vec::new());
         };
-        let secs = (locator.end - now).num_seconds().clamp(1, max_secs.clamp(1, MAX_PRESIGN_SECS));
+        let secs = (locator.end - now)
+            .num_seconds()
+            .clamp(1, max_secs.clamp(1, MAX_PRESIGN_SECS));
         let mut out = Vec::new();
         for r in &output.renditions {
             let url = self

@@ -1,0 +1,420 @@
+//! Delivery end to end: an encoded asset is published with locators and played from the packager's URLs by real
+//! clients — ffprobe/ffmpeg read the HLS and DASH URLs and decode every frame, the progressive MP4 is fetched with
+//! Range, and hls.js, dash.js and shaka-player play in headless Chromium. Time-bound, deleted and filtered
+//! locators and hostile requests get the answers they must.
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// ffprobe over a URL: per video stream (width, frames read), and the container duration.
+fn probe_url(url: &str) -> (Vec<(u64, u64)>, f64, bool) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+            url,
+        ])
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let streams = p["streams"].as_array().cloned().unwrap_or_default();
+    let video = streams
+        .iter()
+        .filter(|s| s["codec_type"] == "video")
+        .map(|s| {
+            (
+                s["width"].as_u64().unwrap_or(0),
+                s["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0),
+            )
+        })
+        .collect();
+    let audio = streams
+        .iter()
+        .any(|s| s["codec_type"] == "audio" && s["codec_name"] == "opus");
+    let dur = p["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    (video, dur, audio)
+}
+
+/// Decodes the whole stream with ffmpeg; errors of any kind fail.
+fn decode_all(url: &str) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i", url, "-map", "0", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg decode {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Plays a URL in headless Chromium with one of the JS players (infra/player); returns the driver's JSON report.
+fn play(player: &str, src: &str) -> Value {
+    let script = root().join("infra/player/play.mjs");
+    assert!(
+        root().join("infra/player/dist/index.html").is_file(),
+        "the player page is not built: run `npm ci && npm run build` in infra/player (done by .ci/run)"
+    );
+    let out = Command::new("node")
+        .arg(&script)
+        .args(["--player", player, "--src", src, "--seconds", "2", "--timeout", "60"])
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("{}");
+    let report: Value = serde_json::from_str(line).unwrap_or(json!({"ok": false, "raw": stdout}));
+    assert!(
+        out.status.success() && report["ok"] == true,
+        "{player} did not play {src}: {report}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let r = http.get(url).send().await.expect("send");
+    let (s, h) = (r.status().as_u16(), r.headers().clone());
+    (s, h, r.bytes().await.expect("body").to_vec())
+}
+
+fn error_code(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("not a JSON error: {}", String::from_utf8_lossy(body)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_asset_plays_in_ffmpeg_and_browsers() {
+    let mut opts = options("deliver");
+    opts.params.insert("ManifestTtlSeconds".into(), "1".into());
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let api = Api::new(&stack);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let dir = scratch("deliver");
+    let source = h264_aac_mp4(&dir, "clip.mp4", "320x240", 25, 5);
+    let asset = api.upload(&source).await.expect("upload");
+    let id = asset["id"].as_str().expect("id").to_string();
+    assert_eq!(api.wait_final(&id).await["state"], "Probed");
+
+    // Not encoded yet: nothing to publish.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/locators",
+            Some(json!({"asset": id, "kind": "streaming"})),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+
+    let (s, job) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{id}/jobs"),
+            Some(json!({"preset": "tiny"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{job}");
+    let done = wait_job(&api, job["id"].as_str().expect("job"), 600).await;
+    assert_eq!(done["state"], "Finished", "{done}");
+
+    let (_, ready) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    let mut rungs: Vec<(u64, u64)> = ready["output"]["renditions"]
+        .as_array()
+        .expect("renditions")
+        .iter()
+        .map(|r| (r["bitrate"].as_u64().unwrap_or(0), r["width"].as_u64().unwrap_or(0)))
+        .collect();
+    rungs.sort();
+    let (lowest, lowest_width) = rungs[0];
+
+    // Filters: the first two seconds (an asset filter) and the low rendition (a global filter, AMS syntax).
+    let (s, f) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{id}/filters"),
+            Some(json!({"name": "first2s", "start": 0, "end": 2})),
+        )
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let (s, f) = api
+        .call(
+            Method::POST,
+            "/filters",
+            Some(json!({"name": "low", "tracks": [{"type": "video", "bitrate": format!("0-{lowest}")}, {"type": "audio"}]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let (s, v) = api
+        .call(Method::POST, "/filters", Some(json!({"name": "../x", "start": 1})))
+        .await;
+    assert_eq!(s, 400, "{v}");
+
+    let (s, loc) = api
+        .call(
+            Method::POST,
+            "/locators",
+            Some(json!({"asset": id, "kind": "streaming"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{loc}");
+    let hls = loc["urls"]["hls"].as_str().expect("hls url").to_string();
+    let dash = loc["urls"]["dash"].as_str().expect("dash url").to_string();
+    let hls_cmaf = loc["urls"]["hls_cmaf"].as_str().expect("hls_cmaf").to_string();
+    let dash_cmaf = loc["urls"]["dash_cmaf"].as_str().expect("dash_cmaf").to_string();
+    assert!(hls.starts_with(&stack.api_url()), "{hls}");
+    let (s, listed) = api.call(Method::GET, &format!("/assets/{id}/locators"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(listed["items"][0]["id"], loc["id"]);
+
+    // The master playlist and MPD say what they carry.
+    let (s, h, body) = get(&http, &hls).await;
+    assert_eq!(s, 200);
+    assert_eq!(h["content-type"], "application/vnd.apple.mpegurl");
+    assert_eq!(h["access-control-allow-origin"], "*");
+    let master = String::from_utf8(body).expect("utf8");
+    assert!(master.contains("#EXT-X-VERSION:7"), "{master}");
+    assert!(master.contains("CODECS=\"av01.0."), "{master}");
+    assert!(master.contains(",opus\""), "{master}");
+    assert!(
+        master.contains("RESOLUTION=320x180") || master.contains("RESOLUTION=240x180"),
+        "{master}"
+    );
+    assert!(master.contains("FRAME-RATE=25.000") && master.contains("AVERAGE-BANDWIDTH="));
+    let (s, h, body) = get(&http, &dash).await;
+    assert_eq!(
+        (s, h["content-type"].to_str().ok()),
+        (200, Some("application/dash+xml"))
+    );
+    let mpd = String::from_utf8(body).expect("utf8");
+    assert!(mpd.contains("mediaPresentationDuration=\"PT5.000S\""), "{mpd}");
+
+    // ffmpeg reads both protocols (friendly and AMS URLs) and decodes every frame of every rendition.
+    for url in [&hls, &dash, &hls_cmaf, &dash_cmaf] {
+        let (video, dur, audio) = probe_url(url);
+        assert_eq!(video.len(), 2, "{url}: two renditions: {video:?}");
+        assert!(
+            video.iter().all(|(_, frames)| *frames == 125),
+            "{url}: every frame: {video:?}"
+        );
+        assert!((dur - 5.0).abs() < 0.1, "{url}: duration {dur}");
+        assert!(audio, "{url}: opus audio");
+    }
+    decode_all(&hls);
+    decode_all(&dash);
+
+    // Filters: the time filter shortens the presentation to its two segments; the bitrate filter keeps one rung.
+    let first2 = format!("{hls}?filter=first2s");
+    let (video, dur, _) = probe_url(&first2);
+    assert!((dur - 2.0).abs() < 0.1, "filtered duration {dur}");
+    assert!(video.iter().all(|(_, f)| *f == 50), "{video:?}");
+    let ism = hls_cmaf.rsplit_once('/').expect("ism").0.to_string();
+    let (video, dur, _) = probe_url(&format!("{ism}/manifest(format=mpd-time-cmaf,filter=first2s;low)"));
+    assert_eq!(video, vec![(lowest_width, 50)], "only the lowest rung, two segments");
+    assert!((dur - 2.0).abs() < 0.1, "{dur}");
+    let (s, _, body) = get(&http, &format!("{hls}?filter=nope")).await;
+    assert_eq!((s, error_code(&body)), (400, "unknown_filter".into()));
+
+    // Segments: immutable, with an ETag that a conditional request (no S3 read) and HEAD honour.
+    let media: String = {
+        let (_, _, b) = get(&http, &format!("{ism}/audio/media.m3u8")).await;
+        String::from_utf8(b).expect("utf8")
+    };
+    assert!(
+        media.contains("#EXT-X-MAP:URI=\"init.mp4\"") && media.ends_with("#EXT-X-ENDLIST\n"),
+        "{media}"
+    );
+    let seg = format!("{ism}/audio/seg-00001.m4s");
+    let (s, h, body) = get(&http, &seg).await;
+    assert_eq!(s, 200);
+    assert!(h["cache-control"].to_str().unwrap_or("").contains("immutable"));
+    assert!(
+        body.len() > 100 && (&body[4..8] == b"styp" || &body[4..8] == b"moof"),
+        "a CMAF fragment"
+    );
+    let etag = h["etag"].clone();
+    let r = http.get(&seg).header("if-none-match", etag).send().await.expect("send");
+    assert_eq!(r.status(), 304);
+    let r = http.head(&seg).send().await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"]
+            .to_str()
+            .ok()
+            .and_then(|l| l.parse::<usize>().ok()),
+        Some(body.len())
+    );
+
+    // Hostile and malformed requests: JSON 4xx, nothing outside the asset.
+    let loc_root = hls.trim_end_matches("/main.m3u8").to_string();
+    let base = loc_root.rsplit_once('/').expect("base").0.to_string();
+    for (url, status) in [
+        (format!("{ism}/manifest(format=smooth)"), 400),
+        (format!("{ism}/manifest"), 400),
+        (format!("{ism}/manifest(format=m3u8-cmaf"), 400),
+        (format!("{ism}/audio/seg-99999.m4s"), 404),
+        (format!("{ism}/1080p/init.mp4"), 404),
+        (format!("{ism}/..%2F..%2Fsource.mp4/init.mp4"), 400),
+        // (clients normalise `%2e%2e` away: the path that arrives names no track)
+        (format!("{ism}/%2e%2e/init.mp4"), 404),
+        (format!("{base}/{}/main.m3u8", uuid::Uuid::new_v4()), 404),
+        (format!("{base}/not-a-locator/main.m3u8"), 404),
+        (format!("{ism}/240p.mp4"), 403),
+    ] {
+        let (s, _, body) = get(&http, &url).await;
+        assert_eq!(s, status, "{url}: {}", String::from_utf8_lossy(&body));
+        assert!(
+            !error_code(&body).starts_with("not a JSON"),
+            "{url}: {}",
+            error_code(&body)
+        );
+    }
+    // No POST route on the stream API: API Gateway (and the local gateway) answer 404 before the packager.
+    let r = http.post(&hls).send().await.expect("send");
+    assert_eq!(r.status(), 404);
+
+    // Download locator: the progressive MP4 with Range through the packager, and a presigned URL.
+    let (s, dl) = api
+        .call(
+            Method::POST,
+            "/locators",
+            Some(json!({"asset": id, "kind": "download", "duration_secs": 600})),
+        )
+        .await;
+    assert_eq!(s, 201, "{dl}");
+    let d = &dl["downloads"][0];
+    let url = d["url"].as_str().expect("download url").to_string();
+    assert!(
+        d["presigned_url"]
+            .as_str()
+            .is_some_and(|u| u.contains("X-Amz-Signature")),
+        "{dl}"
+    );
+    let r = http.get(&url).header("range", "bytes=0-99").send().await.expect("send");
+    assert_eq!(r.status(), 206);
+    let total: u64 = r.headers()["content-range"]
+        .to_str()
+        .ok()
+        .and_then(|c| c.strip_prefix("bytes 0-99/"))
+        .and_then(|t| t.parse().ok())
+        .expect("content-range");
+    assert_eq!(r.bytes().await.expect("body").len(), 100);
+    let r = http
+        .get(&url)
+        .header("range", format!("bytes={total}-"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 416);
+    let r = http
+        .get(&url)
+        .header("range", "bytes=0-999999999999")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 206);
+    let file = dir.join("download.mp4");
+    std::fs::write(&file, r.bytes().await.expect("body")).expect("write");
+    assert_eq!(std::fs::metadata(&file).expect("file").len(), total);
+    let (video, dur, audio) = probe_url(file.to_str().expect("path"));
+    assert_eq!(video.len(), 1);
+    assert_eq!(video[0].1, 125);
+    assert!((dur - 5.0).abs() < 0.1 && audio);
+    let (video, _, _) = probe_url(&url);
+    assert_eq!(video[0].1, 125, "ffprobe over HTTP with ranges");
+    let (s, _, body) = get(
+        &http,
+        &format!(
+            "{}/main.m3u8",
+            url.rsplit_once(".ism").expect("ism").0.rsplit_once('/').expect("/").0
+        ),
+    )
+    .await;
+    assert_eq!((s, error_code(&body)), (403, "wrong_locator_kind".into()));
+
+    // Time-bound locators: not yet valid, expired; a deleted locator stops working within the TTL (1 s here).
+    let now = Utc::now();
+    let (s, later) = api
+        .call(
+            Method::POST,
+            "/locators",
+            Some(json!({"asset": id, "kind": "streaming", "start": (now + chrono::Duration::hours(1)).to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(s, 201, "{later}");
+    let (s, _, body) = get(&http, later["urls"]["hls"].as_str().expect("hls")).await;
+    assert_eq!((s, error_code(&body)), (403, "locator_not_yet_valid".into()));
+    let (s, past) = api
+        .call(
+            Method::POST,
+            "/locators",
+            Some(json!({"asset": id, "kind": "streaming",
+                "start": (now - chrono::Duration::hours(2)).to_rfc3339(),
+                "end": (now - chrono::Duration::hours(1)).to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(s, 201, "{past}");
+    let (s, _, body) = get(&http, past["urls"]["dash"].as_str().expect("dash")).await;
+    assert_eq!((s, error_code(&body)), (410, "locator_expired".into()));
+    for bad in [
+        json!({"asset": id, "kind": "streaming", "duration_secs": 0}),
+        json!({"asset": id, "kind": "streaming", "end": "2000-01-01T00:00:00Z"}),
+        json!({"asset": id, "kind": "streaming", "filters": ["nope"]}),
+        json!({"asset": id, "kind": "live"}),
+        json!({"asset": id, "kind": "streaming", "duration_secs": 999999999}),
+    ] {
+        let (s, v) = api.call(Method::POST, "/locators", Some(bad.clone())).await;
+        assert!(s == 400 || s == 404, "{bad} → {s} {v}");
+    }
+
+    // Real players in headless Chromium.
+    for (player, url) in [("hls", &hls), ("dash", &dash), ("shaka", &dash)] {
+        let report = play(player, url);
+        assert!(report["decodedFrames"].as_u64().unwrap_or(0) > 0, "{report}");
+    }
+
+    let gone = loc["id"].as_str().expect("id");
+    let (s, _) = api.call(Method::DELETE, &format!("/locators/{gone}"), None).await;
+    assert_eq!(s, 204);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (s, _, body) = get(&http, &hls).await;
+    assert_eq!((s, error_code(&body)), (404, "not_found".into()));
+
+    // Deleting the asset removes its locators and filters.
+    let (s, _) = api.call(Method::DELETE, &format!("/assets/{id}"), None).await;
+    assert_eq!(s, 204);
+    let (s, _) = api
+        .call(
+            Method::GET,
+            &format!("/locators/{}", dl["id"].as_str().unwrap_or("")),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    stack.shutdown().await;
+}
