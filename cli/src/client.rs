@@ -223,6 +223,39 @@ impl Api {
         .await
     }
 
+    /// Publishes an asset: a streaming or download locator with its URLs.
+    pub async fn create_locator(&self, body: &Value) -> Result<Value> {
+        Self::json(self.req(reqwest::Method::POST, "/locators").json(body).send().await?).await
+    }
+
+    pub async fn get_locator(&self, id: &str) -> Result<Value> {
+        Self::json(
+            self.req(reqwest::Method::GET, &format!("/locators/{id}"))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn delete_locator(&self, id: &str) -> Result<()> {
+        Self::json(
+            self.req(reqwest::Method::DELETE, &format!("/locators/{id}"))
+                .send()
+                .await?,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn list_locators(&self, asset: &str) -> Result<Value> {
+        Self::json(
+            self.req(reqwest::Method::GET, &format!("/assets/{asset}/locators"))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
     pub async fn get_job(&self, id: &str) -> Result<Value> {
         Self::json(self.req(reqwest::Method::GET, &format!("/jobs/{id}")).send().await?).await
     }
@@ -326,4 +359,58 @@ pub async fn make_sample(path: &Path) -> Result<PathBuf> {
         bail!("ffmpeg failed to generate the sample");
     }
     Ok(path.to_path_buf())
+}
+
+/// Prints what a locator grants: manifest URLs and player links, or download URLs.
+pub fn print_locator(loc: &Value, player_page: Option<&str>) {
+    println!(
+        "locator {} ({}, {} → {})",
+        loc["id"].as_str().unwrap_or("?"),
+        loc["kind"].as_str().unwrap_or("?"),
+        loc["start"].as_str().unwrap_or("?"),
+        loc["end"].as_str().unwrap_or("?")
+    );
+    if let Some(urls) = loc["urls"].as_object() {
+        for k in ["hls", "dash", "hls_cmaf", "dash_cmaf"] {
+            if let Some(u) = urls.get(k).and_then(Value::as_str) {
+                println!("  {k:<10} {u}");
+            }
+        }
+        let links = player_links(loc, player_page);
+        for (name, url) in links {
+            println!("  player {name:<8} {url}");
+        }
+    }
+    for d in loc["downloads"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<6} {}\n         presigned (until {}): {}",
+            d["rendition"].as_str().unwrap_or(""),
+            d["url"].as_str().unwrap_or(""),
+            d["presigned_expires_at"].as_str().unwrap_or(""),
+            d["presigned_url"].as_str().unwrap_or("")
+        );
+    }
+}
+
+/// Player page links of a streaming locator: from the API (hosted page configured), else the given page.
+pub fn player_links(loc: &Value, player_page: Option<&str>) -> Vec<(String, String)> {
+    if let Some(p) = loc["urls"]["player"].as_object() {
+        return p
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|u| (k.clone(), u.to_string())))
+            .collect();
+    }
+    let Some(page) = player_page else {
+        return Vec::new();
+    };
+    let enc = |u: &str| percent_encoding::utf8_percent_encode(u, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let (hls, dash) = (
+        loc["urls"]["hls"].as_str().unwrap_or(""),
+        loc["urls"]["dash"].as_str().unwrap_or(""),
+    );
+    vec![
+        ("hls.js".into(), format!("{page}?player=hls&src={}", enc(hls))),
+        ("dash.js".into(), format!("{page}?player=dash&src={}", enc(dash))),
+        ("shaka".into(), format!("{page}?player=shaka&src={}", enc(dash))),
+    ]
 }

@@ -82,6 +82,25 @@ enum Command {
     Job { id: String },
     /// List encoding presets.
     Presets,
+    /// Publish an encoded asset: create a locator and print its URLs.
+    Publish {
+        asset: String,
+        /// Download (progressive MP4s) instead of streaming (HLS and DASH).
+        #[arg(long)]
+        download: bool,
+        /// Lifetime in seconds (default: 24 hours).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Filters applied to every manifest of the locator (asset or global filter names).
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+    },
+    /// List an asset's locators.
+    Locators { asset: String },
+    /// Delete a locator (its URLs stop working within the manifest TTL).
+    Unpublish { locator: String },
+    /// Print links that play a streaming locator in hls.js, dash.js and shaka-player.
+    Play { locator: String },
 }
 
 #[tokio::main]
@@ -160,10 +179,64 @@ async fn run(cli: Cli) -> Result<()> {
                     Ok(())
                 }
                 Command::Presets => api.print_presets().await,
+                Command::Publish {
+                    asset,
+                    download,
+                    duration,
+                    filters,
+                } => {
+                    let mut body = serde_json::json!({
+                        "asset": asset,
+                        "kind": if download { "download" } else { "streaming" },
+                        "filters": filters,
+                    });
+                    if let Some(d) = duration {
+                        body["duration_secs"] = d.into();
+                    }
+                    let loc = api.create_locator(&body).await?;
+                    client::print_locator(&loc, local_player_page().as_deref());
+                    Ok(())
+                }
+                Command::Locators { asset } => {
+                    for l in api.list_locators(&asset).await?["items"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        client::print_locator(l, local_player_page().as_deref());
+                    }
+                    Ok(())
+                }
+                Command::Unpublish { locator } => {
+                    api.delete_locator(&locator).await?;
+                    println!("locator {locator} deleted");
+                    Ok(())
+                }
+                Command::Play { locator } => {
+                    let loc = api.get_locator(&locator).await?;
+                    if loc["kind"] != "streaming" {
+                        bail!("locator {locator} is a download locator; `vodctl locators` lists its URLs");
+                    }
+                    let links = client::player_links(&loc, local_player_page().as_deref());
+                    if links.is_empty() {
+                        bail!("no player page: build it (cd infra/player && npm ci && npm run build) or deploy with PlayerPageUrl");
+                    }
+                    for (name, url) in links {
+                        println!("{name:<8} {url}");
+                    }
+                    Ok(())
+                }
                 Command::Dev { .. } => unreachable!("handled above"),
             }
         }
     }
+}
+
+/// The built player page of this checkout, as a file URL (used when the API has no hosted page configured).
+fn local_player_page() -> Option<String> {
+    let root = vod_local::stack::find_root().ok()?;
+    let page = root.join("infra/player/dist/index.html");
+    page.is_file().then(|| format!("file://{}", page.display()))
 }
 
 async fn dev(
@@ -188,6 +261,17 @@ async fn dev(
     let mut opts = LocalStackOptions::new(&root, format!("http://127.0.0.1:{aws_port}"), prefix);
     opts.api_addr = ([127, 0, 0, 1], api_port).into();
     opts.host.admin_token = Some(token.clone());
+    // The gateway serves the built player page under /player/ and the API links to it.
+    let player_dir = root.join("infra/player/dist");
+    if player_dir.join("index.html").is_file() {
+        opts.static_dir = Some(player_dir);
+        opts.params.insert(
+            "PlayerPageUrl".into(),
+            format!("https://{}/player/index.html", vod_local::template::LOCAL_CDN_HOST),
+        );
+    } else {
+        println!("(no player page: build it with `cd infra/player && npm ci && npm run build`)");
+    }
     let stack = LocalStack::start(opts).await?;
     let endpoint = stack.api_url();
     let env_file = root.join(".build/local.env");
@@ -238,6 +322,11 @@ async fn dev(
                     r["progressive"].as_str().unwrap_or("")
                 );
             }
+            let loc = api
+                .create_locator(&serde_json::json!({"asset": id, "kind": "streaming"}))
+                .await?;
+            println!("sample published:");
+            client::print_locator(&loc, local_player_page().as_deref());
         }
         if !exit {
             println!("press Ctrl-C to stop");
