@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: template lint, format, clippy, and the whole test suite (unit tests,
 # end-to-end tests on the local AWS emulator, the real function binary under cargo lambda's Runtime API emulator).
-# Needs: ffmpeg, python3 (venvs are created under .build/), cargo-nextest. `.ci/run` installs all of it.
+# Needs: ffmpeg, python3 (venvs are created under .build/), cargo-nextest, Node.js + npm and Chromium (the player
+# page and the browser tests). `.ci/run` installs all of it.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -13,6 +14,12 @@ if ! [ -x "$tools/bin/cargo-lambda" ] || ! cmp -s infra/requirements-tools.txt "
   cp infra/requirements-tools.txt "$tools/.requirements"
 fi
 export PATH="$tools/bin:$PATH"
+
+if ! [ -f infra/player/dist/index.html ] || ! cmp -s infra/player/package-lock.json infra/player/node_modules/.lock-stamp; then
+  echo "== player page (npm ci, build)"
+  (cd infra/player && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.lock-stamp)
+fi
+(cd infra/player && npm run --silent build)
 
 echo "== cfn-lint template.yaml"
 cfn-lint template.yaml
