@@ -21,7 +21,15 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, 'dist');
 const started = Date.now();
 
-const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL] [--seconds 3] [--timeout 60] [--text I] [--screenshot FILE]';
+const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json',
+};
+
+const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL] [--seconds 3] [--timeout 60] [--text I] [--screenshot FILE]\n' +
+  '       node play.mjs --serve [--port 8080]   (only serve dist/ for a browser, until Ctrl-C)';
 
 function usage(message) {
   process.stderr.write(`${message}\n${USAGE}\n`);
@@ -40,6 +48,8 @@ try {
       timeout: { type: 'string', default: '60' },
       screenshot: { type: 'string' },
       text: { type: 'string' },
+      serve: { type: 'boolean' },
+      port: { type: 'string', default: '0' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -51,22 +61,26 @@ if (opts.help) {
   process.stdout.write(USAGE + '\n');
   process.exit(0);
 }
+if (opts.serve) {
+  if (!existsSync(join(dist, 'index.html'))) usage('dist/ is not built: run "npm ci && npm run build" in infra/player');
+  const server = await serveDist(Number(opts.port) || 0);
+  process.stdout.write(`serving ${dist} at http://127.0.0.1:${server.address().port}/index.html\n`);
+  await new Promise(() => {});
+}
 if (!['hls', 'dash', 'shaka'].includes(opts.player)) usage('--player must be hls, dash or shaka');
 if (!opts.src) usage('--src is required');
+try {
+  new URL(opts.src);
+} catch {
+  usage('--src must be an absolute URL (http://... or https://...)');
+}
 const seconds = Number(opts.seconds);
 const timeoutS = Number(opts.timeout);
 if (!(seconds >= 0) || !(timeoutS > 0)) usage('--seconds and --timeout must be numbers');
 const textIndex = opts.text === undefined ? null : Number(opts.text);
 if (textIndex !== null && !Number.isInteger(textIndex)) usage('--text must be an integer track index');
 
-const MIME = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.map': 'application/json',
-};
-
-function serveDist() {
+function serveDist(port = 0) {
   const server = http.createServer((req, res) => {
     let path;
     try {
@@ -89,7 +103,7 @@ function serveDist() {
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server));
+    server.listen(port, '127.0.0.1', () => resolve(server));
   });
 }
 

@@ -242,7 +242,12 @@
     p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING } });
     if (license) {
       const clearkey = { serverURL: license };
-      if (token) clearkey.httpRequestHeaders = { Authorization: bearer() };
+      if (token) {
+        clearkey.httpRequestHeaders = { Authorization: bearer() };
+        // dash.js turns on withCredentials whenever an Authorization header is set, which
+        // breaks CORS against "Access-Control-Allow-Origin: *"; the bearer token needs no cookies.
+        clearkey.withCredentials = false;
+      }
       p.setProtectionData({ 'org.w3.clearkey': clearkey });
     }
     const ev = dashjs.MediaPlayer.events;
@@ -288,6 +293,19 @@
     p.initialize(video, src, autoplay);
   }
 
+  // shaka errors carry only a code (see shaka.util.Error.Code) and a data array; keep it short.
+  function shakaData(e) {
+    if (!e || !e.data || !e.data.length) return '';
+    const brief = (d) => {
+      if (d == null || typeof d !== 'object') return d;
+      if (d.code !== undefined && d.category !== undefined) return `shaka error ${d.code}${shakaData(d)}`;
+      if (d.message) return d.message;
+      if (ArrayBuffer.isView(d) || d instanceof ArrayBuffer) return `<${d.byteLength} bytes>`;
+      return `{${Object.keys(d).join(',')}}`;
+    };
+    return `: ${errText(e.data.map(brief))}`;
+  }
+
   async function startShaka() {
     const shaka = window.shaka;
     shaka.polyfill.installAll();
@@ -300,8 +318,7 @@
     window.__vodShaka = p;
     p.addEventListener('error', (ev) => {
       const e = ev.detail || {};
-      const msg = `shaka error ${e.code} (category ${e.category}, severity ${e.severity})` +
-        (e.data && e.data.length ? `: ${errText(e.data.map((d) => (d && d.message) || d))}` : '');
+      const msg = `shaka error ${e.code} (category ${e.category}, severity ${e.severity})${shakaData(e)}`;
       if (e.severity === shaka.util.Error.Severity.CRITICAL) fail(msg);
       else log('shaka-recoverable', msg);
     });
@@ -340,7 +357,7 @@
     try {
       await p.load(src);
     } catch (e) {
-      if (status.state !== 'error') fail(`shaka load failed: error ${e.code} (category ${e.category})` + (e.data && e.data.length ? `: ${errText(e.data.map((d) => (d && d.message) || d))}` : ''));
+      if (status.state !== 'error') fail(`shaka load failed: error ${e.code} (category ${e.category})${shakaData(e)}`);
       return;
     }
     log('manifest');
