@@ -170,9 +170,9 @@ impl Filter {
         self.tracks.is_empty()
             || self.tracks.iter().any(|t| {
                 t.track_type == TrackType::Video
-                    && t.bitrate.as_deref().map_or(true, |b| {
-                        parse_bitrate_range(b).is_ok_and(|(lo, hi)| (lo..=hi).contains(&r.bitrate))
-                    })
+                    && t.bitrate
+                        .as_deref()
+                        .is_none_or(|b| parse_bitrate_range(b).is_ok_and(|(lo, hi)| (lo..=hi).contains(&r.bitrate)))
             })
     }
 
@@ -180,9 +180,9 @@ impl Filter {
         self.tracks.is_empty()
             || self.tracks.iter().any(|t| {
                 t.track_type == TrackType::Audio
-                    && t.bitrate.as_deref().map_or(true, |b| {
-                        parse_bitrate_range(b).is_ok_and(|(lo, hi)| (lo..=hi).contains(&a.bitrate))
-                    })
+                    && t.bitrate
+                        .as_deref()
+                        .is_none_or(|b| parse_bitrate_range(b).is_ok_and(|(lo, hi)| (lo..=hi).contains(&a.bitrate)))
             })
     }
 }

@@ -49,9 +49,9 @@ fn representation(out: &mut String, t: &TrackTimeline, prefix: &str) {
             height,
             frame_rate,
         } => {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                " width=\"{width}\" height=\"{height}\" frameRate=\"{}/{}\" sar=\"1:1\">\n",
+                " width=\"{width}\" height=\"{height}\" frameRate=\"{}/{}\" sar=\"1:1\">",
                 frame_rate.0,
                 frame_rate.1.max(1)
             );
