@@ -1,0 +1,527 @@
+//! `vod-bench-package`: measures the packager in one run on this machine and writes `bench/package-report.md`
+//! (+ `.json`). An asset is encoded on the local stack (moto) and published; then:
+//! - warm segment serving per core: the packager's handler in process (objects served from memory, so only the
+//!   packager's own work is timed) in bytes/s, against a plain memory copy of the same segment bytes;
+//! - manifest requests/s per core (HLS multivariant, media playlists, DASH MPD);
+//! - storage reads per request: S3 GETs/HEADs per segment request, cold, warm, conditional and HEAD;
+//! - loopback HTTP at 64 concurrent clients through the local gateway (API Gateway event → handler → S3 on moto):
+//!   requests/s, bytes/s, p50/p99 latency, for segments and for manifests.
+//!
+//! Usage: `cargo run -p vod-e2e --bin vod-bench-package` (the packager crates are optimised in every profile).
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
+use lambda_http::Body;
+use serde_json::{json, Value};
+use vod_app::stream::{handle, StreamConfig, StreamContext};
+use vod_aws::{DynamoAssetStore, DynamoDeliveryStore, S3BlobStore};
+use vod_domain::delivery::DeliveryService;
+use vod_domain::memory::MemoryBlobStore;
+use vod_domain::{AssetStore, BlobMeta, BlobRef, BlobStore, CompletedPart, StoreError};
+use vod_local::{LocalStack, LocalStackOptions};
+
+const TOKEN: &str = "bench-token";
+const CLIENTS: usize = 64;
+
+/// Counts the storage calls the packager makes.
+struct Counting<B> {
+    inner: B,
+    reads: AtomicU64,
+    heads: AtomicU64,
+}
+
+impl<B> Counting<B> {
+    fn new(inner: B) -> Self {
+        Counting {
+            inner,
+            reads: AtomicU64::new(0),
+            heads: AtomicU64::new(0),
+        }
+    }
+    fn take(&self) -> (u64, u64) {
+        (
+            self.reads.swap(0, Ordering::Relaxed),
+            self.heads.swap(0, Ordering::Relaxed),
+        )
+    }
+}
+
+#[async_trait]
+impl<B: BlobStore> BlobStore for Counting<B> {
+    async fn head(&self, blob: &BlobRef) -> Result<Option<BlobMeta>, StoreError> {
+        self.heads.fetch_add(1, Ordering::Relaxed);
+        self.inner.head(blob).await
+    }
+    async fn read_range(&self, blob: &BlobRef, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.read_range(blob, offset, len).await
+    }
+    async fn put(&self, blob: &BlobRef, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+        self.inner.put(blob, body, content_type).await
+    }
+    async fn delete(&self, blob: &BlobRef) -> Result<(), StoreError> {
+        self.inner.delete(blob).await
+    }
+    async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, StoreError> {
+        self.inner.delete_prefix(bucket, prefix).await
+    }
+    async fn presign_put(&self, blob: &BlobRef, expires: Duration) -> Result<String, StoreError> {
+        self.inner.presign_put(blob, expires).await
+    }
+    async fn presign_get(&self, blob: &BlobRef, expires: Duration) -> Result<String, StoreError> {
+        self.inner.presign_get(blob, expires).await
+    }
+    async fn create_multipart(&self, blob: &BlobRef) -> Result<String, StoreError> {
+        self.inner.create_multipart(blob).await
+    }
+    async fn presign_part(
+        &self,
+        blob: &BlobRef,
+        upload_id: &str,
+        part_number: i32,
+        expires: Duration,
+    ) -> Result<String, StoreError> {
+        self.inner.presign_part(blob, upload_id, part_number, expires).await
+    }
+    async fn complete_multipart(
+        &self,
+        blob: &BlobRef,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), StoreError> {
+        self.inner.complete_multipart(blob, upload_id, parts).await
+    }
+}
+
+struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{path}: {status} {v}");
+        }
+        Ok(v)
+    }
+}
+
+async fn request(ctx: &StreamContext, path: &str, headers: &[(&str, &str)], head: bool) -> (u16, usize) {
+    let mut b = http::Request::builder()
+        .method(if head { "HEAD" } else { "GET" })
+        .uri(format!("http://bench{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b.body(Body::Empty).expect("request");
+    let resp = handle(ctx, req).await;
+    let len = match resp.body() {
+        Body::Binary(b) => b.len(),
+        Body::Text(t) => t.len(),
+        _ => 0,
+    };
+    (resp.status().as_u16(), len)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// `CLIENTS` concurrent loops over `urls` for `secs`; returns (requests/s, bytes/s, p50 ms, p99 ms, errors).
+async fn load(urls: Arc<Vec<String>>, secs: f64) -> (f64, f64, f64, f64, u64) {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .expect("client");
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (http, urls) = (http.clone(), urls.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut bytes, mut errors) = (Vec::new(), 0u64, 0u64);
+            let mut i = c;
+            while Instant::now() < end {
+                let t = Instant::now();
+                match http.get(&urls[i % urls.len()]).send().await {
+                    Ok(r) if r.status().is_success() => bytes += r.bytes().await.map(|b| b.len() as u64).unwrap_or(0),
+                    _ => errors += 1,
+                }
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                i += 1;
+            }
+            (lat, bytes, errors)
+        }));
+    }
+    let (mut lat, mut bytes, mut errors) = (Vec::new(), 0u64, 0u64);
+    for t in tasks {
+        let (l, b, e) = t.await.expect("task");
+        lat.extend(l);
+        bytes += b;
+        errors += e;
+    }
+    let wall = start.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    (
+        lat.len() as f64 / wall,
+        bytes as f64 / wall,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        errors,
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let root = vod_local::stack::find_root()?;
+    let port = std::env::var("MOTO_PORT").unwrap_or_else(|_| "4566".into());
+    let status = std::process::Command::new(root.join("infra/moto.sh"))
+        .arg("start")
+        .env("MOTO_PORT", &port)
+        .status()?;
+    if !status.success() {
+        bail!("moto did not start");
+    }
+    let prefix = format!("bpkg-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut opts = LocalStackOptions::new(&root, format!("http://127.0.0.1:{port}"), &prefix);
+    opts.host.admin_token = Some(TOKEN.into());
+    opts.params.insert("ManifestTtlSeconds".into(), "600".into());
+    let stack = LocalStack::start(opts).await?;
+    let api = Client {
+        base: stack.api_url(),
+        http: reqwest::Client::new(),
+    };
+
+    // An asset: 12 s of 640x360 H.264/AAC → one 360p AV1 rung at 1.5 Mb/s, 2 s segments, Opus 128 kb/s.
+    let dir = root.join(".build/bench-package");
+    std::fs::create_dir_all(&dir)?;
+    let clip = dir.join("clip.mp4");
+    let ok = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+        ])
+        .args([
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "12",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+        ])
+        .args(["yuv420p", "-c:a", "aac"])
+        .arg(&clip)
+        .status()?
+        .success();
+    if !ok {
+        bail!("ffmpeg failed");
+    }
+    let bytes = std::fs::read(&clip)?;
+    let created = api
+        .call(
+            reqwest::Method::POST,
+            "/assets",
+            Some(json!({"file_name": "clip.mp4", "size": bytes.len()})),
+        )
+        .await?;
+    let id = created["asset"]["id"].as_str().context("id")?.to_string();
+    let put = created["upload"]["url"].as_str().context("upload url")?;
+    api.http.put(put).body(bytes).send().await?.error_for_status()?;
+    loop {
+        let a = api.call(reqwest::Method::GET, &format!("/assets/{id}"), None).await?;
+        match a["state"].as_str() {
+            Some("Probed") => break,
+            Some("Error") => bail!("probe failed: {a}"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    api.call(
+        reqwest::Method::POST,
+        "/presets",
+        Some(json!({"name": "bench-360", "ladder": {"kind": "fixed", "rungs": [{"height": 360, "bitrate_kbps": 1500, "speed": 10}]},
+            "segment_duration": 2.0, "audio": {"bitrate_kbps": 128, "channels": 2}, "max_chunk_secs": 4.0})),
+    )
+    .await?;
+    let job = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/assets/{id}/jobs"),
+            Some(json!({"preset": "bench-360"})),
+        )
+        .await?;
+    let job_id = job["id"].as_str().context("job")?.to_string();
+    eprintln!("encoding the bench asset (job {job_id})…");
+    loop {
+        let j = api.call(reqwest::Method::GET, &format!("/jobs/{job_id}"), None).await?;
+        match j["state"].as_str() {
+            Some("Finished") => break,
+            Some("Error" | "Canceled") => bail!("job failed: {j}"),
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    let loc = api
+        .call(
+            reqwest::Method::POST,
+            "/locators",
+            Some(json!({"asset": id, "kind": "streaming"})),
+        )
+        .await?;
+    let hls = loc["urls"]["hls"].as_str().context("hls")?.to_string();
+    let dash = loc["urls"]["dash"].as_str().context("dash")?.to_string();
+    let ism = loc["urls"]["hls_cmaf"]
+        .as_str()
+        .and_then(|u| u.rsplit_once('/'))
+        .map(|(a, _)| a.to_string())
+        .context("ism")?;
+    let asset = api.call(reqwest::Method::GET, &format!("/assets/{id}"), None).await?;
+    let output = &asset["output"];
+    let bucket = output["bucket"].as_str().context("bucket")?.to_string();
+
+    // Segment paths (relative to the gateway) of every track, from the stored indexes.
+    let s3 = S3BlobStore::new(S3BlobStore::client_from(&stack.sdk));
+    let mut tracks: Vec<(String, String)> = output["renditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or("").to_string(),
+                r["index"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    if let Some(a) = output["audio"]["index"].as_str() {
+        tracks.push(("audio".into(), a.to_string()));
+    }
+    let base = stack.api_url();
+    let mut seg_paths = Vec::new();
+    let mut seg_bytes: Vec<Vec<u8>> = Vec::new();
+    let memory = MemoryBlobStore::default();
+    for (track, index_key) in &tracks {
+        let blob = BlobRef::new(&bucket, index_key);
+        let meta = s3.head(&blob).await?.context("index")?;
+        let raw = s3.read_range(&blob, 0, meta.size).await?;
+        let idx: vod_domain::SegmentIndex = serde_json::from_slice(&raw)?;
+        memory.put(&blob, raw, "application/json").await?;
+        let init = BlobRef::new(&bucket, &idx.init);
+        let imeta = s3.head(&init).await?.context("init")?;
+        memory
+            .put(&init, s3.read_range(&init, 0, imeta.size).await?, "video/mp4")
+            .await?;
+        for s in &idx.segments {
+            let b = BlobRef::new(&bucket, &s.key);
+            let data = s3.read_range(&b, 0, s.size).await?;
+            memory.put(&b, data.clone(), "video/mp4").await?;
+            seg_bytes.push(data);
+            seg_paths.push(format!(
+                "{}/{track}/seg-{:05}.m4s",
+                ism.trim_start_matches(&base),
+                s.number
+            ));
+        }
+    }
+    let total_seg_bytes: usize = seg_bytes.iter().map(Vec::len).sum();
+    eprintln!(
+        "{} segments, {} bytes, mean {} bytes",
+        seg_paths.len(),
+        total_seg_bytes,
+        total_seg_bytes / seg_paths.len().max(1)
+    );
+
+    let table = stack.spec.tables[0].name.clone();
+    let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let assets: Arc<dyn AssetStore> = Arc::new(DynamoAssetStore::new(dynamo.clone(), table.clone()));
+    let config = StreamConfig {
+        table_name: table.clone(),
+        media_bucket: bucket.clone(),
+        manifest_ttl: Duration::from_secs(600),
+        base_path: "/stream".into(),
+    };
+    let ctx_for = |blobs: Arc<dyn BlobStore>| {
+        let delivery = DeliveryService::new(
+            assets.clone(),
+            Arc::new(DynamoDeliveryStore::new(dynamo.clone(), table.clone())),
+            blobs.clone(),
+        );
+        StreamContext::with_stores(config.clone(), assets.clone(), delivery, blobs)
+    };
+
+    // A) Warm segment serving per core (objects in memory) vs memory copy.
+    let mem_ctx = ctx_for(Arc::new(memory));
+    for p in &seg_paths {
+        let (s, _) = request(&mem_ctx, p, &[], false).await;
+        if s != 200 {
+            bail!("{p}: {s}");
+        }
+    }
+    let secs = 3.0;
+    let (mut served, mut n) = (0usize, 0u64);
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() < secs {
+        for p in &seg_paths {
+            served += request(&mem_ctx, p, &[], false).await.1;
+            n += 1;
+        }
+    }
+    let packager_bps = served as f64 / t.elapsed().as_secs_f64();
+    let packager_rps = n as f64 / t.elapsed().as_secs_f64();
+    let mut copied = 0usize;
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() < secs {
+        for s in &seg_bytes {
+            let v = std::hint::black_box(s.clone());
+            copied += v.len();
+        }
+    }
+    let memcpy_bps = copied as f64 / t.elapsed().as_secs_f64();
+
+    // Manifests per core.
+    let rel = |u: &str| u.trim_start_matches(&base).to_string();
+    let mut manifest_paths = vec![rel(&hls), rel(&dash)];
+    for (track, _) in &tracks {
+        manifest_paths.push(format!("{}/{track}/media.m3u8", rel(&ism)));
+    }
+    let (mut m, t) = (0u64, Instant::now());
+    while t.elapsed().as_secs_f64() < 2.0 {
+        for p in &manifest_paths {
+            let (s, _) = request(&mem_ctx, p, &[], false).await;
+            if s != 200 {
+                bail!("{p}: {s}");
+            }
+            m += 1;
+        }
+    }
+    let manifest_rps = m as f64 / t.elapsed().as_secs_f64();
+
+    // B) Storage reads per segment request, against S3 on moto.
+    let counting = Arc::new(Counting::new(S3BlobStore::new(S3BlobStore::client_from(&stack.sdk))));
+    let s3_ctx = ctx_for(counting.clone());
+    let per = |(r, h): (u64, u64)| (r as f64 + h as f64) / seg_paths.len() as f64;
+    for p in &seg_paths {
+        request(&s3_ctx, p, &[], false).await;
+    }
+    let cold = per(counting.take());
+    let mut etags = Vec::new();
+    for p in &seg_paths {
+        request(&s3_ctx, p, &[], false).await;
+        let req = http::Request::builder()
+            .uri(format!("http://bench{p}"))
+            .body(Body::Empty)
+            .expect("req");
+        let resp = handle(&s3_ctx, req).await;
+        etags.push(
+            resp.headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    let warm = per(counting.take()) / 2.0;
+    for (p, e) in seg_paths.iter().zip(&etags) {
+        let (s, _) = request(&s3_ctx, p, &[("if-none-match", e)], false).await;
+        if s != 304 {
+            bail!("{p}: conditional answered {s}");
+        }
+    }
+    let conditional = per(counting.take());
+    for p in &seg_paths {
+        request(&s3_ctx, p, &[], true).await;
+    }
+    let head = per(counting.take());
+
+    // C) Loopback HTTP, 64 concurrent clients, through the gateway to S3 on moto.
+    let seg_urls: Arc<Vec<String>> = Arc::new(seg_paths.iter().map(|p| format!("{base}{p}")).collect());
+    let man_urls: Arc<Vec<String>> = Arc::new(manifest_paths.iter().map(|p| format!("{base}{p}")).collect());
+    let (s_rps, s_bps, s_p50, s_p99, s_err) = load(seg_urls, 8.0).await;
+    let (m_rps, _, m_p50, m_p99, m_err) = load(man_urls, 5.0).await;
+    stack.shutdown().await;
+
+    let report = json!({
+        "segments": seg_paths.len(), "segment_bytes_mean": total_seg_bytes / seg_paths.len().max(1),
+        "in_process": {"packager_bytes_per_s": packager_bps, "segment_requests_per_s": packager_rps,
+            "memcpy_bytes_per_s": memcpy_bps, "ratio": packager_bps / memcpy_bps, "manifest_requests_per_s": manifest_rps},
+        "storage_calls_per_segment_request": {"cold": cold, "warm": warm, "conditional": conditional, "head": head},
+        "http_64_clients": {"segments": {"requests_per_s": s_rps, "bytes_per_s": s_bps, "p50_ms": s_p50, "p99_ms": s_p99, "errors": s_err},
+            "manifests": {"requests_per_s": m_rps, "p50_ms": m_p50, "p99_ms": m_p99, "errors": m_err}},
+    });
+    let mb = |b: f64| b / 1e6;
+    let md = format!(
+        "# Packager benchmark\n\nOne run of `vod-bench-package` on this machine (2 cores). Asset: 12 s 640x360 → one 360p AV1 \
+         rung at 1.5 Mb/s + Opus 128 kb/s, 2 s segments: {} segments, mean {} bytes.\n\n\
+         ## Warm instance, one core, objects in memory (the packager's own cost)\n\n\
+         | measure | value |\n|---|---|\n\
+         | segment bytes served | {:.0} MB/s ({:.0} requests/s) |\n\
+         | plain memory copy of the same segments | {:.0} MB/s |\n\
+         | **ratio packager / memory copy** | **{:.3}** |\n\
+         | manifest requests (HLS multivariant, media playlists, MPD) | {:.0} /s |\n\n\
+         The limit: every segment request copies the object once (storage → response body) — that copy is the \
+         floor, ratio 1 — and adds a fixed cost per request (URL parsing, cached locator/asset/index look-ups, \
+         window and kind checks, headers): {:.1} µs per request here, against {:.1} µs for copying a mean segment.\n\n\
+         ## Storage calls per segment request (S3 on moto)\n\n\
+         | request | S3 calls per request |\n|---|---|\n\
+         | cold instance (index not cached yet) | {:.2} |\n| warm | {:.2} |\n| conditional (If-None-Match, 304) | {:.2} |\n| HEAD | {:.2} |\n\n\
+         Goal: 1 per segment (0 from cache). Cold requests also read the track's `index.json` (HEAD + GET) once per \
+         track and instance.\n\n\
+         ## Loopback HTTP, {CLIENTS} concurrent clients (local gateway → API Gateway v2 event → handler → moto S3)\n\n\
+         | traffic | requests/s | MB/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|\n\
+         | segments | {:.0} | {:.1} | {:.1} | {:.1} | {} |\n| manifests | {:.0} | – | {:.1} | {:.1} | {} |\n\n\
+         Over HTTP the emulated S3 (moto, Python, one GET per segment) is the limit, not the packager: compare the \
+         in-process figure above. In AWS, CloudFront serves repeated segment requests without reaching the packager.\n",
+        seg_paths.len(),
+        total_seg_bytes / seg_paths.len().max(1),
+        mb(packager_bps),
+        packager_rps,
+        mb(memcpy_bps),
+        packager_bps / memcpy_bps,
+        manifest_rps,
+        (1e6 / packager_rps - 1e6 * (total_seg_bytes as f64 / seg_paths.len() as f64) / memcpy_bps).max(0.0),
+        1e6 * (total_seg_bytes as f64 / seg_paths.len() as f64) / memcpy_bps,
+        cold,
+        warm,
+        conditional,
+        head,
+        s_rps,
+        mb(s_bps),
+        s_p50,
+        s_p99,
+        s_err,
+        m_rps,
+        m_p50,
+        m_p99,
+        m_err
+    );
+    std::fs::create_dir_all(root.join("bench"))?;
+    std::fs::write(root.join("bench/package-report.md"), &md)?;
+    std::fs::write(
+        root.join("bench/package-report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    println!("{md}");
+    Ok(())
+}
