@@ -255,6 +255,7 @@ mod tests {
                 media: Some(media),
                 error: None,
                 output: None,
+                delivery_policies: Vec::new(),
                 version: 0,
             })
             .await

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod memory;
 pub mod model;
 pub mod ports;
+pub mod protection;
 pub mod service;
 
 pub use error::{DomainError, StoreError};

@@ -106,6 +106,9 @@ pub struct Asset {
     /// The adaptive-bitrate set of the last finished encoding job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<AssetOutput>,
+    /// How each protocol is delivered (empty: everything clear).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivery_policies: Vec<crate::protection::DeliveryPolicy>,
     /// Optimistic-concurrency version: every stored update increments it.
     #[serde(default)]
     pub version: u64,

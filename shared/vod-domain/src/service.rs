@@ -165,6 +165,7 @@ impl AssetService {
             media: None,
             error: None,
             output: None,
+            delivery_policies: Vec::new(),
             version: 0,
         };
         let blob = BlobRef::new(&self.config.upload_bucket, &key);
@@ -371,6 +372,7 @@ impl AssetService {
             media: None,
             error: None,
             output: None,
+            delivery_policies: Vec::new(),
             version: 0,
         };
         if self.store.insert(&fresh).await? {

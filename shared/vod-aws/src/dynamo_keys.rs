@@ -1,0 +1,153 @@
+//! Content keys and key policies in the DynamoDB table: a content key is `CONTENTKEY#<kid>` (only its KMS-wrapped
+//! form is stored), listed per asset through GSI1 `ASSETKEYS#<asset>`; key policies live in the partition
+//! `KEYPOLICIES` (symmetric verification keys KMS-wrapped).
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use vod_domain::protection::{ContentKey, KeyId, KeyPolicy, KeyStore};
+use vod_domain::{AssetId, StoreError};
+
+use crate::dynamo::GSI1;
+use crate::table::{backend, Item};
+
+pub struct DynamoKeyStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+fn key_pk(kid: KeyId) -> String {
+    format!("CONTENTKEY#{kid}")
+}
+fn strip(mut item: Item) -> Item {
+    for k in ["PK", "SK", "GSI1PK", "GSI1SK"] {
+        item.remove(k);
+    }
+    item
+}
+
+impl DynamoKeyStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoKeyStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(pk))
+            .key("SK", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item)
+    }
+
+    async fn delete(&self, pk: String, sk: String) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", s(pk))
+            .key("SK", s(sk))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl KeyStore for DynamoKeyStore {
+    async fn put_content_key(&self, key: &ContentKey) -> Result<(), StoreError> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(key).map_err(corrupt)?;
+        item.insert("PK".into(), s(key_pk(key.kid)));
+        item.insert("SK".into(), s("CONTENTKEY"));
+        item.insert("GSI1PK".into(), s(format!("ASSETKEYS#{}", key.asset_id)));
+        item.insert(
+            "GSI1SK".into(),
+            s(format!("{}#{}", key.created_at.to_rfc3339(), key.kid)),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_content_key(&self, kid: KeyId) -> Result<Option<ContentKey>, StoreError> {
+        self.get(key_pk(kid), "CONTENTKEY".into())
+            .await?
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn list_content_keys(&self, asset: AssetId) -> Result<Vec<ContentKey>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(format!("ASSETKEYS#{asset}")))
+            .send()
+            .await
+            .map_err(backend)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .collect()
+    }
+
+    async fn delete_content_key(&self, kid: KeyId) -> Result<(), StoreError> {
+        self.delete(key_pk(kid), "CONTENTKEY".into()).await
+    }
+
+    async fn put_key_policy(&self, policy: &KeyPolicy) -> Result<(), StoreError> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(policy).map_err(corrupt)?;
+        item.insert("PK".into(), s("KEYPOLICIES"));
+        item.insert("SK".into(), s(format!("KEYPOLICY#{}", policy.name)));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_key_policy(&self, name: &str) -> Result<Option<KeyPolicy>, StoreError> {
+        self.get("KEYPOLICIES".into(), format!("KEYPOLICY#{name}"))
+            .await?
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn list_key_policies(&self) -> Result<Vec<KeyPolicy>, StoreError> {
+        crate::table::query_partition(&self.client, &self.table, "KEYPOLICIES", Some("KEYPOLICY#"))
+            .await?
+            .into_iter()
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .collect()
+    }
+
+    async fn delete_key_policy(&self, name: &str) -> Result<(), StoreError> {
+        self.delete("KEYPOLICIES".into(), format!("KEYPOLICY#{name}")).await
+    }
+}

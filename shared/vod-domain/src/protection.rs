@@ -1,0 +1,836 @@
+//! Content protection: ContentKey (a 128-bit AES key with its key id, stored only wrapped by the KeyService),
+//! KeyPolicy (who may receive a key: open, or a JWT token restriction), DeliveryPolicy (per asset: which protocols
+//! stream with which protection and DRM systems), AMS's rules over them, and token verification.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::error::{DomainError, StoreError};
+use crate::model::{AssetId, AssetState};
+use crate::ports::AssetStore;
+
+/// A content key id (the KID of CENC, 16 bytes), written as a UUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyId(pub Uuid);
+
+impl KeyId {
+    pub fn new_random() -> Self {
+        KeyId(Uuid::new_v4())
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Uuid::parse_str(s).ok().map(KeyId)
+    }
+    pub fn bytes(&self) -> [u8; 16] {
+        *self.0.as_bytes()
+    }
+    pub fn from_bytes(b: [u8; 16]) -> Self {
+        KeyId(Uuid::from_bytes(b))
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// A content key as stored: the key itself only wrapped by the key service (KMS), bound to its asset and kid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContentKey {
+    pub kid: KeyId,
+    pub asset_id: AssetId,
+    /// Ciphertext from the key service (base64), never the key.
+    pub wrapped: String,
+    /// The key policy that decides who receives it.
+    pub key_policy: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What may be said about a content key outside the key service: no key material.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContentKeyView {
+    pub kid: KeyId,
+    pub asset_id: AssetId,
+    pub key_policy: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&ContentKey> for ContentKeyView {
+    fn from(k: &ContentKey) -> Self {
+        ContentKeyView {
+            kid: k.kid,
+            asset_id: k.asset_id,
+            key_policy: k.key_policy.clone(),
+            created_at: k.created_at,
+        }
+    }
+}
+
+/// Envelope encryption of secrets (KMS in AWS). `context` is bound to the ciphertext (KMS encryption context):
+/// unwrapping with another context fails.
+#[async_trait]
+pub trait KeyService: Send + Sync {
+    /// A fresh random secret of `len` bytes, with its wrapped form.
+    async fn generate(
+        &self,
+        len: usize,
+        context: &[(&str, String)],
+    ) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), StoreError>;
+    async fn wrap(&self, plaintext: &[u8], context: &[(&str, String)]) -> Result<Vec<u8>, StoreError>;
+    async fn unwrap(&self, wrapped: &[u8], context: &[(&str, String)]) -> Result<Zeroizing<Vec<u8>>, StoreError>;
+}
+
+/// A key that verifies token signatures. Symmetric secrets are accepted in `key` (base64) and stored only
+/// `wrapped` by the key service; public keys are PEM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum VerificationKey {
+    /// HS256/384/512.
+    Symmetric {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wrapped: Option<String>,
+    },
+    /// RS256/384/512, PS256.
+    Rsa { pem: String },
+    /// ES256/384.
+    Ecdsa { pem: String },
+}
+
+/// A claim a token must carry; with no `value` it merely has to exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequiredClaim {
+    pub claim: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// AMS's token restriction (JWT only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRestriction {
+    pub issuer: String,
+    pub audience: String,
+    pub primary_key: VerificationKey,
+    /// Further keys tried in turn (rotation).
+    #[serde(default)]
+    pub alternate_keys: Vec<VerificationKey>,
+    #[serde(default)]
+    pub required_claims: Vec<RequiredClaim>,
+    /// A claim whose value must be the requested key id (binds a token to one content key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id_claim: Option<String>,
+    /// Tolerance for exp and nbf, seconds (default 60, at most 300).
+    #[serde(default = "default_skew")]
+    pub clock_skew_secs: u64,
+}
+
+fn default_skew() -> u64 {
+    60
+}
+
+/// One way to be granted a key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "restriction", rename_all = "lowercase")]
+pub enum KeyPolicyOption {
+    Open,
+    Token(TokenRestriction),
+}
+
+/// A named key authorization policy: a key is released if any option allows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPolicy {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub options: Vec<KeyPolicyOption>,
+}
+
+/// Streaming protocols a delivery policy names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Hls,
+    Dash,
+    Progressive,
+}
+
+/// How a protocol's output is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protection {
+    Clear,
+    /// HLS whole-segment AES-128 (envelope).
+    Aes128,
+    /// Common Encryption, AES-CTR.
+    Cenc,
+    /// Common Encryption, AES-CBC 1:9 pattern (FairPlay-style HLS SAMPLE-AES signalling, DASH).
+    Cbcs,
+}
+
+/// DRM systems signalled for CENC output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "system", rename_all = "lowercase")]
+pub enum Drm {
+    /// W3C Clear Key: licences served by this platform's key service.
+    ClearKey,
+    /// Licences from an external Widevine licence service.
+    Widevine { license_url: String },
+    /// Licences from an external PlayReady licence service.
+    PlayReady { license_url: String },
+}
+
+/// Per asset: protocols × protection (AMS: a streaming policy).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryPolicy {
+    pub protocols: Vec<Protocol>,
+    pub protection: Protection,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drm: Vec<Drm>,
+    /// The key policy of the asset's content key (protected policies only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_policy: Option<String>,
+}
+
+/// What a protocol gets for an asset, after AMS's rules.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery<'a> {
+    Clear,
+    Protected(&'a DeliveryPolicy),
+    /// No policy names the protocol while others exist.
+    Blocked,
+}
+
+/// The protection `protocol` gets under `policies`: no policy at all means clear; otherwise the policy that names
+/// the protocol, and a protocol that none names is blocked.
+pub fn delivery_for(policies: &[DeliveryPolicy], protocol: Protocol) -> Delivery<'_> {
+    if policies.is_empty() {
+        return Delivery::Clear;
+    }
+    match policies.iter().find(|p| p.protocols.contains(&protocol)) {
+        None => Delivery::Blocked,
+        Some(p) if p.protection == Protection::Clear => Delivery::Clear,
+        Some(p) => Delivery::Protected(p),
+    }
+}
+
+/// Checks a set of delivery policies against AMS's rules; returns the key policy protected ones share.
+pub fn validate_policies(policies: &[DeliveryPolicy]) -> Result<Option<String>, String> {
+    let mut seen = Vec::new();
+    let mut key_policy: Option<&str> = None;
+    if policies.len() > 8 {
+        return Err("at most 8 delivery policies".into());
+    }
+    for p in policies {
+        if p.protocols.is_empty() {
+            return Err("a delivery policy names at least one protocol".into());
+        }
+        for proto in &p.protocols {
+            if seen.contains(proto) {
+                return Err(format!(
+                    "{proto:?} is named by two delivery policies; one policy per protocol"
+                ));
+            }
+            seen.push(*proto);
+            let ok = match (proto, p.protection) {
+                (_, Protection::Clear) => true,
+                (Protocol::Progressive, _) => false,
+                (Protocol::Hls, _) => true,
+                (Protocol::Dash, Protection::Aes128) => false,
+                (Protocol::Dash, _) => true,
+            };
+            if !ok {
+                return Err(match proto {
+                    Protocol::Progressive => "progressive download is never dynamically encrypted".into(),
+                    _ => "AES-128 envelope encryption is for HLS only".into(),
+                });
+            }
+        }
+        match p.protection {
+            Protection::Clear => {
+                if !p.drm.is_empty() || p.key_policy.is_some() {
+                    return Err("a clear policy has no DRM systems and no key policy".into());
+                }
+            }
+            Protection::Aes128 | Protection::Cenc | Protection::Cbcs => {
+                let kp = p
+                    .key_policy
+                    .as_deref()
+                    .ok_or("a protected delivery policy names its key_policy")?;
+                if key_policy.is_some_and(|k| k != kp) {
+                    return Err("the protected policies of an asset share one key policy (one content key)".into());
+                }
+                key_policy = Some(kp);
+                if p.protection == Protection::Aes128 && !p.drm.is_empty() {
+                    return Err("AES-128 envelope encryption takes no DRM systems".into());
+                }
+                if p.protection != Protection::Aes128 && p.drm.is_empty() {
+                    return Err("CENC needs at least one DRM system (clearkey, widevine, playready)".into());
+                }
+                for d in &p.drm {
+                    if let Drm::Widevine { license_url } | Drm::PlayReady { license_url } = d {
+                        if !(license_url.starts_with("https://") || license_url.starts_with("http://")) {
+                            return Err("licence URLs must be http(s) URLs".into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(key_policy.map(str::to_string))
+}
+
+/// Why a token does not grant a key: `Unauthorized` → 401, `Forbidden` → 403.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+fn algorithms_for(key: &VerificationKey) -> &'static [Algorithm] {
+    match key {
+        VerificationKey::Symmetric { .. } => &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+        VerificationKey::Rsa { .. } => &[Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256],
+        VerificationKey::Ecdsa { .. } => &[Algorithm::ES256, Algorithm::ES384],
+    }
+}
+
+/// A verification key ready for use (symmetric secrets already unwrapped).
+pub enum ReadyKey {
+    Symmetric(Zeroizing<Vec<u8>>),
+    Rsa(String),
+    Ecdsa(String),
+}
+
+impl ReadyKey {
+    fn decoding_key(&self) -> Result<DecodingKey, String> {
+        match self {
+            ReadyKey::Symmetric(k) => Ok(DecodingKey::from_secret(k)),
+            ReadyKey::Rsa(pem) => DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string()),
+            ReadyKey::Ecdsa(pem) => DecodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| e.to_string()),
+        }
+    }
+    fn algorithms(&self) -> &'static [Algorithm] {
+        match self {
+            ReadyKey::Symmetric(_) => algorithms_for(&VerificationKey::Symmetric {
+                key: None,
+                wrapped: None,
+            }),
+            ReadyKey::Rsa(_) => algorithms_for(&VerificationKey::Rsa { pem: String::new() }),
+            ReadyKey::Ecdsa(_) => algorithms_for(&VerificationKey::Ecdsa { pem: String::new() }),
+        }
+    }
+}
+
+/// Verifies `token` against a token restriction for key `kid`: signature with the primary or an alternate key (the
+/// algorithm must belong to that key's family: no `none`, no HMAC keyed with a public key), exp and nbf (required)
+/// within the clock skew, issuer, audience, required claims, and the key-id binding.
+pub fn verify_token(
+    token: &str,
+    restriction: &TokenRestriction,
+    keys: &[ReadyKey],
+    kid: KeyId,
+) -> Result<(), TokenError> {
+    let unauthorized = |m: &str| TokenError::Unauthorized(m.to_string());
+    if token.len() > 8192 {
+        return Err(unauthorized("token too long"));
+    }
+    let header = decode_header(token).map_err(|_| unauthorized("malformed token"))?;
+    let mut last = "no verification key accepts the token's algorithm".to_string();
+    let mut claims: Option<HashMap<String, serde_json::Value>> = None;
+    for key in keys {
+        if !key.algorithms().contains(&header.alg) {
+            continue;
+        }
+        let Ok(dk) = key.decoding_key() else {
+            last = "a verification key is unusable".into();
+            continue;
+        };
+        let mut v = Validation::new(header.alg);
+        v.algorithms = vec![header.alg];
+        v.leeway = restriction.clock_skew_secs.min(300);
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        v.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
+        v.set_issuer(&[&restriction.issuer]);
+        v.set_audience(&[&restriction.audience]);
+        match decode::<HashMap<String, serde_json::Value>>(token, &dk, &v) {
+            Ok(data) => {
+                claims = Some(data.claims);
+                break;
+            }
+            Err(e) => {
+                use jsonwebtoken::errors::ErrorKind as K;
+                last = match e.kind() {
+                    K::InvalidSignature => "invalid signature".into(),
+                    K::ExpiredSignature => "token expired".into(),
+                    K::ImmatureSignature => "token not yet valid".into(),
+                    K::InvalidIssuer => "wrong issuer".into(),
+                    K::InvalidAudience => "wrong audience".into(),
+                    K::MissingRequiredClaim(c) => format!("token lacks {c}"),
+                    K::InvalidAlgorithm => "algorithm not allowed".into(),
+                    _ => "invalid token".into(),
+                };
+                // A signature error means: try the next (alternate) key; anything else is final.
+                if !matches!(e.kind(), K::InvalidSignature) {
+                    return Err(TokenError::Unauthorized(last));
+                }
+            }
+        }
+    }
+    let claims = claims.ok_or(TokenError::Unauthorized(last))?;
+    for rc in &restriction.required_claims {
+        let Some(v) = claims.get(&rc.claim) else {
+            return Err(TokenError::Forbidden(format!(
+                "token lacks the required claim {}",
+                rc.claim
+            )));
+        };
+        if let Some(want) = &rc.value {
+            let got = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            if &got != want {
+                return Err(TokenError::Forbidden(format!("claim {} has another value", rc.claim)));
+            }
+        }
+    }
+    if let Some(c) = &restriction.key_id_claim {
+        let bound = claims.get(c).and_then(|v| v.as_str()).and_then(KeyId::parse);
+        if bound != Some(kid) {
+            return Err(TokenError::Forbidden("the token is not for this key".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Persistence of content keys and key policies.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn put_content_key(&self, key: &ContentKey) -> Result<(), StoreError>;
+    async fn get_content_key(&self, kid: KeyId) -> Result<Option<ContentKey>, StoreError>;
+    async fn list_content_keys(&self, asset: AssetId) -> Result<Vec<ContentKey>, StoreError>;
+    async fn delete_content_key(&self, kid: KeyId) -> Result<(), StoreError>;
+    async fn put_key_policy(&self, policy: &KeyPolicy) -> Result<(), StoreError>;
+    async fn get_key_policy(&self, name: &str) -> Result<Option<KeyPolicy>, StoreError>;
+    async fn list_key_policies(&self) -> Result<Vec<KeyPolicy>, StoreError>;
+    async fn delete_key_policy(&self, name: &str) -> Result<(), StoreError>;
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+fn key_context(asset: AssetId, kid: KeyId) -> Vec<(&'static str, String)> {
+    vec![("asset", asset.to_string()), ("kid", kid.to_string())]
+}
+
+fn policy_context(name: &str) -> Vec<(&'static str, String)> {
+    vec![("key_policy", name.to_string())]
+}
+
+/// A key policy as the API shows it: symmetric secrets are neither returned in plaintext nor wrapped.
+pub fn redact(mut p: KeyPolicy) -> KeyPolicy {
+    let hide = |k: &mut VerificationKey| {
+        if let VerificationKey::Symmetric { key, wrapped } = k {
+            *key = None;
+            *wrapped = None;
+        }
+    };
+    for o in &mut p.options {
+        if let KeyPolicyOption::Token(t) = o {
+            hide(&mut t.primary_key);
+            t.alternate_keys.iter_mut().for_each(hide);
+        }
+    }
+    p
+}
+
+/// Content keys, key policies and delivery policies.
+#[derive(Clone)]
+pub struct ProtectionService {
+    assets: Arc<dyn AssetStore>,
+    keys: Arc<dyn KeyStore>,
+    kms: Arc<dyn KeyService>,
+}
+
+impl ProtectionService {
+    pub fn new(assets: Arc<dyn AssetStore>, keys: Arc<dyn KeyStore>, kms: Arc<dyn KeyService>) -> Self {
+        ProtectionService { assets, keys, kms }
+    }
+
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.keys
+    }
+
+    /// Validates and stores a key policy; symmetric secrets are wrapped by the key service before storing.
+    pub async fn put_key_policy(&self, mut policy: KeyPolicy) -> Result<KeyPolicy, DomainError> {
+        if !crate::delivery::valid_filter_name(&policy.name) {
+            return Err(DomainError::invalid(
+                "key policy name must be 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if policy.options.is_empty() || policy.options.len() > 4 {
+            return Err(DomainError::invalid("a key policy has 1 to 4 options"));
+        }
+        let ctx = policy_context(&policy.name);
+        for o in &mut policy.options {
+            let KeyPolicyOption::Token(t) = o else { continue };
+            if t.issuer.is_empty() || t.audience.is_empty() {
+                return Err(DomainError::invalid(
+                    "a token restriction names its issuer and audience",
+                ));
+            }
+            if t.clock_skew_secs > 300 {
+                return Err(DomainError::invalid("clock_skew_secs is at most 300"));
+            }
+            if t.alternate_keys.len() > 4 {
+                return Err(DomainError::invalid("at most 4 alternate keys"));
+            }
+            for k in std::iter::once(&mut t.primary_key).chain(t.alternate_keys.iter_mut()) {
+                match k {
+                    VerificationKey::Symmetric { key, wrapped } => {
+                        let secret = Zeroizing::new(
+                            b64()
+                                .decode(key.as_deref().ok_or_else(|| {
+                                    DomainError::invalid("a symmetric verification key gives `key` (base64)")
+                                })?)
+                                .map_err(|_| DomainError::invalid("symmetric key is not base64"))?,
+                        );
+                        if secret.len() < 32 {
+                            return Err(DomainError::invalid("symmetric keys have at least 256 bits"));
+                        }
+                        let w = self.kms.wrap(&secret, &ctx).await?;
+                        *key = None;
+                        *wrapped = Some(b64().encode(w));
+                    }
+                    VerificationKey::Rsa { pem } => {
+                        DecodingKey::from_rsa_pem(pem.as_bytes())
+                            .map_err(|e| DomainError::invalid(format!("RSA key: {e}")))?;
+                    }
+                    VerificationKey::Ecdsa { pem } => {
+                        DecodingKey::from_ec_pem(pem.as_bytes())
+                            .map_err(|e| DomainError::invalid(format!("EC key: {e}")))?;
+                    }
+                }
+            }
+        }
+        self.keys.put_key_policy(&policy).await?;
+        Ok(redact(policy))
+    }
+
+    pub async fn get_key_policy(&self, name: &str) -> Result<KeyPolicy, DomainError> {
+        self.keys
+            .get_key_policy(name)
+            .await?
+            .ok_or_else(|| DomainError::NotFound {
+                kind: "key policy",
+                id: name.to_string(),
+            })
+    }
+
+    /// Sets an asset's delivery policies (AMS's rules checked) and makes sure it has a content key when any
+    /// policy is protected. Returns the asset's content keys.
+    pub async fn set_delivery_policies(
+        &self,
+        asset_id: AssetId,
+        policies: Vec<DeliveryPolicy>,
+    ) -> Result<Vec<ContentKeyView>, DomainError> {
+        let key_policy = validate_policies(&policies).map_err(DomainError::Invalid)?;
+        if let Some(kp) = &key_policy {
+            self.get_key_policy(kp).await?;
+        }
+        loop {
+            let mut asset = self
+                .assets
+                .get(asset_id)
+                .await?
+                .ok_or_else(|| DomainError::asset_not_found(asset_id.to_string()))?;
+            if asset.state == AssetState::Error {
+                return Err(DomainError::Conflict(format!("asset {asset_id} is in Error")));
+            }
+            asset.delivery_policies = policies.clone();
+            asset.updated_at = Utc::now();
+            match self.assets.update(&asset).await {
+                Ok(_) => break,
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut keys = self.keys.list_content_keys(asset_id).await?;
+        if let Some(kp) = key_policy {
+            if keys.is_empty() {
+                keys.push(self.create_content_key(asset_id, &kp).await?);
+            } else {
+                for k in keys.iter_mut().filter(|k| k.key_policy != kp) {
+                    k.key_policy = kp.clone();
+                    self.keys.put_content_key(k).await?;
+                }
+            }
+        }
+        Ok(keys.iter().map(ContentKeyView::from).collect())
+    }
+
+    /// Creates a content key: 16 random bytes from the key service, stored only wrapped.
+    pub async fn create_content_key(&self, asset: AssetId, key_policy: &str) -> Result<ContentKey, DomainError> {
+        self.get_key_policy(key_policy).await?;
+        let kid = KeyId::new_random();
+        let (_plain, wrapped) = self.kms.generate(16, &key_context(asset, kid)).await?;
+        let key = ContentKey {
+            kid,
+            asset_id: asset,
+            wrapped: b64().encode(wrapped),
+            key_policy: key_policy.to_string(),
+            created_at: Utc::now(),
+        };
+        self.keys.put_content_key(&key).await?;
+        Ok(key)
+    }
+
+    /// The plaintext of a content key (for the packager and the key service only).
+    pub async fn unwrap_content_key(&self, key: &ContentKey) -> Result<Zeroizing<[u8; 16]>, DomainError> {
+        let wrapped = b64()
+            .decode(&key.wrapped)
+            .map_err(|_| DomainError::Store(StoreError::Corrupt("content key is not base64".into())))?;
+        let plain = self.kms.unwrap(&wrapped, &key_context(key.asset_id, key.kid)).await?;
+        let arr: [u8; 16] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| DomainError::Store(StoreError::Corrupt("content key is not 16 bytes".into())))?;
+        Ok(Zeroizing::new(arr))
+    }
+
+    /// The verification keys of a token restriction, secrets unwrapped.
+    pub async fn ready_keys(&self, policy: &str, t: &TokenRestriction) -> Result<Vec<ReadyKey>, DomainError> {
+        let mut out = Vec::new();
+        for k in std::iter::once(&t.primary_key).chain(t.alternate_keys.iter()) {
+            out.push(match k {
+                VerificationKey::Symmetric { wrapped, .. } => {
+                    let w = b64()
+                        .decode(wrapped.as_deref().unwrap_or_default())
+                        .map_err(|_| DomainError::Store(StoreError::Corrupt("wrapped key is not base64".into())))?;
+                    ReadyKey::Symmetric(self.kms.unwrap(&w, &policy_context(policy)).await?)
+                }
+                VerificationKey::Rsa { pem } => ReadyKey::Rsa(pem.clone()),
+                VerificationKey::Ecdsa { pem } => ReadyKey::Ecdsa(pem.clone()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Decides whether `token` may receive key `kid` under the key's policy.
+    pub async fn authorize(&self, key: &ContentKey, token: Option<&str>) -> Result<(), AuthorizeError> {
+        let policy = self
+            .get_key_policy(&key.key_policy)
+            .await
+            .map_err(AuthorizeError::Domain)?;
+        let mut last = TokenError::Unauthorized("a token is required".into());
+        for o in &policy.options {
+            match o {
+                KeyPolicyOption::Open => return Ok(()),
+                KeyPolicyOption::Token(t) => {
+                    let Some(token) = token else { continue };
+                    let keys = self.ready_keys(&policy.name, t).await.map_err(AuthorizeError::Domain)?;
+                    match verify_token(token, t, &keys, key.kid) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last = e,
+                    }
+                }
+            }
+        }
+        Err(AuthorizeError::Token(last))
+    }
+}
+
+/// Failure to authorize a key request.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizeError {
+    #[error(transparent)]
+    Token(TokenError),
+    #[error(transparent)]
+    Domain(DomainError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn restriction() -> TokenRestriction {
+        TokenRestriction {
+            issuer: "https://issuer.example".into(),
+            audience: "vod".into(),
+            primary_key: VerificationKey::Symmetric {
+                key: None,
+                wrapped: None,
+            },
+            alternate_keys: vec![],
+            required_claims: vec![
+                RequiredClaim {
+                    claim: "entitled".into(),
+                    value: Some("yes".into()),
+                },
+                RequiredClaim {
+                    claim: "sub".into(),
+                    value: None,
+                },
+            ],
+            key_id_claim: Some("kid".into()),
+            clock_skew_secs: 30,
+        }
+    }
+
+    fn token(claims: serde_json::Value, alg: Algorithm, secret: &[u8]) -> String {
+        encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret)).unwrap()
+    }
+
+    fn good(kid: KeyId) -> serde_json::Value {
+        let now = Utc::now().timestamp();
+        json!({"iss": "https://issuer.example", "aud": "vod", "exp": now + 600, "nbf": now - 10,
+               "entitled": "yes", "sub": "viewer", "kid": kid.to_string()})
+    }
+
+    #[test]
+    fn verifies_tokens_like_ams() {
+        let kid = KeyId::new_random();
+        let keys = [ReadyKey::Symmetric(Zeroizing::new(SECRET.to_vec()))];
+        let r = restriction();
+        assert_eq!(
+            verify_token(&token(good(kid), Algorithm::HS256, SECRET), &r, &keys, kid),
+            Ok(())
+        );
+        assert_eq!(
+            verify_token(&token(good(kid), Algorithm::HS512, SECRET), &r, &keys, kid),
+            Ok(())
+        );
+        let unauthorized = |c: serde_json::Value, secret: &[u8]| {
+            matches!(
+                verify_token(&token(c, Algorithm::HS256, secret), &r, &keys, kid),
+                Err(TokenError::Unauthorized(_))
+            )
+        };
+        let now = Utc::now().timestamp();
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = good(kid);
+            c[k] = v;
+            c
+        };
+        assert!(unauthorized(good(kid), b"another-secret-another-secret-00"));
+        assert!(unauthorized(with("exp", json!(now - 100)), SECRET));
+        assert!(unauthorized(with("nbf", json!(now + 100)), SECRET));
+        assert!(unauthorized(with("iss", json!("https://evil")), SECRET));
+        assert!(unauthorized(with("aud", json!("other")), SECRET));
+        let mut no_exp = good(kid);
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert!(unauthorized(no_exp, SECRET));
+        // Within the skew is fine.
+        assert_eq!(
+            verify_token(
+                &token(with("exp", json!(now - 5)), Algorithm::HS256, SECRET),
+                &r,
+                &keys,
+                kid
+            ),
+            Ok(())
+        );
+        let forbidden = |c: serde_json::Value| {
+            matches!(
+                verify_token(&token(c, Algorithm::HS256, SECRET), &r, &keys, kid),
+                Err(TokenError::Forbidden(_))
+            )
+        };
+        assert!(forbidden(with("entitled", json!("no"))));
+        let mut no_sub = good(kid);
+        no_sub.as_object_mut().unwrap().remove("sub");
+        assert!(forbidden(no_sub));
+        assert!(forbidden(with("kid", json!(KeyId::new_random().to_string()))));
+        // alg none and garbage.
+        let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(good(kid).to_string());
+        assert!(matches!(
+            verify_token(&format!("{none_header}.{body}."), &r, &keys, kid),
+            Err(TokenError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            verify_token("not.a.jwt", &r, &keys, kid),
+            Err(TokenError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            verify_token("", &r, &keys, kid),
+            Err(TokenError::Unauthorized(_))
+        ));
+        // Rotation: an alternate key verifies.
+        let rotated = [
+            ReadyKey::Symmetric(Zeroizing::new(b"old-secret-old-secret-old-secret".to_vec())),
+            ReadyKey::Symmetric(Zeroizing::new(SECRET.to_vec())),
+        ];
+        assert_eq!(
+            verify_token(&token(good(kid), Algorithm::HS256, SECRET), &r, &rotated, kid),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn hmac_signed_with_a_public_key_is_refused() {
+        // Key confusion: an attacker signs HS256 with the RSA public key's PEM bytes.
+        let kid = KeyId::new_random();
+        let pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7Y5TfHeV+0T1Rp3CZKkqYvGWWmtG\n4b+gJrWsoCSNqQZzUt0mWr7aWWl0U8Gc8D+kzYB2XHhOHZpCT8q9QEXHnA==\n-----END PUBLIC KEY-----\n";
+        let keys = [ReadyKey::Ecdsa(pem.into())];
+        let forged = token(good(kid), Algorithm::HS256, pem.as_bytes());
+        assert!(matches!(
+            verify_token(&forged, &restriction(), &keys, kid),
+            Err(TokenError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn ams_rules_for_delivery_policies() {
+        let p = |protocols: Vec<Protocol>, protection, drm: Vec<Drm>, kp: Option<&str>| DeliveryPolicy {
+            protocols,
+            protection,
+            drm,
+            key_policy: kp.map(str::to_string),
+        };
+        let hls_aes = p(vec![Protocol::Hls], Protection::Aes128, vec![], Some("k"));
+        let dash_cenc = p(vec![Protocol::Dash], Protection::Cenc, vec![Drm::ClearKey], Some("k"));
+        let all = vec![hls_aes.clone(), dash_cenc.clone()];
+        assert_eq!(validate_policies(&all), Ok(Some("k".into())));
+        assert_eq!(delivery_for(&[], Protocol::Progressive), Delivery::Clear);
+        assert_eq!(delivery_for(&all, Protocol::Hls), Delivery::Protected(&all[0]));
+        assert_eq!(delivery_for(&all, Protocol::Progressive), Delivery::Blocked);
+        assert!(validate_policies(&[hls_aes.clone(), hls_aes.clone()]).is_err());
+        assert!(validate_policies(&[p(
+            vec![Protocol::Progressive],
+            Protection::Cenc,
+            vec![Drm::ClearKey],
+            Some("k")
+        )])
+        .is_err());
+        assert!(validate_policies(&[p(vec![Protocol::Dash], Protection::Aes128, vec![], Some("k"))]).is_err());
+        assert!(validate_policies(&[p(vec![Protocol::Dash], Protection::Cenc, vec![], Some("k"))]).is_err());
+        assert!(validate_policies(&[p(vec![Protocol::Hls], Protection::Aes128, vec![], None)]).is_err());
+        let other = p(
+            vec![Protocol::Dash],
+            Protection::Cenc,
+            vec![Drm::ClearKey],
+            Some("other"),
+        );
+        assert!(validate_policies(&[hls_aes, other]).is_err());
+        let clear = p(vec![Protocol::Progressive], Protection::Clear, vec![], None);
+        assert_eq!(validate_policies(&[clear]), Ok(None));
+    }
+}
