@@ -3,5 +3,6 @@
 mod assets;
 mod delivery;
 mod encoding;
+mod protection;
 mod runtime_emulator;
 mod support;

@@ -269,6 +269,8 @@ fn bench_cold_start(bin_dir: &Path) -> Result<Vec<serde_json::Value>> {
                 .env("TABLE_NAME", "bench")
                 .env("UPLOAD_BUCKET", "bench-up")
                 .env("MEDIA_BUCKET", "bench-media")
+                .env("ENCODE_QUEUE_URL", "http://127.0.0.1:9/queue/bench")
+                .env("KMS_KEY_ID", "alias/bench")
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

@@ -361,6 +361,7 @@ async fn main() -> Result<()> {
         media_bucket: bucket.clone(),
         manifest_ttl: Duration::from_secs(600),
         base_path: "/stream".into(),
+        kms_key_id: format!("alias/{prefix}-content-keys"),
     };
     let ctx_for = |blobs: Arc<dyn BlobStore>| {
         let delivery = DeliveryService::new(
@@ -368,7 +369,15 @@ async fn main() -> Result<()> {
             Arc::new(DynamoDeliveryStore::new(dynamo.clone(), table.clone())),
             blobs.clone(),
         );
-        StreamContext::with_stores(config.clone(), assets.clone(), delivery, blobs)
+        let protection = vod_domain::protection::ProtectionService::new(
+            assets.clone(),
+            Arc::new(vod_aws::DynamoKeyStore::new(dynamo.clone(), table.clone())),
+            Arc::new(vod_aws::KmsKeyService::new(
+                aws_sdk_kms::Client::new(&stack.sdk),
+                format!("alias/{prefix}-content-keys"),
+            )),
+        );
+        StreamContext::with_stores(config.clone(), assets.clone(), delivery, blobs, protection)
     };
 
     // A) Warm segment serving per core (objects in memory) vs memory copy.

@@ -51,6 +51,7 @@ pub enum Handler {
     Ingest(AppContext),
     Encode(vod_worker::WorkerContext),
     Packager(vod_app::stream::StreamContext),
+    Keys(vod_app::keys::KeysContext),
 }
 
 /// One function of the stack, ready to invoke.
@@ -73,6 +74,15 @@ impl LocalFunction {
             return Ok(LocalFunction {
                 spec: spec.clone(),
                 handler: Handler::Packager(vod_app::stream::StreamContext::new(sdk, config)),
+                invocations: AtomicU64::new(0),
+                failed_messages: AtomicU64::new(0),
+            });
+        }
+        if spec.binary == "keys" {
+            let config = vod_app::keys::KeysConfig::from_lookup(|k| env.get(k).cloned()).map_err(fail)?;
+            return Ok(LocalFunction {
+                spec: spec.clone(),
+                handler: Handler::Keys(vod_app::keys::KeysContext::new(sdk, &config)),
                 invocations: AtomicU64::new(0),
                 failed_messages: AtomicU64::new(0),
             });
@@ -103,6 +113,7 @@ impl LocalFunction {
         match &self.handler {
             Handler::Api(ctx) => vod_app::api::handle(ctx, req).await,
             Handler::Packager(ctx) => vod_app::stream::handle(ctx, req).await,
+            Handler::Keys(ctx) => vod_app::keys::handle(ctx, req).await,
             _ => {
                 let mut r = Response::new(Body::Text(r#"{"message":"Internal Server Error"}"#.into()));
                 *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
@@ -117,7 +128,7 @@ impl LocalFunction {
         match &self.handler {
             Handler::Ingest(ctx) => Ok(vod_app::ingest::handle_batch(ctx, event).await),
             Handler::Encode(ctx) => Ok(vod_worker::handle_batch(ctx, event).await),
-            Handler::Api(_) | Handler::Packager(_) => {
+            Handler::Api(_) | Handler::Packager(_) | Handler::Keys(_) => {
                 Err(anyhow!("function {} does not take SQS events", self.spec.logical_id))
             }
         }

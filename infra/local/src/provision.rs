@@ -45,6 +45,26 @@ pub async fn provision(sdk: &aws_config::SdkConfig, spec: &StackSpec) -> Result<
             info!(bus = %bus, "event bus created");
         }
     }
+    let kms = aws_sdk_kms::Client::new(sdk);
+    for alias in &spec.kms_aliases {
+        let exists = kms.describe_key().key_id(alias).send().await.is_ok();
+        if !exists {
+            let key = kms
+                .create_key()
+                .description(format!("content keys ({alias})"))
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("creating KMS key for {alias}: {}", chain(&e)))?;
+            let id = key.key_metadata.map(|m| m.key_id).unwrap_or_default();
+            kms.create_alias()
+                .alias_name(alias)
+                .target_key_id(&id)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("creating KMS alias {alias}: {}", chain(&e)))?;
+            info!(alias = %alias, "KMS key created");
+        }
+    }
     Ok(urls)
 }
 

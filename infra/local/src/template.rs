@@ -98,6 +98,8 @@ pub struct StackSpec {
     pub functions: Vec<FunctionSpec>,
     /// EventBridge buses (names).
     pub event_buses: Vec<String>,
+    /// KMS keys to create, by alias (`alias/…`).
+    pub kms_aliases: Vec<String>,
 }
 
 impl StackSpec {
@@ -222,8 +224,14 @@ impl Template {
             tables: vec![],
             functions: vec![],
             event_buses: vec![],
+            kms_aliases: vec![],
         };
         for (id, res) in resources {
+            if let Some(c) = res.get("Condition").and_then(Value::as_str) {
+                if !ctx.condition(c)? {
+                    continue;
+                }
+            }
             let ty = res.get("Type").and_then(Value::as_str).unwrap_or_default();
             let props = res.get("Properties").cloned().unwrap_or(Value::Object(Map::new()));
             match ty {
@@ -231,6 +239,9 @@ impl Template {
                 "AWS::SQS::Queue" => spec.queues.push(ctx.queue(id, &props)?),
                 "AWS::DynamoDB::Table" => spec.tables.push(ctx.table(id, &props)?),
                 "AWS::Events::EventBus" => spec.event_buses.push(ctx.physical_name(id)?),
+                "AWS::KMS::Alias" => spec.kms_aliases.push(str_of(
+                    &ctx.eval(props.get("AliasName").ok_or_else(|| anyhow!("{id}: no AliasName"))?)?,
+                )?),
                 "AWS::Serverless::Function" => {
                     spec.functions
                         .push(ctx.function(id, res, &props, &globals_env, global_timeout)?)

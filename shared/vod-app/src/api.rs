@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 use tracing::{error, warn};
 use vod_domain::delivery::{CreateLocatorRequest, Filter, Locator, LocatorId, LocatorKind};
 use vod_domain::job::{JobId, Preset};
+use vod_domain::protection::{redact, ContentKeyView, DeliveryPolicy, KeyPolicy};
 use vod_domain::service::CreateAssetRequest;
 use vod_domain::{AssetId, CompletedPart, DomainError};
 
@@ -206,6 +207,19 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             ctx.assets.get_asset(id).await?;
             ctx.jobs.store().delete_jobs_of(id).await.map_err(DomainError::from)?;
             ctx.delivery.delete_for_asset(id).await?;
+            for k in ctx
+                .protection
+                .store()
+                .list_content_keys(id)
+                .await
+                .map_err(DomainError::from)?
+            {
+                ctx.protection
+                    .store()
+                    .delete_content_key(k.kid)
+                    .await
+                    .map_err(DomainError::from)?;
+            }
             ctx.assets.delete_asset(id).await?;
             Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
         }
@@ -320,8 +334,76 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             ctx.delivery.delete_filter(None, name).await?;
             Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
         }
+        (["key-policies"], Method::POST) => {
+            let policy: KeyPolicy = parse_json(req)?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &ctx.protection.put_key_policy(policy).await?,
+            ))
+        }
+        (["key-policies"], Method::GET) => {
+            let items: Vec<KeyPolicy> = ctx
+                .protection
+                .store()
+                .list_key_policies()
+                .await
+                .map_err(DomainError::from)?
+                .into_iter()
+                .map(redact)
+                .collect();
+            Ok(json_response(StatusCode::OK, &serde_json::json!({ "items": items })))
+        }
+        (["key-policies", name], Method::GET) => Ok(json_response(
+            StatusCode::OK,
+            &redact(ctx.protection.get_key_policy(name).await?),
+        )),
+        (["key-policies", name], Method::DELETE) => {
+            ctx.protection.get_key_policy(name).await?;
+            ctx.protection
+                .store()
+                .delete_key_policy(name)
+                .await
+                .map_err(DomainError::from)?;
+            Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
+        }
+        (["assets", id, "delivery-policies"], Method::PUT) => {
+            let id = parse_id(id)?;
+            let body: SetDeliveryPolicies = parse_json(req)?;
+            let keys = ctx.protection.set_delivery_policies(id, body.policies.clone()).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "policies": body.policies, "content_keys": keys }),
+            ))
+        }
+        (["assets", id, "delivery-policies"], Method::GET) => {
+            let asset = ctx.assets.get_asset(parse_id(id)?).await?;
+            let keys = content_keys(ctx, asset.id).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "policies": asset.delivery_policies, "content_keys": keys }),
+            ))
+        }
+        (["assets", id, "content-keys"], Method::GET) => {
+            let id = parse_id(id)?;
+            ctx.assets.get_asset(id).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "items": content_keys(ctx, id).await? }),
+            ))
+        }
+        (["content-keys"], Method::POST) => {
+            let body: CreateContentKey = parse_json(req)?;
+            ctx.assets.get_asset(body.asset).await?;
+            let key = ctx.protection.create_content_key(body.asset, &body.key_policy).await?;
+            Ok(json_response(StatusCode::CREATED, &ContentKeyView::from(&key)))
+        }
         (["assets"], _)
         | (["assets", _], _)
+        | (["key-policies"], _)
+        | (["key-policies", _], _)
+        | (["assets", _, "delivery-policies"], _)
+        | (["assets", _, "content-keys"], _)
+        | (["content-keys"], _)
         | (["locators"], _)
         | (["locators", _], _)
         | (["assets", _, "locators"], _)
@@ -341,6 +423,31 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             format!("no route for {path}"),
         )),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetDeliveryPolicies {
+    policies: Vec<DeliveryPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateContentKey {
+    asset: AssetId,
+    key_policy: String,
+}
+
+async fn content_keys(ctx: &AppContext, asset: AssetId) -> Result<Vec<ContentKeyView>, ApiError> {
+    Ok(ctx
+        .protection
+        .store()
+        .list_content_keys(asset)
+        .await
+        .map_err(DomainError::from)?
+        .iter()
+        .map(ContentKeyView::from)
+        .collect())
 }
 
 fn parse_locator_id(raw: &str) -> Result<LocatorId, ApiError> {
@@ -378,6 +485,8 @@ async fn locator_view(ctx: &AppContext, locator: Locator) -> Result<LocatorView,
                 "dash": dash,
                 "hls_cmaf": format!("{ism}/manifest(format=m3u8-cmaf)"),
                 "dash_cmaf": format!("{ism}/manifest(format=mpd-time-cmaf)"),
+                // Key delivery shares the CDN: W3C Clear Key licences (protected assets).
+                "clearkey_license": format!("{}/keys/clearkey", base.strip_suffix("/stream").unwrap_or("")),
             });
             if let Some(player) = &ctx.config.player_url {
                 let enc =

@@ -4,9 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use vod_aws::{DynamoAssetStore, DynamoDeliveryStore, DynamoJobStore, S3BlobStore, SqsTaskQueue};
+use vod_aws::{
+    DynamoAssetStore, DynamoDeliveryStore, DynamoJobStore, DynamoKeyStore, KmsKeyService, S3BlobStore, SqsTaskQueue,
+};
 use vod_domain::delivery::DeliveryService;
 use vod_domain::jobs::JobService;
+use vod_domain::protection::ProtectionService;
 use vod_domain::{AssetService, ServiceConfig};
 
 #[derive(Debug, Error)]
@@ -41,6 +44,8 @@ pub struct AppConfig {
     pub stream_base_url: Option<String>,
     /// A page that plays a stream given `?src=` (the player page); optional.
     pub player_url: Option<String>,
+    /// The KMS key (id, ARN or alias) that wraps content keys and verification secrets.
+    pub kms_key_id: String,
 }
 
 impl AppConfig {
@@ -69,6 +74,7 @@ impl AppConfig {
                 .filter(|u| !u.is_empty())
                 .map(|u| u.trim_end_matches('/').to_string()),
             player_url: get("PLAYER_URL").filter(|u| !u.is_empty()),
+            kms_key_id: req("KMS_KEY_ID")?,
             webhook: match get("WEBHOOK_URL").filter(|u| !u.is_empty()) {
                 None => None,
                 Some(url) => Some((url, req("WEBHOOK_SECRET")?)),
@@ -117,6 +123,7 @@ pub struct AppContext {
     pub assets: AssetService,
     pub jobs: JobService,
     pub delivery: DeliveryService,
+    pub protection: ProtectionService,
 }
 
 impl AppContext {
@@ -136,6 +143,17 @@ impl AppContext {
             )),
             blobs,
         );
+        let protection = ProtectionService::new(
+            store.clone(),
+            Arc::new(DynamoKeyStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                config.table_name.clone(),
+            )),
+            Arc::new(KmsKeyService::new(
+                aws_sdk_kms::Client::new(sdk),
+                config.kms_key_id.clone(),
+            )),
+        );
         let job_store = Arc::new(DynamoJobStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
             config.table_name.clone(),
@@ -150,6 +168,7 @@ impl AppContext {
             assets,
             jobs,
             delivery,
+            protection,
         }
     }
 

@@ -12,12 +12,19 @@ use lambda_http::{Body, Request, Response};
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
-use vod_aws::{DynamoAssetStore, DynamoDeliveryStore, S3BlobStore};
+use vod_aws::{DynamoAssetStore, DynamoDeliveryStore, DynamoKeyStore, KmsKeyService, S3BlobStore};
 use vod_domain::delivery::{select, DeliveryService, Filter, Locator, LocatorId, LocatorKind, LocatorWindow};
+use vod_domain::protection::{
+    delivery_for, ContentKey, Delivery, DeliveryPolicy, Drm, KeyId, Protection, ProtectionService, Protocol,
+};
 use vod_domain::{Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, DomainError, SegmentIndex};
+use vod_package::dash::{DashDrm, DashProtection};
+use vod_package::encrypt::{aes128_cbc, protect_init, protect_segment, pssh, system_id, DrmSystem, Scheme};
 use vod_package::range::{parse_range, RangeOutcome};
 use vod_package::timeline::{overlapping, TrackKind};
+use vod_package::url::Enc;
 use vod_package::{dash, hls, Format, Presentation, Resource, TrackTimeline, UrlError};
+use zeroize::Zeroizing;
 
 use crate::api::{error_response, ApiError};
 use crate::config::ConfigError;
@@ -35,6 +42,8 @@ pub struct StreamConfig {
     pub manifest_ttl: Duration,
     /// The path prefix of the packager's routes (`/stream`).
     pub base_path: String,
+    /// The KMS key that wraps content keys.
+    pub kms_key_id: String,
 }
 
 impl StreamConfig {
@@ -57,6 +66,7 @@ impl StreamConfig {
                 .unwrap_or_else(|| "/stream".into())
                 .trim_end_matches('/')
                 .to_string(),
+            kms_key_id: req("KMS_KEY_ID")?,
         })
     }
 }
@@ -74,6 +84,11 @@ pub struct StreamContext {
     /// Segment indexes and init segments never change once written (keys are per job): cached by object key.
     indexes: Cache<String, Arc<SegmentIndex>>,
     objects: Cache<String, Arc<Vec<u8>>>,
+    protection: ProtectionService,
+    /// An asset's content key record (no key material), and unwrapped keys (kept in memory only, zeroized when
+    /// evicted).
+    asset_keys: Cache<AssetId, Option<Arc<ContentKey>>>,
+    plain_keys: Cache<KeyId, Arc<Zeroizing<[u8; 16]>>>,
 }
 
 fn err(status: StatusCode, code: &'static str, msg: impl Into<String>) -> ApiError {
@@ -108,9 +123,16 @@ impl StreamContext {
         assets: Arc<dyn AssetStore>,
         delivery: DeliveryService,
         blobs: Arc<dyn BlobStore>,
+        protection: ProtectionService,
     ) -> Self {
         let ttl = config.manifest_ttl;
         StreamContext {
+            protection,
+            asset_keys: Cache::builder().max_capacity(1_000).time_to_live(ttl).build(),
+            plain_keys: Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
             locators: Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
             asset_cache: Cache::builder().max_capacity(1_000).time_to_live(ttl).build(),
             filters: Cache::builder().max_capacity(1_000).time_to_live(ttl).build(),
@@ -132,10 +154,18 @@ impl StreamContext {
         let blobs: Arc<dyn BlobStore> = Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk)));
         let delivery = DeliveryService::new(
             assets.clone(),
-            Arc::new(DynamoDeliveryStore::new(dynamo, config.table_name.clone())),
+            Arc::new(DynamoDeliveryStore::new(dynamo.clone(), config.table_name.clone())),
             blobs.clone(),
         );
-        Self::with_stores(config, assets, delivery, blobs)
+        let protection = ProtectionService::new(
+            assets.clone(),
+            Arc::new(DynamoKeyStore::new(dynamo, config.table_name.clone())),
+            Arc::new(KmsKeyService::new(
+                aws_sdk_kms::Client::new(sdk),
+                config.kms_key_id.clone(),
+            )),
+        );
+        Self::with_stores(config, assets, delivery, blobs, protection)
     }
 
     pub async fn from_env() -> Result<Self, ConfigError> {
@@ -204,6 +234,39 @@ impl StreamContext {
         let bytes = Arc::new(self.blobs.read_range(&blob, 0, meta.size).await.map_err(unavailable)?);
         self.objects.insert(key.to_string(), bytes.clone());
         Ok(bytes)
+    }
+
+    /// The asset's content key (id and policy) and its plaintext.
+    async fn content_key(&self, asset: AssetId) -> Result<(Arc<ContentKey>, Arc<Zeroizing<[u8; 16]>>), ApiError> {
+        let rec = match self.asset_keys.get(&asset) {
+            Some(k) => k,
+            None => {
+                let k = self
+                    .protection
+                    .store()
+                    .list_content_keys(asset)
+                    .await
+                    .map_err(unavailable)?
+                    .into_iter()
+                    .max_by_key(|k| k.created_at)
+                    .map(Arc::new);
+                self.asset_keys.insert(asset, k.clone());
+                k
+            }
+        };
+        let rec = rec.ok_or_else(|| {
+            err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_content_key",
+                "the asset's delivery policy is protected but it has no content key",
+            )
+        })?;
+        if let Some(p) = self.plain_keys.get(&rec.kid) {
+            return Ok((rec, p));
+        }
+        let plain = Arc::new(self.protection.unwrap_content_key(&rec).await.map_err(unavailable)?);
+        self.plain_keys.insert(rec.kid, plain.clone());
+        Ok((rec, plain))
     }
 
     async fn index(&self, key: &str, bucket: &str) -> Result<Arc<SegmentIndex>, ApiError> {
@@ -323,6 +386,153 @@ fn cache_control(max_age: u64, immutable: bool) -> String {
     }
 }
 
+fn enc_of(p: Protection) -> Option<Enc> {
+    match p {
+        Protection::Clear => None,
+        Protection::Aes128 => Some(Enc::Aes128),
+        Protection::Cenc => Some(Enc::Cenc),
+        Protection::Cbcs => Some(Enc::Cbcs),
+    }
+}
+
+fn blocked(protocol: Protocol) -> ApiError {
+    err(
+        StatusCode::FORBIDDEN,
+        "protocol_blocked",
+        format!("no delivery policy of this asset allows {protocol:?}"),
+    )
+}
+
+/// The protection a protocol gets, or 403 if no policy allows it.
+fn protection_for(policies: &[DeliveryPolicy], protocol: Protocol) -> Result<Option<&DeliveryPolicy>, ApiError> {
+    match delivery_for(policies, protocol) {
+        Delivery::Clear => Ok(None),
+        Delivery::Protected(p) => Ok(Some(p)),
+        Delivery::Blocked => Err(blocked(protocol)),
+    }
+}
+
+/// A segment URL's scheme must be the one some streaming protocol is delivered with (no clear segments of a
+/// protected asset, no scheme nobody asked for).
+fn check_scheme(policies: &[DeliveryPolicy], enc: Option<Enc>) -> Result<Option<&DeliveryPolicy>, ApiError> {
+    for protocol in [Protocol::Hls, Protocol::Dash] {
+        match delivery_for(policies, protocol) {
+            Delivery::Clear if enc.is_none() => return Ok(None),
+            Delivery::Protected(p) if enc_of(p.protection) == enc => return Ok(Some(p)),
+            _ => {}
+        }
+    }
+    Err(err(
+        StatusCode::FORBIDDEN,
+        "encryption_required",
+        "this asset is not delivered with that encryption",
+    ))
+}
+
+/// The `pssh` boxes of a policy's DRM systems.
+fn pssh_boxes(policy: &DeliveryPolicy, kid: [u8; 16]) -> Vec<(DrmSystem, Vec<u8>)> {
+    policy
+        .drm
+        .iter()
+        .map(|d| match d {
+            Drm::ClearKey => (DrmSystem::ClearKey, pssh(DrmSystem::ClearKey, &[kid], None)),
+            Drm::Widevine { license_url } => (
+                DrmSystem::Widevine,
+                pssh(DrmSystem::Widevine, &[kid], Some(license_url)),
+            ),
+            Drm::PlayReady { license_url } => (
+                DrmSystem::PlayReady,
+                pssh(DrmSystem::PlayReady, &[kid], Some(license_url)),
+            ),
+        })
+        .collect()
+}
+
+fn uuid_of(b: [u8; 16]) -> String {
+    uuid::Uuid::from_bytes(b).hyphenated().to_string()
+}
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// `#EXT-X-KEY` tags of an HLS media playlist.
+fn hls_key_tags(policy: &DeliveryPolicy, key: &ContentKey) -> Vec<String> {
+    let kid = key.kid.bytes();
+    match policy.protection {
+        Protection::Clear => Vec::new(),
+        Protection::Aes128 => vec![format!("#EXT-X-KEY:METHOD=AES-128,URI=\"/keys/{}\"", key.kid)],
+        Protection::Cenc | Protection::Cbcs => {
+            let method = if policy.protection == Protection::Cenc {
+                "SAMPLE-AES-CTR"
+            } else {
+                "SAMPLE-AES"
+            };
+            let mut tags: Vec<String> = pssh_boxes(policy, kid)
+                .into_iter()
+                .map(|(sys, b)| {
+                    format!(
+                        "#EXT-X-KEY:METHOD={method},KEYFORMAT=\"urn:uuid:{}\",KEYFORMATVERSIONS=\"1\",\
+                         URI=\"data:text/plain;base64,{}\",KEYID=0x{}",
+                        uuid_of(system_id(sys)),
+                        b64(&b),
+                        hex::encode(kid)
+                    )
+                })
+                .collect();
+            if policy.protection == Protection::Cbcs {
+                // FairPlay-style signalling (licences from the customer's FairPlay service).
+                tags.push(format!(
+                    "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://{}\",KEYFORMAT=\"com.apple.streamingkeydelivery\",\
+                     KEYFORMATVERSIONS=\"1\"",
+                    hex::encode(kid)
+                ));
+            }
+            tags
+        }
+    }
+}
+
+/// Content protection elements of an MPD.
+fn dash_protection(policy: &DeliveryPolicy, key: &ContentKey) -> Option<DashProtection> {
+    let enc = enc_of(policy.protection)?;
+    let kid = key.kid.bytes();
+    let systems = pssh_boxes(policy, kid)
+        .into_iter()
+        .map(|(sys, b)| match sys {
+            // DASH-IF's Clear Key scheme id (the pssh box carries the W3C common system id).
+            DrmSystem::ClearKey => DashDrm {
+                system_id: "e2719d58-a985-b3c9-781a-b030af78d30e".into(),
+                value: "ClearKey1.0".into(),
+                pssh_b64: Some(b64(&b)),
+            },
+            DrmSystem::Widevine => DashDrm {
+                system_id: uuid_of(system_id(sys)),
+                value: "Widevine".into(),
+                pssh_b64: Some(b64(&b)),
+            },
+            DrmSystem::PlayReady => DashDrm {
+                system_id: uuid_of(system_id(sys)),
+                value: "MSPR 2.0".into(),
+                pssh_b64: Some(b64(&b)),
+            },
+        })
+        .collect();
+    Some(DashProtection {
+        enc,
+        kid: key.kid.to_string(),
+        systems,
+    })
+}
+
+fn scheme_of(enc: Enc) -> Scheme {
+    match enc {
+        Enc::Cbcs => Scheme::Cbcs,
+        _ => Scheme::Cenc,
+    }
+}
+
 async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
     let path = req.uri().path();
     let rel = path
@@ -394,6 +604,17 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
 
     match &sreq.resource {
         Resource::Manifest { .. } | Resource::MediaPlaylist { .. } => {
+            let protocol = match sreq.resource {
+                Resource::Manifest {
+                    format: Format::Dash, ..
+                } => Protocol::Dash,
+                _ => Protocol::Hls,
+            };
+            let policy = protection_for(&asset.delivery_policies, protocol)?;
+            let key = match policy {
+                Some(_) => Some(ctx.content_key(asset.id).await?.0),
+                None => None,
+            };
             let mut filters = Vec::new();
             for name in locator.filters.iter().chain(sreq.filters.iter()) {
                 filters.push((*ctx.filter(locator.asset_id, name).await?).clone());
@@ -465,7 +686,10 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     };
                     match format {
                         Format::Hls => (hls::multivariant(&p), "application/vnd.apple.mpegurl"),
-                        Format::Dash => (dash::mpd(&p), "application/dash+xml"),
+                        Format::Dash => {
+                            let prot = policy.zip(key.as_deref()).and_then(|(p, k)| dash_protection(p, k));
+                            (dash::mpd(&p, prot.as_ref()), "application/dash+xml")
+                        }
                     }
                 }
                 Resource::MediaPlaylist { track } => {
@@ -474,7 +698,11 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         .chain(audio.iter())
                         .find(|t| t.name == track)
                         .ok_or_else(|| not_found(format!("no track {track} in this presentation")))?;
-                    (hls::media(t), "application/vnd.apple.mpegurl")
+                    let (enc, tags) = match policy.zip(key.as_deref()) {
+                        Some((p, k)) => (enc_of(p.protection), hls_key_tags(p, k)),
+                        None => (None, Vec::new()),
+                    };
+                    (hls::media(t, enc, &tags), "application/vnd.apple.mpegurl")
                 }
                 _ => unreachable!("matched above"),
             };
@@ -484,15 +712,38 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
             r.headers.push(("cache-control", cache_control(manifest_age, false)));
             Ok(r)
         }
-        Resource::Init { track } => {
+        Resource::Init { track, enc } => {
             let idx = ctx.index(&index_key(track)?, bucket).await?;
-            let bytes = ctx.object(&idx.init, bucket).await?;
-            let mut r = reply(StatusCode::OK, "video/mp4", bytes.as_ref().clone());
-            r.headers.push(("etag", etag_of(&[idx.init.as_bytes(), &r.body])));
+            let clear = ctx.object(&idx.init, bucket).await?;
+            let body = match enc {
+                None | Some(Enc::Aes128) => clear.as_ref().clone(),
+                Some(e) => {
+                    let policy = check_scheme(&asset.delivery_policies, Some(*e))?
+                        .ok_or_else(|| not_found("no protected delivery"))?;
+                    let (key, _) = ctx.content_key(asset.id).await?;
+                    let boxes: Vec<Vec<u8>> = pssh_boxes(policy, key.kid.bytes())
+                        .into_iter()
+                        .map(|(_, b)| b)
+                        .collect();
+                    protect_init(&clear, scheme_of(*e), &key.kid.bytes(), &boxes).map_err(|e| {
+                        warn!(error = %e, "init segment cannot be protected");
+                        err(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "package_failed",
+                            "cannot protect the init segment",
+                        )
+                    })?
+                }
+            };
+            let tag = enc.map_or("clear", |e| e.as_str());
+            let mut r = reply(StatusCode::OK, "video/mp4", body);
+            r.headers
+                .push(("etag", etag_of(&[idx.init.as_bytes(), tag.as_bytes(), &r.body])));
             r.headers.push(("cache-control", cache_control(segment_age, true)));
             Ok(r)
         }
-        Resource::Segment { track, number } => {
+        Resource::Segment { track, number, enc } => {
+            check_scheme(&asset.delivery_policies, *enc)?;
             let idx = ctx.index(&index_key(track)?, bucket).await?;
             let seg = idx
                 .segments
@@ -500,7 +751,14 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 .ok()
                 .map(|i| &idx.segments[i])
                 .ok_or_else(|| not_found(format!("track {track} has no segment {number}")))?;
-            let etag = etag_of(&[seg.key.as_bytes(), &seg.size.to_le_bytes()]);
+            let tag = enc.map_or("clear", |e| e.as_str());
+            // Encrypted bytes are deterministic per key: the key id is part of the tag.
+            let key = match enc {
+                Some(_) => Some(ctx.content_key(asset.id).await?),
+                None => None,
+            };
+            let kid = key.as_ref().map(|(k, _)| k.kid.bytes()).unwrap_or_default();
+            let etag = etag_of(&[seg.key.as_bytes(), &seg.size.to_le_bytes(), tag.as_bytes(), &kid]);
             let conditional = req
                 .headers()
                 .get(http::header::IF_NONE_MATCH)
@@ -508,14 +766,45 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
             let blob = BlobRef::new(bucket, &seg.key);
             let mut r = if seg.size > MAX_BODY {
+                if enc.is_some() {
+                    return Err(err(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "segment_too_large",
+                        "the segment is too large to encrypt in one response",
+                    ));
+                }
                 redirect(ctx, &blob, left).await?
-            } else if conditional || req.method() == Method::HEAD {
+            } else if conditional || (req.method() == Method::HEAD && enc.is_none()) {
                 // Answered from the index alone: no S3 request.
                 let mut r = reply(StatusCode::OK, "video/mp4", Vec::new());
-                r.headers.push(("content-length", seg.size.to_string()));
+                if !conditional {
+                    r.headers.push(("content-length", seg.size.to_string()));
+                }
                 r
             } else {
-                let body = ctx.blobs.read_range(&blob, 0, seg.size).await.map_err(unavailable)?;
+                let clear = ctx.blobs.read_range(&blob, 0, seg.size).await.map_err(unavailable)?;
+                let body = match (enc, &key) {
+                    (None, _) | (_, None) => clear,
+                    (Some(Enc::Aes128), Some((_, k))) => {
+                        // HLS: IV = the segment's media sequence number (no IV attribute in EXT-X-KEY).
+                        let iv = (*number as u128).to_be_bytes();
+                        aes128_cbc(k, &iv, &clear).map_err(|e| {
+                            warn!(error = %e, "AES-128 failed");
+                            err(StatusCode::INTERNAL_SERVER_ERROR, "package_failed", "encryption failed")
+                        })?
+                    }
+                    (Some(e), Some((rec, k))) => {
+                        let init = ctx.object(&idx.init, bucket).await?;
+                        protect_segment(&init, &clear, scheme_of(*e), k, &rec.kid.bytes(), *number).map_err(|e| {
+                            warn!(error = %e, "segment cannot be protected");
+                            err(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "package_failed",
+                                "cannot protect the segment",
+                            )
+                        })?
+                    }
+                };
                 reply(StatusCode::OK, "video/mp4", body)
             };
             if r.status == StatusCode::OK {
@@ -525,6 +814,8 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
             Ok(r)
         }
         Resource::Progressive { rendition } => {
+            // Progressive download is never dynamically encrypted: only a clear policy (or none) allows it.
+            protection_for(&asset.delivery_policies, Protocol::Progressive)?;
             let key = output
                 .renditions
                 .iter()

@@ -5,6 +5,54 @@ use std::fmt::Write;
 use quick_xml::escape::escape;
 
 use crate::timeline::{Presentation, TrackKind, TrackTimeline};
+use crate::url::Enc;
+
+/// One DRM system signalled in the MPD.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashDrm {
+    /// The system id as a UUID string (`edef8ba9-79d6-4ace-a3c8-27dcd51d21ed`).
+    pub system_id: String,
+    pub value: String,
+    /// The system's `pssh` box, base64 (`cenc:pssh`).
+    pub pssh_b64: Option<String>,
+}
+
+/// Common Encryption signalling of an MPD.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashProtection {
+    pub enc: Enc,
+    /// The default KID as a UUID string.
+    pub kid: String,
+    pub systems: Vec<DashDrm>,
+}
+
+fn content_protection(out: &mut String, prot: &DashProtection) {
+    let _ = writeln!(
+        out,
+        "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{}\" \
+         cenc:default_KID=\"{}\"/>",
+        prot.enc.as_str(),
+        escape(prot.kid.as_str())
+    );
+    for d in &prot.systems {
+        let _ = write!(
+            out,
+            "      <ContentProtection schemeIdUri=\"urn:uuid:{}\" value=\"{}\"",
+            escape(d.system_id.as_str()),
+            escape(d.value.as_str())
+        );
+        match &d.pssh_b64 {
+            Some(p) => {
+                let _ = writeln!(
+                    out,
+                    "><cenc:pssh>{}</cenc:pssh></ContentProtection>",
+                    escape(p.as_str())
+                );
+            }
+            None => out.push_str("/>\n"),
+        }
+    }
+}
 
 /// ISO 8601 duration with millisecond precision.
 fn iso_duration(secs: f64) -> String {
@@ -35,8 +83,12 @@ fn timeline(t: &TrackTimeline) -> String {
     out
 }
 
-fn representation(out: &mut String, t: &TrackTimeline, prefix: &str) {
+fn representation(out: &mut String, t: &TrackTimeline, prefix: &str, enc: Option<Enc>) {
     let id = escape(t.name);
+    let dir = match enc {
+        Some(e) => format!("{id}/{}", e.as_str()),
+        None => id.to_string(),
+    };
     let _ = write!(
         out,
         "      <Representation id=\"{id}\" codecs=\"{}\" bandwidth=\"{}\"",
@@ -68,7 +120,7 @@ fn representation(out: &mut String, t: &TrackTimeline, prefix: &str) {
     let _ = writeln!(
         out,
         "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" startNumber=\"{}\" \
-         initialization=\"{prefix}{id}/init.mp4\" media=\"{prefix}{id}/seg-$Number%05d$.m4s\">{}</SegmentTemplate>",
+         initialization=\"{prefix}{dir}/init.mp4\" media=\"{prefix}{dir}/seg-$Number%05d$.m4s\">{}</SegmentTemplate>",
         t.timescale,
         first.map_or(0, |s| s.start),
         first.map_or(0, |s| s.number),
@@ -77,8 +129,9 @@ fn representation(out: &mut String, t: &TrackTimeline, prefix: &str) {
     out.push_str("      </Representation>\n");
 }
 
-/// The MPD of a presentation.
-pub fn mpd(p: &Presentation) -> String {
+/// The MPD of a presentation, with Common Encryption signalling when `protection` is given.
+pub fn mpd(p: &Presentation, protection: Option<&DashProtection>) -> String {
+    let enc = protection.map(|x| x.enc);
     let duration = iso_duration(p.duration_secs());
     let max_seg = p
         .video
@@ -91,6 +144,7 @@ pub fn mpd(p: &Presentation) -> String {
     let _ = writeln!(
         out,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
+         xmlns:cenc=\"urn:mpeg:cenc:2013\" \
          profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\" type=\"static\" \
          mediaPresentationDuration=\"{duration}\" minBufferTime=\"{}\">\n  <Period id=\"0\" start=\"PT0S\" \
          duration=\"{duration}\">",
@@ -106,8 +160,11 @@ pub fn mpd(p: &Presentation) -> String {
             "    <AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" \
              startWithSAP=\"1\" maxWidth=\"{mw}\" maxHeight=\"{mh}\">"
         );
+        if let Some(prot) = protection {
+            content_protection(&mut out, prot);
+        }
         for v in &p.video {
-            representation(&mut out, v, &prefix);
+            representation(&mut out, v, &prefix, enc);
         }
         out.push_str("    </AdaptationSet>\n");
     }
@@ -116,7 +173,10 @@ pub fn mpd(p: &Presentation) -> String {
             "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" \
              segmentAlignment=\"true\" startWithSAP=\"1\">\n",
         );
-        representation(&mut out, a, &prefix);
+        if let Some(prot) = protection {
+            content_protection(&mut out, prot);
+        }
+        representation(&mut out, a, &prefix, enc);
         out.push_str("    </AdaptationSet>\n");
     }
     out.push_str("  </Period>\n</MPD>\n");
@@ -170,8 +230,23 @@ mod tests {
             uri_prefix: String::new(),
             query: String::new(),
         };
-        let m = mpd(&p);
+        let m = mpd(&p, None);
         assert!(m.contains("mediaPresentationDuration=\"PT13.000S\""), "{m}");
+        let prot = DashProtection {
+            enc: Enc::Cenc,
+            kid: "0a0b0c0d-0000-0000-0000-000000000001".into(),
+            systems: vec![DashDrm {
+                system_id: "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed".into(),
+                value: "Widevine".into(),
+                pssh_b64: Some("AAAA".into()),
+            }],
+        };
+        let e = mpd(&p, Some(&prot));
+        assert!(
+            e.contains("value=\"cenc\" cenc:default_KID=\"0a0b0c0d-0000-0000-0000-000000000001\""),
+            "{e}"
+        );
+        assert!(e.contains("<cenc:pssh>AAAA</cenc:pssh>") && e.contains("initialization=\"360p/cenc/init.mp4\""));
         assert!(
             m.contains("<S t=\"0\" d=\"4000\" r=\"2\"/><S t=\"12000\" d=\"1000\"/>"),
             "{m}"
@@ -181,7 +256,7 @@ mod tests {
             video: vec![t(4.0, 8.0)],
             ..p
         };
-        let m = mpd(&p);
+        let m = mpd(&p, None);
         assert!(m.contains("presentationTimeOffset=\"4000\" startNumber=\"1\""), "{m}");
         assert!(m.contains("mediaPresentationDuration=\"PT4.000S\""), "{m}");
     }

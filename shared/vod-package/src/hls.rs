@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::timeline::{Presentation, TrackKind, TrackTimeline};
+use crate::url::Enc;
 
 fn frame_rate(fr: (u32, u32)) -> String {
     format!("{:.3}", fr.0 as f64 / fr.1.max(1) as f64)
@@ -66,19 +67,42 @@ pub fn multivariant(p: &Presentation) -> String {
     out
 }
 
-/// A media playlist; URIs are relative to it (it lives at `{track}/media.m3u8`).
-pub fn media(t: &TrackTimeline) -> String {
+/// A media playlist; URIs are relative to it (it lives at `{track}/media.m3u8`). Encrypted output names its
+/// segments under `{enc}/` and carries `key_tags` (`#EXT-X-KEY` lines): after the clear EXT-X-MAP for AES-128 (the
+/// init segment holds no media), before the protected EXT-X-MAP for CENC.
+pub fn media(t: &TrackTimeline, enc: Option<Enc>, key_tags: &[String]) -> String {
     let max = t.segments.iter().map(|s| t.segment_secs(s)).fold(0.0, f64::max);
     let target = (max.round() as u64).max(1);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n\
-         #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"",
+         #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS",
         t.segments.first().map_or(0, |s| s.number)
     );
+    let prefix = enc.map(|e| format!("{}/", e.as_str())).unwrap_or_default();
+    match enc {
+        None => out.push_str("#EXT-X-MAP:URI=\"init.mp4\"\n"),
+        Some(Enc::Aes128) => {
+            out.push_str("#EXT-X-MAP:URI=\"init.mp4\"\n");
+            key_tags.iter().for_each(|k| {
+                let _ = writeln!(out, "{k}");
+            });
+        }
+        Some(e) => {
+            key_tags.iter().for_each(|k| {
+                let _ = writeln!(out, "{k}");
+            });
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}/init.mp4\"", e.as_str());
+        }
+    }
     for s in t.segments {
-        let _ = writeln!(out, "#EXTINF:{:.5},\nseg-{:05}.m4s", t.segment_secs(s), s.number);
+        let _ = writeln!(
+            out,
+            "#EXTINF:{:.5},\n{prefix}seg-{:05}.m4s",
+            t.segment_secs(s),
+            s.number
+        );
     }
     out.push_str("#EXT-X-ENDLIST\n");
     out
@@ -154,7 +178,13 @@ mod tests {
             m.contains("BANDWIDTH=264000,AVERAGE-BANDWIDTH=158400,CODECS=\"av01.0.04M.08,opus\",RESOLUTION=640x360,FRAME-RATE=25.000,AUDIO=\"audio\"\nclip.ism/360p/media.m3u8?filter=f\n"),
             "{m}"
         );
-        let media = media(&video);
+        let aes = media(
+            &video,
+            Some(Enc::Aes128),
+            &["#EXT-X-KEY:METHOD=AES-128,URI=\"/keys/k\"".into()],
+        );
+        assert!(aes.contains("#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"/keys/k\"\n#EXTINF:4.00000,\naes128/seg-00000.m4s"), "{aes}");
+        let media = media(&video, None, &[]);
         assert!(media.contains("#EXT-X-TARGETDURATION:4\n"), "{media}");
         assert!(media.contains("#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4.00000,\nseg-00000.m4s\n"));
         assert!(media.ends_with("#EXTINF:2.00000,\nseg-00002.m4s\n#EXT-X-ENDLIST\n"));

@@ -2,7 +2,9 @@
 //! (AMS's `/{locator}/{name}.ism/manifest(format=…)` and friendly aliases), `timeline` selects the segments of a
 //! presentation, `hls` and `dash` write manifests, `range` reads HTTP Range headers. No I/O here: the packager
 //! function fetches locators, indexes and segments and feeds these stages.
+mod av1;
 pub mod dash;
+pub mod encrypt;
 pub mod hls;
 pub mod range;
 pub mod timeline;

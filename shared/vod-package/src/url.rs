@@ -2,7 +2,8 @@
 //! - `{locator}/{name}.ism/manifest(format=m3u8-cmaf|m3u8-aapl|mpd-time-cmaf|mpd-time-csf[,filter=a;b])[.m3u8|.mpd]`
 //! - `{locator}/main.m3u8`, `{locator}/main.mpd` (aliases of the CMAF manifests)
 //! - `{locator}/{name}.ism/{track}/media.m3u8` (HLS media playlist), `…/{track}/init.mp4`,
-//!   `…/{track}/seg-{n}.m4s`, and `{locator}/{name}.ism/{rendition}.mp4` (progressive download)
+//!   `…/{track}/seg-{n}.m4s`, the same under `…/{track}/{aes128|cenc|cbcs}/` when encrypted, and
+//!   `{locator}/{name}.ism/{rendition}.mp4` (progressive download)
 //!
 //! Filters also come from the query (`?filter=a,b`). Every element is checked against a strict alphabet, so no
 //! request can name anything outside its asset.
@@ -25,6 +26,32 @@ pub enum Format {
     Dash,
 }
 
+/// Encryption of a segment URL (the same segment is served differently per scheme, so each has its own path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Enc {
+    Aes128,
+    Cenc,
+    Cbcs,
+}
+
+impl Enc {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enc::Aes128 => "aes128",
+            Enc::Cenc => "cenc",
+            Enc::Cbcs => "cbcs",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "aes128" => Some(Enc::Aes128),
+            "cenc" => Some(Enc::Cenc),
+            "cbcs" => Some(Enc::Cbcs),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resource {
     /// HLS multivariant playlist or DASH MPD. `alias` = served at `{locator}/main.*` (URIs inside then carry the
@@ -38,10 +65,12 @@ pub enum Resource {
     },
     Init {
         track: String,
+        enc: Option<Enc>,
     },
     Segment {
         track: String,
         number: u32,
+        enc: Option<Enc>,
     },
     Progressive {
         rendition: String,
@@ -208,22 +237,26 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                         },
                     ))
                 }
-                [track, file] => {
+                [track, file] | [track, _, file] => {
                     if !valid_track_name(track) {
                         return Err(UrlError::NotFound((*track).into()));
                     }
+                    let enc = match tail {
+                        [_, e, _] => Some(Enc::parse(e).ok_or_else(|| UrlError::NotFound((*e).into()))?),
+                        _ => None,
+                    };
                     let track = (*track).to_string();
-                    let resource = match *file {
-                        "media.m3u8" => Resource::MediaPlaylist { track },
-                        "init.mp4" => Resource::Init { track },
-                        f => {
+                    let resource = match (*file, enc) {
+                        ("media.m3u8", None) => Resource::MediaPlaylist { track },
+                        ("init.mp4", enc) => Resource::Init { track, enc },
+                        (f, enc) => {
                             let n = f
                                 .strip_prefix("seg-")
                                 .and_then(|f| f.strip_suffix(".m4s"))
                                 .filter(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()))
                                 .and_then(|n| n.parse::<u32>().ok())
                                 .ok_or_else(|| UrlError::NotFound(f.into()))?;
-                            Resource::Segment { track, number: n }
+                            Resource::Segment { track, number: n, enc }
                         }
                     };
                     Ok(req(Some(name), resource))
@@ -290,11 +323,29 @@ mod tests {
             r.resource,
             Resource::Segment {
                 track: "360p".into(),
-                number: 12
+                number: 12,
+                enc: None
             }
         );
         let r = parse(&format!("{L}/c.ism/audio/init.mp4"), None).unwrap();
-        assert_eq!(r.resource, Resource::Init { track: "audio".into() });
+        assert_eq!(
+            r.resource,
+            Resource::Init {
+                track: "audio".into(),
+                enc: None
+            }
+        );
+        let r = parse(&format!("{L}/c.ism/360p/cenc/seg-00003.m4s"), None).unwrap();
+        assert_eq!(
+            r.resource,
+            Resource::Segment {
+                track: "360p".into(),
+                number: 3,
+                enc: Some(Enc::Cenc)
+            }
+        );
+        assert!(parse(&format!("{L}/c.ism/360p/rot13/seg-00003.m4s"), None).is_err());
+        assert!(parse(&format!("{L}/c.ism/360p/cenc/media.m3u8"), None).is_err());
         let r = parse(&format!("{L}/c.ism/720p/media.m3u8"), Some("filter=x")).unwrap();
         assert_eq!(r.filters, vec!["x"]);
         let r = parse(&format!("{L}/c.ism/720p.mp4"), None).unwrap();

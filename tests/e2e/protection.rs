@@ -1,0 +1,503 @@
+//! Content protection end to end: a key policy with a JWT token restriction, delivery policies (HLS AES-128,
+//! DASH CENC with Clear Key + Widevine + PlayReady signalling), key delivery through the stream API, and real
+//! clients — ffmpeg decodes the AES-128 HLS stream fetching its key with a token and decrypts the CENC output with
+//! the key; hls.js plays AES-128, dash.js and shaka-player play CENC with a Clear Key licence from our key service.
+//! Every bad token is refused with the right status, and neither DynamoDB nor the logs hold a plaintext key.
+use std::io::Write;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use chrono::Utc;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const SECRET: &[u8] = b"e2e-token-secret-of-32-bytes-min";
+const OLD_SECRET: &[u8] = b"e2e-rotated-out-secret-32-bytes!";
+const ISSUER: &str = "https://issuer.e2e";
+const AUDIENCE: &str = "vod-e2e";
+
+/// Captures every log line of this test process (nextest runs each test in its own process).
+#[derive(Clone, Default)]
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn jwt(claims: Value, alg: Algorithm, secret: &[u8]) -> String {
+    encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret)).expect("jwt")
+}
+
+fn claims(kid: &str) -> Value {
+    let now = Utc::now().timestamp();
+    json!({"iss": ISSUER, "aud": AUDIENCE, "exp": now + 600, "nbf": now - 5, "sub": "viewer-1",
+           "entitled": "yes", "kid": kid})
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn b64url(b: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn play(player: &str, src: &str, token: &str, license: Option<&str>) -> Value {
+    let mut cmd = Command::new("node");
+    cmd.arg(root().join("infra/player/play.mjs")).args([
+        "--player",
+        player,
+        "--src",
+        src,
+        "--token",
+        token,
+        "--seconds",
+        "2",
+        "--timeout",
+        "60",
+    ]);
+    if let Some(l) = license {
+        cmd.args(["--license", l]);
+    }
+    let out = cmd.output().expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("{}");
+    let report: Value = serde_json::from_str(line).unwrap_or(json!({"ok": false, "raw": stdout}));
+    assert!(
+        out.status.success() && report["ok"] == true,
+        "{player} did not play {src}: {report}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
+
+fn frames(args: &[&str]) -> Vec<u64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
+        .args(args)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: Value = serde_json::from_slice(&out.stdout).expect("json");
+    p["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_streams_play_only_with_valid_tokens() {
+    let logs = LogSink::default();
+    let sink = logs.clone();
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("debug,aws_smithy_runtime=info,aws_config=info,hyper=info,h2=info,rustls=info")
+        .with_writer(move || sink.clone())
+        .try_init();
+
+    let stack = vod_local::LocalStack::start(options("protect")).await.expect("stack");
+    let api = Api::new(&stack);
+    let http = reqwest::Client::new();
+    let dir = scratch("protect");
+    let source = h264_aac_mp4(&dir, "clip.mp4", "320x240", 25, 5);
+    let asset = api.upload(&source).await.expect("upload");
+    let id = asset["id"].as_str().expect("id").to_string();
+    assert_eq!(api.wait_final(&id).await["state"], "Probed");
+    let (s, job) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{id}/jobs"),
+            Some(json!({"preset": "tiny"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{job}");
+    assert_eq!(
+        wait_job(&api, job["id"].as_str().expect("job"), 600).await["state"],
+        "Finished"
+    );
+
+    // A token restriction: HS256 secret with a rotated-out alternate, issuer, audience, required claims (one with a
+    // value, one that must merely exist), and the key-id binding.
+    let policy = json!({"name": "viewers", "options": [{"restriction": "token", "issuer": ISSUER, "audience": AUDIENCE,
+        "primary_key": {"type": "symmetric", "key": b64(SECRET)},
+        "alternate_keys": [{"type": "symmetric", "key": b64(OLD_SECRET)}],
+        "required_claims": [{"claim": "entitled", "value": "yes"}, {"claim": "sub"}],
+        "key_id_claim": "kid", "clock_skew_secs": 30}]});
+    let (s, stored) = api.call(Method::POST, "/key-policies", Some(policy)).await;
+    assert_eq!(s, 201, "{stored}");
+    assert!(
+        !stored.to_string().contains(&b64(SECRET)),
+        "the secret is never returned: {stored}"
+    );
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/key-policies",
+            Some(
+                json!({"name": "weak", "options": [{"restriction": "token", "issuer": "i", "audience": "a",
+                "primary_key": {"type": "symmetric", "key": b64(b"short")}}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+
+    // AMS rules: one policy per protocol, no AES-128 for DASH, progressive never encrypted.
+    for bad in [
+        json!([{"protocols": ["hls"], "protection": "aes128", "key_policy": "viewers"},
+               {"protocols": ["hls"], "protection": "clear"}]),
+        json!([{"protocols": ["dash"], "protection": "aes128", "key_policy": "viewers"}]),
+        json!([{"protocols": ["progressive"], "protection": "cenc", "drm": [{"system": "clearkey"}], "key_policy": "viewers"}]),
+        json!([{"protocols": ["hls"], "protection": "aes128", "key_policy": "nope"}]),
+    ] {
+        let (s, v) = api
+            .call(
+                Method::PUT,
+                &format!("/assets/{id}/delivery-policies"),
+                Some(json!({"policies": bad})),
+            )
+            .await;
+        assert!(s == 400 || s == 404, "{v}");
+    }
+    let (s, set) = api
+        .call(
+            Method::PUT,
+            &format!("/assets/{id}/delivery-policies"),
+            Some(json!({"policies": [
+                {"protocols": ["hls"], "protection": "aes128", "key_policy": "viewers"},
+                {"protocols": ["dash"], "protection": "cenc", "key_policy": "viewers", "drm": [
+                    {"system": "clearkey"},
+                    {"system": "widevine", "license_url": "https://licence.example/widevine"},
+                    {"system": "playready", "license_url": "https://licence.example/playready"}]}]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{set}");
+    let kid = set["content_keys"][0]["kid"].as_str().expect("kid").to_string();
+    let kid_bytes = *uuid::Uuid::parse_str(&kid).expect("uuid").as_bytes();
+
+    let (s, loc) = api
+        .call(
+            Method::POST,
+            "/locators",
+            Some(json!({"asset": id, "kind": "streaming"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{loc}");
+    let hls = loc["urls"]["hls"].as_str().expect("hls").to_string();
+    let dash = loc["urls"]["dash"].as_str().expect("dash").to_string();
+    let licence = loc["urls"]["clearkey_license"].as_str().expect("licence").to_string();
+    let origin = licence.trim_end_matches("/keys/clearkey").to_string();
+    let ism = loc["urls"]["hls_cmaf"]
+        .as_str()
+        .and_then(|u| u.rsplit_once('/'))
+        .map(|(a, _)| a.to_string())
+        .expect("ism");
+    let key_url = format!("{origin}/keys/{kid}");
+
+    // Signalling.
+    let media = http
+        .get(format!("{ism}/audio/media.m3u8"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        media.contains(&format!("#EXT-X-KEY:METHOD=AES-128,URI=\"/keys/{kid}\""))
+            && media.contains("aes128/seg-00000.m4s"),
+        "{media}"
+    );
+    let mpd = http.get(&dash).send().await.expect("send").text().await.expect("text");
+    for needle in [
+        format!("value=\"cenc\" cenc:default_KID=\"{kid}\""),
+        "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed".to_string(),
+        "urn:uuid:9a04f079-9840-4286-ab92-e65be0885f95".to_string(),
+        "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e".to_string(),
+        "<cenc:pssh>".to_string(),
+        "cenc/init.mp4".to_string(),
+    ] {
+        assert!(mpd.contains(&needle), "MPD lacks {needle}: {mpd}");
+    }
+    // Clear segments and progressive downloads of a protected asset are refused.
+    let r = http
+        .get(format!("{ism}/audio/seg-00000.m4s"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    let r = http
+        .get(format!("{ism}/audio/cbcs/seg-00000.m4s"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    let clear = http
+        .get(format!("{ism}/audio/init.mp4"))
+        .send()
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("b");
+    let enc_seg = http
+        .get(format!("{ism}/audio/aes128/seg-00001.m4s"))
+        .send()
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("b");
+    assert!(
+        !clear.is_empty() && enc_seg.len() % 16 == 0,
+        "AES-128 output is whole blocks"
+    );
+    assert!(!enc_seg.windows(4).any(|w| w == b"moof"), "the segment is encrypted");
+
+    // Tokens.
+    let good = jwt(claims(&kid), Algorithm::HS256, SECRET);
+    let key_with = |auth: Option<String>| {
+        let mut r = http.get(&key_url);
+        if let Some(a) = auth {
+            r = r.bearer_auth(a);
+        }
+        r.send()
+    };
+    let r = key_with(Some(good.clone())).await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let key = r.bytes().await.expect("key").to_vec();
+    assert_eq!(key.len(), 16);
+    let r = http.get(format!("{key_url}?token={good}")).send().await.expect("send");
+    assert_eq!(r.status(), 200, "token in the query");
+    let rotated = jwt(claims(&kid), Algorithm::HS512, OLD_SECRET);
+    assert_eq!(
+        key_with(Some(rotated)).await.expect("send").status(),
+        200,
+        "alternate key"
+    );
+
+    let now = Utc::now().timestamp();
+    let with = |k: &str, v: Value| {
+        let mut c = claims(&kid);
+        c[k] = v;
+        c
+    };
+    let without = |k: &str| {
+        let mut c = claims(&kid);
+        c.as_object_mut().expect("obj").remove(k);
+        c
+    };
+    let none_alg = format!(
+        "{}.{}.",
+        b64url(br#"{"alg":"none","typ":"JWT"}"#),
+        b64url(claims(&kid).to_string().as_bytes())
+    );
+    let cases: Vec<(&str, Option<String>, u16)> = vec![
+        ("no token", None, 401),
+        ("garbage", Some("not-a-token".into()), 401),
+        ("alg none", Some(none_alg), 401),
+        (
+            "wrong signature",
+            Some(jwt(claims(&kid), Algorithm::HS256, b"another-secret-another-secret-00")),
+            401,
+        ),
+        (
+            "expired",
+            Some(jwt(with("exp", json!(now - 300)), Algorithm::HS256, SECRET)),
+            401,
+        ),
+        (
+            "not yet valid",
+            Some(jwt(with("nbf", json!(now + 300)), Algorithm::HS256, SECRET)),
+            401,
+        ),
+        ("no exp", Some(jwt(without("exp"), Algorithm::HS256, SECRET)), 401),
+        (
+            "wrong issuer",
+            Some(jwt(with("iss", json!("https://evil")), Algorithm::HS256, SECRET)),
+            401,
+        ),
+        (
+            "wrong audience",
+            Some(jwt(with("aud", json!("other")), Algorithm::HS256, SECRET)),
+            401,
+        ),
+        (
+            "claim value",
+            Some(jwt(with("entitled", json!("no")), Algorithm::HS256, SECRET)),
+            403,
+        ),
+        (
+            "missing claim",
+            Some(jwt(without("sub"), Algorithm::HS256, SECRET)),
+            403,
+        ),
+        (
+            "another key id",
+            Some(jwt(
+                with("kid", json!(uuid::Uuid::new_v4().to_string())),
+                Algorithm::HS256,
+                SECRET,
+            )),
+            403,
+        ),
+    ];
+    for (what, token, status) in cases {
+        let r = key_with(token).await.expect("send");
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        let v: Value = r.json().await.expect("json error body");
+        assert!(v["error"]["message"].is_string(), "{what}: {v}");
+        assert!(!v.to_string().contains(&b64(&key)), "{what}: nothing leaked");
+    }
+    let r = key_with(Some(good.clone())).await.expect("send");
+    assert_eq!(r.status(), 200);
+    let other = http
+        .get(format!("{origin}/keys/{}", uuid::Uuid::new_v4()))
+        .bearer_auth(&good)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(other.status(), 404);
+
+    // Clear Key licences.
+    let ck = |body: String| http.post(&licence).bearer_auth(&good).body(body).send();
+    let r = ck(json!({"kids": [b64url(&kid_bytes)], "type": "temporary"}).to_string())
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let lic: Value = r.json().await.expect("json");
+    assert_eq!(lic["keys"][0]["kid"], b64url(&kid_bytes));
+    assert_eq!(lic["keys"][0]["k"], b64url(&key));
+    for (body, status) in [
+        ("{not json".to_string(), 400),
+        (json!({"kids": []}).to_string(), 400),
+        (json!({"kids": ["AAAA"]}).to_string(), 400),
+        ("x".repeat(20_000), 413),
+    ] {
+        assert_eq!(ck(body).await.expect("send").status().as_u16(), status);
+    }
+    let r = http
+        .post(&licence)
+        .body(json!({"kids": [b64url(&kid_bytes)]}).to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+
+    // ffmpeg decodes the AES-128 HLS stream, fetching the key with the token.
+    let header = format!("Authorization: Bearer {good}\r\n");
+    let counts = frames(&["-headers", &header, &hls]);
+    assert_eq!(counts, vec![125, 125], "every frame of both renditions");
+    // Without the token the key is refused and nothing decodes.
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_streams", "-of", "json", &hls])
+        .output()
+        .expect("ffprobe");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let decoded: u64 = v["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["codec_type"] == "video")
+        .map(|s| s["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0))
+        .sum();
+    assert!(!out.status.success() || decoded < 250, "no key, no frames");
+
+    // ffmpeg decrypts the CENC output with the key.
+    let rendition = set_rendition(&api, &id).await;
+    let mut file = http
+        .get(format!("{ism}/{rendition}/cenc/init.mp4"))
+        .send()
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("init")
+        .to_vec();
+    for n in 0..5 {
+        let seg = http
+            .get(format!("{ism}/{rendition}/cenc/seg-{n:05}.m4s"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(seg.status(), 200);
+        file.extend(seg.bytes().await.expect("seg"));
+    }
+    let enc_path = dir.join("cenc.mp4");
+    std::fs::write(&enc_path, &file).expect("write");
+    let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let counts = frames(&["-decryption_key", &key_hex, enc_path.to_str().expect("path")]);
+    assert_eq!(counts, vec![125]);
+
+    // Real players: hls.js with AES-128 and a token; dash.js and shaka with Clear Key licences and a token.
+    play("hls", &hls, &good, None);
+    play("dash", &dash, &good, Some(&licence));
+    play("shaka", &dash, &good, Some(&licence));
+
+    // No plaintext key anywhere: DynamoDB items and this run's logs.
+    let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let items = dynamo
+        .scan()
+        .table_name(&stack.spec.tables[0].name)
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    let dump = format!("{items:?}");
+    let logs = String::from_utf8_lossy(&logs.0.lock().expect("logs")).to_string();
+    assert!(logs.contains("key released"), "logs were captured");
+    let secrets = [
+        key_hex.clone(),
+        b64(&key),
+        b64url(&key),
+        b64(SECRET),
+        String::from_utf8_lossy(SECRET).to_string(),
+    ];
+    for s in &secrets {
+        assert!(!dump.contains(s), "DynamoDB holds a plaintext secret");
+        assert!(!logs.contains(s), "the logs hold a plaintext secret");
+    }
+    assert!(!logs.contains(&good), "the logs hold a token");
+    stack.shutdown().await;
+}
+
+/// The name of the asset's first rendition.
+async fn set_rendition(api: &Api, id: &str) -> String {
+    let (_, a) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    a["output"]["renditions"][0]["name"]
+        .as_str()
+        .expect("rendition")
+        .to_string()
+}
