@@ -856,9 +856,9 @@ impl Av1Parser {
                 }
             }
             if uses_lr {
-                if seq.use_128x128_superblock {
-                    let _lr_unit_shift = r.bit()?;
-                } else if r.flag()? {
+                // lr_unit_shift; with 64x64 superblocks a set one is followed by lr_unit_extra_shift.
+                let lr_unit_shift = r.flag()?;
+                if !seq.use_128x128_superblock && lr_unit_shift {
                     let _lr_unit_extra_shift = r.bit()?;
                 }
                 if seq.subsampling_x && seq.subsampling_y && uses_chroma_lr {
