@@ -387,6 +387,40 @@ async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
         "a reason: {done}"
     );
 
+    // An unsupported codec: the job is created in Error with the reason, and no task is queued.
+    let mjpeg = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=10",
+            "-t",
+            "1",
+            "-c:v",
+            "mjpeg",
+        ],
+        &dir.join("mjpeg.mov"),
+    );
+    let m = api.upload(&mjpeg).await.expect("upload");
+    let mid = m["id"].as_str().expect("id").to_string();
+    assert_eq!(api.wait_final(&mid).await["state"], "Error");
+    let (status, job) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{mid}/jobs"),
+            Some(json!({"preset": "tiny"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["state"], "Error", "{job}");
+    assert_eq!(job["tasks_total"], 0);
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unsupported video codec")),
+        "{job}"
+    );
+
     // Unknown preset and unprobed assets are refused before any work.
     let (status, _) = api
         .call(

@@ -30,7 +30,10 @@ pub async fn handle_batch(ctx: &AppContext, event: SqsEvent) -> SqsBatchResponse
                 match ctx.assets.ingest(obj).await {
                     Ok(outcome) => {
                         log_outcome(&outcome);
-                        if let (IngestOutcome::Probed(id), Some(preset)) = (&outcome, &ctx.config.auto_encode_preset) {
+                        // A source that failed its probe gets its job too, in Error with the reason (as AMS did).
+                        if let (IngestOutcome::Probed(id) | IngestOutcome::Failed(id, _), Some(preset)) =
+                            (&outcome, &ctx.config.auto_encode_preset)
+                        {
                             match ctx.jobs.create_job(*id, preset).await {
                                 Ok(view) => info!(asset_id = %id, job_id = %view.job.id, "encoding job started"),
                                 Err(e) => error!(asset_id = %id, error = %e, "could not start the encoding job"),

@@ -7,7 +7,7 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::error::DomainError;
-use crate::job::{plan, Job, JobId, JobState, Preset, Task, TaskState};
+use crate::job::{plan, Job, JobId, JobState, Plan, Preset, Task, TaskState};
 use crate::model::{AssetId, AssetState};
 use crate::ports::{AssetStore, EventPublisher, JobEvent, JobStore, TaskMessage, TaskQueue};
 
@@ -95,19 +95,35 @@ impl JobService {
             .get(asset_id)
             .await?
             .ok_or_else(|| DomainError::asset_not_found(asset_id.to_string()))?;
-        if asset.state != AssetState::Probed {
+        if !matches!(asset.state, AssetState::Probed | AssetState::Error) {
             return Err(DomainError::Conflict(format!(
                 "asset {asset_id} is {} — only probed assets can be encoded",
                 asset.state.as_str()
             )));
         }
-        let media = asset
-            .media
-            .as_ref()
-            .ok_or_else(|| DomainError::Conflict("asset has no probe results".into()))?;
         let preset = self.get_preset(preset_name).await?;
-        let plan = plan(media, &preset).map_err(DomainError::Invalid)?;
-        let rungs = preset.rungs_for(media).map_err(DomainError::Invalid)?;
+        // A source that cannot be encoded (unsupported codec, corrupt, nothing to plan) gets a job in Error with
+        // the reason, before any work is queued.
+        let planned = match (&asset.state, asset.media.as_ref()) {
+            (AssetState::Error, _) => Err(format!(
+                "the source cannot be encoded: {}",
+                asset.error.as_deref().unwrap_or("it failed to probe")
+            )),
+            (_, None) => Err("the source has no probe results".to_string()),
+            (_, Some(media)) => crate::service::check_supported(media)
+                .map_err(|e| format!("the source cannot be encoded: {e}"))
+                .and_then(|()| plan(media, &preset).map_err(|e| format!("no plan: {e}")))
+                .and_then(|p| {
+                    preset
+                        .rungs_for(media)
+                        .map(|r| (p, r))
+                        .map_err(|e| format!("no ladder: {e}"))
+                }),
+        };
+        let (plan, rungs) = match planned {
+            Ok(x) => x,
+            Err(reason) => return self.failed_job(asset_id, preset, reason).await,
+        };
         let now = Utc::now();
         let id = JobId::new_random();
         let tasks: Vec<Task> = plan
@@ -158,6 +174,36 @@ impl JobService {
             .await?;
         info!(job_id = %id, asset_id = %asset_id, tasks = tasks.len(), "job scheduled");
         let view = self.get_job(id).await?;
+        self.announce(&view).await;
+        Ok(view)
+    }
+
+    /// Records a job that fails before any task: state Error with the reason, announced like any job.
+    async fn failed_job(&self, asset_id: AssetId, preset: Preset, reason: String) -> Result<JobView, DomainError> {
+        let now = Utc::now();
+        let job = Job {
+            id: JobId::new_random(),
+            asset_id,
+            preset,
+            rungs: Vec::new(),
+            plan: Plan {
+                frame_rate: (0, 1),
+                total_frames: 0,
+                segment_duration: 0.0,
+                segment_count: 0,
+                has_audio: false,
+                tasks: Vec::new(),
+            },
+            state: JobState::Error,
+            created_at: now,
+            updated_at: now,
+            tasks_total: 0,
+            tasks_done: 0,
+            error: Some(reason.clone()),
+        };
+        self.jobs.create_job(&job, &[]).await?;
+        info!(job_id = %job.id, asset_id = %asset_id, reason = %reason, "job failed before encoding");
+        let view = self.get_job(job.id).await?;
         self.announce(&view).await;
         Ok(view)
     }
