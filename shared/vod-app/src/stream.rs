@@ -19,7 +19,7 @@ use vod_domain::protection::{
 };
 use vod_domain::{Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, DomainError, SegmentIndex};
 use vod_package::dash::{DashDrm, DashProtection};
-use vod_package::encrypt::{aes128_cbc, protect_init, protect_segment, pssh, system_id, DrmSystem, Scheme};
+use vod_package::encrypt::{aes128_cbc, protect_init, protect_segment, pssh_for_scheme, system_id, DrmSystem, Scheme};
 use vod_package::range::{parse_range, RangeOutcome};
 use vod_package::timeline::{overlapping, TrackKind};
 use vod_package::url::Enc;
@@ -431,19 +431,20 @@ fn check_scheme(policies: &[DeliveryPolicy], enc: Option<Enc>) -> Result<Option<
 
 /// The `pssh` boxes of a policy's DRM systems.
 fn pssh_boxes(policy: &DeliveryPolicy, kid: [u8; 16]) -> Vec<(DrmSystem, Vec<u8>)> {
+    let scheme = match policy.protection {
+        Protection::Cbcs => Scheme::Cbcs,
+        _ => Scheme::Cenc,
+    };
     policy
         .drm
         .iter()
-        .map(|d| match d {
-            Drm::ClearKey => (DrmSystem::ClearKey, pssh(DrmSystem::ClearKey, &[kid], None)),
-            Drm::Widevine { license_url } => (
-                DrmSystem::Widevine,
-                pssh(DrmSystem::Widevine, &[kid], Some(license_url)),
-            ),
-            Drm::PlayReady { license_url } => (
-                DrmSystem::PlayReady,
-                pssh(DrmSystem::PlayReady, &[kid], Some(license_url)),
-            ),
+        .map(|d| {
+            let (sys, url) = match d {
+                Drm::ClearKey => (DrmSystem::ClearKey, None),
+                Drm::Widevine { license_url } => (DrmSystem::Widevine, Some(license_url.as_str())),
+                Drm::PlayReady { license_url } => (DrmSystem::PlayReady, Some(license_url.as_str())),
+            };
+            (sys, pssh_for_scheme(sys, &[kid], url, scheme))
         })
         .collect()
 }
