@@ -277,13 +277,14 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
     }
 
     // Job events arrived on the bus (through the rule) and at the webhook, signed. The Finished event is published
-    // right after the state change that wait_job saw, so keep reading until it is in.
+    // right after the state change that wait_job saw, and a standard queue does not keep order, so keep reading
+    // until both ends of the job are in.
     let mut states: Vec<(String, u64)> = Vec::new();
     let start = Instant::now();
-    while !states.iter().any(|(s, _)| s == "Finished") {
+    while !(states.iter().any(|(s, _)| s == "Finished") && states.iter().any(|(s, _)| s == "Scheduled")) {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "no Finished event on the bus: {states:?}"
+            "no Scheduled and Finished events on the bus: {states:?}"
         );
         let out = sqs
             .receive_message()

@@ -502,11 +502,12 @@ fn dash_protection(policy: &DeliveryPolicy, key: &ContentKey) -> Option<DashProt
     let systems = pssh_boxes(policy, kid)
         .into_iter()
         .map(|(sys, b)| match sys {
-            // DASH-IF's Clear Key scheme id (the pssh box carries the W3C common system id).
+            // DASH-IF's Clear Key scheme id; its initData is the W3C common `pssh` of the init segment (a
+            // `cenc:pssh` here makes dash.js hand the CDM initData it refuses).
             DrmSystem::ClearKey => DashDrm {
                 system_id: "e2719d58-a985-b3c9-781a-b030af78d30e".into(),
                 value: "ClearKey1.0".into(),
-                pssh_b64: Some(b64(&b)),
+                pssh_b64: None,
             },
             DrmSystem::Widevine => DashDrm {
                 system_id: uuid_of(system_id(sys)),

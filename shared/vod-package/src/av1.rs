@@ -66,16 +66,23 @@ impl<'a> Bits<'a> {
         Ok(self.bit()? == 1)
     }
 
-    /// f(n), n <= 32.
+    /// f(n), n <= 32: reads the (at most 5) bytes covering the field at once.
     fn f(&mut self, n: u32) -> Result<u32> {
         if n > 32 {
             return Err(Av1Error("field wider than 32 bits"));
         }
-        let mut value = 0u64;
-        for _ in 0..n {
-            value = (value << 1) | u64::from(self.bit()?);
+        if n == 0 {
+            return Ok(0);
         }
-        u32::try_from(value).map_err(|_| Av1Error("field wider than 32 bits"))
+        let end = self.pos + n as usize;
+        let bytes = self
+            .data
+            .get(self.pos / 8..end.div_ceil(8))
+            .ok_or(Av1Error("header runs past the end of its OBU"))?;
+        let window = bytes.iter().fold(0u64, |v, &b| (v << 8) | u64::from(b));
+        let value = (window >> (bytes.len() * 8 - (end - self.pos / 8 * 8))) & ((1u64 << n) - 1);
+        self.pos = end;
+        Ok(value as u32)
     }
 
     /// su(n): n-bit two's complement.
@@ -203,15 +210,16 @@ pub(crate) fn obus(data: &[u8]) -> Result<Vec<Obu>> {
 }
 
 /// What frame headers need from a sequence header.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 struct SequenceHeader {
     reduced_still_picture_header: bool,
     decoder_model_info_present: bool,
     equal_picture_interval: bool,
     buffer_removal_time_length: u32,
     frame_presentation_time_length: u32,
-    /// (operating_point_idc, decoder_model_present_for_this_op)
-    operating_points: Vec<(u32, bool)>,
+    /// (operating_point_idc, decoder_model_present_for_this_op) of the first `operating_points_count` points.
+    operating_points: [(u32, bool); 32],
+    operating_points_count: usize,
     frame_width_bits: u32,
     frame_height_bits: u32,
     max_frame_width: u32,
@@ -256,7 +264,7 @@ impl SequenceHeader {
         s.reduced_still_picture_header = r.flag()?;
         if s.reduced_still_picture_header {
             let _seq_level_idx = r.f(5)?;
-            s.operating_points.push((0, false));
+            s.operating_points_count = 1;
         } else {
             let timing_info_present = r.flag()?;
             let mut buffer_delay_length = 0;
@@ -295,7 +303,8 @@ impl SequenceHeader {
                 if initial_display_delay_present && r.flag()? {
                     let _initial_display_delay_minus_1 = r.f(4)?;
                 }
-                s.operating_points.push((idc, decoder_model_present));
+                s.operating_points[s.operating_points_count] = (idc, decoder_model_present);
+                s.operating_points_count += 1;
             }
         }
         s.frame_width_bits = r.f(4)? + 1;
@@ -508,7 +517,7 @@ impl Av1Parser {
 
     /// Only non-scalable streams are parsed (one operating point covering every OBU); scalable ones are refused.
     fn check_layer(&self) -> Result<()> {
-        if self.seq()?.operating_points.first().is_some_and(|op| op.0 != 0) {
+        if self.seq()?.operating_points[0].0 != 0 {
             return Err(Av1Error("scalable AV1 (operating_point_idc != 0) is not supported"));
         }
         Ok(())
@@ -526,7 +535,7 @@ impl Av1Parser {
     /// uncompressed_header() (§5.9.2). Leaves `self.current` set for a frame whose tile groups follow, or
     /// applies the reference update at once for show_existing_frame.
     fn frame_header(&mut self, r: &mut Bits, obu: &Obu) -> Result<()> {
-        let seq = self.seq()?.clone();
+        let seq = *self.seq()?;
         let id_len = seq.frame_id_length;
         let all_frames = (1u32 << NUM_REF_FRAMES) - 1;
         let mut cur = CurrentFrame::default();
@@ -615,7 +624,7 @@ impl Av1Parser {
         };
         if seq.decoder_model_info_present && r.flag()? {
             // buffer_removal_time_present_flag
-            for &(idc, model_present) in &seq.operating_points {
+            for &(idc, model_present) in &seq.operating_points[..seq.operating_points_count] {
                 if model_present {
                     let in_temporal = (idc >> obu.temporal_id) & 1 != 0;
                     let in_spatial = (idc >> (obu.spatial_id + 8)) & 1 != 0;
@@ -1333,6 +1342,26 @@ mod tests {
         assert_eq!(Bits::new(&[0xfe]).su(7).unwrap(), -1);
         // ns(5): w=3, m=3; v=f(2)=0b11 ≥ m → (3<<1) - 3 + extra(1) = 4
         assert_eq!(Bits::new(&[0b1110_0000]).ns(5).unwrap(), 4);
+    }
+
+    #[test]
+    fn wide_reads_match_bit_by_bit_reads() {
+        let data: Vec<u8> = (0..64u32).map(|i| (i.wrapping_mul(0x9e) ^ (i >> 2)) as u8).collect();
+        for start in 0..40 {
+            for n in 0..=32 {
+                let mut wide = Bits::new(&data);
+                wide.pos = start;
+                let mut narrow = Bits::new(&data);
+                narrow.pos = start;
+                let expected = (0..n).fold(0u64, |v, _| (v << 1) | u64::from(narrow.bit().unwrap()));
+                assert_eq!(u64::from(wide.f(n).unwrap()), expected, "start {start}, n {n}");
+                assert_eq!(wide.pos, narrow.pos);
+            }
+        }
+        let mut r = Bits::new(&[0xff]);
+        r.pos = 4;
+        assert!(r.f(5).is_err(), "past the end");
+        assert!(Bits::new(&data).f(33).is_err());
     }
 
     #[test]
