@@ -126,7 +126,9 @@ async fn protected_streams_play_only_with_valid_tokens() {
         .with_writer(move || sink.clone())
         .try_init();
 
-    let stack = vod_local::LocalStack::start(options("protect")).await.expect("stack");
+    let mut opts = options("protect");
+    opts.params.insert("ManifestTtlSeconds".into(), "1".into());
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
     let api = Api::new(&stack);
     let http = reqwest::Client::new();
     let dir = scratch("protect");
@@ -499,6 +501,57 @@ async fn protected_streams_play_only_with_valid_tokens() {
     // Real players: hls.js with AES-128 and a token; dash.js and shaka with Clear Key licences and a token.
     play("hls", &hls, &good, None);
     play("dash", &dash, &good, Some(&licence));
+    play("shaka", &dash, &good, Some(&licence));
+
+    // cbcs (AES-CBC 1:9 pattern) for DASH: shaka plays it with the same key, ffmpeg decrypts it; the asset keeps
+    // its content key. HLS is named by no policy now: blocked.
+    let (s, set2) = api
+        .call(
+            Method::PUT,
+            &format!("/assets/{id}/delivery-policies"),
+            Some(
+                json!({"policies": [{"protocols": ["dash"], "protection": "cbcs", "key_policy": "viewers",
+                "drm": [{"system": "clearkey"}]}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{set2}");
+    assert_eq!(set2["content_keys"][0]["kid"], kid.as_str());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let r = http.get(&hls).send().await.expect("send");
+    assert_eq!(r.status(), 403, "HLS is blocked");
+    let mpd = http.get(&dash).send().await.expect("send").text().await.expect("mpd");
+    assert!(mpd.contains("value=\"cbcs\"") && mpd.contains("cbcs/init.mp4"), "{mpd}");
+    let mut cbcs = http
+        .get(format!("{ism}/{rendition}/cbcs/init.mp4"))
+        .send()
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("init")
+        .to_vec();
+    for n in 0..5 {
+        let seg = http
+            .get(format!("{ism}/{rendition}/cbcs/seg-{n:05}.m4s"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(seg.status(), 200);
+        cbcs.extend(seg.bytes().await.expect("seg"));
+    }
+    let cbcs_path = dir.join("cbcs.mp4");
+    std::fs::write(&cbcs_path, &cbcs).expect("write");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ffprobe -v error -count_frames -select_streams v -show_streams -of json -decryption_key {key_hex} -i pipe:0 < {}",
+            cbcs_path.display()
+        ))
+        .output()
+        .expect("ffprobe");
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(p["streams"][0]["nb_read_frames"], "125", "cbcs decrypted: {p}");
     play("shaka", &dash, &good, Some(&licence));
 
     // No plaintext key anywhere: DynamoDB items and this run's logs.
