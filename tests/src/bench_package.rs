@@ -364,9 +364,9 @@ async fn main() -> Result<()> {
         memory.put(&blob, raw, "application/json").await?;
         let init = BlobRef::new(&bucket, &idx.init);
         let imeta = s3.head(&init).await?.context("init")?;
-        memory
-            .put(&init, s3.read_range(&init, 0, imeta.size).await?, "video/mp4")
-            .await?;
+        let init_bytes = s3.read_range(&init, 0, imeta.size).await?;
+        memory_objects.push((init.clone(), init_bytes.clone()));
+        memory.put(&init, init_bytes, "video/mp4").await?;
         for s in &idx.segments {
             let b = BlobRef::new(&bucket, &s.key);
             let data = s3.read_range(&b, 0, s.size).await?;
@@ -512,7 +512,12 @@ async fn main() -> Result<()> {
             reqwest::Method::PUT,
             &format!("/assets/{id}/delivery-policies"),
             Some(json!({"policies": [
-                {"protocols": ["hls"], "protection": hls_scheme, "key_policy": "bench-open"},
+                if hls_scheme == "aes128" {
+                    json!({"protocols": ["hls"], "protection": hls_scheme, "key_policy": "bench-open"})
+                } else {
+                    json!({"protocols": ["hls"], "protection": hls_scheme, "key_policy": "bench-open",
+                        "drm": [{"system": "clearkey"}]})
+                },
                 {"protocols": ["dash"], "protection": dash_scheme, "key_policy": "bench-open", "drm": [{"system": "clearkey"}]}]})),
         )
         .await?;
@@ -534,7 +539,15 @@ async fn main() -> Result<()> {
             for p in &paths {
                 let (st, _) = request(&ctx, p, &[], false).await;
                 if st != 200 {
-                    bail!("{p}: {st}");
+                    let req = http::Request::builder()
+                        .uri(format!("http://bench{p}"))
+                        .body(Body::Empty)
+                        .expect("req");
+                    let body = match handle(&ctx, req).await.into_body() {
+                        Body::Text(t) => t,
+                        _ => String::new(),
+                    };
+                    bail!("{p}: {st} {body}");
                 }
             }
             let measure = |kind: &'static str| {
@@ -613,6 +626,14 @@ async fn main() -> Result<()> {
         }
     }
     let shaka_bps = (prog_meta.size as f64 * runs as f64) / t.elapsed().as_secs_f64();
+
+    // Back to clear delivery for the HTTP load (the gateway's packager has not cached the asset yet).
+    api.call(
+        reqwest::Method::PUT,
+        &format!("/assets/{id}/delivery-policies"),
+        Some(json!({"policies": []})),
+    )
+    .await?;
 
     // C) Loopback HTTP, 64 concurrent clients, through the gateway to S3 on moto.
     let seg_urls: Arc<Vec<String>> = Arc::new(seg_paths.iter().map(|p| format!("{base}{p}")).collect());
@@ -707,12 +728,16 @@ async fn main() -> Result<()> {
          encrypted in one pass); the packager adds parsing the fragment, building `senc`/`saiz`/`saio`, one copy of \
          the segment and the request's fixed cost. For `cbcs` video, the 1:9 pattern encrypts one block in ten, so \
          bytes/s exceed the cipher's. AES-128 HLS and cbcs use CBC, which cannot run blocks in parallel; CTR can.\n\n\
+         Whole-sample `cenc` on Opus stays far below the cipher's limit: an audio segment (~30 KB of ~300-byte \
+         samples) takes the cipher about 3 µs at this speed, less than the request's fixed cost alone, and every \
+         sample gets its own IV and `senc` entry.\n\n\
          shaka-packager {} (npm `shaka-packager`, bundled binary), packaging and encrypting the same rendition \
-         statically (cenc, raw key, video + audio): {:.0} MB/s of input, i.e. {:.2}× our per-request cenc \
-         throughput — it also demuxes and segments the whole file, which our packager did once at encode time.\n",
+         statically (cenc, raw key, video + audio, one process per run): {:.0} MB/s of input; our per-request cenc \
+         serves {:.0}× that — shaka-packager also starts a process, demuxes and segments the whole file, which our \
+         pipeline did once at encode time.\n",
         "3.4.2",
         mb(shaka_bps),
-        shaka_bps / enc_rows.iter().find(|r| r.0 == "cenc").map_or(1.0, |r| r.1)
+        enc_rows.iter().find(|r| r.0 == "cenc").map_or(0.0, |r| r.1) / shaka_bps
     ));
     std::fs::create_dir_all(root.join("bench"))?;
     std::fs::write(root.join("bench/package-report.md"), &md)?;
