@@ -2,6 +2,7 @@
 //! media made by ffmpeg and checked against ffprobe.
 mod assets;
 mod delivery;
+mod edge_inputs;
 mod encoding;
 mod protection;
 mod runtime_emulator;

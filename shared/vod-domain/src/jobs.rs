@@ -124,6 +124,11 @@ impl JobService {
             Ok(x) => x,
             Err(reason) => return self.failed_job(asset_id, preset, reason).await,
         };
+        // Never upmix: a mono source stays mono (5.1 and more are downmixed to the preset's channels).
+        let mut preset = preset;
+        if let Some(a) = asset.media.as_ref().and_then(|m| m.audio.first()) {
+            preset.audio.channels = preset.audio.channels.min(a.channels.clamp(1, 2) as u8);
+        }
         let now = Utc::now();
         let id = JobId::new_random();
         let tasks: Vec<Task> = plan
@@ -174,7 +179,12 @@ impl JobService {
             .await?;
         info!(job_id = %id, asset_id = %asset_id, tasks = tasks.len(), "job scheduled");
         let view = self.get_job(id).await?;
-        self.announce(&view).await;
+        // A worker may already have moved the job on; the Scheduled transition is announced as what it was.
+        let mut scheduled = view.clone();
+        if scheduled.job.state != JobState::Scheduled && !scheduled.job.state.is_final() {
+            scheduled.job.state = JobState::Scheduled;
+        }
+        self.announce(&scheduled).await;
         Ok(view)
     }
 

@@ -1,0 +1,172 @@
+//! Edge inputs a user uploads, each encoded with the `tiny` preset end to end and judged by ffprobe: odd
+//! dimensions without audio, a clip shorter than one segment, mono 44.1 kHz audio, 5.1 audio, variable frame rate.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn probe(file: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn stream<'a>(p: &'a Value, kind: &str) -> Option<&'a Value> {
+    p["streams"].as_array()?.iter().find(|s| s["codec_type"] == kind)
+}
+
+async fn download(stack: &vod_local::LocalStack, bucket: &str, key: &str, out: &Path) {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&stack.sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let o = s3.get_object().bucket(bucket).key(key).send().await.expect("get");
+    std::fs::write(out, o.body.collect().await.expect("body").into_bytes()).expect("write");
+}
+
+struct Case {
+    name: &'static str,
+    args: Vec<String>,
+    /// Expected video frames of every rendition and audio channels of the output (None = no audio).
+    frames: u64,
+    audio_channels: Option<u64>,
+}
+
+fn args(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_inputs_encode_to_playable_renditions() {
+    let stack = vod_local::LocalStack::start(options("edges")).await.expect("stack");
+    let api = Api::new(&stack);
+    let dir = scratch("edges");
+    let cases = [
+        Case {
+            name: "odd-size-no-audio.mp4",
+            args: args("-f lavfi -i testsrc2=size=321x241:rate=25 -t 2 -c:v libx264 -pix_fmt yuv420p"),
+            frames: 50,
+            audio_channels: None,
+        },
+        Case {
+            name: "shorter-than-a-segment.mp4",
+            args: args(
+                "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=300:sample_rate=48000 \
+                 -t 0.6 -c:v libx264 -pix_fmt yuv420p -c:a aac -ac 2 -shortest",
+            ),
+            frames: 15,
+            audio_channels: Some(2),
+        },
+        Case {
+            name: "mono-44k.mp4",
+            args: args(
+                "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=500:sample_rate=44100 \
+                 -t 3 -c:v libx264 -pix_fmt yuv420p -c:a aac -ac 1 -shortest",
+            ),
+            frames: 75,
+            audio_channels: Some(1),
+        },
+        Case {
+            name: "surround-5-1.mp4",
+            args: args(
+                "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=700:sample_rate=48000 \
+                 -t 2 -c:v libx264 -pix_fmt yuv420p -c:a aac -ac 6 -shortest",
+            ),
+            frames: 50,
+            audio_channels: Some(2),
+        },
+        Case {
+            name: "variable-frame-rate.mkv",
+            args: args(
+                "-f lavfi -i testsrc2=size=320x240:rate=30 -t 3 -vf select='not(mod(n\\,3))+lt(n\\,30)' \
+                 -vsync vfr -c:v libx264 -pix_fmt yuv420p",
+            ),
+            frames: 0,
+            audio_channels: None,
+        },
+    ];
+    let mut assets = Vec::new();
+    for c in &cases {
+        let file: PathBuf = ffmpeg(
+            &c.args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &dir.join(c.name),
+        );
+        let a = api.upload(&file).await.expect("upload");
+        assets.push(a["id"].as_str().expect("id").to_string());
+    }
+    let mut jobs = Vec::new();
+    for (c, id) in cases.iter().zip(&assets) {
+        let a = api.wait_final(id).await;
+        assert_eq!(a["state"], "Probed", "{}: {a}", c.name);
+        let (s, job) = api
+            .call(
+                Method::POST,
+                &format!("/assets/{id}/jobs"),
+                Some(json!({"preset": "tiny"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{}: {job}", c.name);
+        jobs.push(job["id"].as_str().expect("job").to_string());
+    }
+    for ((c, id), job) in cases.iter().zip(&assets).zip(&jobs) {
+        let done = wait_job(&api, job, 600).await;
+        assert_eq!(done["state"], "Finished", "{}: {done}", c.name);
+        let (_, a) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+        let src_dur = a["media"]["duration_secs"].as_f64().unwrap_or(0.0);
+        let out = &a["output"];
+        let bucket = out["bucket"].as_str().expect("bucket");
+        for r in out["renditions"].as_array().expect("renditions") {
+            let (w, h) = (r["width"].as_u64().unwrap_or(1), r["height"].as_u64().unwrap_or(1));
+            assert!(w % 2 == 0 && h % 2 == 0, "{}: even rendition size {w}x{h}", c.name);
+            let file = dir.join(format!("{}-{}.mp4", c.name, r["name"].as_str().unwrap_or("r")));
+            download(&stack, bucket, r["progressive"].as_str().expect("progressive"), &file).await;
+            let p = probe(&file);
+            let v = stream(&p, "video").expect("video");
+            assert_eq!(
+                (v["width"].as_u64(), v["height"].as_u64()),
+                (Some(w), Some(h)),
+                "{}",
+                c.name
+            );
+            let frames: u64 = v["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0);
+            if c.frames > 0 {
+                assert_eq!(frames, c.frames, "{}: every frame", c.name);
+            } else {
+                assert!(frames > 0, "{}: frames decoded", c.name);
+            }
+            let vd: f64 = v["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0);
+            assert!(
+                (vd - src_dur).abs() <= 0.1,
+                "{}: duration {vd} vs source {src_dur}",
+                c.name
+            );
+            match (c.audio_channels, stream(&p, "audio")) {
+                (None, None) => {}
+                (Some(ch), Some(a)) => {
+                    assert_eq!(a["codec_name"], "opus", "{}", c.name);
+                    assert_eq!(a["channels"].as_u64(), Some(ch), "{}: channels", c.name);
+                    let ad: f64 = a["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0);
+                    assert!((ad - vd).abs() <= 0.1, "{}: audio {ad} s vs video {vd} s", c.name);
+                }
+                (want, got) => panic!("{}: audio {want:?} but output has {got:?}", c.name),
+            }
+        }
+    }
+    stack.shutdown().await;
+}
