@@ -1,5 +1,6 @@
 //! Edge inputs a user uploads, each encoded with the `tiny` preset end to end and judged by ffprobe: odd
-//! dimensions without audio, a clip shorter than one segment, mono 44.1 kHz audio, 5.1 audio, variable frame rate.
+//! dimensions without audio, a clip shorter than one segment, mono 44.1 kHz audio, 5.1 audio, rotation metadata
+//! (portrait renditions whose pixels match the source as displayed), variable frame rate.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,6 +29,30 @@ fn probe(file: &Path) -> Value {
 
 fn stream<'a>(p: &'a Value, kind: &str) -> Option<&'a Value> {
     p["streams"].as_array()?.iter().find(|s| s["codec_type"] == kind)
+}
+
+/// Mean PSNR of `file` against `source` as ffmpeg displays it (autorotated) scaled to w×h.
+fn psnr(file: &Path, source: &Path, w: u64, h: u64) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(file)
+        .arg("-i")
+        .arg(source)
+        .args([
+            "-lavfi",
+            &format!("[1:v]scale={w}:{h}:flags=bicubic[ref];[0:v][ref]psnr"),
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg psnr");
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.split("average:")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no PSNR in ffmpeg output: {err}"))
 }
 
 async fn download(stack: &vod_local::LocalStack, bucket: &str, key: &str, out: &Path) {
@@ -92,6 +117,12 @@ async fn edge_inputs_encode_to_playable_renditions() {
             audio_channels: Some(2),
         },
         Case {
+            name: "rotated-90.mp4",
+            args: args("-f lavfi -i testsrc2=size=320x240:rate=25 -t 2 -c:v libx264 -pix_fmt yuv420p"),
+            frames: 50,
+            audio_channels: None,
+        },
+        Case {
             name: "variable-frame-rate.mkv",
             args: args(
                 "-f lavfi -i testsrc2=size=320x240:rate=30 -t 3 -vf select='not(mod(n\\,3))+lt(n\\,30)' \
@@ -103,10 +134,21 @@ async fn edge_inputs_encode_to_playable_renditions() {
     ];
     let mut assets = Vec::new();
     for c in &cases {
-        let file: PathBuf = ffmpeg(
+        let mut file: PathBuf = ffmpeg(
             &c.args.iter().map(String::as_str).collect::<Vec<_>>(),
-            &dir.join(c.name),
+            &dir.join(format!("raw-{}", c.name)),
         );
+        if c.name.starts_with("rotated") {
+            // A phone's portrait clip: landscape pixels with a 90° display matrix (written on stream copy).
+            let src = file.to_str().expect("path").to_string();
+            file = ffmpeg(
+                &["-i", &src, "-c", "copy", "-metadata:s:v:0", "rotate=90"],
+                &dir.join(c.name),
+            );
+        } else {
+            std::fs::rename(&file, dir.join(c.name)).expect("rename");
+            file = dir.join(c.name);
+        }
         let a = api.upload(&file).await.expect("upload");
         assets.push(a["id"].as_str().expect("id").to_string());
     }
@@ -149,6 +191,15 @@ async fn edge_inputs_encode_to_playable_renditions() {
                 assert_eq!(frames, c.frames, "{}: every frame", c.name);
             } else {
                 assert!(frames > 0, "{}: frames decoded", c.name);
+            }
+            if c.name.starts_with("rotated") {
+                assert!(h > w, "{}: portrait renditions for a portrait display: {w}x{h}", c.name);
+                let q = psnr(&file, &dir.join(c.name), w, h);
+                assert!(
+                    q > 25.0,
+                    "{}: PSNR {q:.1} dB against the source as displayed (rotated)",
+                    c.name
+                );
             }
             let vd: f64 = v["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0);
             assert!(

@@ -40,6 +40,7 @@ fn encode(source: &Path, first: u32, end: u32) -> Result<RenditionChunk> {
         speed: SPEED,
     }];
     let req = VideoChunkRequest {
+        rotation: 0,
         source,
         frame_rate: FPS,
         segment_duration: SEGMENT,

@@ -314,6 +314,9 @@ pub struct Plan {
     pub segment_count: u32,
     pub has_audio: bool,
     pub tasks: Vec<TaskKind>,
+    /// Clockwise display rotation of the source (0, 90, 180 or 270), applied to the pixels when encoding.
+    #[serde(default)]
+    pub rotation: u32,
 }
 
 /// An encoding job of one asset with one preset.
@@ -419,6 +422,10 @@ pub fn plan(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
         segment_count,
         has_audio,
         tasks,
+        rotation: match v.rotation.map(|r| r.rem_euclid(360)) {
+            Some(r @ (90 | 180 | 270)) => r as u32,
+            _ => 0,
+        },
     })
 }
 

@@ -203,6 +203,7 @@ impl JobService {
                 segment_count: 0,
                 has_audio: false,
                 tasks: Vec::new(),
+                rotation: 0,
             },
             state: JobState::Error,
             created_at: now,

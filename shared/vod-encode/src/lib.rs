@@ -61,8 +61,10 @@ pub struct VideoChunkRequest<'a> {
     pub end_segment: u32,
     /// Frames of the whole presentation on the CFR grid (the last segment may be short).
     pub total_frames: u64,
-    /// Renditions to encode.
+    /// Renditions to encode (sizes as displayed, i.e. after rotation).
     pub rungs: &'a [Rung],
+    /// Clockwise rotation (0, 90, 180, 270) applied to every decoded frame, from the container's display matrix.
+    pub rotation: u32,
     /// Threads for decoding and for each rung's encoder.
     pub threads: usize,
 }

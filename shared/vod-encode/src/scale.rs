@@ -54,18 +54,60 @@ pub(crate) fn picture_from_yuv420p(f: &frame::Video) -> Result<Picture, EncodeEr
     })
 }
 
-/// Scales frames of any size and pixel format to `width × height` YUV420P.
+/// Rotates a picture clockwise by 90, 180 or 270 degrees (any other value: unchanged). Hand-written: swscale
+/// does not rotate and the transpose filter would need a libavfilter graph per rung for a few lines of loops.
+pub(crate) fn rotate(pic: Picture, degrees: u32) -> Picture {
+    if !matches!(degrees, 90 | 180 | 270) {
+        return pic;
+    }
+    let (w, h) = (pic.width, pic.height);
+    let (nw, nh) = if degrees == 180 { (w, h) } else { (h, w) };
+    let mut planes: [Vec<u8>; 3] = Default::default();
+    for (i, out) in planes.iter_mut().enumerate() {
+        let (pw, ph) = pic.plane_size(i);
+        let src = &pic.planes[i];
+        let (ow, oh) = if degrees == 180 { (pw, ph) } else { (ph, pw) };
+        out.resize(ow * oh, 0);
+        for y in 0..ph {
+            for x in 0..pw {
+                let (dx, dy) = match degrees {
+                    90 => (ph - 1 - y, x),
+                    180 => (pw - 1 - x, ph - 1 - y),
+                    _ => (y, pw - 1 - x),
+                };
+                if let (Some(d), Some(s)) = (out.get_mut(dy * ow + dx), src.get(y * pw + x)) {
+                    *d = *s;
+                }
+            }
+        }
+    }
+    Picture {
+        width: nw,
+        height: nh,
+        planes,
+    }
+}
+
+/// Scales frames of any size and pixel format to `width × height` YUV420P, rotated as displayed.
 pub(crate) struct Scaler {
     width: u32,
     height: u32,
+    rotation: u32,
     ctx: Option<(Pixel, u32, u32, scaling::Context)>,
 }
 
 impl Scaler {
-    pub(crate) fn new(width: u32, height: u32) -> Self {
+    /// `width × height` is the displayed (rotated) size; frames are scaled to the unrotated size, then rotated.
+    pub(crate) fn new(width: u32, height: u32, rotation: u32) -> Self {
+        let (width, height) = if matches!(rotation, 90 | 270) {
+            (height, width)
+        } else {
+            (width, height)
+        };
         Self {
             width,
             height,
+            rotation,
             ctx: None,
         }
     }
@@ -96,6 +138,39 @@ impl Scaler {
         let mut out = frame::Video::empty();
         ctx.run(src, &mut out)
             .map_err(|e| EncodeError::Encode(format!("scale: {e}")))?;
-        picture_from_yuv420p(&out)
+        Ok(rotate(picture_from_yuv420p(&out)?, self.rotation))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pic(w: usize, h: usize) -> Picture {
+        let plane = |pw: usize, ph: usize| (0..pw * ph).map(|v| v as u8).collect::<Vec<u8>>();
+        Picture {
+            width: w,
+            height: h,
+            planes: [
+                plane(w, h),
+                plane(w.div_ceil(2), h.div_ceil(2)),
+                plane(w.div_ceil(2), h.div_ceil(2)),
+            ],
+        }
+    }
+
+    #[test]
+    fn rotates_clockwise() {
+        // 4×2 luma: rows [0 1 2 3] [4 5 6 7].
+        let p = pic(4, 2);
+        let r = rotate(p.clone(), 90);
+        assert_eq!((r.width, r.height), (2, 4));
+        // Clockwise: the left column, read bottom-up, becomes the top row.
+        assert_eq!(r.planes[0], vec![4, 0, 5, 1, 6, 2, 7, 3]);
+        assert_eq!(rotate(p.clone(), 180).planes[0], vec![7, 6, 5, 4, 3, 2, 1, 0]);
+        assert_eq!(rotate(p.clone(), 270).planes[0], vec![3, 7, 2, 6, 1, 5, 0, 4]);
+        assert_eq!(rotate(rotate(p.clone(), 90), 270), p);
+        assert_eq!(rotate(p.clone(), 45), p);
+        assert_eq!(r.planes[1].len(), 2);
     }
 }

@@ -200,6 +200,7 @@ fn ladder() -> Vec<Rung> {
 
 fn request<'a>(src: &'a Path, rungs: &'a [Rung], first: u32, end: u32) -> VideoChunkRequest<'a> {
     VideoChunkRequest {
+        rotation: 0,
         source: src,
         frame_rate: (25, 1),
         segment_duration: 1.0,

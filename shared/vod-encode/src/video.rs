@@ -139,7 +139,7 @@ pub(crate) fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<Renditio
         let mut scalers: Vec<(Scaler, Option<CachedPicture>)> = req
             .rungs
             .iter()
-            .map(|r| (Scaler::new(r.width, r.height), None))
+            .map(|r| (Scaler::new(r.width, r.height, req.rotation), None))
             .collect();
 
         let mut emit = |index: u64, (serial, frame): &(u64, ffmpeg_next::frame::Video)| -> Result<(), EncodeError> {

@@ -192,6 +192,7 @@ fn encode_media() -> (Track, Track) {
             speed: 10,
         }];
         let video = encode_video_chunk(&VideoChunkRequest {
+            rotation: 0,
             source: &source,
             frame_rate: (30, 1),
             segment_duration: 2.0,

@@ -174,6 +174,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             let (plan, threads, src) = (job.plan.clone(), ctx.threads, path.clone());
             let chunks = tokio::task::spawn_blocking(move || {
                 vod_encode::encode_video_chunk(&VideoChunkRequest {
+                    rotation: job.plan.rotation,
                     source: &src,
                     frame_rate: plan.frame_rate,
                     segment_duration: plan.segment_duration,
