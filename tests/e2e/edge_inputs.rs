@@ -1,6 +1,7 @@
 //! Edge inputs a user uploads, each encoded with the `tiny` preset end to end and judged by ffprobe: odd
 //! dimensions without audio, a clip shorter than one segment, mono 44.1 kHz audio, 5.1 audio, rotation metadata
-//! (portrait renditions whose pixels match the source as displayed), variable frame rate.
+//! (portrait renditions whose pixels match the source as displayed), variable frame rate, audio only (streamed as
+//! audio-only HLS and DASH).
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -218,6 +219,67 @@ async fn edge_inputs_encode_to_playable_renditions() {
                 (want, got) => panic!("{}: audio {want:?} but output has {got:?}", c.name),
             }
         }
+    }
+    // Audio only (an M4A): an audio job, no video rungs; the asset streams as audio-only HLS and DASH.
+    let m4a = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "3",
+            "-c:a",
+            "aac",
+            "-ac",
+            "2",
+        ],
+        &dir.join("audio-only.m4a"),
+    );
+    let a = api.upload(&m4a).await.expect("upload");
+    let id = a["id"].as_str().expect("id").to_string();
+    assert_eq!(api.wait_final(&id).await["state"], "Probed");
+    let (s, job) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{id}/jobs"),
+            Some(json!({"preset": "tiny"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{job}");
+    assert_eq!(job["tasks_total"], 1, "one audio task: {job}");
+    let done = wait_job(&api, job["id"].as_str().expect("job"), 300).await;
+    assert_eq!(done["state"], "Finished", "{done}");
+    let (_, a) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    assert_eq!(a["state"], "Ready");
+    assert_eq!(a["output"]["renditions"].as_array().map(Vec::len), Some(0));
+    assert_eq!(a["output"]["audio"]["codecs"], "opus");
+    let (s, loc) = api
+        .call(
+            Method::POST,
+            "/locators",
+            Some(json!({"asset": id, "kind": "streaming"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{loc}");
+    for url in [
+        loc["urls"]["hls"].as_str().expect("hls"),
+        loc["urls"]["dash"].as_str().expect("dash"),
+    ] {
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-show_streams", "-show_format", "-of", "json", url])
+            .output()
+            .expect("ffprobe");
+        assert!(out.status.success(), "{url}: {}", String::from_utf8_lossy(&out.stderr));
+        let p: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let audio = stream(&p, "audio").expect("audio stream");
+        assert_eq!(audio["codec_name"], "opus", "{url}");
+        assert!(stream(&p, "video").is_none(), "{url}: audio only");
+        let d: f64 = p["format"]["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0.0);
+        assert!((d - 3.0).abs() < 0.15, "{url}: duration {d}");
     }
     stack.shutdown().await;
 }

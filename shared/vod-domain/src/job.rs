@@ -170,7 +170,14 @@ impl Preset {
 
     /// Concrete rungs for a source: display size (rotation and aspect honoured), no upscaling, even dimensions.
     pub fn rungs_for(&self, media: &MediaInfo) -> Result<Vec<RungSpec>, String> {
-        let v = media.video.first().ok_or("the source has no video stream")?;
+        let Some(v) = media.video.first() else {
+            // Audio only: no video rungs.
+            return if media.audio.is_empty() {
+                Err("the source has neither video nor audio".into())
+            } else {
+                Ok(Vec::new())
+            };
+        };
         let (mut w, mut h) = (v.width.max(1) as f64, v.height.max(1) as f64);
         if matches!(v.rotation, Some(90) | Some(270)) {
             std::mem::swap(&mut w, &mut h);
@@ -378,7 +385,9 @@ pub fn segment_start_frame(k: u32, segment_duration: f64, frame_rate: (u32, u32)
 /// audio task. Refuses sources the encoder cannot handle, before any work starts.
 pub fn plan(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
     crate::service::check_supported(media)?;
-    let v = media.video.first().ok_or("the source has no video stream")?;
+    let Some(v) = media.video.first() else {
+        return plan_audio_only(media, preset);
+    };
     let frame_rate = rational_frame_rate(v.frame_rate).ok_or_else(|| format!("invalid frame rate {}", v.frame_rate))?;
     let duration = if v.duration_secs > 0.0 {
         v.duration_secs
@@ -426,6 +435,37 @@ pub fn plan(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
             Some(r @ (90 | 180 | 270)) => r as u32,
             _ => 0,
         },
+    })
+}
+
+/// An audio-only source: one audio task; segments on a millisecond grid (there are no frames to align to).
+fn plan_audio_only(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
+    let a = media.audio.first().ok_or("the source has neither video nor audio")?;
+    let duration = if a.duration_secs > 0.0 {
+        a.duration_secs
+    } else {
+        media.duration_secs
+    };
+    let frame_rate = (1000, 1);
+    let total_frames = (duration * 1000.0).round() as u64;
+    if total_frames == 0 {
+        return Err("the source has no audio samples".into());
+    }
+    let mut segment_count = 0u32;
+    while segment_start_frame(segment_count, preset.segment_duration, frame_rate) < total_frames {
+        segment_count += 1;
+        if segment_count > 1_000_000 {
+            return Err("the source is too long".into());
+        }
+    }
+    Ok(Plan {
+        frame_rate,
+        total_frames,
+        segment_duration: preset.segment_duration,
+        segment_count,
+        has_audio: true,
+        tasks: vec![TaskKind::Audio],
+        rotation: 0,
     })
 }
 
