@@ -515,9 +515,18 @@ mod tests {
         assert_eq!((r[0].width, r[0].height), (322, 242));
         let portrait = p.rungs_for(&media(1920, 1080, 30.0, 5.0, Some(90))).unwrap();
         assert_eq!((portrait[0].width, portrait[0].height), (1080, 1920));
+        let audio_only = MediaInfo {
+            video: vec![],
+            ..media(1, 1, 1.0, 1.0, None)
+        };
+        assert_eq!(
+            p.rungs_for(&audio_only).map(|r| r.len()).ok(),
+            (!audio_only.audio.is_empty()).then_some(0)
+        );
         assert!(p
             .rungs_for(&MediaInfo {
                 video: vec![],
+                audio: vec![],
                 ..media(1, 1, 1.0, 1.0, None)
             })
             .is_err());
