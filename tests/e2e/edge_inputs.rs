@@ -1,6 +1,6 @@
 //! Edge inputs a user uploads, each encoded with the `tiny` preset end to end and judged by ffprobe: odd
 //! dimensions without audio, a clip shorter than one segment, mono 44.1 kHz audio, 5.1 audio, rotation metadata
-//! (portrait renditions whose pixels match the source as displayed), variable frame rate, audio only (streamed as
+//! (portrait renditions whose pixels match the source as displayed), non-square pixels, variable frame rate, audio only (streamed as
 //! audio-only HLS and DASH).
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -124,6 +124,12 @@ async fn edge_inputs_encode_to_playable_renditions() {
             audio_channels: None,
         },
         Case {
+            name: "anamorphic-4-3-pixels.mp4",
+            args: args("-f lavfi -i testsrc2=size=320x240:rate=25 -t 2 -vf setsar=4/3 -c:v libx264 -pix_fmt yuv420p"),
+            frames: 50,
+            audio_channels: None,
+        },
+        Case {
             name: "variable-frame-rate.mkv",
             args: args(
                 "-f lavfi -i testsrc2=size=320x240:rate=30 -t 3 -vf select='not(mod(n\\,3))+lt(n\\,30)' \
@@ -192,6 +198,12 @@ async fn edge_inputs_encode_to_playable_renditions() {
                 assert_eq!(frames, c.frames, "{}: every frame", c.name);
             } else {
                 assert!(frames > 0, "{}: frames decoded", c.name);
+            }
+            if c.name.starts_with("anamorphic") {
+                // 320×240 storage with 4:3 pixels displays at 16:9: square-pixel renditions at 16:9.
+                assert!((w as f64 / h as f64 - 16.0 / 9.0).abs() < 0.03, "{}: {w}x{h}", c.name);
+                let q = psnr(&file, &dir.join(c.name), w, h);
+                assert!(q > 25.0, "{}: PSNR {q:.1} dB", c.name);
             }
             if c.name.starts_with("rotated") {
                 assert!(h > w, "{}: portrait renditions for a portrait display: {w}x{h}", c.name);

@@ -179,6 +179,10 @@ impl Preset {
             };
         };
         let (mut w, mut h) = (v.width.max(1) as f64, v.height.max(1) as f64);
+        // Non-square pixels: rungs are sized for the display aspect (output pixels are square).
+        if let Some((ph, pv)) = v.pixel_aspect.filter(|(a, b)| *a > 0 && *b > 0) {
+            w *= ph as f64 / pv as f64;
+        }
         if matches!(v.rotation, Some(90) | Some(270)) {
             std::mem::swap(&mut w, &mut h);
         }
@@ -489,6 +493,7 @@ mod tests {
                 duration_secs: secs,
                 bitrate: None,
                 rotation,
+                pixel_aspect: None,
             }],
             audio: vec![AudioStream {
                 codec: "aac".into(),

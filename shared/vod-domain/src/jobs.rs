@@ -296,6 +296,7 @@ mod tests {
                 duration_secs: 3.0,
                 bitrate: None,
                 rotation: None,
+                pixel_aspect: None,
             }],
             audio: vec![],
         };

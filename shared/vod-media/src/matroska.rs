@@ -132,6 +132,7 @@ fn video_stream(track: &TrackEntry, duration_secs: f64) -> Result<VideoStream, P
         duration_secs,
         bitrate: None,
         rotation: None,
+        pixel_aspect: None,
     })
 }
 

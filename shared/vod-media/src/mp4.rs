@@ -278,6 +278,7 @@ fn video_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> Vid
         duration_secs,
         bitrate: payload_bytes(track).and_then(|b| bitrate(b, duration_secs)),
         rotation: track.tkhd.as_ref().map(|t| rotation(t.matrix.a, t.matrix.b)),
+        pixel_aspect: raw.and_then(|r| r.pixel_aspect),
     }
 }
 
@@ -428,6 +429,8 @@ struct RawTrak {
     channels: u16,
     sample_size: u16,
     sample_rate: u32,
+    /// `pasp` of a visual sample entry, if not 1:1.
+    pixel_aspect: Option<(u32, u32)>,
 }
 
 /// Child boxes of an in-memory box body; stops silently at the first malformed header
@@ -511,6 +514,12 @@ fn raw_trak(trak: &[u8]) -> RawTrak {
     raw.channels = be_u16(entry, 16).unwrap_or(0);
     raw.sample_size = be_u16(entry, 18).unwrap_or(0);
     raw.sample_rate = be_u32(entry, 24).map(|r| r >> 16).unwrap_or(0);
+    // Visual sample entries carry child boxes after their 78 fixed bytes; `pasp` = hSpacing, vSpacing.
+    raw.pixel_aspect = entry
+        .get(78..)
+        .and_then(|c| child(c, b"pasp"))
+        .and_then(|p| Some((be_u32(p, 0)?, be_u32(p, 4)?)))
+        .filter(|(h, v)| *h > 0 && *v > 0 && h != v && *h <= 1000 * *v && *v <= 1000 * *h);
     raw
 }
 

@@ -46,6 +46,9 @@ pub struct VideoStream {
     /// Clockwise display rotation in degrees (0..360) when the container carries
     /// one (MP4/MOV track matrix), else `None`.
     pub rotation: Option<i32>,
+    /// Pixel (sample) aspect ratio h:v when the container declares non-square pixels (MP4 `pasp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_aspect: Option<(u32, u32)>,
 }
 
 /// One audio stream.

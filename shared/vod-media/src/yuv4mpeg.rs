@@ -91,6 +91,7 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
             duration_secs,
             bitrate: bitrate(data_len, duration_secs),
             rotation: None,
+            pixel_aspect: None,
         }],
         audio: Vec::new(),
     })
