@@ -1,7 +1,7 @@
 //! Edge inputs a user uploads, each encoded with the `tiny` preset end to end and judged by ffprobe: odd
 //! dimensions without audio, a clip shorter than one segment, mono 44.1 kHz audio, 5.1 audio, rotation metadata
-//! (portrait renditions whose pixels match the source as displayed), non-square pixels, variable frame rate, audio only (streamed as
-//! audio-only HLS and DASH).
+//! (portrait renditions whose pixels match the source as displayed), non-square pixels, a long clip in many
+//! chunks, variable frame rate, and audio only (streamed as audio-only HLS and DASH).
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -130,6 +130,15 @@ async fn edge_inputs_encode_to_playable_renditions() {
             audio_channels: None,
         },
         Case {
+            name: "long-many-chunks.mp4",
+            args: args(
+                "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=600:sample_rate=48000 \
+                 -t 24 -c:v libx264 -pix_fmt yuv420p -c:a aac -ac 2 -shortest",
+            ),
+            frames: 600,
+            audio_channels: Some(2),
+        },
+        Case {
             name: "variable-frame-rate.mkv",
             args: args(
                 "-f lavfi -i testsrc2=size=320x240:rate=30 -t 3 -vf select='not(mod(n\\,3))+lt(n\\,30)' \
@@ -171,6 +180,13 @@ async fn edge_inputs_encode_to_playable_renditions() {
             )
             .await;
         assert_eq!(s, 201, "{}: {job}", c.name);
+        if c.name.starts_with("long") {
+            assert!(
+                job["tasks_total"].as_u64() >= Some(12),
+                "{}: many chunks: {job}",
+                c.name
+            );
+        }
         jobs.push(job["id"].as_str().expect("job").to_string());
     }
     for ((c, id), job) in cases.iter().zip(&assets).zip(&jobs) {
