@@ -398,11 +398,23 @@ impl AssetService {
 }
 
 /// A blob seen as a random-access source; reads block on the async store from a blocking thread.
-struct BlobSource {
+pub struct BlobSource {
     blobs: Arc<dyn BlobStore>,
     blob: BlobRef,
     size: u64,
     handle: tokio::runtime::Handle,
+}
+
+impl BlobSource {
+    /// Must be created inside a Tokio runtime and read from a blocking thread (`spawn_blocking`).
+    pub fn new(blobs: Arc<dyn BlobStore>, blob: BlobRef, size: u64) -> Self {
+        BlobSource {
+            blobs,
+            blob,
+            size,
+            handle: tokio::runtime::Handle::current(),
+        }
+    }
 }
 
 impl vod_media::ReadAt for BlobSource {

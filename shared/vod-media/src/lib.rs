@@ -11,5 +11,6 @@ pub mod source;
 mod wav;
 mod yuv4mpeg;
 
+pub use mp4::{mp4_needed_ranges, Need};
 pub use probe::*;
 pub use source::*;

@@ -581,3 +581,133 @@ mod tests {
         assert_eq!(children(&b), vec![(*b"abcd", &b"1234"[..])]);
     }
 }
+
+/// What one encoder task decodes from a source.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Need {
+    /// The first video track's samples covering `[start_secs, end_secs)`.
+    Video { start_secs: f64, end_secs: f64 },
+    /// The whole first audio track.
+    Audio,
+}
+
+/// Seconds of every track always included, so that a demuxer probing its streams finds real samples.
+const PROBE_PREFIX_SECS: f64 = 1.0;
+/// Seconds before a chunk's start from which the previous sync sample is taken (the decoder may seek further back
+/// than the exact key frame when timestamps carry composition offsets).
+const SEEK_MARGIN_SECS: f64 = 2.0;
+/// Samples kept after the last one a chunk needs (decoder and parser read-ahead).
+const READ_AHEAD_SAMPLES: usize = 32;
+/// Ranges closer than this are fetched as one.
+const MERGE_GAP: u64 = 256 * 1024;
+
+/// Byte ranges `[start, end)` of an MP4/MOV that a decoder needs for `need`: every top-level box but `mdat`, the
+/// first second of every track, and the wanted track's samples from the sync sample at or before (start − 2 s) to
+/// a second (plus a margin of samples) after the end. `Ok(None)` when ranges cannot be planned (fragmented file, no sample
+/// tables): read the whole file.
+pub fn mp4_needed_ranges(src: &dyn ReadAt, need: Need) -> Result<Option<Vec<(u64, u64)>>, ProbeError> {
+    let file_size = src.size();
+    let mut ranges = Vec::new();
+    let (mut ftyp, mut moov) = (Vec::new(), None);
+    let mut offset = 0u64;
+    let mut boxes = 0usize;
+    while offset < file_size {
+        boxes += 1;
+        if boxes > MAX_TOP_BOXES {
+            return Err(ProbeError::Corrupt("too many top-level boxes".into()));
+        }
+        let b = read_box_header(src, offset, file_size)?;
+        match &b.kind {
+            b"mdat" => {}
+            b"moof" => return Ok(None),
+            kind => {
+                ranges.push((b.offset, b.offset + b.size));
+                if kind == b"ftyp" && b.size <= MAX_FTYP {
+                    ftyp = read_box(src, &b)?;
+                } else if kind == b"moov" {
+                    if b.size > MAX_MOOV {
+                        return Err(ProbeError::Corrupt(format!(
+                            "'moov' box of {} bytes is too large",
+                            b.size
+                        )));
+                    }
+                    moov = Some(read_box(src, &b)?);
+                }
+            }
+        }
+        offset += b.size;
+    }
+    let Some(moov) = moov else {
+        return Ok(None);
+    };
+    let mut buf = ftyp;
+    buf.extend_from_slice(&moov);
+    let ctx = mp4parse::read_mp4(&mut Cursor::new(&buf)).map_err(map_mp4parse_error)?;
+    let want_type = match need {
+        Need::Video { .. } => TrackType::Video,
+        Need::Audio => TrackType::Audio,
+    };
+    let mut wanted_seen = false;
+    for track in ctx.tracks.iter() {
+        if !matches!(track.track_type, TrackType::Video | TrackType::Audio) {
+            continue;
+        }
+        let Some(table) = mp4parse::unstable::create_sample_table(track, 0i64.into()) else {
+            return Ok(None);
+        };
+        let Some(scale) = track.timescale.map(|t| t.0).filter(|t| *t > 0) else {
+            return Ok(None);
+        };
+        let secs = |ticks: i64| ticks as f64 / scale as f64;
+        let sample = |i: usize| -> Option<(u64, u64, f64, bool)> {
+            let s = table.get(i)?;
+            Some((s.start_offset.0, s.end_offset.0, secs(s.start_composition.0), s.sync))
+        };
+        // The first second of every track.
+        for i in 0..table.len() {
+            let Some((a, z, t, _)) = sample(i) else { break };
+            if t >= PROBE_PREFIX_SECS && i > 0 {
+                break;
+            }
+            ranges.push((a, z));
+        }
+        let is_wanted = track.track_type == want_type && !wanted_seen;
+        if !is_wanted {
+            continue;
+        }
+        wanted_seen = true;
+        let (first, last) = match need {
+            Need::Audio => (0, table.len()),
+            Need::Video { start_secs, end_secs } => {
+                let from = start_secs - SEEK_MARGIN_SECS;
+                let first = (0..table.len())
+                    .rev()
+                    .find(|&i| sample(i).is_some_and(|(_, _, t, sync)| sync && t <= from))
+                    .unwrap_or(0);
+                // Past the end: the decoder and the demuxer's parser read ahead (B-frame reordering), so keep
+                // a second of samples beyond the end plus a margin.
+                let last = (first..table.len())
+                    .find(|&i| sample(i).is_some_and(|(_, _, t, _)| t >= end_secs + 1.0))
+                    .map_or(table.len(), |i| (i + READ_AHEAD_SAMPLES).min(table.len()));
+                (first, last)
+            }
+        };
+        for i in first..last {
+            let Some((a, z, _, _)) = sample(i) else { break };
+            ranges.push((a, z));
+        }
+    }
+    if !wanted_seen {
+        return Ok(None);
+    }
+    ranges.retain(|(a, z)| a < z && *z <= file_size);
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (a, z) in ranges {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(MERGE_GAP) => last.1 = last.1.max(z),
+            _ => merged.push((a, z)),
+        }
+    }
+    Ok(Some(merged))
+}

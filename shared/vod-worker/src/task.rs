@@ -147,13 +147,47 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
         .source
         .clone()
         .ok_or_else(|| TaskError::Permanent("the asset has no source file".into()))?;
-    let path = fetch_source(
-        ctx,
-        &BlobRef::new(&source.bucket, &source.key),
-        &source.etag,
-        source.size,
-    )
-    .await?;
+    let need = match &before.kind {
+        TaskKind::Video {
+            first_segment,
+            end_segment,
+        } => vod_media::Need::Video {
+            start_secs: *first_segment as f64 * job.plan.segment_duration,
+            end_secs: *end_segment as f64 * job.plan.segment_duration,
+        },
+        TaskKind::Audio => vod_media::Need::Audio,
+    };
+    let blob = BlobRef::new(&source.bucket, &source.key);
+    let container = asset.media.as_ref().map(|m| m.container);
+    let part = match container {
+        Some(vod_media::Container::Mp4 | vod_media::Container::Mov) => {
+            fetch_ranges(
+                ctx,
+                &blob,
+                &source.etag,
+                source.size,
+                need,
+                &format!("{}-{}", job.id, msg.task),
+            )
+            .await?
+        }
+        _ => None,
+    };
+    let temp = part.is_some();
+    let path = match part {
+        Some(p) => p,
+        None => fetch_source(ctx, &blob, &source.etag, source.size).await?,
+    };
+    // A sparse partial copy belongs to this task only.
+    struct Cleanup(Option<PathBuf>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Some(p) = self.0.take() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    let _cleanup = Cleanup(temp.then(|| path.clone()));
 
     let outputs = match before.kind.clone() {
         TaskKind::Video {
@@ -285,6 +319,63 @@ async fn write_track(
         timescale: track.timescale,
         segments: records,
     })
+}
+
+/// Fetches only the byte ranges this task decodes (MP4/MOV with sample tables) into a sparse file of the source's
+/// size, so a chunk of a long mezzanine costs its own bytes, not the whole file. `None`: the ranges cannot be
+/// planned; download the whole source instead.
+async fn fetch_ranges(
+    ctx: &WorkerContext,
+    blob: &BlobRef,
+    etag: &str,
+    size: u64,
+    need: vod_media::Need,
+    task: &str,
+) -> Result<Option<PathBuf>, TaskError> {
+    let src = vod_domain::service::BlobSource::new(ctx.blobs.clone(), blob.clone(), size);
+    let planned = tokio::task::spawn_blocking(move || vod_media::mp4_needed_ranges(&src, need))
+        .await
+        .map_err(|e| TaskError::Transient(format!("range planning crashed: {e}")))?;
+    let ranges = match planned {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            info!(error = %e, "cannot plan byte ranges; reading the whole source");
+            return Ok(None);
+        }
+    };
+    let fetched: u64 = ranges.iter().map(|(a, z)| z - a).sum();
+    if fetched * 10 >= size * 9 {
+        return Ok(None);
+    }
+    let safe: String = etag.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let path = ctx.scratch.join(format!("vod-part-{safe}-{task}"));
+    let io = |e: std::io::Error| TaskError::Transient(format!("writing {}: {e}", path.display()));
+    std::fs::create_dir_all(&ctx.scratch).map_err(io)?;
+    let f = std::fs::File::create(&path).map_err(io)?;
+    f.set_len(size).map_err(io)?;
+    {
+        use std::os::unix::fs::FileExt;
+        const PIECE: u64 = 16 * 1024 * 1024;
+        for (a, z) in &ranges {
+            let mut offset = *a;
+            while offset < *z {
+                let bytes = ctx.blobs.read_range(blob, offset, PIECE.min(z - offset)).await?;
+                if bytes.is_empty() {
+                    return Err(TaskError::Transient("the source ended early".into()));
+                }
+                f.write_all_at(&bytes, offset).map_err(io)?;
+                offset += bytes.len() as u64;
+            }
+        }
+    }
+    info!(
+        ranges = ranges.len(),
+        fetched_bytes = fetched,
+        source_bytes = size,
+        "source ranges fetched"
+    );
+    Ok(Some(path))
 }
 
 /// Downloads the source into the scratch directory once per warm instance (keyed by ETag; written atomically).
