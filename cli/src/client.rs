@@ -223,6 +223,14 @@ impl Api {
         .await
     }
 
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
+        Self::json(self.req(reqwest::Method::POST, path).json(body).send().await?).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> Result<Value> {
+        Self::json(self.req(reqwest::Method::PUT, path).json(body).send().await?).await
+    }
+
     /// Publishes an asset: a streaming or download locator with its URLs.
     pub async fn create_locator(&self, body: &Value) -> Result<Value> {
         Self::json(self.req(reqwest::Method::POST, "/locators").json(body).send().await?).await

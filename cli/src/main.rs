@@ -101,6 +101,45 @@ enum Command {
     Unpublish { locator: String },
     /// Print links that play a streaming locator in hls.js, dash.js and shaka-player.
     Play { locator: String },
+    /// Create or replace a key policy: open, or a JWT token restriction (HS256/384/512 shared secret).
+    KeyPolicy {
+        name: String,
+        /// Anyone may receive the keys (no token).
+        #[arg(long, conflicts_with_all = ["issuer", "audience"])]
+        open: bool,
+        #[arg(long, requires = "audience")]
+        issuer: Option<String>,
+        #[arg(long, requires = "issuer")]
+        audience: Option<String>,
+        /// Environment variable holding the base64 HMAC secret (≥ 256 bits); secrets never go on the command line.
+        #[arg(long, default_value = "VOD_TOKEN_SECRET")]
+        secret_env: String,
+        /// Claims a token must carry: `name` (must exist) or `name=value`.
+        #[arg(long = "require")]
+        required: Vec<String>,
+        /// Claim that binds a token to one content key id.
+        #[arg(long)]
+        key_id_claim: Option<String>,
+    },
+    /// Set how an asset is delivered per protocol (clear, aes128, cenc, cbcs); protected protocols use KEY_POLICY.
+    Protect {
+        asset: String,
+        #[arg(long, value_parser = ["clear", "aes128", "cenc", "cbcs", "blocked"], default_value = "clear")]
+        hls: String,
+        #[arg(long, value_parser = ["clear", "cenc", "cbcs", "blocked"], default_value = "clear")]
+        dash: String,
+        /// Allow progressive download (always clear).
+        #[arg(long)]
+        download: bool,
+        #[arg(long)]
+        key_policy: Option<String>,
+        /// Signal Widevine with this licence server URL (CENC).
+        #[arg(long)]
+        widevine: Option<String>,
+        /// Signal PlayReady with this licence server URL (CENC).
+        #[arg(long)]
+        playready: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -210,6 +249,83 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Unpublish { locator } => {
                     api.delete_locator(&locator).await?;
                     println!("locator {locator} deleted");
+                    Ok(())
+                }
+                Command::KeyPolicy {
+                    name,
+                    open,
+                    issuer,
+                    audience,
+                    secret_env,
+                    required,
+                    key_id_claim,
+                } => {
+                    let option = if open {
+                        serde_json::json!({"restriction": "open"})
+                    } else {
+                        let (Some(issuer), Some(audience)) = (issuer, audience) else {
+                            bail!("give --open, or --issuer and --audience for a token restriction");
+                        };
+                        let secret = std::env::var(&secret_env)
+                            .with_context(|| format!("set {secret_env} to the base64 token secret"))?;
+                        let claims: Vec<serde_json::Value> = required
+                            .iter()
+                            .map(|r| match r.split_once('=') {
+                                Some((c, v)) => serde_json::json!({"claim": c, "value": v}),
+                                None => serde_json::json!({"claim": r}),
+                            })
+                            .collect();
+                        let mut o = serde_json::json!({"restriction": "token", "issuer": issuer, "audience": audience,
+                            "primary_key": {"type": "symmetric", "key": secret}, "required_claims": claims});
+                        if let Some(c) = key_id_claim {
+                            o["key_id_claim"] = c.into();
+                        }
+                        o
+                    };
+                    let stored = api
+                        .post_json("/key-policies", &serde_json::json!({"name": name, "options": [option]}))
+                        .await?;
+                    println!("{}", serde_json::to_string_pretty(&stored)?);
+                    Ok(())
+                }
+                Command::Protect {
+                    asset,
+                    hls,
+                    dash,
+                    download,
+                    key_policy,
+                    widevine,
+                    playready,
+                } => {
+                    let mut drm = vec![serde_json::json!({"system": "clearkey"})];
+                    if let Some(u) = widevine {
+                        drm.push(serde_json::json!({"system": "widevine", "license_url": u}));
+                    }
+                    if let Some(u) = playready {
+                        drm.push(serde_json::json!({"system": "playready", "license_url": u}));
+                    }
+                    let mut policies = Vec::new();
+                    for (protocol, protection) in [("hls", hls.as_str()), ("dash", dash.as_str())] {
+                        let p = match protection {
+                            "blocked" => continue,
+                            "clear" => serde_json::json!({"protocols": [protocol], "protection": "clear"}),
+                            "aes128" => serde_json::json!({"protocols": [protocol], "protection": "aes128",
+                                "key_policy": key_policy}),
+                            scheme => serde_json::json!({"protocols": [protocol], "protection": scheme,
+                                "key_policy": key_policy, "drm": drm}),
+                        };
+                        policies.push(p);
+                    }
+                    if download {
+                        policies.push(serde_json::json!({"protocols": ["progressive"], "protection": "clear"}));
+                    }
+                    let out = api
+                        .put_json(
+                            &format!("/assets/{asset}/delivery-policies"),
+                            &serde_json::json!({"policies": policies}),
+                        )
+                        .await?;
+                    println!("{}", serde_json::to_string_pretty(&out)?);
                     Ok(())
                 }
                 Command::Play { locator } => {
