@@ -501,13 +501,15 @@ async fn locator_view(ctx: &AppContext, locator: Locator) -> Result<LocatorView,
         }
         LocatorKind::Download => {
             let presigned = ctx.delivery.download_urls(&view.locator, 3600).await?;
-            for d in presigned {
-                view.downloads.push(serde_json::json!({
-                    "rendition": d.rendition,
-                    "url": format!("{ism}/{}.mp4", d.rendition),
-                    "presigned_url": d.url,
-                    "presigned_expires_at": d.expires_at,
-                }));
+            let asset = ctx.assets.get_asset(view.locator.asset_id).await?;
+            for r in asset.output.iter().flat_map(|o| o.renditions.iter()) {
+                let mut d = serde_json::json!({"rendition": r.name, "url": format!("{ism}/{}.mp4", r.name)});
+                // Presigned S3 URLs only where the raw object is the media (not for storage-encrypted assets).
+                if let Some(p) = presigned.iter().find(|p| p.rendition == r.name) {
+                    d["presigned_url"] = p.url.clone().into();
+                    d["presigned_expires_at"] = serde_json::to_value(p.expires_at).unwrap_or_default();
+                }
+                view.downloads.push(d);
             }
         }
     }

@@ -133,8 +133,18 @@ impl AppContext {
             aws_sdk_dynamodb::Client::new(sdk),
             config.table_name.clone(),
         ));
-        let blobs = Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk)));
-        let assets = AssetService::new(store.clone(), blobs.clone(), config.service_config());
+        let kms: Arc<dyn vod_domain::protection::KeyService> = Arc::new(KmsKeyService::new(
+            aws_sdk_kms::Client::new(sdk),
+            config.kms_key_id.clone(),
+        ));
+        // Storage-encrypted assets: reads decrypt and writes encrypt their objects transparently.
+        let blobs: Arc<dyn vod_domain::BlobStore> = Arc::new(vod_domain::storage::EncryptedBlobStore::new(
+            Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk))),
+            store.clone(),
+            kms.clone(),
+        ));
+        let assets =
+            AssetService::new(store.clone(), blobs.clone(), config.service_config()).with_key_service(kms.clone());
         let delivery = DeliveryService::new(
             store.clone(),
             Arc::new(DynamoDeliveryStore::new(
@@ -149,10 +159,7 @@ impl AppContext {
                 aws_sdk_dynamodb::Client::new(sdk),
                 config.table_name.clone(),
             )),
-            Arc::new(KmsKeyService::new(
-                aws_sdk_kms::Client::new(sdk),
-                config.kms_key_id.clone(),
-            )),
+            kms,
         );
         let job_store = Arc::new(DynamoJobStore::new(
             aws_sdk_dynamodb::Client::new(sdk),

@@ -151,7 +151,16 @@ impl StreamContext {
     pub fn new(sdk: &aws_config::SdkConfig, config: StreamConfig) -> Self {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let assets: Arc<dyn AssetStore> = Arc::new(DynamoAssetStore::new(dynamo.clone(), config.table_name.clone()));
-        let blobs: Arc<dyn BlobStore> = Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk)));
+        let kms: Arc<dyn vod_domain::protection::KeyService> = Arc::new(KmsKeyService::new(
+            aws_sdk_kms::Client::new(sdk),
+            config.kms_key_id.clone(),
+        ));
+        // Storage-encrypted assets: the packager decrypts exactly the ranges it reads.
+        let blobs: Arc<dyn BlobStore> = Arc::new(vod_domain::storage::EncryptedBlobStore::new(
+            Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk))),
+            assets.clone(),
+            kms.clone(),
+        ));
         let delivery = DeliveryService::new(
             assets.clone(),
             Arc::new(DynamoDeliveryStore::new(dynamo.clone(), config.table_name.clone())),
@@ -160,10 +169,7 @@ impl StreamContext {
         let protection = ProtectionService::new(
             assets.clone(),
             Arc::new(DynamoKeyStore::new(dynamo, config.table_name.clone())),
-            Arc::new(KmsKeyService::new(
-                aws_sdk_kms::Client::new(sdk),
-                config.kms_key_id.clone(),
-            )),
+            kms,
         );
         Self::with_stores(config, assets, delivery, blobs, protection)
     }
@@ -832,7 +838,15 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 .map_err(unavailable)?
                 .ok_or_else(|| not_found("the progressive file is missing"))?;
             let range = req.headers().get(http::header::RANGE).and_then(|v| v.to_str().ok());
-            let mut r = match parse_range(range, meta.size) {
+            let mut outcome = parse_range(range, meta.size);
+            if outcome == RangeOutcome::Full && meta.size > MAX_BODY && asset.storage_key.is_some() {
+                // No presigned URL for ciphertext: the first part, and the client ranges for the rest.
+                outcome = RangeOutcome::Partial {
+                    start: 0,
+                    end: MAX_BODY - 1,
+                };
+            }
+            let mut r = match outcome {
                 RangeOutcome::Unsatisfiable => {
                     let mut r = reply(
                         StatusCode::RANGE_NOT_SATISFIABLE,

@@ -322,6 +322,10 @@ impl DeliveryService {
         let Some(asset) = self.assets.get(locator.asset_id).await? else {
             return Ok(Vec::new());
         };
+        if asset.storage_key.is_some() {
+            // Raw objects are ciphertext: downloads go through the packager only.
+            return Ok(Vec::new());
+        }
         let Some(output) = asset.output else {
             return Ok(Vec::new());
         };
@@ -363,6 +367,11 @@ impl DeliveryService {
                 asset.id,
                 asset.state.as_str()
             )));
+        }
+        if asset.storage_key.is_some() && asset.delivery_policies.is_empty() {
+            return Err(DomainError::Conflict(
+                "a storage-encrypted asset needs a delivery policy before it can be published".into(),
+            ));
         }
         let now = Utc::now();
         let start = req.start.unwrap_or(now);

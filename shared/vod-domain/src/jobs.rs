@@ -314,6 +314,8 @@ mod tests {
                 error: None,
                 output: None,
                 delivery_policies: Vec::new(),
+                storage_key: None,
+                storage_key: None,
                 version: 0,
             })
             .await

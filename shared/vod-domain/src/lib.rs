@@ -10,6 +10,7 @@ pub mod model;
 pub mod ports;
 pub mod protection;
 pub mod service;
+pub mod storage;
 
 pub use error::{DomainError, StoreError};
 pub use model::*;

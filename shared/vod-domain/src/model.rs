@@ -106,6 +106,9 @@ pub struct Asset {
     /// The adaptive-bitrate set of the last finished encoding job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<AssetOutput>,
+    /// Storage encryption: the asset's data key, KMS-wrapped (its objects are AES-256-CTR ciphertext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_key: Option<crate::storage::StorageKey>,
     /// How each protocol is delivered (empty: everything clear).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delivery_policies: Vec<crate::protection::DeliveryPolicy>,

@@ -49,6 +49,16 @@ pub struct CreateAssetRequest {
     /// Size in bytes, if known; large sizes get multipart upload URLs.
     #[serde(default)]
     pub size: Option<u64>,
+    /// Storage encryption: the uploader's 32-byte AES-256-CTR data key (base64), with which it encrypted the file
+    /// (see `storage::ctr_apply`). Stored only KMS-wrapped.
+    #[serde(default)]
+    pub storage_encryption: Option<StorageEncryptionRequest>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageEncryptionRequest {
+    pub key: String,
 }
 
 /// What ingest did with a notification.
@@ -125,11 +135,24 @@ pub struct AssetService {
     store: Arc<dyn AssetStore>,
     blobs: Arc<dyn BlobStore>,
     config: ServiceConfig,
+    /// Wraps storage keys (storage-encrypted assets); without it such assets are refused.
+    kms: Option<Arc<dyn crate::protection::KeyService>>,
 }
 
 impl AssetService {
     pub fn new(store: Arc<dyn AssetStore>, blobs: Arc<dyn BlobStore>, config: ServiceConfig) -> Self {
-        AssetService { store, blobs, config }
+        AssetService {
+            store,
+            blobs,
+            config,
+            kms: None,
+        }
+    }
+
+    /// Enables storage encryption (the key service wraps each asset's data key).
+    pub fn with_key_service(mut self, kms: Arc<dyn crate::protection::KeyService>) -> Self {
+        self.kms = Some(kms);
+        self
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -166,6 +189,20 @@ impl AssetService {
             error: None,
             output: None,
             delivery_policies: Vec::new(),
+            storage_key: match &req.storage_encryption {
+                None => None,
+                Some(se) => {
+                    let kms = self
+                        .kms
+                        .as_ref()
+                        .ok_or_else(|| DomainError::invalid("storage encryption is not configured"))?;
+                    Some(
+                        crate::storage::wrap_storage_key(kms.as_ref(), id, &se.key)
+                            .await
+                            .map_err(DomainError::Invalid)?,
+                    )
+                }
+            },
             version: 0,
         };
         let blob = BlobRef::new(&self.config.upload_bucket, &key);
@@ -373,6 +410,7 @@ impl AssetService {
             error: None,
             output: None,
             delivery_policies: Vec::new(),
+            storage_key: None,
             version: 0,
         };
         if self.store.insert(&fresh).await? {

@@ -36,10 +36,21 @@ pub struct WorkerContext {
 impl WorkerContext {
     pub fn new(sdk: &aws_config::SdkConfig, config: &AppConfig, lookup: impl Fn(&str) -> Option<String>) -> Self {
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
+        let assets: Arc<dyn vod_domain::AssetStore> =
+            Arc::new(DynamoAssetStore::new(ddb.clone(), config.table_name.clone()));
+        let kms = Arc::new(vod_aws::KmsKeyService::new(
+            aws_sdk_kms::Client::new(sdk),
+            config.kms_key_id.clone(),
+        ));
         WorkerContext {
-            assets: Arc::new(DynamoAssetStore::new(ddb.clone(), config.table_name.clone())),
+            // Storage-encrypted assets: the source decrypts as it is read, outputs are encrypted as written.
+            blobs: Arc::new(vod_domain::storage::EncryptedBlobStore::new(
+                Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk))),
+                assets.clone(),
+                kms,
+            )),
+            assets,
             jobs: Arc::new(DynamoJobStore::new(ddb, config.table_name.clone())),
-            blobs: Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk))),
             media_bucket: config.media_bucket.clone(),
             scratch: lookup("SCRATCH_DIR")
                 .map(PathBuf::from)
