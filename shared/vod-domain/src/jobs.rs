@@ -315,7 +315,6 @@ mod tests {
                 output: None,
                 delivery_policies: Vec::new(),
                 storage_key: None,
-                storage_key: None,
                 version: 0,
             })
             .await

@@ -507,6 +507,7 @@ mod tests {
         let (svc, _, blobs) = service();
         let c = svc
             .create_asset(CreateAssetRequest {
+                storage_encryption: None,
                 name: None,
                 file_name: "clip.y4m".into(),
                 size: Some(10),
@@ -563,6 +564,7 @@ mod tests {
         for bad in ["", "a/b.mp4", "..", "x\u{0}y"] {
             let r = svc
                 .create_asset(CreateAssetRequest {
+                    storage_encryption: None,
                     name: None,
                     file_name: bad.into(),
                     size: None,
@@ -572,6 +574,7 @@ mod tests {
         }
         let big = svc
             .create_asset(CreateAssetRequest {
+                storage_encryption: None,
                 name: Some("big".into()),
                 file_name: "big.mp4".into(),
                 size: Some(200 << 20),
