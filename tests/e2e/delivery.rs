@@ -66,33 +66,6 @@ fn decode_all(url: &str) {
     );
 }
 
-/// Plays a URL in headless Chromium with one of the JS players (infra/player); returns the driver's JSON report.
-fn play(player: &str, src: &str) -> Value {
-    let script = root().join("infra/player/play.mjs");
-    assert!(
-        root().join("infra/player/dist/index.html").is_file(),
-        "the player page is not built: run `npm ci && npm run build` in infra/player (done by .ci/run)"
-    );
-    let out = Command::new("node")
-        .arg(&script)
-        .args(["--player", player, "--src", src, "--seconds", "2", "--timeout", "60"])
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .unwrap_or("{}");
-    let report: Value = serde_json::from_str(line).unwrap_or(json!({"ok": false, "raw": stdout}));
-    assert!(
-        out.status.success() && report["ok"] == true,
-        "{player} did not play {src}: {report}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    report
-}
-
 async fn get(http: &reqwest::Client, url: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
     let r = http.get(url).send().await.expect("send");
     let (s, h) = (r.status().as_u16(), r.headers().clone());
@@ -394,7 +367,7 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
 
     // Real players in headless Chromium.
     for (player, url) in [("hls", &hls), ("dash", &dash), ("shaka", &dash)] {
-        let report = play(player, url);
+        let report = play(player, url, None, None);
         assert!(report["decodedFrames"].as_u64().unwrap_or(0) > 0, "{report}");
     }
 

@@ -54,39 +54,6 @@ fn b64url(b: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-fn play(player: &str, src: &str, token: &str, license: Option<&str>) -> Value {
-    let mut cmd = Command::new("node");
-    cmd.arg(root().join("infra/player/play.mjs")).args([
-        "--player",
-        player,
-        "--src",
-        src,
-        "--token",
-        token,
-        "--seconds",
-        "2",
-        "--timeout",
-        "60",
-    ]);
-    if let Some(l) = license {
-        cmd.args(["--license", l]);
-    }
-    let out = cmd.output().expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .unwrap_or("{}");
-    let report: Value = serde_json::from_str(line).unwrap_or(json!({"ok": false, "raw": stdout}));
-    assert!(
-        out.status.success() && report["ok"] == true,
-        "{player} did not play {src}: {report}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    report
-}
-
 fn frames(args: &[&str]) -> Vec<u64> {
     let out = Command::new("ffprobe")
         .args([
@@ -438,39 +405,9 @@ async fn protected_streams_play_only_with_valid_tokens() {
 
     // ffmpeg decrypts the CENC output with the key.
     let rendition = set_rendition(&api, &id).await;
-    let mut file = http
-        .get(format!("{ism}/{rendition}/cenc/init.mp4"))
-        .send()
-        .await
-        .expect("send")
-        .bytes()
-        .await
-        .expect("init")
-        .to_vec();
-    for n in 0..5 {
-        let seg = http
-            .get(format!("{ism}/{rendition}/cenc/seg-{n:05}.m4s"))
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(seg.status(), 200);
-        file.extend(seg.bytes().await.expect("seg"));
-    }
-    let enc_path = dir.join("cenc.mp4");
-    std::fs::write(&enc_path, &file).expect("write");
+    let enc_path = fetch_protected(&http, &ism, &rendition, "cenc", 5, &dir).await;
     let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    // Streamed in, as a player reads it (ffmpeg 5.1 mis-pairs fragments and their encryption info when it can
-    // seek a multi-fragment file).
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ffprobe -v error -count_frames -select_streams v -show_streams -of json -decryption_key {key_hex} -i pipe:0 < {}",
-            enc_path.display()
-        ))
-        .output()
-        .expect("ffprobe");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let p: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let p = decrypted_probe(&enc_path, &key_hex);
     assert_eq!(p["streams"][0]["nb_read_frames"], "125", "every frame decrypted: {p}");
     let out = Command::new("sh")
         .arg("-c")
@@ -499,9 +436,9 @@ async fn protected_streams_play_only_with_valid_tokens() {
     );
 
     // Real players: hls.js with AES-128 and a token; dash.js and shaka with Clear Key licences and a token.
-    play("hls", &hls, &good, None);
-    play("dash", &dash, &good, Some(&licence));
-    play("shaka", &dash, &good, Some(&licence));
+    play("hls", &hls, Some(&good), None);
+    play("dash", &dash, Some(&good), Some(&licence));
+    play("shaka", &dash, Some(&good), Some(&licence));
 
     // cbcs (AES-CBC 1:9 pattern) for DASH: shaka plays it with the same key, ffmpeg decrypts it; the asset keeps
     // its content key. HLS is named by no policy now: blocked.
@@ -522,37 +459,10 @@ async fn protected_streams_play_only_with_valid_tokens() {
     assert_eq!(r.status(), 403, "HLS is blocked");
     let mpd = http.get(&dash).send().await.expect("send").text().await.expect("mpd");
     assert!(mpd.contains("value=\"cbcs\"") && mpd.contains("cbcs/init.mp4"), "{mpd}");
-    let mut cbcs = http
-        .get(format!("{ism}/{rendition}/cbcs/init.mp4"))
-        .send()
-        .await
-        .expect("send")
-        .bytes()
-        .await
-        .expect("init")
-        .to_vec();
-    for n in 0..5 {
-        let seg = http
-            .get(format!("{ism}/{rendition}/cbcs/seg-{n:05}.m4s"))
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(seg.status(), 200);
-        cbcs.extend(seg.bytes().await.expect("seg"));
-    }
-    let cbcs_path = dir.join("cbcs.mp4");
-    std::fs::write(&cbcs_path, &cbcs).expect("write");
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ffprobe -v error -count_frames -select_streams v -show_streams -of json -decryption_key {key_hex} -i pipe:0 < {}",
-            cbcs_path.display()
-        ))
-        .output()
-        .expect("ffprobe");
-    let p: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let cbcs_path = fetch_protected(&http, &ism, &rendition, "cbcs", 5, &dir).await;
+    let p = decrypted_probe(&cbcs_path, &key_hex);
     assert_eq!(p["streams"][0]["nb_read_frames"], "125", "cbcs decrypted: {p}");
-    play("shaka", &dash, &good, Some(&licence));
+    play("shaka", &dash, Some(&good), Some(&licence));
 
     // No plaintext key anywhere: DynamoDB items and this run's logs.
     let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
@@ -580,6 +490,44 @@ async fn protected_streams_play_only_with_valid_tokens() {
     }
     assert!(!logs.contains(&good), "the logs hold a token");
     stack.shutdown().await;
+}
+
+/// Downloads a rendition's protected init segment and `segments` fragments into one file.
+async fn fetch_protected(
+    http: &reqwest::Client,
+    ism: &str,
+    rendition: &str,
+    scheme: &str,
+    segments: u32,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let mut file = Vec::new();
+    let mut urls = vec![format!("{ism}/{rendition}/{scheme}/init.mp4")];
+    urls.extend((0..segments).map(|n| format!("{ism}/{rendition}/{scheme}/seg-{n:05}.m4s")));
+    for url in urls {
+        let r = http.get(&url).send().await.expect("send");
+        assert_eq!(r.status(), 200, "{url}");
+        file.extend(r.bytes().await.expect("body"));
+    }
+    let path = dir.join(format!("{scheme}.mp4"));
+    std::fs::write(&path, &file).expect("write");
+    path
+}
+
+/// ffprobe of a CENC file decrypted with `key_hex`, streamed in as a player reads it (ffmpeg 5.1 mis-pairs
+/// fragments and their encryption info when it can seek a multi-fragment file).
+fn decrypted_probe(path: &std::path::Path, key_hex: &str) -> Value {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ffprobe -v error -count_frames -select_streams v -show_streams -of json -decryption_key {key_hex} \
+             -i pipe:0 < {}",
+            path.display()
+        ))
+        .output()
+        .expect("ffprobe");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 /// The name of the asset's first rendition.

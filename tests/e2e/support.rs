@@ -298,3 +298,43 @@ pub async fn wait_job(api: &Api, id: &str, secs: u64) -> Value {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Plays a URL in headless Chromium with one of the JS players (infra/player/play.mjs), with a bearer token for key
+/// and licence requests and a Clear Key licence URL if given; panics unless it played. Returns the driver's report.
+pub fn play(player: &str, src: &str, token: Option<&str>, license: Option<&str>) -> Value {
+    assert!(
+        root().join("infra/player/dist/index.html").is_file(),
+        "the player page is not built: run `npm ci && npm run build` in infra/player (infra/test.sh does)"
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(root().join("infra/player/play.mjs")).args([
+        "--player",
+        player,
+        "--src",
+        src,
+        "--seconds",
+        "2",
+        "--timeout",
+        "60",
+    ]);
+    if let Some(t) = token {
+        cmd.args(["--token", t]);
+    }
+    if let Some(l) = license {
+        cmd.args(["--license", l]);
+    }
+    let out = cmd.output().expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("{}");
+    let report: Value = serde_json::from_str(line).unwrap_or(serde_json::json!({"ok": false, "raw": stdout}));
+    assert!(
+        out.status.success() && report["ok"] == true,
+        "{player} did not play {src}: {report}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}

@@ -10,19 +10,13 @@ use vod_domain::delivery::{DeliveryStore, Filter, Locator, LocatorId};
 use vod_domain::{AssetId, StoreError};
 
 use crate::dynamo::GSI1;
-use crate::table::{backend, Item};
+use crate::table::{backend, corrupt, delete_item, get_item, s, strip_keys, Item};
 
 pub struct DynamoDeliveryStore {
     client: Client,
     table: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
 fn locator_pk(id: LocatorId) -> String {
     format!("LOCATOR#{id}")
 }
@@ -31,12 +25,6 @@ fn filter_pk(asset: Option<AssetId>) -> String {
         Some(a) => format!("ASSET#{a}"),
         None => "FILTERS".into(),
     }
-}
-fn strip(mut item: Item) -> Item {
-    for k in ["PK", "SK", "GSI1PK", "GSI1SK", "expires_at"] {
-        item.remove(k);
-    }
-    item
 }
 
 impl DynamoDeliveryStore {
@@ -48,29 +36,11 @@ impl DynamoDeliveryStore {
     }
 
     async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", s(pk))
-            .key("SK", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(out.item)
+        get_item(&self.client, &self.table, pk, sk).await
     }
 
     async fn delete(&self, pk: String, sk: String) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("PK", s(pk))
-            .key("SK", s(sk))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        delete_item(&self.client, &self.table, pk, sk).await
     }
 }
 
@@ -104,7 +74,7 @@ impl DeliveryStore for DynamoDeliveryStore {
     async fn get_locator(&self, id: LocatorId) -> Result<Option<Locator>, StoreError> {
         self.get(locator_pk(id), "LOCATOR".into())
             .await?
-            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .map(|i| serde_dynamo::from_item(strip_keys(i)).map_err(corrupt))
             .transpose()
     }
 
@@ -136,7 +106,7 @@ impl DeliveryStore for DynamoDeliveryStore {
         }
         items
             .into_iter()
-            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .map(|i| serde_dynamo::from_item(strip_keys(i)).map_err(corrupt))
             .collect()
     }
 
@@ -157,7 +127,7 @@ impl DeliveryStore for DynamoDeliveryStore {
     async fn get_filter(&self, asset: Option<AssetId>, name: &str) -> Result<Option<Filter>, StoreError> {
         self.get(filter_pk(asset), format!("FILTER#{name}"))
             .await?
-            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .map(|i| serde_dynamo::from_item(strip_keys(i)).map_err(corrupt))
             .transpose()
     }
 
@@ -165,7 +135,7 @@ impl DeliveryStore for DynamoDeliveryStore {
         crate::table::query_partition(&self.client, &self.table, &filter_pk(asset), Some("FILTER#"))
             .await?
             .into_iter()
-            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .map(|i| serde_dynamo::from_item(strip_keys(i)).map_err(corrupt))
             .collect()
     }
 

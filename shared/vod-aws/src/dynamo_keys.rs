@@ -10,27 +10,15 @@ use vod_domain::protection::{ContentKey, KeyId, KeyPolicy, KeyStore};
 use vod_domain::{AssetId, StoreError};
 
 use crate::dynamo::GSI1;
-use crate::table::{backend, Item};
+use crate::table::{backend, corrupt, delete_item, get_item, s, strip_keys, Item};
 
 pub struct DynamoKeyStore {
     client: Client,
     table: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
 fn key_pk(kid: KeyId) -> String {
     format!("CONTENTKEY#{kid}")
-}
-fn strip(mut item: Item) -> Item {
-    for k in ["PK", "SK", "GSI1PK", "GSI1SK"] {
-        item.remove(k);
-    }
-    item
 }
 
 impl DynamoKeyStore {
@@ -42,29 +30,11 @@ impl DynamoKeyStore {
     }
 
     async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", s(pk))
-            .key("SK", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(out.item)
+        get_item(&self.client, &self.table, pk, sk).await
     }
 
     async fn delete(&self, pk: String, sk: String) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("PK", s(pk))
-            .key("SK", s(sk))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        delete_item(&self.client, &self.table, pk, sk).await
     }
 }
 
@@ -92,7 +62,7 @@ impl KeyStore for DynamoKeyStore {
     async fn get_content_key(&self, kid: KeyId) -> Result<Option<ContentKey>, StoreError> {
         self.get(key_pk(kid), "CONTENTKEY".into())
             .await?
-            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .map(|i| serde_dynamo::from_item(strip_keys(i)).map_err(corrupt))
             .transpose()
     }
 
@@ -110,7 +80,7 @@ impl KeyStore for DynamoKeyStore {
         out.items
             .unwrap_or_default()
             .into_iter()
-            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .map(|i| serde_dynamo::from_item(strip_keys(i)).map_err(corrupt))
             .collect()
     }
 
@@ -135,7 +105,7 @@ impl KeyStore for DynamoKeyStore {
     async fn get_key_policy(&self, name: &str) -> Result<Option<KeyPolicy>, StoreError> {
         self.get("KEYPOLICIES".into(), format!("KEYPOLICY#{name}"))
             .await?
-            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .map(|i| serde_dynamo::from_item(strip_keys(i)).map_err(corrupt))
             .transpose()
     }
 
@@ -143,7 +113,7 @@ impl KeyStore for DynamoKeyStore {
         crate::table::query_partition(&self.client, &self.table, "KEYPOLICIES", Some("KEYPOLICY#"))
             .await?
             .into_iter()
-            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .map(|i| serde_dynamo::from_item(strip_keys(i)).map_err(corrupt))
             .collect()
     }
 

@@ -65,3 +65,48 @@ pub(crate) async fn delete_partition(client: &Client, table: &str, pk: &str, hea
     }
     Ok(())
 }
+
+/// A string attribute.
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// A record that does not deserialize.
+pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// An item without the table's key attributes (and TTL), ready to deserialize into a domain record.
+pub(crate) fn strip_keys(mut item: Item) -> Item {
+    for k in ["PK", "SK", "GSI1PK", "GSI1SK", "expires_at"] {
+        item.remove(k);
+    }
+    item
+}
+
+/// Consistent read of one item.
+pub(crate) async fn get_item(client: &Client, table: &str, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("PK", s(pk))
+        .key("SK", s(sk))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(out.item)
+}
+
+/// Deletes one item (deleting a missing item is not an error).
+pub(crate) async fn delete_item(client: &Client, table: &str, pk: String, sk: String) -> Result<(), StoreError> {
+    client
+        .delete_item()
+        .table_name(table)
+        .key("PK", s(pk))
+        .key("SK", s(sk))
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
