@@ -2,69 +2,13 @@
 //! dimensions without audio, a clip shorter than one segment, mono 44.1 kHz audio, 5.1 audio, rotation metadata
 //! (portrait renditions whose pixels match the source as displayed), non-square pixels, a long clip in many
 //! chunks, variable frame rate, and audio only (streamed as audio-only HLS and DASH).
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::support::*;
-
-fn probe(file: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_streams",
-            "-show_format",
-            "-of",
-            "json",
-        ])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
-fn stream<'a>(p: &'a Value, kind: &str) -> Option<&'a Value> {
-    p["streams"].as_array()?.iter().find(|s| s["codec_type"] == kind)
-}
-
-/// Mean PSNR of `file` against `source` as ffmpeg displays it (autorotated) scaled to w×h.
-fn psnr(file: &Path, source: &Path, w: u64, h: u64) -> f64 {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-i"])
-        .arg(file)
-        .arg("-i")
-        .arg(source)
-        .args([
-            "-lavfi",
-            &format!("[1:v]scale={w}:{h}:flags=bicubic[ref];[0:v][ref]psnr"),
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg psnr");
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.split("average:")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no PSNR in ffmpeg output: {err}"))
-}
-
-async fn download(stack: &vod_local::LocalStack, bucket: &str, key: &str, out: &Path) {
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&stack.sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    let o = s3.get_object().bucket(bucket).key(key).send().await.expect("get");
-    std::fs::write(out, o.body.collect().await.expect("body").into_bytes()).expect("write");
-}
 
 struct Case {
     name: &'static str,
@@ -200,8 +144,12 @@ async fn edge_inputs_encode_to_playable_renditions() {
             let (w, h) = (r["width"].as_u64().unwrap_or(1), r["height"].as_u64().unwrap_or(1));
             assert!(w % 2 == 0 && h % 2 == 0, "{}: even rendition size {w}x{h}", c.name);
             let file = dir.join(format!("{}-{}.mp4", c.name, r["name"].as_str().unwrap_or("r")));
-            download(&stack, bucket, r["progressive"].as_str().expect("progressive"), &file).await;
-            let p = probe(&file);
+            std::fs::write(
+                &file,
+                download(&stack, bucket, r["progressive"].as_str().expect("progressive")).await,
+            )
+            .expect("write");
+            let p = probe_json(&file);
             let v = stream(&p, "video").expect("video");
             assert_eq!(
                 (v["width"].as_u64(), v["height"].as_u64()),

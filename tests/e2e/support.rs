@@ -338,3 +338,74 @@ pub fn play(player: &str, src: &str, token: Option<&str>, license: Option<&str>)
     );
     report
 }
+
+/// Downloads an object of the local stack's S3.
+pub async fn download(stack: &vod_local::LocalStack, bucket: &str, key: &str) -> Vec<u8> {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&stack.sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+    out.body.collect().await.expect("body").into_bytes().to_vec()
+}
+
+/// ffprobe JSON (streams with counted frames, format) of a file.
+pub fn probe_json(file: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// Mean PSNR of `file` against `source` scaled to w×h.
+pub fn psnr(file: &Path, source: &Path, w: u64, h: u64) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(file)
+        .arg("-i")
+        .arg(source)
+        .args([
+            "-lavfi",
+            &format!("[1:v]scale={w}:{h}:flags=bicubic[ref];[0:v][ref]psnr"),
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg psnr");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let avg = err
+        .split("average:")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|v| v.parse().ok());
+    avg.unwrap_or_else(|| panic!("no PSNR in ffmpeg output: {err}"))
+}
+
+/// The first stream of a kind in ffprobe JSON.
+pub fn stream<'a>(p: &'a Value, kind: &str) -> Option<&'a Value> {
+    p["streams"].as_array()?.iter().find(|s| s["codec_type"] == kind)
+}
