@@ -233,6 +233,17 @@ fn bench_cold_start(bin_dir: &Path) -> Result<Vec<serde_json::Value>> {
         "accountId": "123456789012", "apiId": "bench", "domainName": "bench", "domainPrefix": "bench", "time": "", "timeEpoch": 0},
         "isBase64Encoded": false})
     .to_string();
+    let http_event = |method: &str, path: &str| {
+        json!({"version": "2.0", "routeKey": format!("{method} /stream/{{proxy+}}"), "rawPath": path, "rawQueryString": "",
+            "headers": {"host": "bench"}, "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1", "userAgent": "bench"}, "requestId": "r1", "routeKey": "$default", "stage": "$default",
+            "accountId": "123456789012", "apiId": "bench", "domainName": "bench", "domainPrefix": "bench", "time": "",
+            "timeEpoch": 0}, "isBase64Encoded": false})
+        .to_string()
+    };
+    // The packager and the key service answer without storage here (a malformed path, a preflight).
+    let packager_event = http_event("GET", "/stream/not-a-locator/main.m3u8");
+    let keys_event = http_event("OPTIONS", "/keys/clearkey");
     // Baseline: spawning a trivial process on the same machine.
     let mut base = Vec::new();
     for _ in 0..10 {
@@ -242,7 +253,12 @@ fn bench_cold_start(bin_dir: &Path) -> Result<Vec<serde_json::Value>> {
     }
     let spawn = median(base);
     let mut rows = Vec::new();
-    for (bin, event) in [("ingest", &ingest_event), ("api", &api_event)] {
+    for (bin, event) in [
+        ("ingest", &ingest_event),
+        ("api", &api_event),
+        ("packager", &packager_event),
+        ("keys", &keys_event),
+    ] {
         // `target/<profile>/<bin>` or a `sam build` directory (`<Bin>Function/bootstrap`).
         let sam = bin_dir
             .join(format!("{}{}Function", bin[..1].to_uppercase(), &bin[1..]))
