@@ -61,6 +61,10 @@ impl<B: BlobStore> BlobStore for Counting<B> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         self.inner.read_range(blob, offset, len).await
     }
+    async fn get(&self, blob: &BlobRef) -> Result<Option<Vec<u8>>, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.get(blob).await
+    }
     async fn put(&self, blob: &BlobRef, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
         self.inner.put(blob, body, content_type).await
     }

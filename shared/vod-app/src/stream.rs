@@ -231,13 +231,14 @@ impl StreamContext {
             return Ok(b);
         }
         let blob = BlobRef::new(bucket, key);
-        let meta = self
-            .blobs
-            .head(&blob)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| not_found("object missing"))?;
-        let bytes = Arc::new(self.blobs.read_range(&blob, 0, meta.size).await.map_err(unavailable)?);
+        // One GET (no HEAD first).
+        let bytes = Arc::new(
+            self.blobs
+                .get(&blob)
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(|| not_found("object missing"))?,
+        );
         self.objects.insert(key.to_string(), bytes.clone());
         Ok(bytes)
     }

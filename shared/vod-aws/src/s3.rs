@@ -76,6 +76,21 @@ impl BlobStore for S3BlobStore {
         Ok(body.into_bytes().to_vec())
     }
 
+    async fn get(&self, blob: &BlobRef) -> Result<Option<Vec<u8>>, StoreError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&blob.bucket)
+            .key(&blob.key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.body.collect().await.map_err(backend)?.into_bytes().to_vec())),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
     async fn put(&self, blob: &BlobRef, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
         self.client
             .put_object()

@@ -36,6 +36,13 @@ pub trait BlobStore: Send + Sync {
     async fn head(&self, blob: &BlobRef) -> Result<Option<BlobMeta>, StoreError>;
     /// Reads `len` bytes at `offset` (fewer at the end of the object).
     async fn read_range(&self, blob: &BlobRef, offset: u64, len: u64) -> Result<Vec<u8>, StoreError>;
+    /// The whole object, `None` if it does not exist (stores override this with a single request).
+    async fn get(&self, blob: &BlobRef) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.head(blob).await? {
+            None => Ok(None),
+            Some(meta) => Ok(Some(self.read_range(blob, 0, meta.size).await?)),
+        }
+    }
     async fn put(&self, blob: &BlobRef, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
     async fn delete(&self, blob: &BlobRef) -> Result<(), StoreError>;
     /// Deletes every object under a prefix; returns how many were deleted.

@@ -153,6 +153,15 @@ impl BlobStore for EncryptedBlobStore {
         }
         Ok(data)
     }
+    async fn get(&self, blob: &BlobRef) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(mut data) = self.inner.get(blob).await? else {
+            return Ok(None);
+        };
+        if let Some(k) = self.key_for(&blob.key).await? {
+            ctr_apply(&k, &blob.key, 0, &mut data)?;
+        }
+        Ok(Some(data))
+    }
     async fn put(&self, blob: &BlobRef, mut body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
         if let Some(k) = self.key_for(&blob.key).await? {
             ctr_apply(&k, &blob.key, 0, &mut body)?;
