@@ -713,7 +713,13 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     };
                     (hls::media(t, enc, &tags), "application/vnd.apple.mpegurl")
                 }
-                _ => unreachable!("matched above"),
+                _ => {
+                    return Err(err(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "package_failed",
+                        "not a manifest request",
+                    ))
+                }
             };
             info!(locator = %locator.id, path, "manifest");
             let mut r = reply(StatusCode::OK, content_type, body.into_bytes());

@@ -1,7 +1,6 @@
 //! Locators and filters in the DynamoDB table: a locator is `LOCATOR#<id>` (listed per asset through GSI1
 //! `ASSETLOCATORS#<asset>`, expired by TTL a day after its end); an asset's filters live in the asset's partition
 //! (`FILTER#<name>`, deleted with it), global filters in the partition `FILTERS`.
-use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -9,8 +8,7 @@ use aws_sdk_dynamodb::Client;
 use vod_domain::delivery::{DeliveryStore, Filter, Locator, LocatorId};
 use vod_domain::{AssetId, StoreError};
 
-use crate::dynamo::GSI1;
-use crate::table::{backend, corrupt, delete_item, get_item, s, strip_keys, Item};
+use crate::table::{corrupt, delete_item, get_item, put_record, query_gsi1, records, s, strip_keys, Item};
 
 pub struct DynamoDeliveryStore {
     client: Client,
@@ -47,28 +45,21 @@ impl DynamoDeliveryStore {
 #[async_trait]
 impl DeliveryStore for DynamoDeliveryStore {
     async fn put_locator(&self, locator: &Locator) -> Result<(), StoreError> {
-        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(locator).map_err(corrupt)?;
-        item.insert("PK".into(), s(locator_pk(locator.id)));
-        item.insert("SK".into(), s("LOCATOR"));
-        item.insert("GSI1PK".into(), s(format!("ASSETLOCATORS#{}", locator.asset_id)));
-        item.insert(
-            "GSI1SK".into(),
-            s(format!("{}#{}", locator.created_at.to_rfc3339(), locator.id)),
-        );
         // DynamoDB's TTL removes the record a day after the locator ended (the packager checks `end` itself).
-        item.insert(
-            "expires_at".into(),
-            AttributeValue::N((locator.end.timestamp() + 86_400).to_string()),
-        );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        let keys = [
+            ("PK", s(locator_pk(locator.id))),
+            ("SK", s("LOCATOR")),
+            ("GSI1PK", s(format!("ASSETLOCATORS#{}", locator.asset_id))),
+            (
+                "GSI1SK",
+                s(format!("{}#{}", locator.created_at.to_rfc3339(), locator.id)),
+            ),
+            (
+                "expires_at",
+                AttributeValue::N((locator.end.timestamp() + 86_400).to_string()),
+            ),
+        ];
+        put_record(&self.client, &self.table, locator, &keys, true).await
     }
 
     async fn get_locator(&self, id: LocatorId) -> Result<Option<Locator>, StoreError> {
@@ -83,45 +74,15 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn list_locators(&self, asset: AssetId) -> Result<Vec<Locator>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("GSI1PK = :pk")
-                .expression_attribute_values(":pk", s(format!("ASSETLOCATORS#{asset}")))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
-        items
-            .into_iter()
-            .map(|i| serde_dynamo::from_item(strip_keys(i)).map_err(corrupt))
-            .collect()
+        records(query_gsi1(&self.client, &self.table, &format!("ASSETLOCATORS#{asset}")).await?)
     }
 
     async fn put_filter(&self, filter: &Filter) -> Result<(), StoreError> {
-        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(filter).map_err(corrupt)?;
-        item.insert("PK".into(), s(filter_pk(filter.asset_id)));
-        item.insert("SK".into(), s(format!("FILTER#{}", filter.name)));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        let keys = [
+            ("PK", s(filter_pk(filter.asset_id))),
+            ("SK", s(format!("FILTER#{}", filter.name))),
+        ];
+        put_record(&self.client, &self.table, filter, &keys, false).await
     }
 
     async fn get_filter(&self, asset: Option<AssetId>, name: &str) -> Result<Option<Filter>, StoreError> {

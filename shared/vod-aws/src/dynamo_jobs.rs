@@ -9,7 +9,6 @@ use chrono::Utc;
 use vod_domain::job::{Job, JobId, JobState, Preset, Task, TaskState, TrackOutput};
 use vod_domain::{AssetId, JobStore, StoreError};
 
-use crate::dynamo::GSI1;
 use crate::sdk_error;
 
 pub struct DynamoJobStore {
@@ -68,27 +67,7 @@ impl DynamoJobStore {
     }
 
     async fn query_gsi(&self, pk: &str) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("GSI1PK = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(items),
-            }
-        }
+        crate::table::query_gsi1(&self.client, &self.table, pk).await
     }
 
     async fn get_task(&self, job: JobId, index: u32) -> Result<Option<Task>, StoreError> {

@@ -1,16 +1,13 @@
 //! Content keys and key policies in the DynamoDB table: a content key is `CONTENTKEY#<kid>` (only its KMS-wrapped
 //! form is stored), listed per asset through GSI1 `ASSETKEYS#<asset>`; key policies live in the partition
 //! `KEYPOLICIES` (symmetric verification keys KMS-wrapped).
-use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use vod_domain::protection::{ContentKey, KeyId, KeyPolicy, KeyStore};
 use vod_domain::{AssetId, StoreError};
 
-use crate::dynamo::GSI1;
-use crate::table::{backend, corrupt, delete_item, get_item, s, strip_keys, Item};
+use crate::table::{corrupt, delete_item, get_item, put_record, query_gsi1, records, s, strip_keys, Item};
 
 pub struct DynamoKeyStore {
     client: Client,
@@ -41,22 +38,13 @@ impl DynamoKeyStore {
 #[async_trait]
 impl KeyStore for DynamoKeyStore {
     async fn put_content_key(&self, key: &ContentKey) -> Result<(), StoreError> {
-        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(key).map_err(corrupt)?;
-        item.insert("PK".into(), s(key_pk(key.kid)));
-        item.insert("SK".into(), s("CONTENTKEY"));
-        item.insert("GSI1PK".into(), s(format!("ASSETKEYS#{}", key.asset_id)));
-        item.insert(
-            "GSI1SK".into(),
-            s(format!("{}#{}", key.created_at.to_rfc3339(), key.kid)),
-        );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        let keys = [
+            ("PK", s(key_pk(key.kid))),
+            ("SK", s("CONTENTKEY")),
+            ("GSI1PK", s(format!("ASSETKEYS#{}", key.asset_id))),
+            ("GSI1SK", s(format!("{}#{}", key.created_at.to_rfc3339(), key.kid))),
+        ];
+        put_record(&self.client, &self.table, key, &keys, false).await
     }
 
     async fn get_content_key(&self, kid: KeyId) -> Result<Option<ContentKey>, StoreError> {
@@ -67,21 +55,7 @@ impl KeyStore for DynamoKeyStore {
     }
 
     async fn list_content_keys(&self, asset: AssetId) -> Result<Vec<ContentKey>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", s(format!("ASSETKEYS#{asset}")))
-            .send()
-            .await
-            .map_err(backend)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| serde_dynamo::from_item(strip_keys(i)).map_err(corrupt))
-            .collect()
+        records(query_gsi1(&self.client, &self.table, &format!("ASSETKEYS#{asset}")).await?)
     }
 
     async fn delete_content_key(&self, kid: KeyId) -> Result<(), StoreError> {
@@ -89,17 +63,11 @@ impl KeyStore for DynamoKeyStore {
     }
 
     async fn put_key_policy(&self, policy: &KeyPolicy) -> Result<(), StoreError> {
-        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(policy).map_err(corrupt)?;
-        item.insert("PK".into(), s("KEYPOLICIES"));
-        item.insert("SK".into(), s(format!("KEYPOLICY#{}", policy.name)));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        let keys = [
+            ("PK", s("KEYPOLICIES")),
+            ("SK", s(format!("KEYPOLICY#{}", policy.name))),
+        ];
+        put_record(&self.client, &self.table, policy, &keys, false).await
     }
 
     async fn get_key_policy(&self, name: &str) -> Result<Option<KeyPolicy>, StoreError> {

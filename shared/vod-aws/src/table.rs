@@ -110,3 +110,56 @@ pub(crate) async fn delete_item(client: &Client, table: &str, pk: String, sk: St
         .map_err(backend)?;
     Ok(())
 }
+
+/// Every item of GSI1 partition `pk`, newest first (paged).
+pub(crate) async fn query_gsi1(client: &Client, table: &str, pk: &str) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(table)
+            .index_name(crate::dynamo::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(backend)?;
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(k) => start = Some(k),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// Stores a record with its key attributes (`PK`, `SK`, and any of `GSI1PK`, `GSI1SK`, `expires_at` given);
+/// `only_new` refuses to overwrite an existing item.
+pub(crate) async fn put_record<T: serde::Serialize>(
+    client: &Client,
+    table: &str,
+    record: &T,
+    keys: &[(&str, AttributeValue)],
+    only_new: bool,
+) -> Result<(), StoreError> {
+    let mut item: Item = serde_dynamo::to_item(record).map_err(corrupt)?;
+    for (k, v) in keys {
+        item.insert((*k).to_string(), v.clone());
+    }
+    let mut put = client.put_item().table_name(table).set_item(Some(item));
+    if only_new {
+        put = put.condition_expression("attribute_not_exists(PK)");
+    }
+    put.send().await.map_err(backend)?;
+    Ok(())
+}
+
+/// Items deserialized into records (key attributes stripped).
+pub(crate) fn records<T: serde::de::DeserializeOwned>(items: Vec<Item>) -> Result<Vec<T>, StoreError> {
+    items
+        .into_iter()
+        .map(|i| serde_dynamo::from_item(strip_keys(i)).map_err(corrupt))
+        .collect()
+}
