@@ -1,11 +1,12 @@
 //! AWS implementations of the domain's ports: `DynamoAssetStore`, `DynamoJobStore` and
 //! `DynamoDeliveryStore` (one DynamoDB table),
-//! `DynamoKeyStore`, `S3BlobStore`, `SqsTaskQueue`, `EventBridgePublisher`, `KmsKeyService`.
+//! `DynamoKeyStore`, `DynamoSearchStore`, `S3BlobStore`, `SqsTaskQueue`, `EventBridgePublisher`, `KmsKeyService`.
 //! The SDK finds its endpoint the usual way (`AWS_ENDPOINT_URL` points it at the local emulator).
 pub mod dynamo;
 pub mod dynamo_delivery;
 pub mod dynamo_jobs;
 pub mod dynamo_keys;
+pub mod dynamo_search;
 pub mod events;
 pub mod kms;
 pub mod s3;
@@ -16,6 +17,7 @@ pub use dynamo::DynamoAssetStore;
 pub use dynamo_delivery::DynamoDeliveryStore;
 pub use dynamo_jobs::DynamoJobStore;
 pub use dynamo_keys::DynamoKeyStore;
+pub use dynamo_search::DynamoSearchStore;
 pub use events::EventBridgePublisher;
 pub use kms::KmsKeyService;
 pub use s3::S3BlobStore;

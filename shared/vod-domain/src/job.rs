@@ -1,5 +1,6 @@
-//! Encoding jobs: presets (named recipes with a ladder, segment length and audio settings), jobs and their tasks,
-//! their states, and the planner that cuts a source into chunks of whole segments.
+//! Jobs: presets (named recipes: an encoding ladder, segment length and audio settings, and/or speech indexing),
+//! jobs and their tasks, their states, and the planner that cuts a source into chunks of whole segments (encoding)
+//! and windows of audio (indexing).
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -64,19 +65,69 @@ pub struct FixedRung {
     pub speed: u8,
 }
 
-/// A named encoding recipe (AMS: a Transform).
+/// Speech indexing settings: captions, transcript and search data from the audio (AMS: the Indexer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSpec {
+    /// Spoken language (BCP 47); the bundled model recognizes US English.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Longest audio window one index task recognizes, in seconds.
+    #[serde(default = "default_index_chunk")]
+    pub max_chunk_secs: f64,
+}
+
+fn default_language() -> String {
+    "en-US".into()
+}
+fn default_index_chunk() -> f64 {
+    120.0
+}
+fn default_true() -> bool {
+    true
+}
+fn default_ladder() -> Ladder {
+    Ladder::Adaptive { speed: 8 }
+}
+fn default_segment() -> f64 {
+    4.0
+}
+fn default_audio() -> AudioSpec {
+    AudioSpec {
+        bitrate_kbps: 128,
+        channels: 2,
+    }
+}
+fn default_chunk() -> f64 {
+    8.0
+}
+
+/// Languages the bundled speech model recognizes.
+pub const INDEX_LANGUAGES: &[&str] = &["en-US", "en"];
+
+/// A named recipe (AMS: a Transform): encoding to an adaptive set, speech indexing, or both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preset {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// Whether the job encodes (false: an indexing-only preset; the encoding fields are then unused).
+    #[serde(default = "default_true")]
+    pub encode: bool,
+    #[serde(default = "default_ladder")]
     pub ladder: Ladder,
     /// Segment duration in seconds (every segment starts with a key frame).
+    #[serde(default = "default_segment")]
     pub segment_duration: f64,
+    #[serde(default = "default_audio")]
     pub audio: AudioSpec,
     /// Longest chunk one encoder task takes, in seconds (rounded down to whole segments, at least one).
+    #[serde(default = "default_chunk")]
     pub max_chunk_secs: f64,
+    /// Speech indexing (captions and search), if wanted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexSpec>,
 }
 
 /// The standard ladder: (height, kbps).
@@ -85,11 +136,12 @@ const STANDARD_LADDER: &[(u32, u32)] = &[(1080, 4500), (720, 2500), (480, 1200),
 impl Preset {
     /// Presets that always exist.
     pub fn builtin() -> Vec<Preset> {
-        vec![
+        let mut presets = vec![
             Preset {
                 name: "adaptive-av1".into(),
                 description: "AV1 adaptive ladder 1080p/720p/480p/360p (no upscaling), 4 s segments, Opus 128 kb/s"
                     .into(),
+                encode: true,
                 ladder: Ladder::Adaptive { speed: 8 },
                 segment_duration: 4.0,
                 audio: AudioSpec {
@@ -97,12 +149,14 @@ impl Preset {
                     channels: 2,
                 },
                 max_chunk_secs: 8.0,
+                index: None,
             },
             Preset {
                 name: "tiny".into(),
                 description:
                     "Small and fast, for tests and demos: 180p + 120p AV1 at speed 10, 1 s segments, Opus 64 kb/s"
                         .into(),
+                encode: true,
                 ladder: Ladder::Fixed {
                     rungs: vec![
                         FixedRung {
@@ -123,8 +177,27 @@ impl Preset {
                     channels: 2,
                 },
                 max_chunk_secs: 2.0,
+                index: None,
             },
-        ]
+        ];
+        // Indexing only (captions and search for an asset, encoded or not), and the tiny ladder with indexing.
+        let index = IndexSpec {
+            language: default_language(),
+            max_chunk_secs: default_index_chunk(),
+        };
+        let mut speech = presets[0].clone();
+        speech.name = "index-speech".into();
+        speech.description =
+            "Speech indexing only: WebVTT/TTML captions, transcript, keywords and search (US English)".into();
+        speech.encode = false;
+        speech.index = Some(index.clone());
+        let mut tiny_indexed = presets[1].clone();
+        tiny_indexed.name = "tiny-indexed".into();
+        tiny_indexed.description = "The tiny ladder plus speech indexing (captions in the streams)".into();
+        tiny_indexed.index = Some(index);
+        presets.push(speech);
+        presets.push(tiny_indexed);
+        presets
     }
 
     /// Checks a user-defined preset.
@@ -137,6 +210,21 @@ impl Preset {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !name_ok {
             return Err("name must be 1 to 64 characters of [A-Za-z0-9_-]".into());
+        }
+        if !self.encode && self.index.is_none() {
+            return Err("a preset must encode, index, or both".into());
+        }
+        if let Some(ix) = &self.index {
+            if !INDEX_LANGUAGES.iter().any(|l| l.eq_ignore_ascii_case(&ix.language)) {
+                return Err(format!(
+                    "index language {} is not available (available: {})",
+                    ix.language,
+                    INDEX_LANGUAGES.join(", ")
+                ));
+            }
+            if !(ix.max_chunk_secs.is_finite() && (10.0..=600.0).contains(&ix.max_chunk_secs)) {
+                return Err("index max_chunk_secs must be within 10..=600".into());
+            }
         }
         if !(self.segment_duration.is_finite() && (0.5..=20.0).contains(&self.segment_duration)) {
             return Err("segment_duration must be between 0.5 and 20 seconds".into());
@@ -277,6 +365,8 @@ pub enum TaskKind {
     Video { first_segment: u32, end_segment: u32 },
     /// Encode the whole audio track.
     Audio,
+    /// Recognize speech in the audio window [start_ms, end_ms) (decoded with a little overlap on both sides).
+    Index { start_ms: u64, end_ms: u64 },
 }
 
 /// One segment a task wrote: its object and timing.
@@ -388,6 +478,58 @@ pub fn segment_start_frame(k: u32, segment_duration: f64, frame_rate: (u32, u32)
 /// Cuts a probed source into tasks: video chunks of whole segments (at most `preset.max_chunk_secs` long) and one
 /// audio task. Refuses sources the encoder cannot handle, before any work starts.
 pub fn plan(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
+    let mut plan = if preset.encode {
+        plan_encoding(media, preset)?
+    } else {
+        Plan {
+            frame_rate: (0, 1),
+            total_frames: 0,
+            segment_duration: preset.segment_duration,
+            segment_count: 0,
+            has_audio: !media.audio.is_empty(),
+            tasks: Vec::new(),
+            rotation: 0,
+        }
+    };
+    if let Some(ix) = &preset.index {
+        plan.tasks.extend(plan_index(media, ix)?);
+    }
+    Ok(plan)
+}
+
+/// Index tasks: the audio cut into windows of at most `max_chunk_secs`.
+fn plan_index(media: &MediaInfo, ix: &IndexSpec) -> Result<Vec<TaskKind>, String> {
+    let a = media
+        .audio
+        .first()
+        .ok_or("the source has no audio track: there is no speech to index")?;
+    let duration = if a.duration_secs > 0.0 {
+        a.duration_secs
+    } else {
+        media.duration_secs
+    };
+    let total_ms = (duration * 1000.0).round() as u64;
+    if total_ms == 0 {
+        return Err("the audio track is empty: there is no speech to index".into());
+    }
+    let step = ((ix.max_chunk_secs * 1000.0).round() as u64).max(1000);
+    let mut tasks = Vec::new();
+    let mut start = 0;
+    while start < total_ms {
+        let end = (start + step).min(total_ms);
+        // A tail shorter than a tenth of a window joins the previous one.
+        let end = if total_ms - end < step / 10 { total_ms } else { end };
+        tasks.push(TaskKind::Index { start_ms: start, end_ms: end });
+        start = end;
+        if tasks.len() > 100_000 {
+            return Err("the source is too long to index".into());
+        }
+    }
+    Ok(tasks)
+}
+
+/// The encoding part of a plan: video chunks of whole segments and one audio task.
+fn plan_encoding(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
     crate::service::check_supported(media)?;
     let Some(v) = media.video.first() else {
         return plan_audio_only(media, preset);
@@ -591,5 +733,44 @@ mod tests {
         bad.segment_duration = 0.0;
         assert!(bad.validate().is_err());
         assert!(Preset::builtin().iter().all(|p| p.validate().is_ok()));
+        let mut neither = Preset::builtin()[2].clone();
+        neither.index = None;
+        assert!(neither.validate().is_err());
+        let mut klingon = Preset::builtin()[2].clone();
+        klingon.index = Some(IndexSpec {
+            language: "tlh".into(),
+            max_chunk_secs: 60.0,
+        });
+        assert!(klingon.validate().unwrap_err().contains("not available"));
+    }
+
+    #[test]
+    fn index_plans_cut_the_audio_into_windows() {
+        let speech = Preset::builtin().into_iter().find(|p| p.name == "index-speech").unwrap();
+        let p = plan(&media(640, 360, 25.0, 250.0, None), &speech).unwrap();
+        assert_eq!(
+            p.tasks,
+            vec![
+                TaskKind::Index {
+                    start_ms: 0,
+                    end_ms: 120_000
+                },
+                TaskKind::Index {
+                    start_ms: 120_000,
+                    end_ms: 250_000
+                },
+            ],
+            "a 10 s tail joins the last window"
+        );
+        let both = Preset::builtin().into_iter().find(|p| p.name == "tiny-indexed").unwrap();
+        let p = plan(&media(320, 240, 25.0, 5.0, None), &both).unwrap();
+        assert_eq!(p.tasks.len(), 5, "3 video chunks, audio, one index window");
+        let mut silent = media(320, 240, 25.0, 5.0, None);
+        silent.audio.clear();
+        assert!(plan(&silent, &speech).unwrap_err().contains("no audio track"));
+        // An index-only preset in JSON needs no encoding fields.
+        let custom: Preset = serde_json::from_str(r#"{"name":"ix","encode":false,"index":{}}"#).unwrap();
+        assert!(custom.validate().is_ok());
+        assert_eq!(custom.index.unwrap().language, "en-US");
     }
 }

@@ -95,22 +95,31 @@ impl JobService {
             .get(asset_id)
             .await?
             .ok_or_else(|| DomainError::asset_not_found(asset_id.to_string()))?;
-        if !matches!(asset.state, AssetState::Probed | AssetState::Error) {
+        let preset = self.get_preset(preset_name).await?;
+        // Encoding needs a probed source (re-encoding a Ready asset means a new asset); indexing alone also runs on
+        // Ready assets, adding captions to what is already published.
+        let allowed = if preset.encode {
+            matches!(asset.state, AssetState::Probed | AssetState::Error)
+        } else {
+            matches!(asset.state, AssetState::Probed | AssetState::Ready | AssetState::Error)
+        };
+        if !allowed {
             return Err(DomainError::Conflict(format!(
-                "asset {asset_id} is {} — only probed assets can be encoded",
-                asset.state.as_str()
+                "asset {asset_id} is {} — only probed assets can be encoded{}",
+                asset.state.as_str(),
+                if preset.encode { "" } else { " or indexed (or Ready ones indexed)" }
             )));
         }
-        let preset = self.get_preset(preset_name).await?;
         // A source that cannot be encoded (unsupported codec, corrupt, nothing to plan) gets a job in Error with
         // the reason, before any work is queued.
         let planned = match (&asset.state, asset.media.as_ref()) {
             (AssetState::Error, _) => Err(format!(
-                "the source cannot be encoded: {}",
+                "the source cannot be {}: {}",
+                if preset.encode { "encoded" } else { "indexed" },
                 asset.error.as_deref().unwrap_or("it failed to probe")
             )),
             (_, None) => Err("the source has no probe results".to_string()),
-            (_, Some(media)) => crate::service::check_supported(media)
+            (_, Some(media)) if preset.encode => crate::service::check_supported(media)
                 .map_err(|e| format!("the source cannot be encoded: {e}"))
                 .and_then(|()| plan(media, &preset).map_err(|e| format!("no plan: {e}")))
                 .and_then(|p| {
@@ -119,6 +128,9 @@ impl JobService {
                         .map(|r| (p, r))
                         .map_err(|e| format!("no ladder: {e}"))
                 }),
+            (_, Some(media)) => plan(media, &preset)
+                .map(|p| (p, Vec::new()))
+                .map_err(|e| format!("cannot index: {e}")),
         };
         let (plan, rungs) = match planned {
             Ok(x) => x,
@@ -315,6 +327,7 @@ mod tests {
                 output: None,
                 delivery_policies: Vec::new(),
                 storage_key: None,
+                captions: None,
                 version: 0,
             })
             .await

@@ -2,6 +2,7 @@
 //! (traits) behind which storage lives. Nothing here knows about AWS.
 pub mod delivery;
 pub mod error;
+pub mod indexing;
 pub mod ingest;
 pub mod job;
 pub mod jobs;
@@ -9,6 +10,7 @@ pub mod memory;
 pub mod model;
 pub mod ports;
 pub mod protection;
+pub mod search;
 pub mod service;
 pub mod storage;
 

@@ -387,3 +387,33 @@ impl DeliveryStore for MemoryDeliveryStore {
         Ok(())
     }
 }
+
+use crate::ports::{SearchStore, TermEntry};
+
+/// The cross-asset term index in memory.
+#[derive(Default)]
+pub struct MemorySearchStore {
+    terms: Mutex<BTreeMap<String, BTreeMap<AssetId, TermEntry>>>,
+}
+
+#[async_trait]
+impl SearchStore for MemorySearchStore {
+    async fn put_terms(&self, asset: AssetId, terms: &[TermEntry]) -> Result<(), StoreError> {
+        let mut all = self.terms.lock().map_err(poisoned)?;
+        for by_asset in all.values_mut() {
+            by_asset.remove(&asset);
+        }
+        for t in terms {
+            all.entry(t.term.clone()).or_default().insert(asset, t.clone());
+        }
+        Ok(())
+    }
+
+    async fn find_term(&self, term: &str, limit: usize) -> Result<Vec<(AssetId, TermEntry)>, StoreError> {
+        let all = self.terms.lock().map_err(poisoned)?;
+        Ok(all
+            .get(term)
+            .map(|m| m.iter().take(limit).map(|(a, t)| (*a, t.clone())).collect())
+            .unwrap_or_default())
+    }
+}

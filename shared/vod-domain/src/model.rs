@@ -5,7 +5,7 @@ use uuid::Uuid;
 use vod_media::MediaInfo;
 
 /// Identifier of an asset: a UUID, random for API-created assets, derived from the object for direct uploads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct AssetId(pub Uuid);
 
@@ -112,9 +112,30 @@ pub struct Asset {
     /// How each protocol is delivered (empty: everything clear).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delivery_policies: Vec<crate::protection::DeliveryPolicy>,
+    /// Captions and search data of the last finished indexing job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captions: Option<CaptionsInfo>,
     /// Optimistic-concurrency version: every stored update increments it.
     #[serde(default)]
     pub version: u64,
+}
+
+/// What an indexing job produced: captions, transcript and search data (objects in the media bucket).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptionsInfo {
+    pub job_id: crate::job::JobId,
+    /// BCP 47 language of the speech (e.g. `en-US`).
+    pub language: String,
+    pub bucket: String,
+    /// Object keys: WebVTT, TTML, caption cues (JSON, for the packager), transcript with word times (JSON).
+    pub vtt: String,
+    pub ttml: String,
+    pub cues: String,
+    pub transcript: String,
+    pub words: u32,
+    /// The most frequent content words.
+    #[serde(default)]
+    pub keywords: Vec<String>,
 }
 
 /// A page of results and the cursor of the next page.

@@ -142,3 +142,23 @@ pub struct NoEvents;
 impl EventPublisher for NoEvents {
     async fn publish(&self, _event: &JobEvent) {}
 }
+
+/// One term of an asset in the cross-asset search index.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TermEntry {
+    /// Normalized term (see `indexing::normalize_term`).
+    pub term: String,
+    pub count: u32,
+    /// Start times (seconds) of its first occurrences.
+    pub times: Vec<f64>,
+}
+
+/// The cross-asset search index: which assets contain a term. (Phrases and context come from each asset's
+/// transcript.)
+#[async_trait]
+pub trait SearchStore: Send + Sync {
+    /// Replaces every term of the asset with these (idempotent).
+    async fn put_terms(&self, asset: AssetId, terms: &[TermEntry]) -> Result<(), StoreError>;
+    /// Assets whose speech contains the term, with its occurrences there; at most `limit`.
+    async fn find_term(&self, term: &str, limit: usize) -> Result<Vec<(AssetId, TermEntry)>, StoreError>;
+}

@@ -189,6 +189,7 @@ impl AssetService {
             error: None,
             output: None,
             delivery_policies: Vec::new(),
+            captions: None,
             storage_key: match &req.storage_encryption {
                 None => None,
                 Some(se) => {
@@ -411,6 +412,7 @@ impl AssetService {
             output: None,
             delivery_policies: Vec::new(),
             storage_key: None,
+            captions: None,
             version: 0,
         };
         if self.store.insert(&fresh).await? {

@@ -51,7 +51,41 @@ pub(crate) fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeErro
     let seg = duration_fraction(req.segment_duration)
         .ok_or_else(|| EncodeError::InvalidRequest("segment duration must be positive and finite".into()))?;
 
-    let mut input = open_input(req.source)?;
+    let mut encoder = OpusEncoder::new(opus_channels, req.channels, req.bitrate_kbps)?;
+    let out_layout = ChannelLayout::default(i32::from(req.channels));
+    let input_rate = decode(req.source, out_layout, RATE, |pcm| {
+        encoder.push(pcm)?;
+        Ok(true)
+    })?;
+    let (packets, pre_skip, duration) = encoder.finish()?;
+    if duration == 0 {
+        return Err(EncodeError::Decode("the audio stream is empty".into()));
+    }
+    Ok(AudioOutput {
+        track: TrackConfig {
+            track_id: AUDIO_TRACK_ID,
+            timescale: RATE,
+            codec: CodecConfig::Opus {
+                channels: req.channels,
+                pre_skip,
+                input_sample_rate: input_rate,
+            },
+            language: "und".into(),
+        },
+        segments: group(packets, seg),
+        duration_samples_48k: duration,
+    })
+}
+
+/// Decodes the source's main audio stream, converted to interleaved f32 in `out_layout` at `out_rate`, handing
+/// the samples to `sink` in decode order until it returns false. Returns the source's sample rate.
+fn decode(
+    source: &std::path::Path,
+    out_layout: ChannelLayout,
+    out_rate: u32,
+    mut sink: impl FnMut(&[f32]) -> Result<bool, EncodeError>,
+) -> Result<u32, EncodeError> {
+    let mut input = open_input(source)?;
     let stream = input.streams().best(media::Type::Audio).ok_or(EncodeError::NoAudio)?;
     let stream_index = stream.index();
     let codec_id = stream.parameters().id();
@@ -63,19 +97,17 @@ pub(crate) fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeErro
         .decoder()
         .audio()
         .map_err(|e| EncodeError::UnsupportedCodec(format!("{codec_id:?}: {e}")))?;
-
-    let mut encoder = OpusEncoder::new(opus_channels, req.channels, req.bitrate_kbps)?;
-    let out_layout = ChannelLayout::default(i32::from(req.channels));
     let mut resampler: Option<Resampler> = None;
     let mut errors = 0u32;
     let mut decoded_any = false;
+    let mut wanted = true;
 
     let mut drain = |decoder: &mut codec::decoder::Audio,
                      resampler: &mut Option<Resampler>,
-                     encoder: &mut OpusEncoder,
-                     errors: &mut u32|
+                     errors: &mut u32,
+                     wanted: &mut bool|
      -> Result<(), EncodeError> {
-        loop {
+        while *wanted {
             let mut f = frame::Audio::empty();
             match decoder.receive_frame(&mut f) {
                 Ok(()) => {
@@ -84,9 +116,9 @@ pub(crate) fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeErro
                     if f.samples() == 0 {
                         continue;
                     }
-                    let r = Resampler::for_frame(resampler, &mut f, out_layout)?;
+                    let r = Resampler::for_frame(resampler, &mut f, out_layout, out_rate)?;
                     let pcm = r.run(&f)?;
-                    encoder.push(&pcm)?;
+                    *wanted = sink(&pcm)?;
                 }
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => return Ok(()),
                 Err(ffmpeg::Error::Eof) => return Ok(()),
@@ -98,9 +130,10 @@ pub(crate) fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeErro
                 }
             }
         }
+        Ok(())
     };
 
-    loop {
+    while wanted {
         let mut packet = Packet::empty();
         match packet.read(&mut input) {
             Ok(()) => {}
@@ -124,36 +157,46 @@ pub(crate) fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeErro
             }
             continue;
         }
-        drain(&mut decoder, &mut resampler, &mut encoder, &mut errors)?;
+        drain(&mut decoder, &mut resampler, &mut errors, &mut wanted)?;
     }
-    // Ignoring a failed EOF: draining below returns whatever the decoder still holds.
-    let _ = decoder.send_eof();
-    drain(&mut decoder, &mut resampler, &mut encoder, &mut errors)?;
+    if wanted {
+        // Ignoring a failed EOF: draining below returns whatever the decoder still holds.
+        let _ = decoder.send_eof();
+        drain(&mut decoder, &mut resampler, &mut errors, &mut wanted)?;
+    }
     if !decoded_any {
         return Err(EncodeError::Decode("no decodable audio frame".into()));
     }
-    if let Some(r) = resampler.as_mut() {
-        let tail = r.flush()?;
-        encoder.push(&tail)?;
+    if wanted {
+        if let Some(r) = resampler.as_mut() {
+            let tail = r.flush()?;
+            sink(&tail)?;
+        }
     }
-    let (packets, pre_skip, duration) = encoder.finish()?;
-    if duration == 0 {
-        return Err(EncodeError::Decode("the audio stream is empty".into()));
+    Ok(decoder.rate())
+}
+
+/// See [`crate::decode_speech_pcm`].
+pub(crate) fn decode_pcm(req: &crate::PcmRequest) -> Result<Vec<i16>, EncodeError> {
+    if !(req.start_secs.is_finite() && req.end_secs.is_finite() && req.start_secs >= 0.0 && req.end_secs > req.start_secs)
+        || !(8000..=192_000).contains(&req.sample_rate)
+    {
+        return Err(EncodeError::InvalidRequest("PCM window or rate out of range".into()));
     }
-    Ok(AudioOutput {
-        track: TrackConfig {
-            track_id: AUDIO_TRACK_ID,
-            timescale: RATE,
-            codec: CodecConfig::Opus {
-                channels: req.channels,
-                pre_skip,
-                input_sample_rate: decoder.rate(),
-            },
-            language: "und".into(),
-        },
-        segments: group(packets, seg),
-        duration_samples_48k: duration,
-    })
+    let rate = req.sample_rate as f64;
+    let (first, last) = ((req.start_secs * rate).round() as u64, (req.end_secs * rate).round() as u64);
+    let mut out = Vec::with_capacity((last - first).min(1 << 26) as usize);
+    let mut position = 0u64;
+    decode(req.source, ChannelLayout::MONO, req.sample_rate, |pcm| {
+        for s in pcm {
+            if position >= first && position < last {
+                out.push((s.clamp(-1.0, 1.0) * 32767.0).round() as i16);
+            }
+            position += 1;
+        }
+        Ok(position < last)
+    })?;
+    Ok(out)
 }
 
 /// Groups 960-sample packets into segments: segment `k` starts with the first packet whose decode time is
@@ -189,12 +232,13 @@ fn group(packets: Vec<Vec<u8>>, seg: (u128, u128)) -> Vec<SegmentSamples> {
     out
 }
 
-/// libswresample converting decoded frames to interleaved f32 at 48 kHz in the output layout.
+/// libswresample converting decoded frames to interleaved f32 at the output rate in the output layout.
 struct Resampler {
     ctx: resampling::Context,
     in_format: SampleFormat,
     in_layout: ChannelLayout,
     in_rate: u32,
+    out_rate: u32,
     out_layout: ChannelLayout,
     channels: usize,
 }
@@ -206,6 +250,7 @@ impl Resampler {
         slot: &'a mut Option<Resampler>,
         f: &mut frame::Audio,
         out_layout: ChannelLayout,
+        out_rate: u32,
     ) -> Result<&'a mut Resampler, EncodeError> {
         let channels = f.channels();
         if channels == 0 || f.rate() == 0 {
@@ -217,9 +262,9 @@ impl Resampler {
             f.set_channel_layout(layout);
         }
         let (fmt, rate) = (f.format(), f.rate());
-        let stale = !matches!(slot, Some(r) if r.in_format == fmt && r.in_layout == layout && r.in_rate == rate);
+        let stale = !matches!(slot, Some(r) if r.in_format == fmt && r.in_layout == layout && r.in_rate == rate && r.out_rate == out_rate);
         if stale {
-            let ctx = resampling::Context::get(fmt, layout, rate, SampleFormat::F32(sample_packed()), out_layout, RATE)
+            let ctx = resampling::Context::get(fmt, layout, rate, SampleFormat::F32(sample_packed()), out_layout, out_rate)
                 .map_err(|e| EncodeError::UnsupportedCodec(format!("cannot resample {fmt:?} {rate} Hz: {e}")))?;
             // Samples still buffered in a replaced resampler are dropped: formats only change at stream
             // discontinuities.
@@ -228,6 +273,7 @@ impl Resampler {
                 in_format: fmt,
                 in_layout: layout,
                 in_rate: rate,
+                out_rate,
                 out_layout,
                 channels: usize::try_from(out_layout.channels()).unwrap_or(1).max(1),
             });
@@ -237,7 +283,7 @@ impl Resampler {
     }
 
     fn run(&mut self, input: &frame::Audio) -> Result<Vec<f32>, EncodeError> {
-        let capacity = input.samples() * RATE as usize / self.in_rate.max(1) as usize + 1024;
+        let capacity = input.samples() * self.out_rate as usize / self.in_rate.max(1) as usize + 1024;
         let mut out = frame::Audio::new(SampleFormat::F32(sample_packed()), capacity, self.out_layout);
         self.ctx
             .run(input, &mut out)

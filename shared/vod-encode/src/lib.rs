@@ -125,3 +125,21 @@ pub struct AudioOutput {
 pub fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeError> {
     audio::encode_audio(req)
 }
+
+/// A window of the source's audio as mono PCM (for speech recognition).
+#[derive(Debug, Clone)]
+pub struct PcmRequest<'a> {
+    /// Local source file.
+    pub source: &'a Path,
+    /// Output sample rate.
+    pub sample_rate: u32,
+    /// Window [start, end) in seconds of the source's audio timeline.
+    pub start_secs: f64,
+    pub end_secs: f64,
+}
+
+/// Decodes a window of the main audio stream to mono 16-bit PCM (downmixed and resampled by libswresample);
+/// shorter than the window at the end of the source. Decoding stops at the window's end.
+pub fn decode_speech_pcm(req: &PcmRequest) -> Result<Vec<i16>, EncodeError> {
+    audio::decode_pcm(req)
+}

@@ -1,13 +1,13 @@
 //! Finalizing a job once all its tasks finished: per track a segment index (number → object, byte size,
 //! start, duration), a progressive MP4 per rendition (video + audio), the asset's rendition list with RFC 6381
-//! codec strings, asset Ready, job Finished. Every write is deterministic, so running it twice is harmless; the
+//! codec strings, asset Ready; for indexing, the captions and search data (see `index`); job Finished. Every write is deterministic, so running it twice is harmless; the
 //! job's transition to Finished happens once (conditional update).
 use std::collections::BTreeMap;
 
 use chrono::Utc;
 use tracing::info;
 use vod_cmaf::{progressive_mp4, CodecConfig, Sample, TrackConfig};
-use vod_domain::job::{Job, JobId, JobState, SegmentRecord, TaskState, TrackOutput};
+use vod_domain::job::{Job, JobId, JobState, SegmentRecord, Task, TaskState, TrackOutput};
 use vod_domain::{
     AssetOutput, AssetState, AudioRendition, BlobRef, IndexedSegment, Rendition, SegmentIndex, StoreError,
 };
@@ -34,8 +34,54 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
     if tasks.iter().any(|t| t.state != TaskState::Finished) {
         return Ok(());
     }
+    let output = match job.preset.encode {
+        true => Some(finalize_encoding(ctx, &job, &tasks).await?),
+        false => None,
+    };
+    let captions = match &job.preset.index {
+        Some(spec) => Some(crate::index::finalize_index(ctx, &job, &tasks, spec).await?),
+        None => None,
+    };
+    // Record the outputs on the asset (optimistic concurrency, retried on conflict).
+    loop {
+        let Some(mut asset) = ctx.assets.get(job.asset_id).await? else {
+            return Err(TaskError::Permanent("the asset was deleted".into()));
+        };
+        if let Some(o) = &output {
+            asset.output = Some(o.clone());
+            asset.state = AssetState::Ready;
+        }
+        if let Some(c) = &captions {
+            asset.captions = Some(c.clone());
+        }
+        asset.updated_at = Utc::now();
+        match ctx.assets.update(&asset).await {
+            Ok(_) => break,
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if ctx
+        .jobs
+        .transition_job(
+            job.id,
+            &[JobState::Processing, JobState::Scheduled],
+            JobState::Finished,
+            None,
+        )
+        .await?
+    {
+        info!(job_id = %job.id, progress = 100, "job finished");
+        ctx.announce(job.id).await;
+    }
+    Ok(())
+}
+
+/// The encoding part: segment indexes, progressive files and the rendition list.
+async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Result<AssetOutput, TaskError> {
+    let job = job.clone();
     let mut tracks: BTreeMap<String, (String, u32, Vec<SegmentRecord>)> = BTreeMap::new();
-    for t in &tasks {
+    for t in tasks {
         for TrackOutput {
             track,
             codecs,
@@ -169,34 +215,7 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
         renditions,
         audio: audio.map(|(a, _, _)| a),
     };
-    // Record the outputs on the asset (optimistic concurrency, retried on conflict).
-    loop {
-        let Some(mut asset) = ctx.assets.get(job.asset_id).await? else {
-            return Err(TaskError::Permanent("the asset was deleted".into()));
-        };
-        asset.output = Some(output.clone());
-        asset.state = AssetState::Ready;
-        asset.updated_at = Utc::now();
-        match ctx.assets.update(&asset).await {
-            Ok(_) => break,
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if ctx
-        .jobs
-        .transition_job(
-            job.id,
-            &[JobState::Processing, JobState::Scheduled],
-            JobState::Finished,
-            None,
-        )
-        .await?
-    {
-        info!(job_id = %job.id, progress = 100, "job finished");
-        ctx.announce(job.id).await;
-    }
-    Ok(())
+    Ok(output)
 }
 
 /// Reads a track's configuration and all its samples back from its segments and sample tables.

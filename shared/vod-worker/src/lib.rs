@@ -1,8 +1,10 @@
 //! The encoder worker: one SQS message = one task of a job. A video task decodes its chunk once and writes every
 //! rung's CMAF segments; the audio task writes the Opus track. Finishing a task is counted atomically on the job;
 //! the task that completes the count finalizes the job (segment indexes, renditions, progressive MP4s, asset Ready).
+//! Index tasks recognize speech in a window of the audio (see `index`).
 //! Redelivered messages redo idempotent writes (deterministic keys) and count nothing twice.
 pub mod finalize;
+pub mod index;
 pub mod task;
 
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use vod_app::AppConfig;
 use vod_aws::{DynamoAssetStore, DynamoJobStore, S3BlobStore};
 use vod_domain::job::JobId;
-use vod_domain::{AssetStore, BlobStore, EventPublisher, JobEvent, JobStore, TaskMessage};
+use vod_domain::{AssetStore, BlobStore, EventPublisher, JobEvent, JobStore, SearchStore, TaskMessage};
 
 pub use task::TaskError;
 
@@ -31,6 +33,11 @@ pub struct WorkerContext {
     pub threads: usize,
     /// Job state and progress events.
     pub events: Arc<dyn EventPublisher>,
+    /// The cross-asset search index (terms written by indexing jobs).
+    pub search: Arc<dyn SearchStore>,
+    /// Where the speech engine and its model are.
+    pub speech: vod_speech::SpeechConfig,
+    pub speech_engine: index::SpeechEngine,
 }
 
 impl WorkerContext {
@@ -50,7 +57,10 @@ impl WorkerContext {
                 kms,
             )),
             assets,
-            jobs: Arc::new(DynamoJobStore::new(ddb, config.table_name.clone())),
+            jobs: Arc::new(DynamoJobStore::new(ddb.clone(), config.table_name.clone())),
+            search: Arc::new(vod_aws::DynamoSearchStore::new(ddb, config.table_name.clone())),
+            speech: vod_speech::SpeechConfig::from_lookup(&lookup),
+            speech_engine: index::SpeechEngine::default(),
             media_bucket: config.media_bucket.clone(),
             scratch: lookup("SCRATCH_DIR")
                 .map(PathBuf::from)

@@ -155,7 +155,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             start_secs: *first_segment as f64 * job.plan.segment_duration,
             end_secs: *end_segment as f64 * job.plan.segment_duration,
         },
-        TaskKind::Audio => vod_media::Need::Audio,
+        TaskKind::Audio | TaskKind::Index { .. } => vod_media::Need::Audio,
     };
     let blob = BlobRef::new(&source.bucket, &source.key);
     let container = asset.media.as_ref().map(|m| m.container);
@@ -240,6 +240,10 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             .await
             .map_err(|e| TaskError::Transient(format!("encoder crashed: {e}")))??;
             vec![write_track(ctx, &job, "audio", &audio.track, &audio.segments).await?]
+        }
+        kind @ TaskKind::Index { .. } => {
+            crate::index::run_task(ctx, &job, msg.task, &kind, &path).await?;
+            Vec::new()
         }
     };
 
