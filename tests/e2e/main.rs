@@ -4,6 +4,7 @@ mod assets;
 mod delivery;
 mod edge_inputs;
 mod encoding;
+mod indexing;
 mod protection;
 mod runtime_emulator;
 mod support;

@@ -302,6 +302,11 @@ pub async fn wait_job(api: &Api, id: &str, secs: u64) -> Value {
 /// Plays a URL in headless Chromium with one of the JS players (infra/player/play.mjs), with a bearer token for key
 /// and licence requests and a Clear Key licence URL if given; panics unless it played. Returns the driver's report.
 pub fn play(player: &str, src: &str, token: Option<&str>, license: Option<&str>) -> Value {
+    play_with(player, src, token, license, &[])
+}
+
+/// [`play`] with more driver options (e.g. `--text 0` to turn captions on, `--seconds 4`).
+pub fn play_with(player: &str, src: &str, token: Option<&str>, license: Option<&str>, extra: &[&str]) -> Value {
     assert!(
         root().join("infra/player/dist/index.html").is_file(),
         "the player page is not built: run `npm ci && npm run build` in infra/player (infra/test.sh does)"
@@ -323,6 +328,7 @@ pub fn play(player: &str, src: &str, token: Option<&str>, license: Option<&str>)
     if let Some(l) = license {
         cmd.args(["--license", l]);
     }
+    cmd.args(extra);
     let out = cmd.output().expect("node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout

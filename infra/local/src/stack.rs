@@ -91,6 +91,10 @@ impl LocalStack {
                 if v.starts_with(&cdn) {
                     *v = v.replacen(&cdn, &format!("http://{api_addr}"), 1);
                 }
+                // Layers carry Debian's files (infra/layers/*/Makefile): here they are where Debian installed them.
+                if let Some(rest) = v.strip_prefix("/opt/share/") {
+                    *v = format!("/usr/share/{rest}");
+                }
             }
         }
         let host = FunctionHost::start(&sdk, &spec, &queue_urls, &opts.host)?;

@@ -9,6 +9,7 @@ use tracing::{error, warn};
 use vod_domain::delivery::{CreateLocatorRequest, Filter, Locator, LocatorId, LocatorKind};
 use vod_domain::job::{JobId, Preset};
 use vod_domain::protection::{redact, ContentKeyView, DeliveryPolicy, KeyPolicy};
+use vod_domain::search::CaptionFormat;
 use vod_domain::service::CreateAssetRequest;
 use vod_domain::{AssetId, CompletedPart, DomainError};
 
@@ -180,14 +181,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         }
         (["assets"], Method::GET) => {
             let q = req.query_string_parameters();
-            let limit = match q.first("limit") {
-                None => 50,
-                Some(l) => l
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| ApiError::bad_request("limit must be an integer from 1 to 1000"))?,
-            };
+            let limit = limit_param(q.first("limit"), 50)?;
             let page = ctx
                 .assets
                 .list_assets(limit, q.first("next"))
@@ -248,6 +242,56 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         (["jobs", id, "cancel"], Method::POST) => {
             let view = ctx.jobs.cancel_job(parse_job_id(id)?).await?;
             Ok(json_response(StatusCode::OK, &view))
+        }
+        (["assets", id, file], Method::GET | Method::HEAD) if file.starts_with("captions.") => {
+            let format = match *file {
+                "captions.vtt" => CaptionFormat::WebVtt,
+                "captions.ttml" => CaptionFormat::Ttml,
+                _ => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        "captions are served as captions.vtt or captions.ttml",
+                    ))
+                }
+            };
+            let body = ctx.search.captions(parse_id(id)?, format).await?;
+            let text = String::from_utf8(body).map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "stored captions are not UTF-8",
+                )
+            })?;
+            Ok(response(StatusCode::OK, format.content_type(), Body::Text(text)))
+        }
+        (["assets", id, "transcript"], Method::GET) => {
+            let doc = ctx.search.transcript_document(parse_id(id)?).await?;
+            Ok(json_response(StatusCode::OK, &doc))
+        }
+        (["assets", id, "search"], Method::GET) => {
+            let id = parse_id(id)?;
+            let q = req.query_string_parameters();
+            let query = q
+                .first("q")
+                .ok_or_else(|| ApiError::bad_request("missing query parameter q"))?;
+            let found = ctx
+                .search
+                .search_asset(id, query, limit_param(q.first("limit"), 100)?)
+                .await?;
+            Ok(json_response(StatusCode::OK, &found))
+        }
+        (["search"], Method::GET) => {
+            let q = req.query_string_parameters();
+            let query = q
+                .first("q")
+                .ok_or_else(|| ApiError::bad_request("missing query parameter q"))?;
+            let limit = limit_param(q.first("limit"), 20)?;
+            let items = ctx.search.search_all(query, limit, 20).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "query": query, "items": items }),
+            ))
         }
         (["presets"], Method::GET) => {
             let presets = ctx.jobs.list_presets().await?;
@@ -416,7 +460,10 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         | (["jobs", _], _)
         | (["jobs", _, "cancel"], _)
         | (["presets"], _)
-        | (["presets", _], _) => Err(method_not_allowed()),
+        | (["presets", _], _)
+        | (["assets", _, "transcript"], _)
+        | (["assets", _, "search"], _)
+        | (["search"], _) => Err(method_not_allowed()),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -514,6 +561,18 @@ async fn locator_view(ctx: &AppContext, locator: Locator) -> Result<LocatorView,
         }
     }
     Ok(view)
+}
+
+/// A `limit` query parameter: 1..=1000, `default` when absent.
+fn limit_param(raw: Option<&str>, default: usize) -> Result<usize, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::bad_request("limit must be an integer from 1 to 1000")),
+    }
 }
 
 fn method_not_allowed() -> ApiError {

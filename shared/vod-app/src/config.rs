@@ -124,6 +124,7 @@ pub struct AppContext {
     pub jobs: JobService,
     pub delivery: DeliveryService,
     pub protection: ProtectionService,
+    pub search: vod_domain::search::SearchService,
 }
 
 impl AppContext {
@@ -145,6 +146,14 @@ impl AppContext {
         ));
         let assets =
             AssetService::new(store.clone(), blobs.clone(), config.service_config()).with_key_service(kms.clone());
+        let search = vod_domain::search::SearchService::new(
+            store.clone(),
+            blobs.clone(),
+            Arc::new(vod_aws::DynamoSearchStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                config.table_name.clone(),
+            )),
+        );
         let delivery = DeliveryService::new(
             store.clone(),
             Arc::new(DynamoDeliveryStore::new(
@@ -176,6 +185,7 @@ impl AppContext {
             jobs,
             delivery,
             protection,
+            search,
         }
     }
 

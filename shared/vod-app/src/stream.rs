@@ -1,7 +1,8 @@
 //! The packager's HTTP adapter (lambda_http, behind API Gateway and CloudFront): checks every request against its
 //! Locator (exists, within its time window, of the right kind) and the asset's filters, then answers with an HLS
 //! or DASH manifest built by `vod_package`, an init segment, a media segment (one S3 GET, or none when the segment
-//! index, cached per warm instance, answers a conditional or HEAD request), or a progressive MP4 with Range.
+//! index, cached per warm instance, answers a conditional or HEAD request), a progressive MP4 with Range, or the
+//! asset's captions (HLS subtitles playlist, segmented WebVTT, one WebVTT file for DASH).
 //! Errors are JSON `{"error":{"code","message"}}`; nothing outside the locator's asset can be named.
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,14 +15,15 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 use vod_aws::{DynamoAssetStore, DynamoDeliveryStore, DynamoKeyStore, KmsKeyService, S3BlobStore};
 use vod_domain::delivery::{select, DeliveryService, Filter, Locator, LocatorId, LocatorKind, LocatorWindow};
+use vod_domain::indexing::{webvtt, webvtt_segment, Cue};
 use vod_domain::protection::{
     delivery_for, ContentKey, Delivery, DeliveryPolicy, Drm, KeyId, Protection, ProtectionService, Protocol,
 };
-use vod_domain::{Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, DomainError, SegmentIndex};
+use vod_domain::{Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, CaptionsInfo, DomainError, SegmentIndex};
 use vod_package::dash::{DashDrm, DashProtection};
 use vod_package::encrypt::{aes128_cbc, protect_init, protect_segment, pssh_for_scheme, system_id, DrmSystem, Scheme};
 use vod_package::range::{parse_range, RangeOutcome};
-use vod_package::timeline::{overlapping, TrackKind};
+use vod_package::timeline::{overlapping, TextTrack, TrackKind};
 use vod_package::url::Enc;
 use vod_package::{dash, hls, Format, Presentation, Resource, TrackTimeline, UrlError};
 use zeroize::Zeroizing;
@@ -276,6 +278,15 @@ impl StreamContext {
         Ok((rec, plain))
     }
 
+    /// The asset's caption cues (cached bytes, parsed per request: they are small).
+    async fn cues(&self, captions: &CaptionsInfo) -> Result<Vec<Cue>, ApiError> {
+        let bytes = self.object(&captions.cues, &captions.bucket).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            warn!(key = %captions.cues, error = %e, "unreadable caption cues");
+            err(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", "caption cues unreadable")
+        })
+    }
+
     async fn index(&self, key: &str, bucket: &str) -> Result<Arc<SegmentIndex>, ApiError> {
         if let Some(i) = self.indexes.get(key) {
             return Ok(i);
@@ -383,6 +394,15 @@ pub async fn handle(ctx: &StreamContext, req: Request) -> Response<Body> {
         }
     }
     with_cors(resp)
+}
+
+/// The name players show for a captions track.
+fn caption_track_name(language: &str) -> String {
+    let lang = language.split('-').next().unwrap_or_default().to_ascii_lowercase();
+    match lang.as_str() {
+        "en" => "English (automatic)".into(),
+        _ => format!("{language} (automatic)"),
+    }
 }
 
 fn cache_control(max_age: u64, immutable: bool) -> String {
@@ -611,12 +631,20 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
         .ok_or_else(|| not_found(format!("no track {track}")))
     };
 
+    let captions = || {
+        asset
+            .captions
+            .as_ref()
+            .ok_or_else(|| not_found("the asset has no captions (run an indexing job)"))
+    };
+
     match &sreq.resource {
-        Resource::Manifest { .. } | Resource::MediaPlaylist { .. } => {
+        Resource::Manifest { .. } | Resource::MediaPlaylist { .. } | Resource::TextPlaylist | Resource::TextFile => {
             let protocol = match sreq.resource {
                 Resource::Manifest {
                     format: Format::Dash, ..
-                } => Protocol::Dash,
+                }
+                | Resource::TextFile => Protocol::Dash,
                 _ => Protocol::Hls,
             };
             let policy = protection_for(&asset.delivery_policies, protocol)?;
@@ -692,6 +720,10 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         } else {
                             format!("?filter={}", sreq.filters.join(","))
                         },
+                        text: asset.captions.as_ref().map(|c| TextTrack {
+                            language: c.language.clone(),
+                            name: caption_track_name(&c.language),
+                        }),
                     };
                     match format {
                         Format::Hls => (hls::multivariant(&p), "application/vnd.apple.mpegurl"),
@@ -712,6 +744,34 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         None => (None, Vec::new()),
                     };
                     (hls::media(t, enc, &tags), "application/vnd.apple.mpegurl")
+                }
+                Resource::TextPlaylist => {
+                    captions()?;
+                    let reference = video
+                        .first()
+                        .or(audio.as_ref())
+                        .ok_or_else(|| not_found("no media track"))?;
+                    (hls::subtitles(reference), "application/vnd.apple.mpegurl")
+                }
+                Resource::TextFile => {
+                    // In presentation time: the period starts at the first kept segment.
+                    let reference = video
+                        .first()
+                        .or(audio.as_ref())
+                        .ok_or_else(|| not_found("no media track"))?;
+                    let (start, len) = (reference.start_secs(), reference.duration_secs());
+                    let cues: Vec<Cue> = ctx
+                        .cues(captions()?)
+                        .await?
+                        .into_iter()
+                        .filter(|c| c.end > start && c.start < start + len)
+                        .map(|c| Cue {
+                            start: (c.start - start).max(0.0),
+                            end: (c.end - start).min(len),
+                            text: c.text,
+                        })
+                        .collect();
+                    (webvtt(&cues), "text/vtt")
                 }
                 _ => {
                     return Err(err(
@@ -755,6 +815,30 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
             r.headers
                 .push(("etag", etag_of(&[idx.init.as_bytes(), tag.as_bytes(), &r.body])));
             r.headers.push(("cache-control", cache_control(segment_age, true)));
+            Ok(r)
+        }
+        Resource::TextSegment { number } => {
+            protection_for(&asset.delivery_policies, Protocol::Hls)?;
+            // Cue times stay absolute (X-TIMESTAMP-MAP maps them onto the media's timestamps).
+            let reference = output
+                .renditions
+                .first()
+                .map(|r| r.index.clone())
+                .or_else(|| output.audio.as_ref().map(|a| a.index.clone()))
+                .ok_or_else(|| not_found("no media track"))?;
+            let idx = ctx.index(&reference, bucket).await?;
+            let seg = idx
+                .segments
+                .binary_search_by_key(number, |s| s.number)
+                .ok()
+                .and_then(|i| idx.segments.get(i))
+                .ok_or_else(|| not_found(format!("no captions segment {number}")))?;
+            let ts = idx.timescale.max(1) as f64;
+            let cues = ctx.cues(captions()?).await?;
+            let body = webvtt_segment(&cues, seg.start as f64 / ts, (seg.start + seg.duration) as f64 / ts);
+            let mut r = reply(StatusCode::OK, "text/vtt", body.into_bytes());
+            r.headers.push(("etag", etag_of(&[&r.body])));
+            r.headers.push(("cache-control", cache_control(manifest_age, false)));
             Ok(r)
         }
         Resource::Segment { track, number, enc } => {

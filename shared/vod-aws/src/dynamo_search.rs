@@ -46,7 +46,10 @@ impl DynamoSearchStore {
                     break;
                 }
                 if attempt == 7 {
-                    return Err(StoreError::Backend(format!("{} term writes left unprocessed", batch.len())));
+                    return Err(StoreError::Backend(format!(
+                        "{} term writes left unprocessed",
+                        batch.len()
+                    )));
                 }
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
             }
@@ -59,7 +62,8 @@ impl DynamoSearchStore {
 impl SearchStore for DynamoSearchStore {
     async fn put_terms(&self, asset: AssetId, terms: &[TermEntry]) -> Result<(), StoreError> {
         let pk = format!("ASSET#{asset}");
-        let keep: std::collections::HashSet<String> = terms.iter().map(|t| format!("{TERM_PREFIX}{}", t.term)).collect();
+        let keep: std::collections::HashSet<String> =
+            terms.iter().map(|t| format!("{TERM_PREFIX}{}", t.term)).collect();
         // Terms of an earlier index that this one no longer has.
         let mut requests = Vec::new();
         for old in query_partition(&self.client, &self.table, &pk, Some(TERM_PREFIX)).await? {

@@ -519,7 +519,10 @@ fn plan_index(media: &MediaInfo, ix: &IndexSpec) -> Result<Vec<TaskKind>, String
         let end = (start + step).min(total_ms);
         // A tail shorter than a tenth of a window joins the previous one.
         let end = if total_ms - end < step / 10 { total_ms } else { end };
-        tasks.push(TaskKind::Index { start_ms: start, end_ms: end });
+        tasks.push(TaskKind::Index {
+            start_ms: start,
+            end_ms: end,
+        });
         start = end;
         if tasks.len() > 100_000 {
             return Err("the source is too long to index".into());
@@ -746,7 +749,10 @@ mod tests {
 
     #[test]
     fn index_plans_cut_the_audio_into_windows() {
-        let speech = Preset::builtin().into_iter().find(|p| p.name == "index-speech").unwrap();
+        let speech = Preset::builtin()
+            .into_iter()
+            .find(|p| p.name == "index-speech")
+            .unwrap();
         let p = plan(&media(640, 360, 25.0, 250.0, None), &speech).unwrap();
         assert_eq!(
             p.tasks,
@@ -762,7 +768,10 @@ mod tests {
             ],
             "a 10 s tail joins the last window"
         );
-        let both = Preset::builtin().into_iter().find(|p| p.name == "tiny-indexed").unwrap();
+        let both = Preset::builtin()
+            .into_iter()
+            .find(|p| p.name == "tiny-indexed")
+            .unwrap();
         let p = plan(&media(320, 240, 25.0, 5.0, None), &both).unwrap();
         assert_eq!(p.tasks.len(), 5, "3 video chunks, audio, one index window");
         let mut silent = media(320, 240, 25.0, 5.0, None);

@@ -107,7 +107,11 @@ impl JobService {
             return Err(DomainError::Conflict(format!(
                 "asset {asset_id} is {} — only probed assets can be encoded{}",
                 asset.state.as_str(),
-                if preset.encode { "" } else { " or indexed (or Ready ones indexed)" }
+                if preset.encode {
+                    ""
+                } else {
+                    " or indexed (or Ready ones indexed)"
+                }
             )));
         }
         // A source that cannot be encoded (unsupported codec, corrupt, nothing to plan) gets a job in Error with

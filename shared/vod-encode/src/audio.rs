@@ -178,13 +178,18 @@ fn decode(
 
 /// See [`crate::decode_speech_pcm`].
 pub(crate) fn decode_pcm(req: &crate::PcmRequest) -> Result<Vec<i16>, EncodeError> {
-    if !(req.start_secs.is_finite() && req.end_secs.is_finite() && req.start_secs >= 0.0 && req.end_secs > req.start_secs)
-        || !(8000..=192_000).contains(&req.sample_rate)
-    {
+    let window_ok = req.start_secs.is_finite()
+        && req.end_secs.is_finite()
+        && req.start_secs >= 0.0
+        && req.end_secs > req.start_secs;
+    if !(window_ok && (8000..=192_000).contains(&req.sample_rate)) {
         return Err(EncodeError::InvalidRequest("PCM window or rate out of range".into()));
     }
     let rate = req.sample_rate as f64;
-    let (first, last) = ((req.start_secs * rate).round() as u64, (req.end_secs * rate).round() as u64);
+    let (first, last) = (
+        (req.start_secs * rate).round() as u64,
+        (req.end_secs * rate).round() as u64,
+    );
     let mut out = Vec::with_capacity((last - first).min(1 << 26) as usize);
     let mut position = 0u64;
     decode(req.source, ChannelLayout::MONO, req.sample_rate, |pcm| {
@@ -264,8 +269,15 @@ impl Resampler {
         let (fmt, rate) = (f.format(), f.rate());
         let stale = !matches!(slot, Some(r) if r.in_format == fmt && r.in_layout == layout && r.in_rate == rate && r.out_rate == out_rate);
         if stale {
-            let ctx = resampling::Context::get(fmt, layout, rate, SampleFormat::F32(sample_packed()), out_layout, out_rate)
-                .map_err(|e| EncodeError::UnsupportedCodec(format!("cannot resample {fmt:?} {rate} Hz: {e}")))?;
+            let ctx = resampling::Context::get(
+                fmt,
+                layout,
+                rate,
+                SampleFormat::F32(sample_packed()),
+                out_layout,
+                out_rate,
+            )
+            .map_err(|e| EncodeError::UnsupportedCodec(format!("cannot resample {fmt:?} {rate} Hz: {e}")))?;
             // Samples still buffered in a replaced resampler are dropped: formats only change at stream
             // discontinuities.
             *slot = Some(Resampler {

@@ -1,5 +1,6 @@
 //! DASH (ISO/IEC 23009-1): a static MPD, live profile, one Period; per track a SegmentTemplate with a
-//! SegmentTimeline built from the segment index (exact durations; runs of equal durations folded with `r`).
+//! SegmentTimeline built from the segment index (exact durations; runs of equal durations folded with `r`);
+//! captions as a text AdaptationSet with one WebVTT file.
 use std::fmt::Write;
 
 use quick_xml::escape::escape;
@@ -179,6 +180,20 @@ pub fn mpd(p: &Presentation, protection: Option<&DashProtection>) -> String {
         representation(&mut out, a, &prefix, enc);
         out.push_str("    </AdaptationSet>\n");
     }
+    if let Some(t) = &p.text {
+        // Captions as one WebVTT file in presentation time (never encrypted).
+        let _ = writeln!(
+            out,
+            "    <AdaptationSet id=\"2\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"{}\">\n      \
+             <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      \
+             <Representation id=\"{}\" bandwidth=\"256\">\n        <BaseURL>{prefix}{}/captions.vtt{}</BaseURL>\n      \
+             </Representation>\n    </AdaptationSet>",
+            escape(t.language.as_str()),
+            crate::url::CAPTIONS_TRACK,
+            crate::url::CAPTIONS_TRACK,
+            escape(p.query.as_str())
+        );
+    }
     out.push_str("  </Period>\n</MPD>\n");
     out
 }
@@ -229,9 +244,25 @@ mod tests {
             audio: None,
             uri_prefix: String::new(),
             query: String::new(),
+            text: None,
         };
         let m = mpd(&p, None);
         assert!(m.contains("mediaPresentationDuration=\"PT13.000S\""), "{m}");
+        assert!(!m.contains("contentType=\"text\""));
+        let captioned = Presentation {
+            text: Some(crate::timeline::TextTrack {
+                language: "en-US".into(),
+                name: "English".into(),
+            }),
+            query: "?filter=a&b".into(),
+            ..p.clone()
+        };
+        let c = mpd(&captioned, None);
+        assert!(
+            c.contains("contentType=\"text\" mimeType=\"text/vtt\" lang=\"en-US\"")
+                && c.contains("<BaseURL>captions/captions.vtt?filter=a&amp;b</BaseURL>"),
+            "{c}"
+        );
         let prot = DashProtection {
             enc: Enc::Cenc,
             kid: "0a0b0c0d-0000-0000-0000-000000000001".into(),

@@ -1,5 +1,6 @@
 //! HLS (RFC 8216, version 7 for fMP4): the multivariant playlist (one variant per video rendition, Opus in an
-//! audio group) and media playlists with EXT-X-MAP, exact EXTINF durations and ENDLIST.
+//! audio group, captions in a subtitles group) and media playlists with EXT-X-MAP, exact EXTINF durations and
+//! ENDLIST; the subtitles playlist lists segmented WebVTT aligned with the media segments.
 use std::fmt::Write;
 
 use crate::timeline::{Presentation, TrackKind, TrackTimeline};
@@ -14,6 +15,17 @@ pub fn multivariant(p: &Presentation) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     let pre = &p.uri_prefix;
     let q = &p.query;
+    if let Some(t) = &p.text {
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{}\",LANGUAGE=\"{}\",DEFAULT=NO,AUTOSELECT=YES,\
+             FORCED=NO,URI=\"{pre}{}/media.m3u8{q}\"",
+            quoted(&t.name),
+            quoted(&t.language),
+            crate::url::CAPTIONS_TRACK
+        );
+    }
+    let subs = if p.text.is_some() { ",SUBTITLES=\"subs\"" } else { "" };
     if let Some(a) = &p.audio {
         let channels = match a.kind {
             TrackKind::Audio { channels, .. } => channels,
@@ -30,7 +42,7 @@ pub fn multivariant(p: &Presentation) -> String {
             // Audio only: the audio playlist is the one variant.
             let _ = writeln!(
                 out,
-                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{pre}{}/media.m3u8{q}",
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"{subs}\n{pre}{}/media.m3u8{q}",
                 a.peak_bitrate(),
                 a.average_bitrate(),
                 a.codecs,
@@ -62,6 +74,7 @@ pub fn multivariant(p: &Presentation) -> String {
         if p.audio.is_some() {
             out.push_str(",AUDIO=\"audio\"");
         }
+        out.push_str(subs);
         let _ = writeln!(out, "\n{pre}{}/media.m3u8{q}", v.name);
     }
     out
@@ -101,6 +114,37 @@ pub fn media(t: &TrackTimeline, enc: Option<Enc>, key_tags: &[String]) -> String
             out,
             "#EXTINF:{:.5},\n{prefix}seg-{:05}.m4s",
             t.segment_secs(s),
+            s.number
+        );
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+/// A quoted-string attribute value: no double quotes or line breaks.
+fn quoted(s: &str) -> String {
+    s.chars().filter(|c| !matches!(c, '"' | '\n' | '\r')).collect()
+}
+
+/// The subtitles playlist: one WebVTT segment per media segment of `reference` (same numbers and durations).
+pub fn subtitles(reference: &TrackTimeline) -> String {
+    let max = reference
+        .segments
+        .iter()
+        .map(|s| reference.segment_secs(s))
+        .fold(0.0, f64::max);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-PLAYLIST-TYPE:VOD",
+        (max.round() as u64).max(1),
+        reference.segments.first().map_or(0, |s| s.number)
+    );
+    for s in reference.segments {
+        let _ = writeln!(
+            out,
+            "#EXTINF:{:.5},\nseg-{:05}.vtt",
+            reference.segment_secs(s),
             s.number
         );
     }
@@ -169,6 +213,7 @@ mod tests {
             audio: Some(audio),
             uri_prefix: "clip.ism/".into(),
             query: "?filter=f".into(),
+            text: None,
         };
         let m = multivariant(&p);
         assert!(m.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{m}");
@@ -188,5 +233,24 @@ mod tests {
         assert!(media.contains("#EXT-X-TARGETDURATION:4\n"), "{media}");
         assert!(media.contains("#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4.00000,\nseg-00000.m4s\n"));
         assert!(media.ends_with("#EXTINF:2.00000,\nseg-00002.m4s\n#EXT-X-ENDLIST\n"));
+        let with_text = Presentation {
+            text: Some(crate::timeline::TextTrack {
+                language: "en-US".into(),
+                name: "English \"CC\"".into(),
+            }),
+            ..p
+        };
+        let m = multivariant(&with_text);
+        assert!(
+            m.contains("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"English CC\",LANGUAGE=\"en-US\",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"clip.ism/captions/media.m3u8?filter=f\""),
+            "{m}"
+        );
+        assert!(m.contains("AUDIO=\"audio\",SUBTITLES=\"subs\"\n"), "{m}");
+        let subs = subtitles(&video);
+        assert!(subs.contains("#EXTINF:4.00000,\nseg-00000.vtt\n"), "{subs}");
+        assert!(
+            subs.ends_with("#EXTINF:2.00000,\nseg-00002.vtt\n#EXT-X-ENDLIST\n"),
+            "{subs}"
+        );
     }
 }

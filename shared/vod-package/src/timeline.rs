@@ -86,6 +86,17 @@ pub struct Presentation<'a> {
     pub uri_prefix: String,
     /// Query carried to media playlists (`?filter=a,b`), or empty.
     pub query: String,
+    /// The captions track, if the asset was indexed.
+    pub text: Option<TextTrack>,
+}
+
+/// A captions (subtitles) track: WebVTT, segmented like the media for HLS, one file for DASH.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextTrack {
+    /// BCP 47 language tag.
+    pub language: String,
+    /// Human-readable name shown by players.
+    pub name: String,
 }
 
 impl Presentation<'_> {

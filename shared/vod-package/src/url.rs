@@ -4,6 +4,8 @@
 //! - `{locator}/{name}.ism/{track}/media.m3u8` (HLS media playlist), `…/{track}/init.mp4`,
 //!   `…/{track}/seg-{n}.m4s`, the same under `…/{track}/{aes128|cenc|cbcs}/` when encrypted, and
 //!   `{locator}/{name}.ism/{rendition}.mp4` (progressive download)
+//! - captions: `{locator}/{name}.ism/captions/media.m3u8` (HLS subtitles playlist), `…/captions/seg-{n}.vtt`
+//!   (segmented WebVTT, aligned with the media segments) and `…/captions/captions.vtt` (whole file, for DASH)
 //!
 //! Filters also come from the query (`?filter=a,b`). Every element is checked against a strict alphabet, so no
 //! request can name anything outside its asset.
@@ -75,6 +77,24 @@ pub enum Resource {
     Progressive {
         rendition: String,
     },
+    /// The HLS subtitles playlist of the captions.
+    TextPlaylist,
+    /// Segmented WebVTT: the cues overlapping media segment `number`.
+    TextSegment {
+        number: u32,
+    },
+    /// All captions as one WebVTT file (DASH), in presentation time.
+    TextFile,
+}
+
+/// The path element of the captions track.
+pub const CAPTIONS_TRACK: &str = "captions";
+
+fn segment_number(f: &str, ext: &str) -> Option<u32> {
+    f.strip_prefix("seg-")
+        .and_then(|f| f.strip_suffix(ext))
+        .filter(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u32>().ok())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +257,16 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                         },
                     ))
                 }
+                [track, file] if *track == CAPTIONS_TRACK => {
+                    let resource = match *file {
+                        "media.m3u8" => Resource::TextPlaylist,
+                        "captions.vtt" => Resource::TextFile,
+                        f => Resource::TextSegment {
+                            number: segment_number(f, ".vtt").ok_or_else(|| UrlError::NotFound(f.into()))?,
+                        },
+                    };
+                    Ok(req(Some(name), resource))
+                }
                 [track, file] | [track, _, file] => {
                     if !valid_track_name(track) {
                         return Err(UrlError::NotFound((*track).into()));
@@ -250,12 +280,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                         ("media.m3u8", None) => Resource::MediaPlaylist { track },
                         ("init.mp4", enc) => Resource::Init { track, enc },
                         (f, enc) => {
-                            let n = f
-                                .strip_prefix("seg-")
-                                .and_then(|f| f.strip_suffix(".m4s"))
-                                .filter(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()))
-                                .and_then(|n| n.parse::<u32>().ok())
-                                .ok_or_else(|| UrlError::NotFound(f.into()))?;
+                            let n = segment_number(f, ".m4s").ok_or_else(|| UrlError::NotFound(f.into()))?;
                             Resource::Segment { track, number: n, enc }
                         }
                     };
@@ -273,6 +298,17 @@ mod tests {
     use super::*;
 
     const L: &str = "6f1c9a0e-4b6d-4c1e-9d3a-6a0b2f1e7c55";
+
+    #[test]
+    fn parses_caption_resources() {
+        let p = |rest: &str| parse(&format!("/{L}/clip.ism/captions/{rest}"), None).map(|r| r.resource);
+        assert_eq!(p("media.m3u8"), Ok(Resource::TextPlaylist));
+        assert_eq!(p("captions.vtt"), Ok(Resource::TextFile));
+        assert_eq!(p("seg-00012.vtt"), Ok(Resource::TextSegment { number: 12 }));
+        assert!(matches!(p("seg-x.vtt"), Err(UrlError::NotFound(_))));
+        assert!(matches!(p("seg-1.m4s"), Err(UrlError::NotFound(_))));
+        assert!(matches!(p("init.mp4"), Err(UrlError::NotFound(_))));
+    }
 
     #[test]
     fn parses_ams_manifests_and_aliases() {

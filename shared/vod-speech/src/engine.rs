@@ -78,7 +78,10 @@ impl Recognizer {
         let dict = dir.join("cmudict-en-us.dict");
         for p in [&hmm, &lm, &dict] {
             if !p.exists() {
-                return Err(SpeechError::Unavailable(format!("model file {} is missing", p.display())));
+                return Err(SpeechError::Unavailable(format!(
+                    "model file {} is missing",
+                    p.display()
+                )));
             }
         }
         // SAFETY: loading a shared library runs its initialisers; libpocketsphinx has none with side effects.
@@ -105,11 +108,19 @@ impl Recognizer {
             ("-hmm", path_arg(&hmm)?),
             ("-lm", path_arg(&lm)?),
             ("-dict", path_arg(&dict)?),
+            // Keep every frame so that word times are times in the audio.
+            ("-remove_silence", "no".to_string()),
             ("-samprate", "16000".to_string()),
             ("-logfn", "/dev/null".to_string()),
         ];
+        // Extra options override the defaults (the parser refuses a name given twice).
+        let overridden = |k: &str| cfg.extra_args.iter().step_by(2).any(|e| e == k);
         let owned: Vec<CString> = std::iter::once("vod-speech".to_string())
-            .chain(args.iter().flat_map(|(k, v)| [k.to_string(), v.clone()]))
+            .chain(
+                args.iter()
+                    .filter(|(k, _)| !overridden(k))
+                    .flat_map(|(k, v)| [k.to_string(), v.clone()]),
+            )
             .chain(cfg.extra_args.iter().cloned())
             .map(|s| CString::new(s).map_err(|_| SpeechError::Unavailable("a model path contains NUL".into())))
             .collect::<Result<_, _>>()?;
@@ -125,7 +136,10 @@ impl Recognizer {
         if decoder.is_null() {
             // SAFETY: config came from cmd_ln_parse_r and is released once.
             unsafe { (api.cmd_ln_free_r)(config) };
-            return Err(SpeechError::Unavailable(format!("cannot load the model in {}", dir.display())));
+            return Err(SpeechError::Unavailable(format!(
+                "cannot load the model in {}",
+                dir.display()
+            )));
         }
         Ok(Recognizer {
             api,
@@ -154,7 +168,10 @@ impl Recognizer {
                 return Err(SpeechError::Engine("cannot end the utterance".into()));
             }
             let logmath = (a.ps_get_logmath)(ps);
-            let mut words = Vec::new();
+            let mut words: Vec<RawWord> = Vec::new();
+            // Frame numbers count from the decoder's creation, not the utterance: the first segment (`<s>`)
+            // starts at this utterance's first frame.
+            let mut base: Option<c_int> = None;
             let mut seg = (a.ps_seg_iter)(ps);
             while !seg.is_null() {
                 let text = (a.ps_seg_word)(seg);
@@ -162,6 +179,8 @@ impl Recognizer {
                 (a.ps_seg_frames)(seg, &mut sf, &mut ef);
                 let (mut ascr, mut lscr, mut lback) = (0, 0, 0);
                 let post = (a.ps_seg_prob)(seg, &mut ascr, &mut lscr, &mut lback);
+                let b = *base.get_or_insert(sf);
+                let (sf, ef) = (sf - b, ef - b);
                 if !text.is_null() {
                     let text = CStr::from_ptr(text).to_string_lossy().into_owned();
                     let confidence = if logmath.is_null() {

@@ -69,7 +69,12 @@ pub enum SpeechError {
 /// Recognizes the words of 16 kHz mono PCM that starts at `offset` seconds of the asset. Utterances are decoded one
 /// by one; stretches that are not speech-like (music, tones), fillers and words below the confidence floor are
 /// dropped. Silence or music yields no words.
-pub fn transcribe(rec: &mut Recognizer, pcm: &[i16], offset: f64, min_confidence: f32) -> Result<Vec<Word>, SpeechError> {
+pub fn transcribe(
+    rec: &mut Recognizer,
+    pcm: &[i16],
+    offset: f64,
+    min_confidence: f32,
+) -> Result<Vec<Word>, SpeechError> {
     let mut words = Vec::new();
     for u in utterance::split(pcm, SAMPLE_RATE) {
         let Some(samples) = pcm.get(u.start..u.end) else {

@@ -18,7 +18,10 @@ fn pcm_from(args: &[&str]) -> Vec<i16> {
         .output()
         .expect("ffmpeg runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+    out.stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
 }
 
 fn speech(text: &str, lead_silence: f64) -> Vec<i16> {
@@ -41,7 +44,10 @@ fn speech(text: &str, lead_silence: f64) -> Vec<i16> {
 
 fn recognizer() -> (Recognizer, f32) {
     let cfg = SpeechConfig::from_lookup(|k| std::env::var(k).ok());
-    (Recognizer::new(&cfg).expect("pocketsphinx and its model are installed"), cfg.min_confidence)
+    (
+        Recognizer::new(&cfg).expect("pocketsphinx and its model are installed"),
+        cfg.min_confidence,
+    )
 }
 
 #[test]
@@ -57,7 +63,9 @@ fn recognizes_espeak_with_word_times() {
     let first = words.first().unwrap();
     assert!((first.start - 12.0).abs() < 0.6, "first word at {}", first.start);
     assert!(words.windows(2).all(|w| w[0].start <= w[1].start));
-    assert!(words.iter().all(|w| w.end > w.start && (0.0..=1.0).contains(&w.confidence)));
+    assert!(words
+        .iter()
+        .all(|w| w.end > w.start && (0.0..=1.0).contains(&w.confidence)));
 }
 
 #[test]

@@ -86,7 +86,11 @@ pub(crate) async fn run_task(
     let chunk = ChunkTranscript { start, end, words };
     let body = serde_json::to_vec(&chunk).map_err(|e| TaskError::Permanent(e.to_string()))?;
     ctx.blobs
-        .put(&BlobRef::new(&ctx.media_bucket, chunk_key(job, task)), body, "application/json")
+        .put(
+            &BlobRef::new(&ctx.media_bucket, chunk_key(job, task)),
+            body,
+            "application/json",
+        )
         .await?;
     Ok(())
 }
@@ -139,7 +143,11 @@ pub(crate) async fn finalize_index(
     });
     let writes: Vec<(&str, Vec<u8>, &str)> = vec![
         (&info.vtt, webvtt(&cues).into_bytes(), "text/vtt; charset=utf-8"),
-        (&info.ttml, ttml(&cues, &spec.language).into_bytes(), "application/ttml+xml"),
+        (
+            &info.ttml,
+            ttml(&cues, &spec.language).into_bytes(),
+            "application/ttml+xml",
+        ),
         (&info.cues, to_json(&cues)?, "application/json"),
         (&info.transcript, to_json(&transcript_doc)?, "application/json"),
     ];
@@ -158,7 +166,12 @@ pub(crate) async fn finalize_index(
         })
         .collect();
     ctx.search.put_terms(job.asset_id, &terms).await?;
-    info!(words = info.words, cues = cues.len(), terms = terms.len(), "captions and search index written");
+    info!(
+        words = info.words,
+        cues = cues.len(),
+        terms = terms.len(),
+        "captions and search index written"
+    );
     Ok(info)
 }
 
