@@ -264,6 +264,20 @@ impl Api {
         .await
     }
 
+    /// GET of any API path answering JSON.
+    pub async fn get_path(&self, path: &str) -> Result<Value> {
+        Self::json(self.req(reqwest::Method::GET, path).send().await?).await
+    }
+
+    /// GET of an API path answering text (captions).
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        let resp = self.req(reqwest::Method::GET, path).send().await?;
+        if !resp.status().is_success() {
+            return Self::json(resp).await.map(|v| v.to_string());
+        }
+        Ok(resp.text().await?)
+    }
+
     pub async fn get_job(&self, id: &str) -> Result<Value> {
         Self::json(self.req(reqwest::Method::GET, &format!("/jobs/{id}")).send().await?).await
     }
@@ -331,34 +345,51 @@ impl Api {
     }
 }
 
-/// Generates a 6-second H.264/AAC sample clip with ffmpeg (colour bars and a tone).
+/// What the sample clip says (when espeak-ng is installed), so that indexing has speech to caption.
+pub const SAMPLE_SPEECH: &str = "welcome to the video platform. this sample was uploaded, encoded to an adaptive \
+                                 set, and indexed so that you can search for what was said.";
+
+/// Generates an H.264/AAC sample clip with ffmpeg: colour bars with speech by espeak-ng (about 9 s) when it is
+/// installed, else with a tone (6 s).
 pub async fn make_sample(path: &Path) -> Result<PathBuf> {
-    let status = tokio::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=25",
+    let speech = path.with_extension("speech.wav");
+    let spoken = tokio::process::Command::new("espeak-ng")
+        .args(["-v", "en-us+klatt2", "-s", "130", "-w"])
+        .arg(&speech)
+        .arg(SAMPLE_SPEECH)
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    let mut cmd = tokio::process::Command::new("ffmpeg");
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=25",
+    ]);
+    if spoken {
+        cmd.arg("-i")
+            .arg(&speech)
+            .args(["-af", "adelay=500,apad=pad_dur=1", "-shortest"]);
+    } else {
+        cmd.args([
             "-f",
             "lavfi",
             "-i",
             "sine=frequency=440:sample_rate=48000",
             "-t",
             "6",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "96k",
             "-shortest",
-        ])
+        ]);
+    }
+    cmd.args([
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "48000", "-b:a", "96k",
+    ]);
+    let status = cmd
         .arg(path)
         .status()
         .await

@@ -46,7 +46,7 @@ enum Command {
         #[arg(long, requires = "sample")]
         exit: bool,
         /// Preset used to encode the sample.
-        #[arg(long, default_value = "tiny")]
+        #[arg(long, default_value = "tiny-indexed")]
         sample_preset: String,
     },
     /// Upload a media file as a new asset (multipart for large files).
@@ -80,6 +80,34 @@ enum Command {
     },
     /// Show a job with its tasks.
     Job { id: String },
+    /// Index an asset's speech (captions, transcript, search); same as `encode ASSET --preset index-speech`.
+    Index {
+        asset: String,
+        /// Indexing preset (an index-only or encode-and-index preset).
+        #[arg(long, default_value = "index-speech")]
+        preset: String,
+        /// Show progress until the job ends.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Print an asset's captions (WebVTT, or TTML with --ttml) or its transcript (--transcript, JSON).
+    Captions {
+        asset: String,
+        #[arg(long, conflicts_with = "transcript")]
+        ttml: bool,
+        #[arg(long)]
+        transcript: bool,
+    },
+    /// Find where words are spoken: in one asset (--asset) or across all indexed assets.
+    Search {
+        /// A word or a phrase.
+        query: String,
+        #[arg(long)]
+        asset: Option<String>,
+        /// At most this many results.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// List encoding presets.
     Presets,
     /// Publish an encoded asset: create a locator and print its URLs.
@@ -193,7 +221,7 @@ async fn run(cli: Cli) -> Result<()> {
                     println!("asset {id} deleted");
                     Ok(())
                 }
-                Command::Encode { asset, preset, wait } => {
+                Command::Index { asset, preset, wait } | Command::Encode { asset, preset, wait } => {
                     let job = api.create_job(&asset, &preset).await?;
                     let id = job["id"].as_str().unwrap_or_default().to_string();
                     println!(
@@ -210,6 +238,55 @@ async fn run(cli: Cli) -> Result<()> {
                                 done["error"].as_str().unwrap_or("")
                             );
                         }
+                    }
+                    Ok(())
+                }
+                Command::Captions {
+                    asset,
+                    ttml,
+                    transcript,
+                } => {
+                    if transcript {
+                        let t = api.get_path(&format!("/assets/{asset}/transcript")).await?;
+                        println!("{}", serde_json::to_string_pretty(&t)?);
+                    } else {
+                        let ext = if ttml { "ttml" } else { "vtt" };
+                        print!("{}", api.get_text(&format!("/assets/{asset}/captions.{ext}")).await?);
+                    }
+                    Ok(())
+                }
+                Command::Search { query, asset, limit } => {
+                    let q =
+                        percent_encoding::utf8_percent_encode(&query, percent_encoding::NON_ALPHANUMERIC).to_string();
+                    let results = match &asset {
+                        Some(a) => {
+                            let one = api.get_path(&format!("/assets/{a}/search?q={q}&limit={limit}")).await?;
+                            vec![one]
+                        }
+                        None => api.get_path(&format!("/search?q={q}&limit={limit}")).await?["items"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default(),
+                    };
+                    let mut any = false;
+                    for r in &results {
+                        for m in r["matches"].as_array().into_iter().flatten() {
+                            any = true;
+                            let at = m["start"].as_f64().unwrap_or(0.0);
+                            println!(
+                                "{}  {:02}:{:02}:{:05.2}  {}  (\"{}\", confidence {:.2})",
+                                r["asset_id"].as_str().unwrap_or(""),
+                                (at / 3600.0) as u64,
+                                ((at / 60.0) as u64) % 60,
+                                at % 60.0,
+                                m["context"].as_str().unwrap_or(""),
+                                m["text"].as_str().unwrap_or(""),
+                                m["confidence"].as_f64().unwrap_or(0.0)
+                            );
+                        }
+                    }
+                    if !any {
+                        println!("no match for {query:?}");
                     }
                     Ok(())
                 }
@@ -436,6 +513,12 @@ async fn dev(
                     r["codecs"].as_str().unwrap_or(""),
                     asset["output"]["bucket"].as_str().unwrap_or(""),
                     r["progressive"].as_str().unwrap_or("")
+                );
+            }
+            if let Some(c) = asset.get("captions").filter(|c| !c.is_null()) {
+                println!(
+                    "sample indexed: {} words, keywords {}; try `vodctl captions {id}` and `vodctl search sample`",
+                    c["words"], c["keywords"]
                 );
             }
             let loc = api
