@@ -681,6 +681,30 @@ mod tests {
         Template::load(&path).expect("template.yaml parses")
     }
 
+    /// The API's documentation and its routes in template.yaml list the same operations.
+    #[test]
+    fn openapi_documents_every_api_route() {
+        let mut params = BTreeMap::new();
+        params.insert("ResourcePrefix".to_string(), "t1".to_string());
+        let spec = repo_template().resolve(&params, "us-east-1").unwrap();
+        let doc: serde_json::Value = serde_json::from_str(vod_app::api::OPENAPI).unwrap();
+        let api = spec.function("ApiFunction").unwrap();
+        let mut routed = std::collections::BTreeSet::new();
+        for r in &api.http_routes {
+            let op = &doc["paths"][r.path.as_str()][r.method.to_ascii_lowercase()];
+            assert!(op.is_object(), "{} {} is routed but not in openapi.json", r.method, r.path);
+            routed.insert((r.path.clone(), r.method.to_ascii_lowercase()));
+        }
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys().filter(|m| *m != "parameters") {
+                assert!(
+                    routed.contains(&(path.clone(), method.clone())),
+                    "{method} {path} is documented but not routed in template.yaml"
+                );
+            }
+        }
+    }
+
     #[test]
     fn resolves_the_repository_template() {
         let mut params = BTreeMap::new();
