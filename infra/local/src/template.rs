@@ -692,7 +692,12 @@ mod tests {
         let mut routed = std::collections::BTreeSet::new();
         for r in &api.http_routes {
             let op = &doc["paths"][r.path.as_str()][r.method.to_ascii_lowercase()];
-            assert!(op.is_object(), "{} {} is routed but not in openapi.json", r.method, r.path);
+            assert!(
+                op.is_object(),
+                "{} {} is routed but not in openapi.json",
+                r.method,
+                r.path
+            );
             routed.insert((r.path.clone(), r.method.to_ascii_lowercase()));
         }
         for (path, item) in doc["paths"].as_object().unwrap() {
