@@ -21,7 +21,9 @@ use vod_domain::protection::{
 };
 use vod_domain::{Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, CaptionsInfo, DomainError, SegmentIndex};
 use vod_package::dash::{DashDrm, DashProtection};
-use vod_package::encrypt::{aes128_cbc, protect_init, protect_segment, pssh_for_scheme, system_id, DrmSystem, Scheme};
+use vod_package::encrypt::{
+    aes128_cbc_owned, protect_init, protect_segment, pssh_for_scheme, system_id, DrmSystem, Scheme,
+};
 use vod_package::range::{parse_range, RangeOutcome};
 use vod_package::timeline::{overlapping, TextTrack, TrackKind};
 use vod_package::url::Enc;
@@ -887,7 +889,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     (Some(Enc::Aes128), Some((_, k))) => {
                         // HLS: IV = the segment's media sequence number (no IV attribute in EXT-X-KEY).
                         let iv = (*number as u128).to_be_bytes();
-                        aes128_cbc(k, &iv, &clear).map_err(|e| {
+                        aes128_cbc_owned(k, &iv, clear).map_err(|e| {
                             warn!(error = %e, "AES-128 failed");
                             err(StatusCode::INTERNAL_SERVER_ERROR, "package_failed", "encryption failed")
                         })?

@@ -196,33 +196,35 @@ fn playready_object(kids: &[[u8; 16]], license_url: Option<&str>, scheme: Scheme
 
 /// HLS AES-128: the whole segment, AES-128-CBC with PKCS#7 padding.
 pub fn aes128_cbc(key: &[u8; 16], iv: &[u8; 16], data: &[u8]) -> std::result::Result<Vec<u8>, EncryptError> {
-    let mut ctx = CipherCtx::new()?;
-    ctx.encrypt_init(Some(Cipher::aes_128_cbc()), Some(key), Some(iv))?;
-    let whole = data.len() / 16 * 16;
-    let mut out = vec![0u8; whole + 32];
-    update(&mut ctx, &data[..whole], &mut out)?;
-    // The last partial block (or an empty one) gets the PKCS#7 padding from the final call.
-    let mut tail = [0u8; 32];
-    let n = ctx.cipher_update(&data[whole..], Some(&mut tail))?;
-    let m = ctx.cipher_final(&mut tail[n..])?;
-    out.truncate(whole);
-    out.extend_from_slice(&tail[..n + m]);
-    Ok(out)
+    aes128_cbc_owned(key, iv, data.to_vec())
 }
 
-/// `EVP_CipherUpdate` from `input` into `output` in pieces below 2 GiB (openssl takes an `int` length). `output`
-/// must hold `input.len()` bytes plus one block; with padding off, exactly `input.len()` bytes are written.
-fn update(ctx: &mut CipherCtx, input: &[u8], output: &mut [u8]) -> Result<()> {
-    let mut done = 0;
-    while done < input.len() {
-        let n = (input.len() - done).min(PIECE);
-        let written = ctx.cipher_update(&input[done..done + n], Some(&mut output[done..]))?;
+/// [`aes128_cbc`] encrypting the segment's own buffer: whole blocks pass through a cache-sized scratch buffer and
+/// back, so a segment costs one cipher pass and no large allocation (the response body is the same buffer).
+pub fn aes128_cbc_owned(
+    key: &[u8; 16],
+    iv: &[u8; 16],
+    mut data: Vec<u8>,
+) -> std::result::Result<Vec<u8>, EncryptError> {
+    const CHUNK: usize = 16 * 1024;
+    let mut ctx = CipherCtx::new()?;
+    ctx.encrypt_init(Some(Cipher::aes_128_cbc()), Some(key), Some(iv))?;
+    ctx.set_padding(false);
+    // PKCS#7: 1 to 16 bytes of the pad length complete the last block.
+    let pad = 16 - data.len() % 16;
+    data.resize(data.len() + pad, pad as u8);
+    let mut scratch = vec![0u8; CHUNK + 16];
+    let mut at = 0;
+    while at < data.len() {
+        let n = (data.len() - at).min(CHUNK);
+        let written = ctx.cipher_update(&data[at..at + n], Some(&mut scratch))?;
         if written != n {
             return Err(malformed("cipher did not process whole blocks"));
         }
-        done += n;
+        data[at..at + n].copy_from_slice(&scratch[..n]);
+        at += n;
     }
-    Ok(())
+    Ok(data)
 }
 
 /// `cenc` whole-sample encryption of many small samples (Opus packets are a few hundred bytes): the CTR keystream
