@@ -756,20 +756,23 @@ async fn main() -> Result<()> {
         mb(ctr),
         mb(cbc)
     ));
-    for (scheme, all, v, a) in &enc_rows {
+    let row = |scheme: &str, all: f64, v: f64, a: f64| {
         let (limit, name) = if scheme == "cenc" {
             (ctr, "AES-128-CTR")
         } else {
             (cbc, "AES-128-CBC")
         };
-        md.push_str(&format!(
+        format!(
             "| {scheme} | {:.0} | {:.0} | {:.0} | {name} | {:.2} | {:.2} |\n",
-            mb(*all),
-            mb(*v),
-            mb(*a),
+            mb(all),
+            mb(v),
+            mb(a),
             all / limit,
             a / limit
-        ));
+        )
+    };
+    for (scheme, all, v, a) in &enc_rows {
+        md.push_str(&row(scheme, *all, *v, *a));
     }
     md.push_str(
         "\nThe encryption stage alone (no request around it: each segment as storage hands it over, through \
@@ -778,19 +781,7 @@ async fn main() -> Result<()> {
          |---|---|---|---|---|---|---|\n",
     );
     for (scheme, all, v, a) in &stage_rows {
-        let (limit, name) = if *scheme == "cenc" {
-            (ctr, "AES-128-CTR")
-        } else {
-            (cbc, "AES-128-CBC")
-        };
-        md.push_str(&format!(
-            "| {scheme} | {:.0} | {:.0} | {:.0} | {name} | {:.2} | {:.2} |\n",
-            mb(*all),
-            mb(*v),
-            mb(*a),
-            all / limit,
-            a / limit
-        ));
+        md.push_str(&row(scheme, *all, *v, *a));
     }
     md.push_str(&format!(
         "\nThe limit of a whole-sample scheme is the cipher itself (AES-128 whole segments and Opus samples are \
