@@ -87,6 +87,8 @@ pub struct StreamContext {
     filters: Cache<(AssetId, String), Option<Arc<Filter>>>,
     /// Segment indexes and init segments never change once written (keys are per job): cached by object key.
     indexes: Cache<String, Arc<SegmentIndex>>,
+    /// Caption cues of indexed assets (per job, never rewritten), parsed once.
+    cues: Cache<String, Arc<Vec<Cue>>>,
     objects: Cache<String, Arc<Vec<u8>>>,
     protection: ProtectionService,
     /// An asset's content key record (no key material), and unwrapped keys (kept in memory only, zeroized when
@@ -141,6 +143,7 @@ impl StreamContext {
             asset_cache: Cache::builder().max_capacity(1_000).time_to_live(ttl).build(),
             filters: Cache::builder().max_capacity(1_000).time_to_live(ttl).build(),
             indexes: Cache::builder().max_capacity(2_000).build(),
+            cues: Cache::builder().max_capacity(500).build(),
             objects: Cache::builder()
                 .weigher(|_k: &String, v: &Arc<Vec<u8>>| v.len().try_into().unwrap_or(u32::MAX))
                 .max_capacity(32 * 1024 * 1024)
@@ -280,28 +283,40 @@ impl StreamContext {
         Ok((rec, plain))
     }
 
-    /// The asset's caption cues (cached bytes, parsed per request: they are small).
-    async fn cues(&self, captions: &CaptionsInfo) -> Result<Vec<Cue>, ApiError> {
-        let bytes = self.object(&captions.cues, &captions.bucket).await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            warn!(key = %captions.cues, error = %e, "unreadable caption cues");
-            err(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", "caption cues unreadable")
-        })
+    /// The asset's caption cues, parsed once per warm instance.
+    async fn cues(&self, captions: &CaptionsInfo) -> Result<Arc<Vec<Cue>>, ApiError> {
+        self.parsed(&self.cues, &captions.cues, &captions.bucket, "caption cues")
+            .await
     }
 
     async fn index(&self, key: &str, bucket: &str) -> Result<Arc<SegmentIndex>, ApiError> {
-        if let Some(i) = self.indexes.get(key) {
-            return Ok(i);
+        self.parsed(&self.indexes, key, bucket, "segment index").await
+    }
+
+    /// A JSON object written once per job (segment index, cues): read and parsed once, then served from `cache`.
+    async fn parsed<T: serde::de::DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        cache: &Cache<String, Arc<T>>,
+        key: &str,
+        bucket: &str,
+        what: &'static str,
+    ) -> Result<Arc<T>, ApiError> {
+        if let Some(v) = cache.get(key) {
+            return Ok(v);
         }
         let bytes = self.object(key, bucket).await?;
         self.objects.invalidate(key);
-        let idx: SegmentIndex = serde_json::from_slice(&bytes).map_err(|e| {
-            warn!(key, error = %e, "unreadable segment index");
-            err(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", "segment index unreadable")
+        let v: T = serde_json::from_slice(&bytes).map_err(|e| {
+            warn!(key, error = %e, "unreadable {what}");
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt",
+                format!("{what} unreadable"),
+            )
         })?;
-        let idx = Arc::new(idx);
-        self.indexes.insert(key.to_string(), idx.clone());
-        Ok(idx)
+        let v = Arc::new(v);
+        cache.insert(key.to_string(), v.clone());
+        Ok(v)
     }
 }
 
@@ -765,12 +780,12 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     let cues: Vec<Cue> = ctx
                         .cues(captions()?)
                         .await?
-                        .into_iter()
+                        .iter()
                         .filter(|c| c.end > start && c.start < start + len)
                         .map(|c| Cue {
                             start: (c.start - start).max(0.0),
                             end: (c.end - start).min(len),
-                            text: c.text,
+                            text: c.text.clone(),
                         })
                         .collect();
                     (webvtt(&cues), "text/vtt")

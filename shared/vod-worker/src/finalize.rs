@@ -79,7 +79,6 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
 
 /// The encoding part: segment indexes, progressive files and the rendition list.
 async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Result<AssetOutput, TaskError> {
-    let job = job.clone();
     let mut tracks: BTreeMap<String, (String, u32, Vec<SegmentRecord>)> = BTreeMap::new();
     for t in tasks {
         for TrackOutput {
@@ -113,12 +112,12 @@ async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Re
             track: name.clone(),
             codecs: codecs.clone(),
             timescale: *timescale,
-            init: init_key(&job, name),
+            init: init_key(job, name),
             segments: segs
                 .iter()
                 .map(|s| IndexedSegment {
                     number: s.number,
-                    key: segment_key(&job, name, s.number),
+                    key: segment_key(job, name, s.number),
                     start: s.start,
                     duration: s.duration,
                     size: s.size,
@@ -127,13 +126,13 @@ async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Re
         };
         let body = serde_json::to_vec_pretty(&index).map_err(|e| TaskError::Permanent(e.to_string()))?;
         ctx.blobs
-            .put(&media(index_key(&job, name)), body, "application/json")
+            .put(&media(index_key(job, name)), body, "application/json")
             .await?;
     }
 
     let audio = match tracks.get("audio") {
         Some((codecs, timescale, segs)) => {
-            let (cfg, samples) = read_track(ctx, &job, "audio", segs).await?;
+            let (cfg, samples) = read_track(ctx, job, "audio", segs).await?;
             let channels = match cfg.codec {
                 CodecConfig::Opus { channels, .. } => channels,
                 _ => 2,
@@ -151,8 +150,8 @@ async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Re
                         0
                     },
                     timescale: *timescale,
-                    init: init_key(&job, "audio"),
-                    index: index_key(&job, "audio"),
+                    init: init_key(job, "audio"),
+                    index: index_key(job, "audio"),
                 },
                 cfg,
                 samples,
@@ -168,7 +167,7 @@ async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Re
         let Some((codecs, timescale, segs)) = tracks.get(&rung.name) else {
             return Err(TaskError::Permanent(format!("no output for rendition {}", rung.name)));
         };
-        let (cfg, samples) = read_track(ctx, &job, &rung.name, segs).await?;
+        let (cfg, samples) = read_track(ctx, job, &rung.name, segs).await?;
         let mut files = vec![(cfg, samples)];
         if let Some((_, acfg, asamples)) = &audio {
             let mut a = acfg.clone();
@@ -178,7 +177,7 @@ async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Re
         let mp4 =
             progressive_mp4(&files).map_err(|e| TaskError::Permanent(format!("progressive {}: {e}", rung.name)))?;
         ctx.blobs
-            .put(&media(progressive_key(&job, &rung.name)), mp4, "video/mp4")
+            .put(&media(progressive_key(job, &rung.name)), mp4, "video/mp4")
             .await?;
         let bytes: u64 = segs.iter().map(|s| s.size).sum();
         let peak = segs
@@ -200,15 +199,15 @@ async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Re
             codecs: codecs.clone(),
             frame_rate: job.plan.frame_rate,
             timescale: *timescale,
-            init: init_key(&job, &rung.name),
-            index: index_key(&job, &rung.name),
-            progressive: progressive_key(&job, &rung.name),
+            init: init_key(job, &rung.name),
+            index: index_key(job, &rung.name),
+            progressive: progressive_key(job, &rung.name),
         });
     }
     let output = AssetOutput {
         job_id: job.id,
         bucket: ctx.media_bucket.clone(),
-        prefix: job_prefix(&job),
+        prefix: job_prefix(job),
         segment_duration: job.plan.segment_duration,
         segment_count: job.plan.segment_count,
         duration_secs,
