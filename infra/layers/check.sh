@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Proves, after `sam build`, that the encoder as packaged runs on its layers alone: the layers are merged under /opt
+# as Lambda does (in a private mount namespace, so the machine's /opt is untouched), with an LD_LIBRARY_PATH that puts
+# the OS's own library directories first (as Lambda's does), and then
+#  1. every object the encoder's bootstrap loads, its loader included, comes from /opt/lib;
+#  2. every library PocketSphinx (opened at run time) needs comes from /opt/lib too;
+#  3. the bootstrap starts and reaches its own code (it stops at its configuration, which this check does not give).
+# Usage: infra/layers/check.sh [BUILD_DIR]   (default .build/sam; needs root for the mount namespace)
+set -euo pipefail
+build="$(cd "${1:-.build/sam}" && pwd)"
+if [ "${VOD_LAYER_CHECK_INNER:-}" != 1 ]; then
+  opt="$(mktemp -d)"
+  trap 'rm -rf "$opt"' EXIT
+  cp -a "$build/MediaLibrariesLayer/." "$opt/"
+  cp -a "$build/SpeechLayer/." "$opt/"
+  VOD_LAYER_CHECK_INNER=1 unshare --mount --propagation private \
+    sh -c 'mount --bind "$1" /opt && exec "$2" "$3"' sh "$opt" "$(readlink -f "$0")" "$build"
+  exit
+fi
+
+arch="$(uname -m)"
+os_libs="/lib/$arch-linux-gnu:/usr/lib/$arch-linux-gnu:/lib64:/usr/lib64"
+bootstrap="$build/EncodeFunction/bootstrap"
+fail=0
+
+echo "== objects the encoder loads"
+trace="$(env -i LD_LIBRARY_PATH="$os_libs:/opt/lib" LD_TRACE_LOADED_OBJECTS=1 "$bootstrap")"
+echo "$trace" | awk '{print "   " $0}' | head -5
+echo "   ... $(echo "$trace" | wc -l) objects"
+outside="$(echo "$trace" | awk '$2 == "=>" && $3 !~ /^\/opt\/lib\// {print} $1 ~ /^\// && $1 !~ /^\/opt\/lib\// {print}')"
+if [ -n "$outside" ]; then echo "FAIL: loaded from outside the layers:"; echo "$outside"; fail=1; fi
+if echo "$trace" | grep -q "not found"; then echo "FAIL: missing:"; echo "$trace" | grep "not found"; fail=1; fi
+
+echo "== libraries PocketSphinx needs"
+loader="$(ls /opt/lib/ld-linux-* | head -1)"
+speech="$(env -i "$loader" --library-path /opt/lib --list /opt/lib/libpocketsphinx.so.3)"
+outside="$(echo "$speech" | awk '$2 == "=>" && $3 !~ /^\/opt\/lib\// {print}')"
+if [ -n "$outside" ] || echo "$speech" | grep -q "not found"; then echo "FAIL:"; echo "$speech"; fail=1; fi
+echo "   $(echo "$speech" | wc -l) objects, all under /opt/lib"
+
+echo "== the encoder starts"
+out="$(env -i LD_LIBRARY_PATH="$os_libs:/opt/lib" AWS_LAMBDA_RUNTIME_API=127.0.0.1:9 "$bootstrap" 2>&1 || true)"
+echo "   $out" | head -3
+if ! echo "$out" | grep -q "Missing(\"TABLE_NAME\")"; then echo "FAIL: the encoder did not reach its own code"; fail=1; fi
+
+exit "$fail"
