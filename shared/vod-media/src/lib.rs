@@ -5,12 +5,14 @@
 //! [`ProbeError`]s.
 
 mod matroska;
+mod mkv_ranges;
 mod mp4;
 pub mod probe;
 pub mod source;
 mod wav;
 mod yuv4mpeg;
 
+pub use mkv_ranges::matroska_needed_ranges;
 pub use mp4::{mp4_needed_ranges, Need};
 pub use probe::*;
 pub use source::*;

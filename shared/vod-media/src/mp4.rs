@@ -592,14 +592,14 @@ pub enum Need {
 }
 
 /// Seconds of every track always included, so that a demuxer probing its streams finds real samples.
-const PROBE_PREFIX_SECS: f64 = 1.0;
+pub(crate) const PROBE_PREFIX_SECS: f64 = 1.0;
 /// Seconds before a chunk's start from which the previous sync sample is taken (the decoder may seek further back
 /// than the exact key frame when timestamps carry composition offsets).
-const SEEK_MARGIN_SECS: f64 = 2.0;
+pub(crate) const SEEK_MARGIN_SECS: f64 = 2.0;
 /// Samples kept after the last one a chunk needs (decoder and parser read-ahead).
 const READ_AHEAD_SAMPLES: usize = 32;
 /// Ranges closer than this are fetched as one.
-const MERGE_GAP: u64 = 256 * 1024;
+pub(crate) const MERGE_GAP: u64 = 256 * 1024;
 
 /// Byte ranges `[start, end)` of an MP4/MOV that a decoder needs for `need`: every top-level box but `mdat`, the
 /// first second of every track, and the wanted track's samples from the sync sample at or before (start − 2 s) to
@@ -700,6 +700,11 @@ pub fn mp4_needed_ranges(src: &dyn ReadAt, need: Need) -> Result<Option<Vec<(u64
     if !wanted_seen {
         return Ok(None);
     }
+    Ok(Some(merge_ranges(ranges, file_size)))
+}
+
+/// Sorts, drops empty or out-of-file ranges, and merges ranges closer than [`MERGE_GAP`].
+pub(crate) fn merge_ranges(mut ranges: Vec<(u64, u64)>, file_size: u64) -> Vec<(u64, u64)> {
     ranges.retain(|(a, z)| a < z && *z <= file_size);
     ranges.sort_unstable();
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
@@ -709,5 +714,5 @@ pub fn mp4_needed_ranges(src: &dyn ReadAt, need: Need) -> Result<Option<Vec<(u64
             _ => merged.push((a, z)),
         }
     }
-    Ok(Some(merged))
+    merged
 }

@@ -2,10 +2,38 @@
 //! only those ranges (zeros elsewhere, like the worker's sparse copy) decodes the chunk without an error.
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use vod_media::{mp4_needed_ranges, Need};
+use vod_media::{matroska_needed_ranges, mp4_needed_ranges, Need, ReadAt};
 
+/// H.264 (a key frame every 2 s) and AAC.
+const H264_AAC: &[&str] = &[
+    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "50", "-c:a", "aac", "-ac", "2",
+];
+/// VP9 (a key frame every 2 s, fast settings) and Opus.
+const VP9_OPUS: &[&str] = &[
+    "-c:v",
+    "libvpx-vp9",
+    "-deadline",
+    "realtime",
+    "-cpu-used",
+    "8",
+    "-b:v",
+    "300k",
+    "-g",
+    "50",
+    "-c:a",
+    "libopus",
+    "-ac",
+    "2",
+];
+
+/// A 24 s 320x240 25 fps file with a sine tone.
 fn make(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    make_with(dir, name, H264_AAC, extra)
+}
+
+fn make_with(dir: &Path, name: &str, codecs: &[&str], extra: &[&str]) -> PathBuf {
     let out = dir.join(name);
     let status = Command::new("ffmpeg")
         .args([
@@ -20,16 +48,9 @@ fn make(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
             "lavfi",
             "-i",
         ])
-        .args([
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "24",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-g", "50", "-c:a", "aac", "-ac", "2", "-shortest"])
+        .args(["sine=frequency=440:sample_rate=48000", "-t", "24"])
+        .args(codecs)
+        .arg("-shortest")
         .args(extra)
         .arg(&out)
         .status()
@@ -47,6 +68,12 @@ fn sparse(data: &[u8], ranges: &[(u64, u64)], out: &Path) {
 }
 
 fn decode(file: &Path, args: &[&str]) -> (bool, String, u64) {
+    let (ok, err, frames) = decode_frames(file, args);
+    (ok, err, frames.len() as u64)
+}
+
+/// ffmpeg's success, its error output, and one framecrc line (timestamps, size, checksum) per frame.
+fn decode_frames(file: &Path, args: &[&str]) -> (bool, String, Vec<String>) {
     let out = Command::new("ffmpeg")
         .args(["-v", "error"])
         .args(args.iter().take_while(|a| **a != "-i"))
@@ -59,7 +86,8 @@ fn decode(file: &Path, args: &[&str]) -> (bool, String, u64) {
     let frames = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.starts_with('#'))
-        .count() as u64;
+        .map(str::to_string)
+        .collect();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).to_string(),
@@ -119,6 +147,141 @@ fn a_chunk_needs_a_fraction_of_the_file_and_decodes_from_it() {
     // Hostile: truncated files are errors or whole reads, never panics.
     for cut in [0, 7, 100, data.len() / 2] {
         let _ = mp4_needed_ranges(&data[..cut].to_vec(), Need::Audio);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A source that counts its reads.
+struct Counting<'a> {
+    data: &'a [u8],
+    reads: AtomicU64,
+}
+
+impl ReadAt for Counting<'_> {
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.data.len());
+        Ok(self.data[start..start.saturating_add(len).min(self.data.len())].to_vec())
+    }
+}
+
+/// Ranges are sorted, non-empty, apart from each other and within the file.
+fn check_shape(name: &str, ranges: &[(u64, u64)], size: u64) {
+    assert!(ranges.iter().all(|(a, z)| a < z && *z <= size), "{name}: {ranges:?}");
+    assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0), "{name}: {ranges:?}");
+}
+
+#[test]
+fn a_matroska_chunk_needs_a_fraction_of_the_file_and_decodes_from_it() {
+    let dir = std::env::temp_dir().join(format!("vod-ranges-mkv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let need = Need::Video {
+        start_secs: 12.0,
+        end_secs: 14.0,
+    };
+    // ffmpeg writes the Cues after the clusters unless asked to move them to the front or to reserve space there.
+    for (name, codecs, extra) in [
+        ("cues-at-end.mkv", H264_AAC, vec![]),
+        ("cues-to-front.mkv", H264_AAC, vec!["-cues_to_front", "1"]),
+        ("cues-at-end.webm", VP9_OPUS, vec![]),
+        ("reserved-index.webm", VP9_OPUS, vec!["-reserve_index_space", "50000"]),
+        // Timestamps starting at 10 s: chunk times count from the start of the stream.
+        ("offset.mkv", H264_AAC, vec!["-output_ts_offset", "10"]),
+    ] {
+        let file = make_with(&dir, name, codecs, &extra);
+        let data = std::fs::read(&file).expect("read");
+        let size = data.len() as u64;
+        let counting = Counting {
+            data: &data,
+            reads: AtomicU64::new(0),
+        };
+        let ranges = matroska_needed_ranges(&counting, need).expect("plan").expect("ranges");
+        check_shape(name, &ranges, size);
+        // Each read may be a ranged GET: the header window, the far elements the SeekHead points to, the cluster
+        // the chunk starts at.
+        let reads = counting.reads.load(Ordering::Relaxed);
+        eprintln!("{name}: planned with {reads} reads");
+        assert!(reads <= 4, "{name}: {reads} reads to plan");
+        let fetched: u64 = ranges.iter().map(|(a, z)| z - a).sum();
+        eprintln!(
+            "{name}: {fetched} of {size} bytes in {} ranges: {ranges:?}",
+            ranges.len()
+        );
+        assert!(
+            fetched * 10 < size * 5,
+            "{name}: {fetched} of {size} bytes for 2 s of 24 s"
+        );
+        let part = dir.join(format!("part-{name}"));
+        sparse(&data, &ranges, &part);
+        let args = ["-ss", "12", "-i", "-t", "2", "-map", "0:v"];
+        let (ok, err, frames) = decode_frames(&part, &args);
+        assert!(ok && err.is_empty(), "{name}: {err}");
+        let (_, _, whole) = decode_frames(&file, &args);
+        assert_eq!(frames, whole, "{name}: the same frames as from the whole file");
+        // 2 s at 25 fps; Matroska's millisecond timestamps (and the encoder delay) can move one frame out.
+        assert!((49..=50).contains(&frames.len()), "{name}: {} frames", frames.len());
+
+        // Other chunks: the first, the last, and one past the end.
+        for (a, z) in [(0.0, 2.0), (22.0, 24.0), (30.0, 32.0)] {
+            let r = matroska_needed_ranges(
+                &data,
+                Need::Video {
+                    start_secs: a,
+                    end_secs: z,
+                },
+            )
+            .expect("plan")
+            .expect("ranges");
+            check_shape(name, &r, size);
+        }
+        // Audio is interleaved with video in every cluster: read it whole.
+        assert_eq!(matroska_needed_ranges(&data, Need::Audio).expect("plan"), None);
+
+        // Hostile: truncated files are errors or whole reads, never panics.
+        for cut in [0, 3, 4, 20, 40, 100, 300, 1000, 4096, data.len() / 2, data.len() - 1] {
+            let cut = data[..cut].to_vec();
+            if let Ok(Some(r)) = matroska_needed_ranges(&cut, need) {
+                check_shape(name, &r, cut.len() as u64);
+            }
+        }
+        // Random byte changes in the header area and the tail (Cues, Tags): no panic, and any plan stays within
+        // the file.
+        let header_area = ranges.first().map_or(4096, |r| r.1.min(4096)) as usize;
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..200 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut bad = data.clone();
+            for k in 0..1 + (x % 3) {
+                let r = x >> (8 + 16 * k);
+                let at = if r & 1 == 0 {
+                    (r >> 1) as usize % header_area
+                } else {
+                    data.len() - 1 - (r >> 1) as usize % 1024
+                };
+                bad[at] ^= (x >> (5 * k)) as u8 | 1;
+            }
+            if let Ok(Some(r)) = matroska_needed_ranges(&bad, need) {
+                check_shape(name, &r, size);
+            }
+        }
+        // A SeekHead position past the end of the file.
+        let seek_position = data
+            .windows(2)
+            .take(header_area)
+            .position(|w| w == [0x53, 0xAC])
+            .expect("a SeekPosition");
+        let mut bad = data.clone();
+        let len = usize::from(bad[seek_position + 2] & 0x7F);
+        assert!(bad[seek_position + 2] & 0x80 != 0 && (1..=8).contains(&len));
+        bad[seek_position + 3..seek_position + 3 + len].fill(0xFF);
+        let planned = matroska_needed_ranges(&bad, need);
+        assert!(!matches!(planned, Ok(Some(_))), "{name}: {planned:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -159,10 +159,16 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
     };
     let blob = BlobRef::new(&source.bucket, &source.key);
     let container = asset.media.as_ref().map(|m| m.container);
-    let part = match container {
-        Some(vod_media::Container::Mp4 | vod_media::Container::Mov) => {
+    let planner: Option<RangePlanner> = match container {
+        Some(vod_media::Container::Mp4 | vod_media::Container::Mov) => Some(vod_media::mp4_needed_ranges),
+        Some(vod_media::Container::Matroska | vod_media::Container::Webm) => Some(vod_media::matroska_needed_ranges),
+        _ => None,
+    };
+    let part = match planner {
+        Some(planner) => {
             fetch_ranges(
                 ctx,
+                planner,
                 &blob,
                 &source.etag,
                 source.size,
@@ -171,7 +177,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             )
             .await?
         }
-        _ => None,
+        None => None,
     };
     let temp = part.is_some();
     let path = match part {
@@ -325,11 +331,16 @@ async fn write_track(
     })
 }
 
-/// Fetches only the byte ranges this task decodes (MP4/MOV with sample tables) into a sparse file of the source's
-/// size, so a chunk of a long mezzanine costs its own bytes, not the whole file. `None`: the ranges cannot be
-/// planned; download the whole source instead.
+/// Plans the byte ranges of a source that a task decodes (`Ok(None)`: read the whole source).
+type RangePlanner =
+    fn(&dyn vod_media::ReadAt, vod_media::Need) -> Result<Option<Vec<(u64, u64)>>, vod_media::ProbeError>;
+
+/// Fetches only the byte ranges this task decodes, as `planner` finds them (MP4/MOV sample tables, Matroska/WebM
+/// cues), into a sparse file of the source's size, so a chunk of a long mezzanine costs its own bytes, not the
+/// whole file. `None`: the ranges cannot be planned; download the whole source instead.
 async fn fetch_ranges(
     ctx: &WorkerContext,
+    planner: RangePlanner,
     blob: &BlobRef,
     etag: &str,
     size: u64,
@@ -337,7 +348,7 @@ async fn fetch_ranges(
     task: &str,
 ) -> Result<Option<PathBuf>, TaskError> {
     let src = vod_domain::service::BlobSource::new(ctx.blobs.clone(), blob.clone(), size);
-    let planned = tokio::task::spawn_blocking(move || vod_media::mp4_needed_ranges(&src, need))
+    let planned = tokio::task::spawn_blocking(move || planner(&src, need))
         .await
         .map_err(|e| TaskError::Transient(format!("range planning crashed: {e}")))?;
     let ranges = match planned {
