@@ -58,6 +58,9 @@ pub(crate) struct VideoSource {
     finished: bool,
     last_pts: Option<i64>,
     frames_out: u64,
+    /// Packets presented before this timestamp are never shown: their non-reference frames are not decoded.
+    unshown_before: Option<i64>,
+    skipping: bool,
 }
 
 impl VideoSource {
@@ -101,6 +104,8 @@ impl VideoSource {
             finished: false,
             last_pts: None,
             frames_out: 0,
+            unshown_before: None,
+            skipping: false,
         })
     }
 
@@ -118,6 +123,13 @@ impl VideoSource {
         self.finished = false;
         self.last_pts = None;
         Ok(())
+    }
+
+    /// Frames presented before `ts` (stream time base) will be dropped by the caller: from now on, packets
+    /// before it that no other frame references are not decoded at all (libavcodec's `skip_frame`), which
+    /// cuts the cost of decoding from a key frame well before a chunk's start.
+    pub(crate) fn skip_unshown_before(&mut self, ts: i64) {
+        self.unshown_before = Some(ts);
     }
 
     /// Total frames decoded so far.
@@ -189,6 +201,16 @@ impl VideoSource {
             }
             if packet.stream() != self.stream_index {
                 continue;
+            }
+            let skip = matches!((packet.pts(), self.unshown_before), (Some(p), Some(limit)) if p < limit);
+            if skip != self.skipping {
+                self.skipping = skip;
+                let discard = if skip {
+                    ffmpeg::Discard::NonReference
+                } else {
+                    ffmpeg::Discard::Default
+                };
+                self.decoder.skip_frame(discard);
             }
             match self.decoder.send_packet(&packet) {
                 Ok(()) => return Ok(()),

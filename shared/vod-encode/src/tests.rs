@@ -179,6 +179,44 @@ fn decode_is_bit_exact_with_b_frames() {
     assert!(decoded == expected.stdout, "decoded planes differ from ffmpeg's");
 }
 
+#[test]
+fn frames_before_a_chunk_skip_decoding_without_changing_the_shown_ones() {
+    let src = source_mp4();
+    let planes =
+        |f: &ffmpeg_next::frame::Video| -> Vec<u8> { picture_from_yuv420p(f).expect("yuv420p").planes.concat() };
+    let mut whole = std::collections::BTreeMap::new();
+    let mut source = VideoSource::open(&src, 2).expect("open");
+    while let Some(f) = source.next_frame().expect("decode") {
+        whole.insert(f.pts, planes(&f.frame));
+    }
+    assert_eq!(whole.len(), 150);
+    // x264's defaults: one key frame (the first) and B-frames that nothing references.
+    let limit = source.origin + 3 * i64::from(source.time_base.1) / i64::from(source.time_base.0);
+    let mut skipping = VideoSource::open(&src, 2).expect("open");
+    skipping.seek(limit).expect("seek");
+    skipping.skip_unshown_before(limit);
+    let (mut before, mut after) = (0, 0);
+    while let Some(f) = skipping.next_frame().expect("decode") {
+        if f.pts < limit {
+            before += 1;
+            continue;
+        }
+        after += 1;
+        assert!(
+            whole.get(&f.pts) == Some(&planes(&f.frame)),
+            "frame at {} differs",
+            f.pts
+        );
+    }
+    let expected_after = whole.keys().filter(|p| **p >= limit).count();
+    assert_eq!(after, expected_after, "every shown frame is decoded");
+    let expected_before = whole.len() - expected_after;
+    assert!(
+        before * 10 < expected_before * 7,
+        "{before} of {expected_before} earlier frames decoded"
+    );
+}
+
 fn ladder() -> Vec<Rung> {
     vec![
         Rung {

@@ -239,6 +239,12 @@ fn position_at_chunk(
     let (fnum, fden) = (i128::from(req.frame_rate.0), i128::from(req.frame_rate.1));
     let ticks_per_second = td / tn.max(1);
     let target = i128::from(start).saturating_mul(fden).saturating_mul(td) / fnum.saturating_mul(tn).max(1);
+    // Frames more than a second before the chunk's first output time are never selected (the selector
+    // holds only the latest frame at or before it), so the decoder may skip the unreferenced ones.
+    let unshown = i128::from(source.origin)
+        .saturating_add(target)
+        .saturating_sub(ticks_per_second.max(1));
+    let unshown = i64::try_from(unshown).unwrap_or(if unshown < 0 { i64::MIN } else { i64::MAX });
     for back_seconds in [0i128, 2, 10, 60] {
         let ts = i128::from(source.origin)
             .saturating_add(target)
@@ -247,12 +253,14 @@ fn position_at_chunk(
         if source.seek(ts).is_err() {
             break;
         }
+        source.skip_unshown_before(unshown);
         match source.next_frame()? {
             Some(f) if selector.covers_next(f.pts) => return Ok(Some(f)),
             _ => tracing::debug!(back_seconds, "seek landed after the chunk start; seeking further back"),
         }
     }
     *source = VideoSource::open(req.source, threads)?;
+    source.skip_unshown_before(unshown);
     Ok(None)
 }
 
