@@ -4,7 +4,8 @@
 # the OS's own library directories first (as Lambda's does), and then
 #  1. every object the encoder's bootstrap loads, its loader included, comes from /opt/lib;
 #  2. every library PocketSphinx (opened at run time) needs comes from /opt/lib too;
-#  3. the bootstrap starts and reaches its own code (it stops at its configuration, which this check does not give).
+#  3. the bootstrap starts and reaches its own code (it stops at its configuration, which this check does not give);
+#  4. the encoder (stripped, as release builds are) and its layers fit Lambda's 250 MiB unzipped limit.
 # Usage: infra/layers/check.sh [BUILD_DIR]   (default .build/sam; needs root for the mount namespace)
 set -euo pipefail
 build="$(cd "${1:-.build/sam}" && pwd)"
@@ -14,8 +15,18 @@ if [ "${VOD_LAYER_CHECK_INNER:-}" != 1 ]; then
   cp -a "$build/MediaLibrariesLayer/." "$opt/"
   cp -a "$build/SpeechLayer/." "$opt/"
   VOD_LAYER_CHECK_INNER=1 unshare --mount --propagation private \
-    sh -c 'mount --bind "$1" /opt && exec "$2" "$3"' sh "$opt" "$(readlink -f "$0")" "$build"
-  exit
+    sh -c 'mount --bind "$1" /opt && exec "$2" "$3"' sh "$opt" "$(readlink -f "$0")" "$build" || exit
+
+  echo "== size against Lambda's limit (function + layers, unzipped)"
+  strip -o "$opt/.bootstrap" "$build/EncodeFunction/bootstrap"
+  binary=$(stat -c %s "$opt/.bootstrap")
+  rm -f "$opt/.bootstrap"
+  layers=$(find "$opt" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+  limit=$((250 * 1024 * 1024))
+  total=$((binary + layers))
+  echo "   encoder $((binary / 1048576)) MiB + layers $((layers / 1048576)) MiB = $((total / 1048576)) MiB of $((limit / 1048576)) MiB"
+  if [ "$total" -gt "$limit" ]; then echo "FAIL: over Lambda's unzipped size limit"; exit 1; fi
+  exit 0
 fi
 
 arch="$(uname -m)"
