@@ -48,6 +48,9 @@ const CUE_POINT_ID: u32 = 0xBB;
 const CUE_TIME_ID: u32 = 0xB3;
 const CUE_TRACK_POSITIONS_ID: u32 = 0xB7;
 const CUE_CLUSTER_POSITION_ID: u32 = 0xF1;
+const CLUSTER_TIMESTAMP_ID: u32 = 0xE7;
+const CRC32_ID: u32 = 0xBF;
+const VOID_ID: u32 = 0xEC;
 
 /// Default TimestampScale: nanoseconds per tick.
 const DEFAULT_TIMESTAMP_SCALE: u64 = 1_000_000;
@@ -348,7 +351,7 @@ fn plan(r: &mut Reader<'_>, start_secs: f64, end_secs: f64) -> Result<Option<Vec
         if at < first_cluster {
             return Ok(None);
         }
-        cues.push((ticks as f64 * scale as f64 / 1e9, at));
+        cues.push((ticks as f64 * scale as f64 / 1e9, at, ticks));
     }
     cues.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     cues.dedup();
@@ -375,30 +378,81 @@ fn plan(r: &mut Reader<'_>, start_secs: f64, end_secs: f64) -> Result<Option<Vec
     let mut ranges = layout.meta;
     // Stream probing: from the first cluster to the first cue point past the first second.
     let prefix_end = match cues.iter().find(|c| c.0 > origin + PROBE_PREFIX_SECS) {
-        Some(&(_, at)) if at > first_cluster => at,
+        Some(&(_, at, _)) if at > first_cluster => at,
         _ => cluster_end(first_cluster),
     };
     ranges.push((first_cluster, prefix_end));
     // The chunk: from the last cue point at or before (start - margin), the earliest cluster at that time...
     let from = origin + start_secs - SEEK_MARGIN_SECS;
     let before = cues.partition_point(|c| c.0 <= from);
-    let start = match before.checked_sub(1).and_then(|i| cues.get(i)) {
-        Some(&(t, _)) => {
-            let first_at_t = cues.partition_point(|c| c.0.total_cmp(&t) == Ordering::Less);
-            cues.get(first_at_t).map_or(first_cluster, |c| c.1)
-        }
-        None => first_cluster,
-    };
+    let first = before.checked_sub(1).and_then(|i| cues.get(i)).and_then(|&(t, _, _)| {
+        let first_at_t = cues.partition_point(|c| c.0.total_cmp(&t) == Ordering::Less);
+        cues.get(first_at_t)
+    });
+    let start = first.map_or(first_cluster, |c| c.1);
     if start != first_cluster && r.header(start)?.id != CLUSTER_ID {
         return Ok(None);
     }
     // ...to the end of the cluster of the first cue point past (end + 1 s): one cluster of read-ahead.
-    let end = match cues.iter().find(|c| c.0 > origin + end_secs + READ_AHEAD_SECS) {
-        Some(&(_, at)) => cluster_end(at),
+    let last = cues.iter().find(|c| c.0 > origin + end_secs + READ_AHEAD_SECS);
+    let end = match last {
+        Some(&(_, at, _)) => cluster_end(at),
         None => segment_end,
     };
+    // A stale index (times that do not match the clusters, after an edit) would plan the wrong clusters: the two
+    // cue points the plan rests on must fall inside the clusters they name.
+    for &(_, at, ticks) in first.into_iter().chain(last) {
+        if !cue_in_cluster(r, at, ticks, segment_end)? {
+            return Ok(None);
+        }
+    }
     ranges.push((start, end));
     Ok(Some(ranges))
+}
+
+/// Whether a cue time (in timestamp ticks) lies within the cluster at `at`: at or after its Timestamp and before
+/// the next cluster's, when there is one.
+fn cue_in_cluster(r: &mut Reader<'_>, at: u64, ticks: u64, segment_end: u64) -> Result<bool, ProbeError> {
+    let Some((time, end)) = cluster_time(r, at, segment_end)? else {
+        return Ok(false);
+    };
+    if ticks < time {
+        return Ok(false);
+    }
+    if end < segment_end && r.header(end)?.id == CLUSTER_ID {
+        if let Some((next, _)) = cluster_time(r, end, segment_end)? {
+            return Ok(ticks < next);
+        }
+    }
+    Ok(true)
+}
+
+/// The Timestamp (first child) and end of the Cluster at `at`; `None` when it is not a cluster with one.
+fn cluster_time(r: &mut Reader<'_>, at: u64, segment_end: u64) -> Result<Option<(u64, u64)>, ProbeError> {
+    let cluster = r.header(at)?;
+    if cluster.id != CLUSTER_ID {
+        return Ok(None);
+    }
+    let Some(end) = cluster.end(segment_end, r.size)? else {
+        return Ok(None);
+    };
+    // The Timestamp comes first, after a CRC-32 or Void element at most.
+    let mut at = cluster.data;
+    for _ in 0..3 {
+        let child = match r.header(at) {
+            Ok(c) => c,
+            Err(_) => return Ok(None),
+        };
+        let Ok(Some(child_end)) = child.end(end, r.size) else {
+            return Ok(None);
+        };
+        match child.id {
+            CLUSTER_TIMESTAMP_ID => return Ok(r.body(&child, 8)?.and_then(|b| read_uint(&b)).map(|t| (t, end))),
+            CRC32_ID | VOID_ID => at = child_end,
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 /// Walks the headers up to the Segment, its level-1 elements up to the first Cluster, and every element its
@@ -697,7 +751,13 @@ mod tests {
     fn file(seek_position: Option<u64>) -> Vec<u8> {
         let ebml = el(&[0x1A, 0x45, 0xDF, 0xA3], &el(&[0x42, 0x82], b"webm"));
         let info = el(&[0x15, 0x49, 0xA9, 0x66], &el(&[0x2A, 0xD7, 0xB1], &[0x0F, 0x42, 0x40]));
-        let cluster = el(&[0x1F, 0x43, 0xB6, 0x75], &[0u8; 100]);
+        // Clusters of 100 data bytes: their Timestamp (ms) and padding.
+        let cluster = |ms: u64| {
+            el(
+                &[0x1F, 0x43, 0xB6, 0x75],
+                &[el(&[0xE7], &ms.to_be_bytes()), vec![0u8; 83]].concat(),
+            )
+        };
         let seek_head_len = el(
             &[0x11, 0x4D, 0x9B, 0x74],
             &el(
@@ -707,7 +767,7 @@ mod tests {
         )
         .len();
         let first_cluster = (seek_head_len + info.len()) as u64;
-        let cluster_len = cluster.len() as u64;
+        let cluster_len = cluster(0).len() as u64;
         let cues_rel = first_cluster + 3 * cluster_len;
         let cue = |ms: u64, rel: u64| {
             el(
@@ -740,7 +800,7 @@ mod tests {
             ),
         );
         assert_eq!(seek_head.len(), seek_head_len);
-        let body = [seek_head, info, cluster.clone(), cluster.clone(), cluster, cues].concat();
+        let body = [seek_head, info, cluster(0), cluster(2000), cluster(4000), cues].concat();
         [ebml, el(&[0x18, 0x53, 0x80, 0x67], &body)].concat()
     }
 

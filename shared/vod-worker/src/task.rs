@@ -211,22 +211,34 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
                     speed: r.speed,
                 })
                 .collect();
-            let (plan, threads, src) = (job.plan.clone(), ctx.threads, path.clone());
-            let chunks = tokio::task::spawn_blocking(move || {
-                vod_encode::encode_video_chunk(&VideoChunkRequest {
-                    rotation: job.plan.rotation,
-                    source: &src,
-                    frame_rate: plan.frame_rate,
-                    segment_duration: plan.segment_duration,
-                    first_segment,
-                    end_segment,
-                    total_frames: plan.total_frames,
-                    rungs: &rungs,
-                    threads,
+            let encode = |src: PathBuf| {
+                let (plan, threads, rungs) = (job.plan.clone(), ctx.threads, rungs.clone());
+                tokio::task::spawn_blocking(move || {
+                    vod_encode::encode_video_chunk(&VideoChunkRequest {
+                        rotation: plan.rotation,
+                        source: &src,
+                        frame_rate: plan.frame_rate,
+                        segment_duration: plan.segment_duration,
+                        first_segment,
+                        end_segment,
+                        total_frames: plan.total_frames,
+                        rungs: &rungs,
+                        threads,
+                    })
                 })
-            })
-            .await
-            .map_err(|e| TaskError::Transient(format!("encoder crashed: {e}")))??;
+            };
+            let crashed = |e: tokio::task::JoinError| TaskError::Transient(format!("encoder crashed: {e}"));
+            let mut chunks = encode(path.clone()).await.map_err(crashed)?;
+            // A partial copy that does not decode (a range plan that missed bytes the demuxer wanted) costs a
+            // download of the whole source, never a failed task.
+            if let (true, Err(e @ (EncodeError::Open(_) | EncodeError::Decode(_) | EncodeError::NoVideo))) =
+                (temp, &chunks)
+            {
+                tracing::warn!(error = %e, "the partial copy did not decode; encoding from the whole source");
+                let whole = fetch_source(ctx, &blob, &source.etag, source.size).await?;
+                chunks = encode(whole).await.map_err(crashed)?;
+            }
+            let chunks = chunks?;
             let mut outputs = Vec::new();
             for chunk in chunks {
                 outputs.push(write_track(ctx, &job, &chunk.rung, &chunk.track, &chunk.segments).await?);
