@@ -25,9 +25,10 @@ echo "== cfn-lint template.yaml"
 cfn-lint template.yaml
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+echo "== cargo clippy (at ${SECONDS} s)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== AWS emulator"
 infra/moto.sh start
-echo "== tests"
+echo "== tests (at ${SECONDS} s)"
 cargo nextest run --workspace --no-fail-fast --failure-output final
+echo "== all checks and tests passed in ${SECONDS} s"
