@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use vod_media::{matroska_needed_ranges, mp4_needed_ranges, Need, ReadAt};
+mod common;
+
+use common::Counting;
+use vod_media::{matroska_needed_ranges, mp4_needed_ranges, Need};
 
 /// H.264 (a key frame every 2 s) and AAC.
 const H264_AAC: &[&str] = &[
@@ -151,24 +154,6 @@ fn a_chunk_needs_a_fraction_of_the_file_and_decodes_from_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A source that counts its reads.
-struct Counting<'a> {
-    data: &'a [u8],
-    reads: AtomicU64,
-}
-
-impl ReadAt for Counting<'_> {
-    fn size(&self) -> u64 {
-        self.data.len() as u64
-    }
-
-    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.data.len());
-        Ok(self.data[start..start.saturating_add(len).min(self.data.len())].to_vec())
-    }
-}
-
 /// Ranges are sorted, non-empty, apart from each other and within the file.
 fn check_shape(name: &str, ranges: &[(u64, u64)], size: u64) {
     assert!(ranges.iter().all(|(a, z)| a < z && *z <= size), "{name}: {ranges:?}");
@@ -197,13 +182,13 @@ fn a_matroska_chunk_needs_a_fraction_of_the_file_and_decodes_from_it() {
         let size = data.len() as u64;
         let counting = Counting {
             data: &data,
-            reads: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
         };
         let ranges = matroska_needed_ranges(&counting, need).expect("plan").expect("ranges");
         check_shape(name, &ranges, size);
         // Each read may be a ranged GET: the header window, the far elements the SeekHead points to, and the
         // clusters (with their successors) that the chunk's first and last cue points name, to check their times.
-        let reads = counting.reads.load(Ordering::Relaxed);
+        let reads = counting.calls.load(Ordering::Relaxed);
         eprintln!("{name}: planned with {reads} reads");
         assert!(reads <= 8, "{name}: {reads} reads to plan");
         let fetched: u64 = ranges.iter().map(|(a, z)| z - a).sum();
