@@ -113,10 +113,45 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
         .expect("targets");
     let api = Api::new(&stack);
     let dir = scratch("encode");
-    let source: PathBuf = h264_aac_mp4(&dir, "source.mp4", "320x240", 25, 5);
+    // x264 with B-frames and key frames at 0 and 2.6 s only (as a long GOP would have them).
+    let source: PathBuf = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "5",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "1000",
+            "-sc_threshold",
+            "0",
+            "-force_key_frames",
+            "0,2.6",
+            "-c:a",
+            "aac",
+            "-ac",
+            "2",
+        ],
+        &dir.join("source.mp4"),
+    );
     let asset = api.upload(&source).await.expect("upload");
     let id = asset["id"].as_str().expect("id").to_string();
-    assert_eq!(api.wait_final(&id).await["state"], "Probed");
+    let probed = api.wait_final(&id).await;
+    assert_eq!(probed["state"], "Probed");
+    assert_eq!(
+        probed["media"]["video"][0]["key_frames_ms"],
+        json!([0, 2600]),
+        "{probed}"
+    );
 
     let (status, presets) = api.call(Method::GET, "/presets", None).await;
     assert_eq!(status, 200);
@@ -133,10 +168,16 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
         .await;
     assert_eq!(status, 201, "{job}");
     assert_eq!(job["plan"]["segment_count"], 5);
-    let video_tasks = job["tasks"]
+    // Chunks of at most 2 one-second segments, cut where the fewest frames before a chunk must be decoded and
+    // dropped: 1 + 0.4 s (after the key frame at 2.6 s) instead of 2 + 1.4 s for [0, 2) [2, 4) [4, 5).
+    let chunks: Vec<(u64, u64)> = job["tasks"]
         .as_array()
-        .map(|t| t.iter().filter(|t| t["kind"]["kind"] == "video").count());
-    assert!(video_tasks >= Some(2), "at least two chunks: {job}");
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["kind"]["kind"] == "video")
+        .filter_map(|t| Some((t["kind"]["first_segment"].as_u64()?, t["kind"]["end_segment"].as_u64()?)))
+        .collect();
+    assert_eq!(chunks, vec![(0, 1), (1, 3), (3, 5)], "{job}");
     let job_id = job["id"].as_str().expect("job id").to_string();
     let done = wait_job(&api, &job_id, 600).await;
     assert_eq!(done["state"], "Finished", "{done}");

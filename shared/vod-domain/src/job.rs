@@ -559,16 +559,16 @@ fn plan_encoding(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
         }
     }
     let per_chunk = ((preset.max_chunk_secs / preset.segment_duration).floor() as u32).max(1);
-    let mut tasks = Vec::new();
-    let mut first = 0;
-    while first < segment_count {
-        let end = (first + per_chunk).min(segment_count);
-        tasks.push(TaskKind::Video {
-            first_segment: first,
-            end_segment: end,
-        });
-        first = end;
-    }
+    let starts: Vec<u64> = (0..=segment_count)
+        .map(|k| segment_start_frame(k, preset.segment_duration, frame_rate))
+        .collect();
+    let mut tasks: Vec<TaskKind> = chunk_bounds(&starts, per_chunk, &v.key_frames_ms, frame_rate)
+        .windows(2)
+        .map(|w| TaskKind::Video {
+            first_segment: w[0],
+            end_segment: w[1],
+        })
+        .collect();
     let has_audio = !media.audio.is_empty();
     if has_audio {
         tasks.push(TaskKind::Audio);
@@ -585,6 +585,64 @@ fn plan_encoding(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
             _ => 0,
         },
     })
+}
+
+/// What starting a chunk costs besides its pre-roll, in milliseconds of source decoded before the chunk's start:
+/// one more task opens the source and starts every rung's encoder (measured by `vod-bench-encode` at one 360p
+/// rung: ~60 ms of CPU per chunk against ~125 ms per second of 720p H.264 pre-roll; more rungs cost more).
+const CHUNK_COST_MS: u64 = 1000;
+
+/// Chunk boundaries (segment numbers, from 0 to the segment count) for segments starting at frames `starts`
+/// (one entry per segment plus the end): every chunk at most `per_chunk` segments.
+///
+/// A chunk decodes from the source key frame at or before its start and drops the frames before it (its
+/// pre-roll). Without key-frame times, or with one chunk per segment, chunks are `per_chunk` segments each, the
+/// last shorter. With them, the cut minimises (pre-roll + [`CHUNK_COST_MS`]) summed over chunks: chunks start just
+/// after source key frames where the length limit allows, and a chunk is added only when it saves more pre-roll
+/// than it costs. Ties keep full chunks first, so a source with a key frame at every segment start is cut exactly
+/// as without key frames. Dynamic programming over the segment boundaries, O(segments × per_chunk).
+fn chunk_bounds(starts: &[u64], per_chunk: u32, key_frames_ms: &[u64], frame_rate: (u32, u32)) -> Vec<u32> {
+    let segments = starts.len().saturating_sub(1);
+    let per_chunk = (per_chunk as usize).max(1);
+    if key_frames_ms.is_empty() || per_chunk == 1 {
+        let mut bounds: Vec<u32> = (0..segments).step_by(per_chunk).map(|k| k as u32).collect();
+        bounds.push(segments as u32);
+        return bounds;
+    }
+    let (num, den) = (u128::from(frame_rate.0.max(1)), u128::from(frame_rate.1.max(1)));
+    // Time of a frame in ms, and half a frame: a key frame that close after a boundary counts as on it.
+    let ms = |frame: u64| (u128::from(frame) * 1000 * den / num) as u64;
+    let half_frame = (500 * den / num) as u64;
+    let pre_roll = |k: usize| -> u64 {
+        let t = ms(starts[k]);
+        let i = key_frames_ms.partition_point(|&kf| kf <= t.saturating_add(half_frame));
+        match i.checked_sub(1).map(|i| key_frames_ms[i]) {
+            Some(kf) => t.saturating_sub(kf),
+            None => t,
+        }
+    };
+    // cost[k]: least cost of cutting segments k.. into chunks; next[k]: where the chunk starting at k ends.
+    let mut cost = vec![0u64; segments + 1];
+    let mut next = vec![segments; segments + 1];
+    for k in (0..segments).rev() {
+        let own = CHUNK_COST_MS.saturating_add(pre_roll(k));
+        let mut best = u64::MAX;
+        for len in (1..=per_chunk.min(segments - k)).rev() {
+            let c = own.saturating_add(cost[k + len]);
+            if c < best {
+                best = c;
+                next[k] = k + len;
+            }
+        }
+        cost[k] = best;
+    }
+    let mut bounds = vec![0u32];
+    let mut k = 0;
+    while k < segments {
+        k = next[k];
+        bounds.push(k as u32);
+    }
+    bounds
 }
 
 /// An audio-only source: one audio task; segments on a millisecond grid (there are no frames to align to).
@@ -639,6 +697,7 @@ mod tests {
                 bitrate: None,
                 rotation,
                 pixel_aspect: None,
+                key_frames_ms: Vec::new(),
             }],
             audio: vec![AudioStream {
                 codec: "aac".into(),
@@ -714,6 +773,54 @@ mod tests {
         assert_eq!(segment_start_frame(2, 4.0, (30000, 1001)), 240);
         // Very short sources still get one segment.
         assert_eq!(plan_frames(25.0, 0.2, 4.0).segment_count, 1);
+    }
+
+    fn video_chunks(plan: &Plan) -> Vec<(u32, u32)> {
+        plan.tasks
+            .iter()
+            .filter_map(|t| match t {
+                TaskKind::Video {
+                    first_segment,
+                    end_segment,
+                } => Some((*first_segment, *end_segment)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_start_just_after_source_key_frames() {
+        // 32 s at 30 fps, x264's default GOP (a key frame every 250 frames: 0, 8.33, 16.67, 25 s), 2 s segments,
+        // chunks of at most 8 s.
+        let mut p = Preset::builtin()[0].clone();
+        p.segment_duration = 2.0;
+        p.max_chunk_secs = 8.0;
+        let mut m = media(1280, 720, 30.0, 32.0, None);
+        assert_eq!(
+            video_chunks(&plan(&m, &p).unwrap()),
+            vec![(0, 4), (4, 8), (8, 12), (12, 16)]
+        );
+        m.video[0].key_frames_ms = vec![0, 8333, 16667, 25000];
+        // Greedy cuts decode 8 + 7.67 + 7.33 s before their chunks; these decode 2 + 1.67 + 1.33 + 1 s, for one
+        // more chunk.
+        assert_eq!(
+            video_chunks(&plan(&m, &p).unwrap()),
+            vec![(0, 1), (1, 5), (5, 9), (9, 13), (13, 16)]
+        );
+        // A key frame at every segment start: the same cut as without key frames.
+        m.video[0].key_frames_ms = (0..16).map(|k| k * 2000).collect();
+        assert_eq!(
+            video_chunks(&plan(&m, &p).unwrap()),
+            vec![(0, 4), (4, 8), (8, 12), (12, 16)]
+        );
+        // A key frame half a frame after a boundary (millisecond rounding) counts as on it.
+        m.video[0].key_frames_ms = vec![0, 8010];
+        assert_eq!(video_chunks(&plan(&m, &p).unwrap())[..2], [(0, 4), (4, 8)]);
+        // Never longer than the limit, whatever the key frames; one segment per chunk leaves no choice.
+        m.video[0].key_frames_ms = vec![0, 31_000];
+        assert!(video_chunks(&plan(&m, &p).unwrap()).iter().all(|(a, b)| b - a <= 4));
+        p.max_chunk_secs = 2.0;
+        assert_eq!(video_chunks(&plan(&m, &p).unwrap()).len(), 16);
     }
 
     fn plan_frames(fps: f64, secs: f64, seg: f64) -> Plan {

@@ -313,6 +313,7 @@ mod tests {
                 bitrate: None,
                 rotation: None,
                 pixel_aspect: None,
+                key_frames_ms: Vec::new(),
             }],
             audio: vec![],
         };

@@ -31,7 +31,13 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     let mut audio = Vec::new();
     for track in mkv.tracks() {
         match track.track_type() {
-            TrackType::Video => video.push(video_stream(track, duration_secs)?),
+            TrackType::Video => {
+                let mut v = video_stream(track, duration_secs)?;
+                if video.is_empty() {
+                    v.key_frames_ms = crate::mkv_ranges::cue_key_frames(src, track.track_number().get());
+                }
+                video.push(v);
+            }
             TrackType::Audio => audio.push(audio_stream(track, duration_secs)?),
             _ => {}
         }
@@ -133,6 +139,7 @@ fn video_stream(track: &TrackEntry, duration_secs: f64) -> Result<VideoStream, P
         bitrate: None,
         rotation: None,
         pixel_aspect: None,
+        key_frames_ms: Vec::new(),
     })
 }
 

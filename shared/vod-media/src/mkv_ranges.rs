@@ -48,6 +48,7 @@ const CUE_POINT_ID: u32 = 0xBB;
 const CUE_TIME_ID: u32 = 0xB3;
 const CUE_TRACK_POSITIONS_ID: u32 = 0xB7;
 const CUE_CLUSTER_POSITION_ID: u32 = 0xF1;
+const CUE_TRACK_ID: u32 = 0xF7;
 const CLUSTER_TIMESTAMP_ID: u32 = 0xE7;
 const CRC32_ID: u32 = 0xBF;
 const VOID_ID: u32 = 0xEC;
@@ -290,12 +291,15 @@ struct Layout {
     first_cluster: Option<u64>,
     /// Nanoseconds per tick.
     timestamp_scale: Option<u64>,
-    /// (CueTime in ticks, absolute cluster offset) of every cue track position.
-    cues: Vec<(u64, u64)>,
+    /// Every cue track position.
+    cues: Vec<Cue>,
     cues_parsed: bool,
     seek_heads: Vec<u64>,
     seek_entries: usize,
 }
+
+/// One cue track position: (CueTime in ticks, cluster offset relative to the Segment data, CueTrack or 0).
+type Cue = (u64, u64, u64);
 
 /// Why the walk stopped without a plan (the file is fine, it is just not plannable): read it whole.
 struct Unplannable;
@@ -343,7 +347,7 @@ fn plan(r: &mut Reader<'_>, start_secs: f64, end_secs: f64) -> Result<Option<Vec
     }
     let scale = layout.timestamp_scale.unwrap_or(DEFAULT_TIMESTAMP_SCALE);
     let mut cues = Vec::with_capacity(layout.cues.len());
-    for &(ticks, rel) in &layout.cues {
+    for &(ticks, rel, _) in &layout.cues {
         let at = segment_data
             .checked_add(rel)
             .filter(|&at| at < segment_end)
@@ -629,9 +633,9 @@ fn seek_entries(body: &[u8]) -> Result<Vec<(u32, u64)>, ProbeError> {
     Ok(entries)
 }
 
-/// (CueTime, CueClusterPosition) of every cue track position in a Cues body, positions relative to the
-/// Segment data; `None` beyond [`MAX_CUE_POSITIONS`].
-fn cue_positions(body: &[u8]) -> Result<Option<Vec<(u64, u64)>>, ProbeError> {
+/// (CueTime, CueClusterPosition, CueTrack or 0) of every cue track position in a Cues body, positions relative
+/// to the Segment data; `None` beyond [`MAX_CUE_POSITIONS`].
+fn cue_positions(body: &[u8]) -> Result<Option<Vec<Cue>>, ProbeError> {
     let bad = || ProbeError::Corrupt("matroska: malformed Cues".into());
     let mut cues = Vec::new();
     for child in children(body) {
@@ -646,11 +650,17 @@ fn cue_positions(body: &[u8]) -> Result<Option<Vec<(u64, u64)>>, ProbeError> {
             match id {
                 CUE_TIME_ID => time = Some(read_uint(data).ok_or_else(bad)?),
                 CUE_TRACK_POSITIONS_ID => {
+                    let (mut track, mut position) = (0, None);
                     for f in children(data) {
                         let (id, data) = f.map_err(|()| bad())?;
-                        if id == CUE_CLUSTER_POSITION_ID {
-                            positions.push(read_uint(data).ok_or_else(bad)?);
+                        match id {
+                            CUE_CLUSTER_POSITION_ID => position = Some(read_uint(data).ok_or_else(bad)?),
+                            CUE_TRACK_ID => track = read_uint(data).ok_or_else(bad)?,
+                            _ => {}
                         }
+                    }
+                    if let Some(p) = position {
+                        positions.push((p, track));
                     }
                 }
                 _ => {}
@@ -665,9 +675,26 @@ fn cue_positions(body: &[u8]) -> Result<Option<Vec<(u64, u64)>>, ProbeError> {
         if cues.len().saturating_add(positions.len()) > MAX_CUE_POSITIONS {
             return Ok(None);
         }
-        cues.extend(positions.into_iter().map(|p| (time, p)));
+        cues.extend(positions.into_iter().map(|(p, track)| (time, p, track)));
     }
     Ok(Some(cues))
+}
+
+/// Key frames of track `track` as its cue points list them (muxers cue the key frames of the video track), in
+/// milliseconds from the track's first cue point; empty when the file has no Cues or they cannot be read.
+pub(crate) fn cue_key_frames(src: &dyn ReadAt, track: u64) -> Vec<u64> {
+    let Ok(Ok((layout, _, _))) = walk(&mut Reader::new(src)) else {
+        return Vec::new();
+    };
+    let scale = layout.timestamp_scale.unwrap_or(DEFAULT_TIMESTAMP_SCALE) as f64 / 1e9;
+    let times: Vec<f64> = layout
+        .cues
+        .iter()
+        .filter(|c| c.2 == track)
+        .map(|c| c.0 as f64 * scale)
+        .collect();
+    let origin = times.iter().copied().fold(f64::INFINITY, f64::min);
+    crate::probe::key_frame_list(times, origin)
 }
 
 #[cfg(test)]

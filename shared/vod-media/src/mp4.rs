@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use mp4parse::{AudioCodecSpecific, CodecType, SampleEntry, Track, TrackType};
 
-use crate::probe::{bitrate, AudioStream, Container, MediaInfo, ProbeError, VideoStream};
+use crate::probe::{bitrate, key_frame_list, AudioStream, Container, MediaInfo, ProbeError, VideoStream};
 use crate::source::ReadAt;
 
 /// Largest `moov` we are willing to load into memory.
@@ -279,7 +279,31 @@ fn video_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> Vid
         bitrate: payload_bytes(track).and_then(|b| bitrate(b, duration_secs)),
         rotation: track.tkhd.as_ref().map(|t| rotation(t.matrix.a, t.matrix.b)),
         pixel_aspect: raw.and_then(|r| r.pixel_aspect),
+        key_frames_ms: key_frames(track),
     }
+}
+
+/// Presentation times of the sync samples, from the first presented sample (edit lists and composition offsets
+/// shift both alike); empty without a sample table (fragmented files) and when every sample is a sync sample
+/// (intra-only codecs: any chunk boundary is as good as another).
+fn key_frames(track: &Track) -> Vec<u64> {
+    let (Some(table), Some(scale)) = (
+        mp4parse::unstable::create_sample_table(track, 0i64.into()),
+        track.timescale.map(|t| t.0).filter(|t| *t > 0),
+    ) else {
+        return Vec::new();
+    };
+    let secs = |ticks: i64| ticks as f64 / scale as f64;
+    let Some(origin) = table.iter().map(|s| s.start_composition.0).min() else {
+        return Vec::new();
+    };
+    if table.iter().all(|s| s.sync) {
+        return Vec::new();
+    }
+    key_frame_list(
+        table.iter().filter(|s| s.sync).map(|s| secs(s.start_composition.0)),
+        secs(origin),
+    )
 }
 
 /// Clockwise rotation in degrees from the (a, b) entries of a track matrix.

@@ -49,6 +49,32 @@ pub struct VideoStream {
     /// Pixel (sample) aspect ratio h:v when the container declares non-square pixels (MP4 `pasp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pixel_aspect: Option<(u32, u32)>,
+    /// Presentation times of the stream's key frames in milliseconds from its first frame, ascending, as the
+    /// container's index lists them (MP4 sync samples, Matroska cue points); empty when unknown. The job planner
+    /// cuts chunks just after them. At most [`MAX_KEY_FRAMES`] (thinned evenly beyond).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_frames_ms: Vec<u64>,
+}
+
+/// Bound on [`VideoStream::key_frames_ms`] (it is stored with the asset: about 6 bytes each).
+pub const MAX_KEY_FRAMES: usize = 10_000;
+
+/// Key-frame times in seconds from the container's time zero, and the stream's first presentation time → the
+/// sorted, de-duplicated millisecond list of [`VideoStream::key_frames_ms`], thinned to [`MAX_KEY_FRAMES`].
+pub(crate) fn key_frame_list(times: impl IntoIterator<Item = f64>, origin: f64) -> Vec<u64> {
+    let mut ms: Vec<u64> = times
+        .into_iter()
+        .map(|t| ((t - origin) * 1000.0).round())
+        .filter(|t| t.is_finite() && *t >= 0.0 && *t < 1e15)
+        .map(|t| t as u64)
+        .collect();
+    ms.sort_unstable();
+    ms.dedup();
+    if ms.len() > MAX_KEY_FRAMES {
+        let step = ms.len().div_ceil(MAX_KEY_FRAMES);
+        ms = ms.into_iter().step_by(step).collect();
+    }
+    ms
 }
 
 /// One audio stream.
@@ -195,6 +221,18 @@ mod tests {
             Err(ProbeError::Truncated(_))
         ));
         assert!(matches!(probe(&b"abc".to_vec()), Err(ProbeError::UnsupportedFormat(_))));
+    }
+
+    #[test]
+    fn key_frames_are_relative_sorted_and_bounded() {
+        assert_eq!(
+            key_frame_list([2.5, 0.5, 0.5, 4.5004, f64::NAN, 0.0], 0.5),
+            vec![0, 2000, 4000]
+        );
+        let many = key_frame_list((0..25_000).map(f64::from), 0.0);
+        assert!(many.len() <= MAX_KEY_FRAMES && many.len() > MAX_KEY_FRAMES / 2);
+        assert_eq!(many[0], 0);
+        assert!(many.windows(2).all(|w| w[1] - w[0] == many[1]));
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
             bitrate: bitrate(data_len, duration_secs),
             rotation: None,
             pixel_aspect: None,
+            key_frames_ms: Vec::new(),
         }],
         audio: Vec::new(),
     })

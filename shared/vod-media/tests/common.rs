@@ -23,6 +23,7 @@ pub fn recipe(name: &str) -> Vec<String> {
     let mut args = match name {
         "h264_aac.mp4" | "h264_aac.mov" | "h264_aac.mkv" => av(V320, A48, "2"),
         "faststart.mp4" => av(V320, A48, "2"),
+        "gop.mp4" | "gop.mkv" | "gop.webm" => av(V320, A48, "6"),
         "vp9_opus.webm" => av(V320, A48, "2"),
         "odd_mono.mp4" => av(
             "testsrc2=size=320x240:rate=30,scale=321:241",
@@ -92,6 +93,35 @@ pub fn recipe(name: &str) -> Vec<String> {
             "2",
             "-movflags",
             "+faststart",
+        ],
+        // Key frames at 0, 1.2, 3.4 and 5 s only; x264's B-frames give the samples composition offsets.
+        "gop.mp4" | "gop.mkv" => &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "1000",
+            "-sc_threshold",
+            "0",
+            "-force_key_frames",
+            "0,1.2,3.4,5",
+            "-c:a",
+            "aac",
+        ],
+        "gop.webm" => &[
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-g",
+            "1000",
+            "-force_key_frames",
+            "0,1.2,3.4,5",
+            "-c:a",
+            "libopus",
         ],
         "vp9_opus.webm" => &[
             "-c:v",

@@ -131,6 +131,52 @@ fn matroska_h264_aac() {
     check_audio("h264_aac.mkv", &info, "aac", 2, 48000, 2.0);
 }
 
+/// Key-frame times (ms from the first frame) as ffprobe reads them from the packets.
+fn ffprobe_key_frames(name: &str) -> Vec<u64> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time,flags",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(common::path(name))
+        .output()
+        .expect("ffprobe runs");
+    let packets: Vec<(f64, bool)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (t, flags) = l.split_once(',')?;
+            Some((t.parse().ok()?, flags.contains('K')))
+        })
+        .collect();
+    let first = packets.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let mut keys: Vec<u64> = packets
+        .iter()
+        .filter(|p| p.1)
+        .map(|p| ((p.0 - first) * 1000.0).round() as u64)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+#[test]
+fn key_frames_come_from_the_container_index() {
+    for name in ["gop.mp4", "gop.mkv", "gop.webm"] {
+        let info = probe_file(name);
+        let keys = &info.video[0].key_frames_ms;
+        assert_eq!(keys, &vec![0, 1200, 3400, 5000], "{name}");
+        assert_eq!(keys, &ffprobe_key_frames(name), "{name}");
+    }
+    // Intra-only (every sample a sync sample) and raw video: nothing for the planner to choose from.
+    assert!(probe_file("prores.mov").video[0].key_frames_ms.is_empty());
+    assert!(probe_file("clip.y4m").video[0].key_frames_ms.is_empty());
+}
+
 #[test]
 fn webm_vp9_opus() {
     let info = probe_file("vp9_opus.webm");
