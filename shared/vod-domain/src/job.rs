@@ -587,9 +587,10 @@ fn plan_encoding(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
     })
 }
 
-/// What starting a chunk costs besides its pre-roll, in milliseconds of source decoded before the chunk's start:
-/// one more task opens the source and starts every rung's encoder (measured by `vod-bench-encode` at one 360p
-/// rung: ~60 ms of CPU per chunk against ~125 ms per second of 720p H.264 pre-roll; more rungs cost more).
+/// What starting a chunk costs besides its pre-roll, counted as milliseconds of source decoded before the chunk's
+/// start: one more task (a Lambda start, the source opened, every rung's encoder started). `vod-bench-encode` finds
+/// a chunk's fixed CPU within its run-to-run spread, so this mostly stops chunks from multiplying for sub-second
+/// savings.
 const CHUNK_COST_MS: u64 = 1000;
 
 /// Chunk boundaries (segment numbers, from 0 to the segment count) for segments starting at frames `starts`
