@@ -94,15 +94,18 @@ fn encode_of(source: &Path, secs: u32, first: u32, end: u32) -> Result<Rendition
     encode_video_chunk(&req)?.into_iter().next().context("no rendition")
 }
 
-/// Least CPU time, over [`REPS`] runs, of encoding `chunks` of a `secs`-long source one after the other.
-fn least_cpu(source: &Path, secs: u32, chunks: &[(u32, u32)]) -> Result<f64> {
-    let mut least = f64::INFINITY;
+/// Least CPU time, over [`REPS`] rounds, of encoding each cut (chunks of a `secs`-long source, one after the
+/// other). The cuts take turns within a round, so that a slow spell of the machine does not fall on one of them.
+fn least_cpu(source: &Path, secs: u32, cuts: &[&[(u32, u32)]]) -> Result<Vec<f64>> {
+    let mut least = vec![f64::INFINITY; cuts.len()];
     for _ in 0..REPS {
-        let c = cpu_seconds();
-        for (a, b) in chunks {
-            encode_of(source, secs, *a, *b)?;
+        for (cut, least) in cuts.iter().zip(least.iter_mut()) {
+            let c = cpu_seconds();
+            for (a, b) in cut.iter() {
+                encode_of(source, secs, *a, *b)?;
+            }
+            *least = least.min(cpu_seconds() - c);
         }
-        least = least.min(cpu_seconds() - c);
     }
     Ok(least)
 }
@@ -210,10 +213,12 @@ fn main() -> Result<()> {
     // CPU overhead: one-segment chunks of the default-GOP source and of the 2 s-GOP source (no frames to decode
     // before a chunk's start).
     let whole_range = [(0, segments)];
-    let whole_cpu = least_cpu(&source, SECS, &whole_range)?;
-    let chunked_cpu = least_cpu(&source, SECS, &chunk_ranges)?;
-    let gop2_whole_cpu = least_cpu(&short_gop, SECS, &whole_range)?;
-    let gop2_chunked_cpu = least_cpu(&short_gop, SECS, &chunk_ranges)?;
+    let [whole_cpu, chunked_cpu] = least_cpu(&source, SECS, &[&whole_range, &chunk_ranges])?[..] else {
+        bail!("two figures expected");
+    };
+    let [gop2_whole_cpu, gop2_chunked_cpu] = least_cpu(&short_gop, SECS, &[&whole_range, &chunk_ranges])?[..] else {
+        bail!("two figures expected");
+    };
     let kbps = |b: u64| b as f64 * 8.0 / SECS as f64 / 1000.0;
 
     // The job planner's chunks of the long source (2 s segments, chunks ≤ 8 s): by segment count alone (the
@@ -241,9 +246,11 @@ fn main() -> Result<()> {
     };
     let (count_cut, key_cut) = (video_chunks(&blind)?, video_chunks(&media)?);
     let long_segments = (LONG_SECS as f64 / SEGMENT) as u32;
-    let long_whole_cpu = least_cpu(&long, LONG_SECS, &[(0, long_segments)])?;
-    let count_cut_cpu = least_cpu(&long, LONG_SECS, &count_cut)?;
-    let key_cut_cpu = least_cpu(&long, LONG_SECS, &key_cut)?;
+    let [long_whole_cpu, count_cut_cpu, key_cut_cpu] =
+        least_cpu(&long, LONG_SECS, &[&[(0, long_segments)], &count_cut, &key_cut])?[..]
+    else {
+        bail!("three figures expected");
+    };
     // Pre-roll (seconds decoded before each chunk's start) of a cut, from the probed key frames.
     let pre_roll = |chunks: &[(u32, u32)]| -> f64 {
         chunks
@@ -290,7 +297,7 @@ fn main() -> Result<()> {
     });
     let r = &report;
     let md = format!(
-        "# Encoding benchmark\n\nOne run on this machine ({} cores). {} s of testsrc2 (720p30 H.264) → 640x360 AV1, rav1e speed {}, {} kb/s target, {} s segments, {} chunks of one segment, one encoder thread per worker. CPU times: the least of {} runs.\n\n\
+        "# Encoding benchmark\n\nOne run on this machine ({} cores). {} s of testsrc2 (720p30 H.264) → 640x360 AV1, rav1e speed {}, {} kb/s target, {} s segments, {} chunks of one segment, one encoder thread per worker. CPU times: the least of {} rounds in which the compared encodes take turns.\n\n\
 | measure | value |\n|---|---:|\n\
 | fan-out: 1 worker wall (s) | {:.2} |\n| fan-out: 2 workers wall (s) | {:.2} |\n| **speed-up 2 vs 1 worker** (goal ≥ 1.8) | **{:.2}×** |\n\
 | unchunked encode CPU (s) | {:.2} |\n| chunked encode CPU (s) | {:.2} |\n| **chunked ÷ unchunked CPU** (goal ≤ 1.05), x264's default GOP (one key frame in 8 s: chunk k first decodes 2k s it drops) | **{:.3}** |\n\

@@ -24,7 +24,7 @@ use vod_domain::delivery::DeliveryService;
 use vod_domain::memory::MemoryBlobStore;
 use vod_domain::{AssetStore, BlobMeta, BlobRef, BlobStore, CompletedPart, StoreError};
 use vod_local::{LocalStack, LocalStackOptions};
-use vod_package::encrypt::{protect_segment, Scheme};
+use vod_package::encrypt::{protect_segment_owned, Scheme};
 
 const TOKEN: &str = "bench-token";
 const CLIENTS: usize = 64;
@@ -620,8 +620,8 @@ async fn main() -> Result<()> {
                     let owned = seg.clone();
                     let out = match scheme {
                         "aes128" => vod_package::encrypt::aes128_cbc_owned(&key, &(*n as u128).to_be_bytes(), owned)?,
-                        "cenc" => protect_segment(init, &owned, Scheme::Cenc, &key, &kid, *n)?,
-                        _ => protect_segment(init, &owned, Scheme::Cbcs, &key, &kid, *n)?,
+                        "cenc" => protect_segment_owned(init, owned, Scheme::Cenc, &key, &kid, *n)?,
+                        _ => protect_segment_owned(init, owned, Scheme::Cbcs, &key, &kid, *n)?,
                     };
                     bytes += std::hint::black_box(out).len();
                 }
@@ -776,7 +776,7 @@ async fn main() -> Result<()> {
     }
     md.push_str(
         "\nThe encryption stage alone (no request around it: each segment as storage hands it over, through \
-         `aes128_cbc_owned` / `protect_segment`), one core:\n\n\
+         `aes128_cbc_owned` / `protect_segment_owned`), one core:\n\n\
          | scheme | all segments MB/s | video MB/s | audio (whole-sample) MB/s | limit | ratio all / limit | ratio audio / limit |\n\
          |---|---|---|---|---|---|---|\n",
     );

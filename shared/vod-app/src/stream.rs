@@ -22,7 +22,7 @@ use vod_domain::protection::{
 use vod_domain::{Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, CaptionsInfo, DomainError, SegmentIndex};
 use vod_package::dash::{DashDrm, DashProtection};
 use vod_package::encrypt::{
-    aes128_cbc_owned, protect_init, protect_segment, pssh_for_scheme, system_id, DrmSystem, Scheme,
+    aes128_cbc_owned, protect_init, protect_segment_owned, pssh_for_scheme, system_id, DrmSystem, Scheme,
 };
 use vod_package::range::{parse_range, RangeOutcome};
 use vod_package::timeline::{overlapping, TextTrack, TrackKind};
@@ -911,14 +911,16 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     }
                     (Some(e), Some((rec, k))) => {
                         let init = ctx.object(&idx.init, bucket).await?;
-                        protect_segment(&init, &clear, scheme_of(*e), k, &rec.kid.bytes(), *number).map_err(|e| {
-                            warn!(error = %e, "segment cannot be protected");
-                            err(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "package_failed",
-                                "cannot protect the segment",
-                            )
-                        })?
+                        protect_segment_owned(&init, clear, scheme_of(*e), k, &rec.kid.bytes(), *number).map_err(
+                            |e| {
+                                warn!(error = %e, "segment cannot be protected");
+                                err(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    "package_failed",
+                                    "cannot protect the segment",
+                                )
+                            },
+                        )?
                     }
                 };
                 reply(StatusCode::OK, "video/mp4", body)

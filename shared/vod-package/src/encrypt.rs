@@ -239,18 +239,19 @@ fn ctr_whole_samples(
 ) -> Result<()> {
     let blocks: usize = samples.iter().map(|r| r.len().div_ceil(16)).sum();
     let len = blocks.checked_mul(16).ok_or(EncryptError::Overflow("keystream"))?;
-    let mut keystream = vec![0u8; len + 16];
-    let mut chunks = keystream.chunks_exact_mut(16);
+    // IV ‖ counter, one block per 16 bytes of each sample, plus the spare block openssl wants; written by
+    // `extend` over ranges (exact-size iterators: no per-block capacity checks, no zero-fill first).
+    let mut keystream: Vec<[u8; 16]> = Vec::with_capacity(blocks + 1);
     for (range, iv) in samples.iter().zip(ivs) {
-        for (counter, block) in (0..range.len().div_ceil(16) as u64).zip(&mut chunks) {
-            block[..8].copy_from_slice(iv);
-            block[8..].copy_from_slice(&counter.to_be_bytes());
-        }
+        let base = u128::from(u64::from_be_bytes(*iv)) << 64;
+        keystream.extend((0..range.len().div_ceil(16) as u128).map(|c| (base | c).to_be_bytes()));
     }
+    keystream.push([0u8; 16]);
+    let keystream = keystream.as_flattened_mut();
     let mut ctx = CipherCtx::new()?;
     ctx.encrypt_init(Some(Cipher::aes_128_ecb()), Some(key), None)?;
     ctx.set_padding(false);
-    update_in_place(&mut ctx, &mut keystream, len)?;
+    update_in_place(&mut ctx, keystream, len)?;
     let mut at = 0;
     for range in samples {
         let data = out
@@ -262,6 +263,53 @@ fn ctr_whole_samples(
             *d ^= k;
         }
         at += 16 * range.len().div_ceil(16);
+    }
+    Ok(())
+}
+
+/// `cbcs` whole-sample encryption (audio): every complete block of each sample, CBC from the constant IV; a
+/// trailing partial block stays clear. The cipher is initialised once per segment: the chain runs on from sample to
+/// sample, and each sample's first block is first XORed with (last ciphertext block ⊕ constant IV), so the cipher
+/// computes E(P₀ ⊕ IV), as a chain restarted from the constant IV would.
+fn cbc_whole_samples(
+    key: &[u8; 16],
+    iv: &[u8; 16],
+    out: &mut [u8],
+    samples: &[Range<usize>],
+    shift: usize,
+) -> Result<()> {
+    let mut ctx = CipherCtx::new()?;
+    ctx.encrypt_init(Some(Cipher::aes_128_cbc()), Some(key), Some(iv))?;
+    ctx.set_padding(false);
+    let mut chain: Option<[u8; 16]> = None;
+    for range in samples {
+        let start = range.start + shift;
+        let n = 16 * (range.len() / 16);
+        if n == 0 {
+            continue;
+        }
+        let data = out
+            .get_mut(start..)
+            .filter(|d| d.len() >= n)
+            .ok_or_else(|| malformed("sample beyond the output"))?;
+        if let Some(last) = chain {
+            for ((d, c), v) in data[..16].iter_mut().zip(last).zip(iv) {
+                *d ^= c ^ v;
+            }
+        }
+        if data.len() >= n + 16 {
+            update_in_place(&mut ctx, data, n)?;
+        } else {
+            // The segment's last sample: openssl wants a block of room after the data, so it goes through a copy.
+            let mut tail = Vec::with_capacity(n + 16);
+            tail.extend_from_slice(&data[..n]);
+            tail.extend_from_slice(&[0u8; 16]);
+            update_in_place(&mut ctx, &mut tail, n)?;
+            data[..n].copy_from_slice(&tail[..n]);
+        }
+        let mut last = [0u8; 16];
+        last.copy_from_slice(&data[n - 16..n]);
+        chain = Some(last);
     }
     Ok(())
 }
@@ -881,8 +929,38 @@ pub fn protect_segment(
     kid: &[u8; 16],
     segment_number: u32,
 ) -> std::result::Result<Vec<u8>, EncryptError> {
+    protect_parsed(&parse_init(init)?, init, segment, scheme, key, kid, segment_number)
+}
+
+/// [`protect_segment`] on a segment the caller owns: where the boxes do not change (`cbcs` Opus, which has no
+/// auxiliary information) the samples are encrypted in place and the buffer returned, without a copy.
+pub fn protect_segment_owned(
+    init: &[u8],
+    mut segment: Vec<u8>,
+    scheme: Scheme,
+    key: &[u8; 16],
+    kid: &[u8; 16],
+    segment_number: u32,
+) -> std::result::Result<Vec<u8>, EncryptError> {
     let info = parse_init(init)?;
-    let frag = parse_fragment(segment, &info)?;
+    if scheme == Scheme::Cbcs && info.codec == Codec::Opus {
+        let frag = parse_fragment(&segment, &info)?;
+        cbc_whole_samples(key, &cbcs_constant_iv(kid), &mut segment, &frag.samples, 0)?;
+        return Ok(segment);
+    }
+    protect_parsed(&info, init, &segment, scheme, key, kid, segment_number)
+}
+
+fn protect_parsed(
+    info: &Init<'_>,
+    init: &[u8],
+    segment: &[u8],
+    scheme: Scheme,
+    key: &[u8; 16],
+    kid: &[u8; 16],
+    segment_number: u32,
+) -> Result<Vec<u8>> {
+    let frag = parse_fragment(segment, info)?;
 
     // Layout of every sample.
     let layouts: Vec<Layout> = match info.codec {
@@ -902,11 +980,13 @@ pub fn protect_segment(
                 .collect::<Result<_>>()?
         }
     };
-    let mask = cenc_iv_mask(kid, init);
     let ivs: Vec<[u8; 8]> = match scheme {
-        Scheme::Cenc => (0..frag.samples.len())
-            .map(|i| cenc_iv(mask, segment_number, i))
-            .collect(),
+        Scheme::Cenc => {
+            let mask = cenc_iv_mask(kid, init);
+            (0..frag.samples.len())
+                .map(|i| cenc_iv(mask, segment_number, i))
+                .collect()
+        }
         Scheme::Cbcs => Vec::new(),
     };
 
@@ -937,6 +1017,16 @@ pub fn protect_segment(
     out.extend_from_slice(&segment[frag.moof.end..]);
     out.extend_from_slice(&[0u8; 16]);
 
+    let constant_iv = cbcs_constant_iv(kid);
+    let (crypt, skip) = cbcs_pattern(info.codec);
+    if layouts.iter().all(Option::is_none) {
+        match scheme {
+            Scheme::Cenc => ctr_whole_samples(key, &mut out, &frag.samples, shift, &ivs)?,
+            Scheme::Cbcs => cbc_whole_samples(key, &constant_iv, &mut out, &frag.samples, shift)?,
+        }
+        out.truncate(total);
+        return Ok(out);
+    }
     let mut ctx = CipherCtx::new()?;
     let cipher: &CipherRef = match scheme {
         Scheme::Cenc => Cipher::aes_128_ctr(),
@@ -944,15 +1034,7 @@ pub fn protect_segment(
     };
     ctx.encrypt_init(Some(cipher), Some(key), None)?;
     ctx.set_padding(false);
-    let constant_iv = cbcs_constant_iv(kid);
-    let (crypt, skip) = cbcs_pattern(info.codec);
     let mut scratch = Vec::new();
-
-    if scheme == Scheme::Cenc && layouts.iter().all(Option::is_none) {
-        ctr_whole_samples(key, &mut out, &frag.samples, shift, &ivs)?;
-        out.truncate(total);
-        return Ok(out);
-    }
     for (i, range) in frag.samples.iter().enumerate() {
         let whole = [(0u16, u32::try_from(range.len()).unwrap_or(u32::MAX))];
         let subsamples: &[(u16, u32)] = layouts[i].as_deref().unwrap_or(&whole);
@@ -1287,6 +1369,11 @@ mod tests {
         };
         for scheme in [Scheme::Cenc, Scheme::Cbcs] {
             let out = protect_segment(&init, &seg, scheme, &KEY, &KID, 7).unwrap();
+            // In place (cbcs) or copied (cenc), an owned segment comes out the same.
+            assert_eq!(
+                protect_segment_owned(&init, seg.clone(), scheme, &KEY, &KID, 7).unwrap(),
+                out
+            );
             assert_well_formed(&out, 0..out.len());
             let info = parse_init(&init).unwrap();
             assert!(
