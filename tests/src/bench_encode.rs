@@ -29,7 +29,7 @@ const KBPS: u32 = 800;
 const SPEED: u8 = 10;
 
 /// Runs per CPU-time figure; the least is reported (run-to-run spread here is about 5%).
-const REPS: usize = 3;
+const REPS: usize = 5;
 
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage only writes the struct we pass.
@@ -95,16 +95,23 @@ fn encode_of(source: &Path, secs: u32, first: u32, end: u32) -> Result<Rendition
 }
 
 /// Least CPU time, over [`REPS`] rounds, of encoding each cut (chunks of a `secs`-long source, one after the
-/// other). The cuts take turns within a round, so that a slow spell of the machine does not fall on one of them.
-fn least_cpu(source: &Path, secs: u32, cuts: &[&[(u32, u32)]]) -> Result<Vec<f64>> {
-    let mut least = vec![f64::INFINITY; cuts.len()];
+/// other), with the bytes of samples the cut's encode produced. The cuts take turns within a round, so that a slow
+/// spell of the machine does not fall on one of them.
+fn least_cpu(source: &Path, secs: u32, cuts: &[&[(u32, u32)]]) -> Result<Vec<(f64, u64)>> {
+    let mut least = vec![(f64::INFINITY, 0u64); cuts.len()];
     for _ in 0..REPS {
         for (cut, least) in cuts.iter().zip(least.iter_mut()) {
-            let c = cpu_seconds();
+            let (c, mut bytes) = (cpu_seconds(), 0u64);
             for (a, b) in cut.iter() {
-                encode_of(source, secs, *a, *b)?;
+                let chunk = encode_of(source, secs, *a, *b)?;
+                bytes += chunk
+                    .segments
+                    .iter()
+                    .flat_map(|s| &s.samples)
+                    .map(|x| x.data.len() as u64)
+                    .sum::<u64>();
             }
-            *least = least.min(cpu_seconds() - c);
+            *least = (least.0.min(cpu_seconds() - c), bytes);
         }
     }
     Ok(least)
@@ -213,10 +220,11 @@ fn main() -> Result<()> {
     // CPU overhead: one-segment chunks of the default-GOP source and of the 2 s-GOP source (no frames to decode
     // before a chunk's start).
     let whole_range = [(0, segments)];
-    let [whole_cpu, chunked_cpu] = least_cpu(&source, SECS, &[&whole_range, &chunk_ranges])?[..] else {
+    let [(whole_cpu, _), (chunked_cpu, _)] = least_cpu(&source, SECS, &[&whole_range, &chunk_ranges])?[..] else {
         bail!("two figures expected");
     };
-    let [gop2_whole_cpu, gop2_chunked_cpu] = least_cpu(&short_gop, SECS, &[&whole_range, &chunk_ranges])?[..] else {
+    let [(gop2_whole_cpu, _), (gop2_chunked_cpu, _)] = least_cpu(&short_gop, SECS, &[&whole_range, &chunk_ranges])?[..]
+    else {
         bail!("two figures expected");
     };
     let kbps = |b: u64| b as f64 * 8.0 / SECS as f64 / 1000.0;
@@ -246,7 +254,7 @@ fn main() -> Result<()> {
     };
     let (count_cut, key_cut) = (video_chunks(&blind)?, video_chunks(&media)?);
     let long_segments = (LONG_SECS as f64 / SEGMENT) as u32;
-    let [long_whole_cpu, count_cut_cpu, key_cut_cpu] =
+    let [(long_whole_cpu, long_whole_bytes), (count_cut_cpu, count_cut_bytes), (key_cut_cpu, key_cut_bytes)] =
         least_cpu(&long, LONG_SECS, &[&[(0, long_segments)], &count_cut, &key_cut])?[..]
     else {
         bail!("three figures expected");
@@ -267,6 +275,7 @@ fn main() -> Result<()> {
             })
             .sum()
     };
+    let long_kbps = |b: u64| b as f64 * 8.0 / f64::from(LONG_SECS) / 1000.0;
     let fmt_cut = |c: &[(u32, u32)]| {
         c.iter()
             .map(|(a, b)| format!("[{}, {})", f64::from(*a) * SEGMENT, f64::from(*b) * SEGMENT))
@@ -286,8 +295,9 @@ fn main() -> Result<()> {
         "fan_out": {"one_worker_wall_s": one_worker_wall, "two_worker_wall_s": two_worker_wall, "speedup": one_worker_wall / two_worker_wall},
         "planner": {"source": "testsrc2 720p30 H.264, x264 defaults", "seconds": LONG_SECS, "max_chunk_s": MAX_CHUNK, "key_frames_ms": key_frames,
             "unchunked_cpu_s": long_whole_cpu,
-            "by_count": {"chunks": fmt_cut(&count_cut), "pre_roll_s": pre_roll(&count_cut), "cpu_s": count_cut_cpu, "cpu_ratio": count_cut_cpu / long_whole_cpu},
-            "after_key_frames": {"chunks": fmt_cut(&key_cut), "pre_roll_s": pre_roll(&key_cut), "cpu_s": key_cut_cpu, "cpu_ratio": key_cut_cpu / long_whole_cpu}},
+            "unchunked_kbps": long_kbps(long_whole_bytes),
+            "by_count": {"chunks": fmt_cut(&count_cut), "pre_roll_s": pre_roll(&count_cut), "kbps": long_kbps(count_cut_bytes), "cpu_s": count_cut_cpu, "cpu_ratio": count_cut_cpu / long_whole_cpu},
+            "after_key_frames": {"chunks": fmt_cut(&key_cut), "pre_roll_s": pre_roll(&key_cut), "kbps": long_kbps(key_cut_bytes), "cpu_s": key_cut_cpu, "cpu_ratio": key_cut_cpu / long_whole_cpu}},
         "overhead": {"unchunked_cpu_s": whole_cpu, "unchunked_wall_s": whole_wall, "chunked_cpu_s": chunked_cpu, "cpu_ratio": chunked_cpu / whole_cpu,
             "gop2_unchunked_cpu_s": gop2_whole_cpu, "gop2_chunked_cpu_s": gop2_chunked_cpu, "gop2_cpu_ratio": gop2_chunked_cpu / gop2_whole_cpu},
         "chunking_cost": {"unchunked_kbps": kbps(whole_bytes), "chunked_kbps": kbps(chunked_bytes), "bitrate_ratio": chunked_bytes as f64 / whole_bytes as f64,
@@ -303,9 +313,9 @@ fn main() -> Result<()> {
 | unchunked encode CPU (s) | {:.2} |\n| chunked encode CPU (s) | {:.2} |\n| **chunked ÷ unchunked CPU** (goal ≤ 1.05), x264's default GOP (one key frame in 8 s: chunk k first decodes 2k s it drops) | **{:.3}** |\n\
 | unchunked / chunked encode CPU (s), 2 s GOP source (a key frame at every chunk start) | {:.2} / {:.2} |\n| **chunked ÷ unchunked CPU**, 2 s GOP | **{:.3}** |\n\
 | unchunked bitrate (kb/s) / PSNR (dB) | {:.0} / {:.2} |\n| chunked bitrate (kb/s) / PSNR (dB) | {:.0} / {:.2} |\n| **chunked ÷ unchunked bitrate** (goal ≤ 1.01 at equal PSNR) | **{:.3}** |\n\n\
-## The planner's chunks of a long-GOP source\n\n{} s of the same content with x264's default GOP (key frames found by the probe at {:?} ms, off the 2 s segment grid), {} s segments, chunks of at most {} s, as `vod_domain::plan` cuts them. Unchunked encode: {:.2} s CPU.\n\n\
-| cut | chunks (s) | pre-roll (s) | CPU (s) | chunked ÷ unchunked CPU (goal ≤ 1.05) |\n|---|---|---:|---:|---:|\n\
-| by segment count | {} | {:.2} | {:.2} | {:.3} |\n| just after key frames | {} | {:.2} | {:.2} | **{:.3}** |\n\n\
+## The planner's chunks of a long-GOP source\n\n{} s of the same content with x264's default GOP (key frames found by the probe at {:?} ms, off the 2 s segment grid), {} s segments, chunks of at most {} s, as `vod_domain::plan` cuts them. Unchunked encode: {:.2} s CPU, {:.0} kb/s.\n\n\
+| cut | chunks (s) | pre-roll (s) | kb/s | CPU (s) | chunked ÷ unchunked CPU (goal ≤ 1.05) |\n|---|---|---:|---:|---:|---:|\n\
+| by segment count | {} | {:.2} | {:.0} | {:.2} | {:.3} |\n| just after key frames | {} | {:.2} | {:.0} | {:.2} | **{:.3}** |\n\n\
 The planner counts a chunk's fixed work as one second of pre-roll (`CHUNK_COST_MS`) and adds a chunk only where that saves more: here {} chunks instead of {}, for {:.2} s less pre-roll.\n\n\
 ## Projection: 10 minutes of 1080p\n\nFrom the mean measured chunk time ({:.2} s per {} s chunk at 360p) × 9 for 1080p pixels = {:.1} s per chunk; assumed {} s Lambda start and {} s S3 transfer per chunk; {} chunks.\n\n\
 | fan-out | wall time (s) |\n|---|---:|\n| 100-way | {:.0} |\n| 1000-way | {:.0} |\n\nExCamera's anchor: 888 s of 4K in 2.6 min (156.6 s).\n",
@@ -314,9 +324,9 @@ The planner counts a chunk's fixed work as one second of pre-roll (`CHUNK_COST_M
         whole_cpu, chunked_cpu, r["overhead"]["cpu_ratio"].as_f64().unwrap_or(0.0),
         gop2_whole_cpu, gop2_chunked_cpu, r["overhead"]["gop2_cpu_ratio"].as_f64().unwrap_or(0.0),
         kbps(whole_bytes), whole_psnr, kbps(chunked_bytes), chunked_psnr, r["chunking_cost"]["bitrate_ratio"].as_f64().unwrap_or(0.0),
-        LONG_SECS, &key_frames, SEGMENT, MAX_CHUNK, long_whole_cpu,
-        fmt_cut(&count_cut), pre_roll(&count_cut), count_cut_cpu, count_cut_cpu / long_whole_cpu,
-        fmt_cut(&key_cut), pre_roll(&key_cut), key_cut_cpu, key_cut_cpu / long_whole_cpu,
+        LONG_SECS, &key_frames, SEGMENT, MAX_CHUNK, long_whole_cpu, long_kbps(long_whole_bytes),
+        fmt_cut(&count_cut), pre_roll(&count_cut), long_kbps(count_cut_bytes), count_cut_cpu, count_cut_cpu / long_whole_cpu,
+        fmt_cut(&key_cut), pre_roll(&key_cut), long_kbps(key_cut_bytes), key_cut_cpu, key_cut_cpu / long_whole_cpu,
         key_cut.len(), count_cut.len(), pre_roll(&count_cut) - pre_roll(&key_cut),
         mean_chunk, SEGMENT, chunk_1080, lambda_start, s3_io, chunks_10min, project(100.0), project(1000.0),
     );
