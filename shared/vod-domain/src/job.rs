@@ -601,11 +601,13 @@ const CHUNK_COST_MS: u64 = 1000;
 /// last shorter. With them, the cut minimises (pre-roll + [`CHUNK_COST_MS`]) summed over chunks: chunks start just
 /// after source key frames where the length limit allows, and a chunk is added only when it saves more pre-roll
 /// than it costs. Ties keep full chunks first, so a source with a key frame at every segment start is cut exactly
-/// as without key frames. Dynamic programming over the segment boundaries, O(segments × per_chunk).
+/// as without key frames. Dynamic programming over the segment boundaries, O(segments × per_chunk), bounded.
 fn chunk_bounds(starts: &[u64], per_chunk: u32, key_frames_ms: &[u64], frame_rate: (u32, u32)) -> Vec<u32> {
     let segments = starts.len().saturating_sub(1);
     let per_chunk = (per_chunk as usize).max(1);
-    if key_frames_ms.is_empty() || per_chunk == 1 {
+    // Bound on the planner's work (segments × per_chunk steps, ~a second of CPU at most); beyond, cut by count.
+    const MAX_STEPS: usize = 50_000_000;
+    if key_frames_ms.is_empty() || per_chunk == 1 || segments.saturating_mul(per_chunk) > MAX_STEPS {
         let mut bounds: Vec<u32> = (0..segments).step_by(per_chunk).map(|k| k as u32).collect();
         bounds.push(segments as u32);
         return bounds;
