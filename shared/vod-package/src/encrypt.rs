@@ -7,6 +7,7 @@
 //! `sinf`/`tenc`/`pssh`/`encv` types and would rebuild, not splice, the boxes it does not know.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use openssl::cipher::{Cipher, CipherRef};
 use openssl::cipher_ctx::CipherCtx;
@@ -208,7 +209,7 @@ pub fn aes128_cbc_owned(
 ) -> std::result::Result<Vec<u8>, EncryptError> {
     const CHUNK: usize = 16 * 1024;
     let mut ctx = CipherCtx::new()?;
-    ctx.encrypt_init(Some(Cipher::aes_128_cbc()), Some(key), Some(iv))?;
+    ctx.encrypt_init(Some(aes_128_cbc()), Some(key), Some(iv))?;
     ctx.set_padding(false);
     // PKCS#7: 1 to 16 bytes of the pad length complete the last block.
     let pad = 16 - data.len() % 16;
@@ -249,7 +250,7 @@ fn ctr_whole_samples(
     keystream.push([0u8; 16]);
     let keystream = keystream.as_flattened_mut();
     let mut ctx = CipherCtx::new()?;
-    ctx.encrypt_init(Some(Cipher::aes_128_ecb()), Some(key), None)?;
+    ctx.encrypt_init(Some(aes_128_ecb()), Some(key), None)?;
     ctx.set_padding(false);
     update_in_place(&mut ctx, keystream, len)?;
     let mut at = 0;
@@ -279,7 +280,7 @@ fn cbc_whole_samples(
     shift: usize,
 ) -> Result<()> {
     let mut ctx = CipherCtx::new()?;
-    ctx.encrypt_init(Some(Cipher::aes_128_cbc()), Some(key), Some(iv))?;
+    ctx.encrypt_init(Some(aes_128_cbc()), Some(key), Some(iv))?;
     ctx.set_padding(false);
     let mut chain: Option<[u8; 16]> = None;
     for range in samples {
@@ -312,6 +313,33 @@ fn cbc_whole_samples(
         chain = Some(last);
     }
     Ok(())
+}
+
+/// A cipher fetched from the default provider once per process (OpenSSL 3 otherwise looks a legacy cipher up again,
+/// with locks and name compares, at every context initialisation, i.e. per segment); the legacy one if that fails.
+fn fetched(
+    slot: &'static OnceLock<Option<Cipher>>,
+    name: &str,
+    legacy: fn() -> &'static CipherRef,
+) -> &'static CipherRef {
+    slot.get_or_init(|| Cipher::fetch(None, name, None).ok())
+        .as_deref()
+        .unwrap_or_else(legacy)
+}
+
+fn aes_128_cbc() -> &'static CipherRef {
+    static SLOT: OnceLock<Option<Cipher>> = OnceLock::new();
+    fetched(&SLOT, "AES-128-CBC", Cipher::aes_128_cbc)
+}
+
+fn aes_128_ctr() -> &'static CipherRef {
+    static SLOT: OnceLock<Option<Cipher>> = OnceLock::new();
+    fetched(&SLOT, "AES-128-CTR", Cipher::aes_128_ctr)
+}
+
+fn aes_128_ecb() -> &'static CipherRef {
+    static SLOT: OnceLock<Option<Cipher>> = OnceLock::new();
+    fetched(&SLOT, "AES-128-ECB", Cipher::aes_128_ecb)
 }
 
 /// Pieces of at most 1 GiB (a multiple of the block size) per openssl call.
@@ -1029,8 +1057,8 @@ fn protect_parsed(
     }
     let mut ctx = CipherCtx::new()?;
     let cipher: &CipherRef = match scheme {
-        Scheme::Cenc => Cipher::aes_128_ctr(),
-        Scheme::Cbcs => Cipher::aes_128_cbc(),
+        Scheme::Cenc => aes_128_ctr(),
+        Scheme::Cbcs => aes_128_cbc(),
     };
     ctx.encrypt_init(Some(cipher), Some(key), None)?;
     ctx.set_padding(false);
