@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs (once, into a venv under .build/) and starts or stops the AWS emulator: moto in server mode on 127.0.0.1.
-# usage: infra/moto.sh start|stop|status|restart   (port: MOTO_PORT, default 4566)
+# usage: infra/moto.sh install|start|stop|status|restart   (port: MOTO_PORT, default 4566)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 port="${MOTO_PORT:-4566}"
@@ -53,9 +53,10 @@ stop() {
 }
 
 case "${1:-}" in
+  install) install ;;
   start) start ;;
   stop) stop ;;
   restart) stop; start ;;
   status) if alive && answers; then echo "running (pid $(cat "$pidfile"), port $port)"; else echo "stopped"; exit 3; fi ;;
-  *) echo "usage: $0 start|stop|status|restart" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|status|restart" >&2; exit 2 ;;
 esac

@@ -34,10 +34,10 @@ enum Command {
         #[arg(long, env = "MOTO_PORT", default_value_t = 4566)]
         aws_port: u16,
         /// Port of the local management API.
-        #[arg(long, default_value_t = 3000)]
+        #[arg(long, env = "VOD_API_PORT", default_value_t = 3000)]
         api_port: u16,
         /// Resource name prefix (template parameter ResourcePrefix).
-        #[arg(long, default_value = "vod")]
+        #[arg(long, env = "VOD_PREFIX", default_value = "vod")]
         prefix: String,
         /// Generate a sample clip with ffmpeg, upload it through the API and wait until it is probed.
         #[arg(long)]

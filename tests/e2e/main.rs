@@ -6,5 +6,6 @@ mod edge_inputs;
 mod encoding;
 mod indexing;
 mod protection;
+mod readme;
 mod runtime_emulator;
 mod support;
