@@ -117,7 +117,10 @@ impl Api {
         Ok(())
     }
 
-    /// Creates an asset and uploads the file with a progress bar; returns the created asset.
+    /// Creates an asset and uploads the file with a progress bar; returns the created asset. A multipart upload
+    /// that was interrupted (connection dropped, process killed) is resumed: the same file (path, size and
+    /// modification time) to the same endpoint continues the same upload, skipping the parts already stored, and
+    /// the progress bar starts from them.
     pub async fn upload(&self, file: &Path, name: Option<&str>) -> Result<Value> {
         let meta = tokio::fs::metadata(file)
             .await
@@ -127,6 +130,31 @@ impl Api {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| anyhow!("{} has no usable file name", file.display()))?;
+        let bar = ProgressBar::new(size);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        let state_path = self.resume_state_path(file, &meta);
+        if let Some(state) = std::fs::read(&state_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        {
+            match self.finish_multipart(file, size, &state, &bar).await {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&state_path);
+                    bar.finish_with_message(format!("uploaded {file_name} (resumed)"));
+                    return Ok(state["asset"].clone());
+                }
+                Err(e) => {
+                    // The upload cannot be continued (completed, aborted, expired): start over.
+                    bar.println(format!("cannot resume the earlier upload ({e:#}); starting over"));
+                    let _ = std::fs::remove_file(&state_path);
+                    bar.set_position(0);
+                }
+            }
+        }
         let created = Self::json(
             self.req(reqwest::Method::POST, "/assets")
                 .json(&json!({"name": name, "file_name": file_name, "size": size}))
@@ -134,12 +162,6 @@ impl Api {
                 .await?,
         )
         .await?;
-        let bar = ProgressBar::new(size);
-        bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
         bar.set_message(format!("uploading {file_name}"));
         let up = &created["upload"];
         match up["kind"].as_str() {
@@ -148,33 +170,119 @@ impl Api {
                 self.put_range(url, file, 0, size, &bar).await?;
             }
             Some("multipart") => {
-                let part_size = up["part_size"].as_u64().ok_or_else(|| anyhow!("part_size missing"))?;
-                let mut parts = Vec::new();
-                for p in up["parts"].as_array().ok_or_else(|| anyhow!("parts missing"))? {
-                    let n = p["part_number"]
-                        .as_u64()
-                        .ok_or_else(|| anyhow!("part_number missing"))?;
-                    let url = p["url"].as_str().ok_or_else(|| anyhow!("part url missing"))?;
-                    let offset = (n - 1) * part_size;
-                    let len = part_size.min(size.saturating_sub(offset));
-                    let etag = self.put_range(url, file, offset, len, &bar).await?;
-                    parts.push(json!({"part_number": n, "etag": etag}));
+                // Remembered until the upload completes, so that an interrupted upload resumes.
+                let state = json!({"asset": created["asset"], "upload": up});
+                if let Some(dir) = state_path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
                 }
-                let path = up["complete_path"]
-                    .as_str()
-                    .ok_or_else(|| anyhow!("complete_path missing"))?;
-                Self::json(
-                    self.req(reqwest::Method::POST, path)
-                        .json(&json!({"upload_id": up["upload_id"], "parts": parts}))
-                        .send()
-                        .await?,
-                )
-                .await?;
+                std::fs::write(&state_path, serde_json::to_vec(&state)?)
+                    .with_context(|| format!("writing {}", state_path.display()))?;
+                self.finish_multipart(file, size, &state, &bar).await?;
+                let _ = std::fs::remove_file(&state_path);
             }
             other => bail!("unknown upload kind {other:?}"),
         }
         bar.finish_with_message(format!("uploaded {file_name}"));
         Ok(created["asset"].clone())
+    }
+
+    /// Where an unfinished multipart upload of `file` to this endpoint is remembered: `$VODCTL_STATE_DIR`, else
+    /// `$XDG_STATE_HOME/vodctl` or `~/.local/state/vodctl`, one file per (endpoint, path, size, mtime).
+    fn resume_state_path(&self, file: &Path, meta: &std::fs::Metadata) -> PathBuf {
+        let dir = std::env::var_os("VODCTL_STATE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("vodctl")))
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/vodctl")))
+            .unwrap_or_else(|| std::env::temp_dir().join("vodctl"));
+        let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let identity = format!("{}\n{}\n{}\n{mtime}", self.base, canonical.display(), meta.len());
+        let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, identity.as_bytes());
+        dir.join("uploads").join(format!("{id}.json"))
+    }
+
+    /// Uploads the parts of a multipart upload that are not stored yet (URLs fetched a page at a time), then
+    /// completes it.
+    async fn finish_multipart(&self, file: &Path, size: u64, state: &Value, bar: &ProgressBar) -> Result<()> {
+        let up = &state["upload"];
+        let upload_id = up["upload_id"].as_str().ok_or_else(|| anyhow!("upload_id missing"))?;
+        let parts_path = up["parts_path"].as_str().ok_or_else(|| anyhow!("parts_path missing"))?;
+        let complete_path = up["complete_path"]
+            .as_str()
+            .ok_or_else(|| anyhow!("complete_path missing"))?;
+        let page = |from: u64, count: u64| {
+            let path = format!(
+                "{parts_path}?upload_id={}&size={size}&from={from}&count={count}",
+                percent_encoding::utf8_percent_encode(upload_id, percent_encoding::NON_ALPHANUMERIC)
+            );
+            async move { Self::json(self.req(reqwest::Method::GET, &path).send().await?).await }
+        };
+        let first = page(1, 100).await?;
+        let part_size = first["part_size"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("part_size missing"))?;
+        let part_count = first["part_count"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("part_count missing"))?;
+        let len_of = |n: u64| part_size.min(size.saturating_sub((n - 1) * part_size));
+        // Parts already stored whole are kept.
+        let mut etags: std::collections::BTreeMap<u64, String> = first["uploaded"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                let n = p["part_number"].as_u64()?;
+                (n >= 1 && n <= part_count && p["size"].as_u64() == Some(len_of(n)))
+                    .then(|| (n, p["etag"].as_str().unwrap_or("").trim_matches('"').to_string()))
+            })
+            .collect();
+        let stored: u64 = etags.keys().map(|&n| len_of(n)).sum();
+        if !etags.is_empty() {
+            bar.println(format!(
+                "resuming: {} of {part_count} parts ({stored} bytes) already stored",
+                etags.len()
+            ));
+        }
+        bar.set_position(stored);
+        let mut urls = first;
+        let mut next = 1u64;
+        while next <= part_count {
+            for p in urls["parts"].as_array().into_iter().flatten() {
+                let n = p["part_number"]
+                    .as_u64()
+                    .ok_or_else(|| anyhow!("part_number missing"))?;
+                if etags.contains_key(&n) {
+                    continue;
+                }
+                let url = p["url"].as_str().ok_or_else(|| anyhow!("part url missing"))?;
+                let etag = self.put_range(url, file, (n - 1) * part_size, len_of(n), bar).await?;
+                etags.insert(n, etag);
+            }
+            next = urls["parts"]
+                .as_array()
+                .and_then(|a| a.last())
+                .and_then(|p| p["part_number"].as_u64())
+                .map_or(part_count + 1, |n| n + 1);
+            if next <= part_count {
+                urls = page(next, 1000).await?;
+            }
+        }
+        let parts: Vec<Value> = etags
+            .iter()
+            .map(|(n, etag)| json!({"part_number": n, "etag": etag}))
+            .collect();
+        Self::json(
+            self.req(reqwest::Method::POST, complete_path)
+                .json(&json!({"upload_id": upload_id, "parts": parts}))
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(())
     }
 
     /// PUTs `len` bytes of `file` at `offset` to a presigned URL, streaming and advancing the bar; returns the ETag.
@@ -422,11 +530,9 @@ pub fn print_locator(loc: &Value, player_page: Option<&str>) {
     }
     for d in loc["downloads"].as_array().into_iter().flatten() {
         println!(
-            "  {:<6} {}\n         presigned (until {}): {}",
+            "  {:<6} {}",
             d["rendition"].as_str().unwrap_or(""),
-            d["url"].as_str().unwrap_or(""),
-            d["presigned_expires_at"].as_str().unwrap_or(""),
-            d["presigned_url"].as_str().unwrap_or("")
+            d["url"].as_str().unwrap_or("")
         );
     }
 }

@@ -1,6 +1,6 @@
 //! `vodctl`: command-line client of the VoD platform. `dev` runs the local stack in the foreground; the other
 //! commands talk to the management API (endpoint and token from flags, the environment, or the running dev stack).
-mod client;
+use vodctl::client;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -383,3 +383,152 @@ async fn poison_messages_go_to_the_dead_letter_queue_without_blocking_the_batch(
     assert!(failed >= 2, "the poison message was retried ({failed} failures)");
     stack.shutdown().await;
 }
+
+/// A source whose probe never completes (each delivery runs past the ingest function's timeout and is abandoned,
+/// as Lambda does) ends in Error with the reason once the probe's deadline has passed — never Uploaded forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_probe_never_completes_ends_in_error() {
+    let mut opts = options("probe-deadline");
+    opts.params.insert("IngestTimeoutSeconds".into(), "1".into());
+    opts.params.insert("IngestMaxReceiveCount".into(), "2".into());
+    opts.params.insert("ProbeDeadlineSeconds".into(), "3".into());
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    assert_eq!(stack.host.functions["IngestFunction"].spec.timeout_secs, 1);
+    let api = Api::new(&stack);
+    let dir = scratch("probe-deadline");
+    // An MP4 of 100,000 empty `free` boxes: probing it box by box takes far longer than a second.
+    let mut bytes = vec![0, 0, 0, 16, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0];
+    for _ in 0..100_000 {
+        bytes.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e']);
+    }
+    let file = dir.join("slow.mp4");
+    std::fs::write(&file, &bytes).expect("write");
+    let created = api.upload(&file).await.expect("upload");
+    let id = created["id"].as_str().expect("id").to_string();
+    let start = Instant::now();
+    let asset = loop {
+        let (s, a) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+        assert_eq!(s, 200, "{a}");
+        if a["state"] == "Error" {
+            break a;
+        }
+        assert_ne!(a["state"], "Probed", "{a}");
+        assert!(start.elapsed() < Duration::from_secs(120), "still {}: {a}", a["state"]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let reason = asset["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("probe did not complete within 3 s"), "{reason}");
+    let failed = stack.host.functions["IngestFunction"]
+        .failed_messages
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        failed >= 1,
+        "the probe was abandoned at the function timeout ({failed} failures)"
+    );
+    // The listing shows the same.
+    let all = api.list_all().await;
+    let listed = all.iter().find(|a| a["id"] == id.as_str()).expect("listed");
+    assert_eq!(listed["state"], "Error");
+    stack.shutdown().await;
+}
+
+/// `vodctl upload` of a large file interrupted after some parts (the connection dropped, the process died) resumes
+/// on the next run: the same asset, the stored parts skipped, the progress bar from where it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_multipart_upload_is_resumed_by_vodctl() {
+    let mut opts = options("resume");
+    opts.params.insert("MultipartThresholdBytes".into(), "5242880".into());
+    opts.params.insert("MultipartPartSizeBytes".into(), "5242880".into());
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let dir = scratch("resume");
+    std::env::set_var("VODCTL_STATE_DIR", dir.join("state"));
+    // ~100 MB: 20 parts of 5 MiB.
+    let wav = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=48000",
+            "-t",
+            "520",
+            "-ac",
+            "2",
+            "-c:a",
+            "pcm_s16le",
+        ],
+        &dir.join("big.wav"),
+    );
+    let size = std::fs::metadata(&wav).expect("meta").len();
+    let client = vodctl::client::Api::new(stack.api_url(), Some(TOKEN.into()));
+    let s3 = s3(&stack);
+    let bucket = stack.bucket("UploadBucket").expect("upload bucket").to_string();
+    // First run: interrupted once two parts are stored.
+    let first = {
+        let (client, wav) = (
+            vodctl::client::Api::new(stack.api_url(), Some(TOKEN.into())),
+            wav.clone(),
+        );
+        tokio::spawn(async move { client.upload(&wav, None).await })
+    };
+    let start = Instant::now();
+    let stored_before = loop {
+        let uploads = s3
+            .list_multipart_uploads()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("list uploads");
+        let mut stored = 0;
+        for u in uploads.uploads() {
+            let parts = s3
+                .list_parts()
+                .bucket(&bucket)
+                .key(u.key().unwrap_or_default())
+                .upload_id(u.upload_id().unwrap_or_default())
+                .send()
+                .await
+                .expect("list parts");
+            stored += parts.parts().len();
+        }
+        if stored >= 2 {
+            first.abort();
+            break stored;
+        }
+        assert!(
+            !first.is_finished(),
+            "the upload finished before it could be interrupted"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60), "no part was stored");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let _ = first.await;
+    let states: Vec<_> = std::fs::read_dir(dir.join("state/uploads"))
+        .expect("resume state")
+        .flatten()
+        .collect();
+    assert_eq!(states.len(), 1, "the interrupted upload is remembered");
+    let state: Value = serde_json::from_slice(&std::fs::read(states[0].path()).expect("state")).expect("json");
+    let asset_id = state["asset"]["id"].as_str().expect("asset id").to_string();
+    let api = Api::new(&stack);
+    let (_, a) = api.call(Method::GET, &format!("/assets/{asset_id}"), None).await;
+    assert_eq!(a["state"], "Created", "nothing completed yet: {a}");
+
+    // Second run: the same asset, finished from the parts already stored.
+    let resumed = client.upload(&wav, None).await.expect("resumed upload");
+    assert_eq!(resumed["id"], asset_id.as_str(), "the same asset, not a new one");
+    assert!(
+        std::fs::read_dir(dir.join("state/uploads"))
+            .expect("dir")
+            .next()
+            .is_none(),
+        "the state is removed once the upload completes"
+    );
+    let done = api.wait_final(&asset_id).await;
+    assert_eq!(done["state"], "Probed", "{done}");
+    assert_eq!(done["source"]["size"].as_u64(), Some(size));
+    assert!((done["media"]["duration_secs"].as_f64().unwrap_or(0.0) - 520.0).abs() < 0.01);
+    let all = api.list_all().await;
+    assert_eq!(all.len(), 1, "one asset for the two runs");
+    println!("interrupted after {stored_before} parts, resumed");
+    stack.shutdown().await;
+}

@@ -437,26 +437,38 @@ async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
     stack.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_task_is_replaced_by_the_redelivery() {
-    // First stack: the encoder is paused, so the job's messages wait in the queue.
-    let mut opts = options("killed");
-    opts.host.paused = vec!["EncodeFunction".into()];
-    let paused = vod_local::LocalStack::start(opts.clone()).await.expect("stack");
+/// A stack of `opts` with the encoder paused, `source` uploaded and probed, and a job created with `preset` (its
+/// messages wait in the queue): the stack, the asset id and the job.
+async fn job_with_encoder_paused(
+    opts: &vod_local::LocalStackOptions,
+    source: &Path,
+    preset: &str,
+) -> (vod_local::LocalStack, String, Value) {
+    let mut paused_opts = opts.clone();
+    paused_opts.host.paused = vec!["EncodeFunction".into()];
+    let paused = vod_local::LocalStack::start(paused_opts).await.expect("stack");
     let api = Api::new(&paused);
-    let dir = scratch("killed");
-    let source = h264_aac_mp4(&dir, "k.mp4", "320x240", 25, 3);
-    let asset = api.upload(&source).await.expect("upload");
+    let asset = api.upload(source).await.expect("upload");
     let id = asset["id"].as_str().expect("id").to_string();
     assert_eq!(api.wait_final(&id).await["state"], "Probed");
     let (status, job) = api
         .call(
             Method::POST,
             &format!("/assets/{id}/jobs"),
-            Some(json!({"preset": "tiny"})),
+            Some(json!({ "preset": preset })),
         )
         .await;
     assert_eq!(status, 201, "{job}");
+    (paused, id, job)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_task_is_replaced_by_the_redelivery() {
+    // First stack: the encoder is paused, so the job's messages wait in the queue.
+    let opts = options("killed");
+    let dir = scratch("killed");
+    let source = h264_aac_mp4(&dir, "k.mp4", "320x240", 25, 3);
+    let (paused, id, job) = job_with_encoder_paused(&opts, &source, "tiny").await;
     let job_id = vod_domain::job::JobId::parse(job["id"].as_str().expect("id")).expect("job id");
 
     // A worker took task 0, wrote half a segment and died: the task is Processing, the object is garbage.
@@ -480,9 +492,7 @@ async fn a_worker_killed_mid_task_is_replaced_by_the_redelivery() {
     paused.shutdown().await;
 
     // The replacement worker gets every message (task 0's among them) and finishes the job once.
-    let mut opts2 = opts;
-    opts2.host.paused.clear();
-    let stack = vod_local::LocalStack::start(opts2).await.expect("stack");
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
     let api = Api::new(&stack);
     let done = wait_job(&api, &job_id.to_string(), 600).await;
     assert_eq!(done["state"], "Finished", "{done}");
@@ -506,5 +516,54 @@ async fn a_worker_killed_mid_task_is_replaced_by_the_redelivery() {
         Some("75"),
         "one correct output: {p}"
     );
+    stack.shutdown().await;
+}
+
+/// A task whose every invocation runs past the encoder's timeout (the host abandons it, as Lambda does) reaches
+/// the dead-letter queue after the retries; the encoder consumes that queue and the job ends in Error with the
+/// reason, never Processing forever. (Job creation refuses plans whose tasks would not fit half the timeout, so
+/// the job is created first, and the encoder then runs with a 1 s timeout.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_outlives_the_function_timeout_fails_its_job_after_the_retries() {
+    let mut opts = options("timeout");
+    opts.params.insert("EncodeMaxReceiveCount".into(), "2".into());
+    let dir = scratch("timeout");
+    // A 360p chunk of the AV1 ladder (two rungs) takes several seconds to encode.
+    let source = h264_aac_mp4(&dir, "t.mp4", "640x360", 25, 2);
+    let (paused, id, job) = job_with_encoder_paused(&opts, &source, "adaptive-av1").await;
+    paused.shutdown().await;
+
+    opts.params.insert("EncodeTimeoutSeconds".into(), "1".into());
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    assert_eq!(
+        stack.host.functions["EncodeFunction"].spec.timeout_secs, 1,
+        "the host enforces the template's timeout"
+    );
+    let api = Api::new(&stack);
+    let done = wait_job(&api, job["id"].as_str().expect("id"), 300).await;
+    assert_eq!(done["state"], "Error", "{done}");
+    let reason = done["error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("did not complete in 2 deliveries") && reason.contains("timeout"),
+        "{reason}"
+    );
+    let failed = stack.host.functions["EncodeFunction"]
+        .failed_messages
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        failed >= 2,
+        "the task was retried before it was given up ({failed} failures)"
+    );
+    // A 1 s timeout cannot hold any task: new jobs are refused up front, naming the limit.
+    let (status, refused) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{id}/jobs"),
+            Some(json!({"preset": "adaptive-av1"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    let msg = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("half of the encoder's 1 s timeout"), "{msg}");
     stack.shutdown().await;
 }

@@ -8,4 +8,5 @@ mod indexing;
 mod protection;
 mod readme;
 mod runtime_emulator;
+mod scale;
 mod support;

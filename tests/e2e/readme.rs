@@ -126,18 +126,17 @@ fn the_readme_run_command_works_in_a_fresh_clone() {
             assert!(streams.iter().any(|s| s == "audio"), "{url}: {streams:?}");
         }
     });
-    // Ctrl-C, as the README says; the stack stops.
-    let _ = Command::new("kill")
-        .args(["-INT", &format!("-{}", child.id())])
-        .status();
+    // Ctrl-C, as the README says (SIGINT to the command's process group); the stack stops.
+    let group = -(child.id() as i32);
+    // SAFETY: kill(2) on the process group this test started; no memory is involved.
+    unsafe { libc::kill(group, libc::SIGINT) };
     let stopped = (0..300).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
         matches!(child.try_wait(), Ok(Some(_)))
     });
     if !stopped {
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", child.id())])
-            .status();
+        // SAFETY: as above.
+        unsafe { libc::kill(group, libc::SIGKILL) };
         let _ = child.wait();
     }
     if let Err(e) = result {

@@ -101,6 +101,9 @@ impl<B: BlobStore> BlobStore for Counting<B> {
     ) -> Result<(), StoreError> {
         self.inner.complete_multipart(blob, upload_id, parts).await
     }
+    async fn list_parts(&self, blob: &BlobRef, upload_id: &str) -> Result<Vec<vod_domain::StoredPart>, StoreError> {
+        self.inner.list_parts(blob, upload_id).await
+    }
 }
 
 struct Client {
@@ -424,7 +427,6 @@ async fn main() -> Result<()> {
         let delivery = DeliveryService::new(
             assets.clone(),
             Arc::new(DynamoDeliveryStore::new(dynamo.clone(), table.clone())),
-            blobs.clone(),
         );
         let protection = vod_domain::protection::ProtectionService::new(
             assets.clone(),

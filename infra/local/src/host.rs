@@ -257,8 +257,8 @@ impl Poller {
         };
         let timeout = Duration::from_secs(self.func.spec.timeout_secs.max(1) as u64);
         let func = self.func.clone();
-        let invocation = tokio::spawn(async move { func.invoke_sqs(event).await });
-        let failed: Vec<String> = match tokio::time::timeout(timeout, invocation).await {
+        let mut invocation = tokio::spawn(async move { func.invoke_sqs(event).await });
+        let failed: Vec<String> = match tokio::time::timeout(timeout, &mut invocation).await {
             Ok(Ok(Ok(resp))) if self.event.report_batch_item_failures => resp
                 .batch_item_failures
                 .into_iter()
@@ -275,6 +275,9 @@ impl Poller {
                 ids.clone()
             }
             Err(_) => {
+                // Lambda ends the invocation at its timeout: the handler is abandoned mid-way, nothing it would
+                // still do happens, and the batch's messages come back after their visibility timeout.
+                invocation.abort();
                 error!(timeout_secs = timeout.as_secs(), "invocation timed out");
                 ids.clone()
             }

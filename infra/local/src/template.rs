@@ -656,11 +656,16 @@ impl Ctx<'_> {
                 }
             }
         }
-        let timeout_secs = props
-            .get("Timeout")
-            .and_then(Value::as_u64)
-            .or(global_timeout)
-            .unwrap_or(3) as u32;
+        // A literal or a resolved parameter (`!Ref EncodeTimeoutSeconds`), as Lambda enforces it.
+        let timeout_secs = match props.get("Timeout") {
+            Some(t) => {
+                let v = self.eval(t)?;
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .ok_or_else(|| anyhow!("{id}: Timeout {v} is not a number of seconds"))?
+            }
+            None => global_timeout.unwrap_or(3),
+        } as u32;
         Ok(FunctionSpec {
             logical_id: id.into(),
             binary,

@@ -217,6 +217,34 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             ctx.assets.delete_asset(id).await?;
             Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
         }
+        (["assets", id, "upload", "parts"], Method::GET) => {
+            // A page of part URLs of a multipart upload and the parts already stored (to resume it).
+            let q = req.query_string_parameters();
+            let num = |k: &str, default: Option<u64>| -> Result<u64, ApiError> {
+                match (q.first(k), default) {
+                    (Some(v), _) => v
+                        .parse()
+                        .map_err(|_| ApiError::bad_request(format!("{k} must be a non-negative integer"))),
+                    (None, Some(d)) => Ok(d),
+                    (None, None) => Err(ApiError::bad_request(format!("{k} is required"))),
+                }
+            };
+            let upload_id = q
+                .first("upload_id")
+                .ok_or_else(|| ApiError::bad_request("upload_id is required"))?
+                .to_string();
+            let page = ctx
+                .assets
+                .upload_parts(
+                    parse_id(id)?,
+                    &upload_id,
+                    num("size", None)?,
+                    num("from", Some(1))?,
+                    num("count", Some(vod_domain::service::PART_URLS_PAGE))?,
+                )
+                .await?;
+            Ok(json_response(StatusCode::OK, &page))
+        }
         (["assets", id, "upload", "complete"], Method::POST) => {
             let id = parse_id(id)?;
             let body: CompleteUpload = parse_json(req)?;
@@ -236,7 +264,17 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             Ok(json_response(StatusCode::OK, &serde_json::json!({ "items": jobs })))
         }
         (["jobs", id], Method::GET) => {
-            let view = ctx.jobs.get_job(parse_job_id(id)?).await?;
+            // The job with a page of its tasks: `tasks_limit` (1..=1000, default 100) after `tasks_after`.
+            let q = req.query_string_parameters();
+            let limit = limit_param(q.first("tasks_limit"), vod_domain::jobs::TASK_PAGE as usize)?;
+            let after = match q.first("tasks_after") {
+                None => None,
+                Some(a) => Some(
+                    a.parse::<u32>()
+                        .map_err(|_| ApiError::bad_request("tasks_after must be a task index"))?,
+                ),
+            };
+            let view = ctx.jobs.get_job_page(parse_job_id(id)?, after, limit as u32).await?;
             Ok(json_response(StatusCode::OK, &view))
         }
         (["jobs", id, "cancel"], Method::POST) => {
@@ -456,6 +494,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         | (["filters"], _)
         | (["filters", _], _)
         | (["assets", _, "upload", "complete"], _)
+        | (["assets", _, "upload", "parts"], _)
         | (["assets", _, "jobs"], _)
         | (["jobs", _], _)
         | (["jobs", _, "cancel"], _)
@@ -509,7 +548,7 @@ struct LocatorView {
     /// Streaming locators: HLS and DASH manifests (friendly and AMS-style), and the player page.
     #[serde(skip_serializing_if = "Option::is_none")]
     urls: Option<serde_json::Value>,
-    /// Download locators: the progressive MP4 of each rendition, through the packager (Range) and presigned.
+    /// Download locators: the progressive MP4 of each rendition, through the packager (Range).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     downloads: Vec<serde_json::Value>,
 }
@@ -547,16 +586,11 @@ async fn locator_view(ctx: &AppContext, locator: Locator) -> Result<LocatorView,
             view.urls = Some(urls);
         }
         LocatorKind::Download => {
-            let presigned = ctx.delivery.download_urls(&view.locator, 3600).await?;
+            // The progressive files are assembled on request from the segments: there is no object to presign.
             let asset = ctx.assets.get_asset(view.locator.asset_id).await?;
             for r in asset.output.iter().flat_map(|o| o.renditions.iter()) {
-                let mut d = serde_json::json!({"rendition": r.name, "url": format!("{ism}/{}.mp4", r.name)});
-                // Presigned S3 URLs only where the raw object is the media (not for storage-encrypted assets).
-                if let Some(p) = presigned.iter().find(|p| p.rendition == r.name) {
-                    d["presigned_url"] = p.url.clone().into();
-                    d["presigned_expires_at"] = serde_json::to_value(p.expires_at).unwrap_or_default();
-                }
-                view.downloads.push(d);
+                view.downloads
+                    .push(serde_json::json!({"rendition": r.name, "url": format!("{ism}/{}.mp4", r.name)}));
             }
         }
     }

@@ -46,6 +46,10 @@ pub struct AppConfig {
     pub player_url: Option<String>,
     /// The KMS key (id, ARN or alias) that wraps content keys and verification secrets.
     pub kms_key_id: String,
+    /// How long after its upload an asset may wait for its probe before it is in Error.
+    pub probe_deadline: Duration,
+    /// Limits of a job's plan (tasks, source duration).
+    pub job_limits: vod_domain::jobs::JobLimits,
 }
 
 impl AppConfig {
@@ -75,6 +79,20 @@ impl AppConfig {
                 .map(|u| u.trim_end_matches('/').to_string()),
             player_url: get("PLAYER_URL").filter(|u| !u.is_empty()),
             kms_key_id: req("KMS_KEY_ID")?,
+            probe_deadline: Duration::from_secs(num("PROBE_DEADLINE_SECONDS", d.probe_deadline.as_secs())?),
+            job_limits: {
+                let l = vod_domain::jobs::JobLimits::default();
+                vod_domain::jobs::JobLimits {
+                    max_tasks: u32::try_from(num("MAX_JOB_TASKS", u64::from(l.max_tasks))?)
+                        .map_err(|_| ConfigError::Invalid("MAX_JOB_TASKS", "too large".into()))?,
+                    max_source_secs: num("MAX_SOURCE_SECONDS", l.max_source_secs as u64)? as f64,
+                    encode_timeout_secs: num("ENCODE_TIMEOUT_SECONDS", l.encode_timeout_secs as u64)? as f64,
+                    encode_vcpus: match get("ENCODE_MEMORY_MB").filter(|v| !v.is_empty()) {
+                        None => l.encode_vcpus,
+                        Some(_) => vod_domain::jobs::JobLimits::vcpus_for_memory(num("ENCODE_MEMORY_MB", 3008)? as f64),
+                    },
+                }
+            },
             webhook: match get("WEBHOOK_URL").filter(|u| !u.is_empty()) {
                 None => None,
                 Some(url) => Some((url, req("WEBHOOK_SECRET")?)),
@@ -111,6 +129,7 @@ impl AppConfig {
             multipart_threshold: self.multipart_threshold,
             part_size: self.part_size,
             url_ttl: self.url_ttl,
+            probe_deadline: self.probe_deadline,
             ..ServiceConfig::default()
         }
     }
@@ -160,7 +179,6 @@ impl AppContext {
                 aws_sdk_dynamodb::Client::new(sdk),
                 config.table_name.clone(),
             )),
-            blobs,
         );
         let protection = ProtectionService::new(
             store.clone(),
@@ -178,7 +196,7 @@ impl AppContext {
             aws_sdk_sqs::Client::new(sdk),
             config.encode_queue_url.clone(),
         ));
-        let jobs = JobService::new(store, job_store, queue, config.event_publisher(sdk));
+        let jobs = JobService::new(store, job_store, queue, config.event_publisher(sdk)).with_limits(config.job_limits);
         AppContext {
             config,
             assets,

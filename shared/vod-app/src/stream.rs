@@ -19,11 +19,15 @@ use vod_domain::indexing::{webvtt, webvtt_segment, Cue};
 use vod_domain::protection::{
     delivery_for, ContentKey, Delivery, DeliveryPolicy, Drm, KeyId, Protection, ProtectionService, Protocol,
 };
-use vod_domain::{Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, CaptionsInfo, DomainError, SegmentIndex};
+use vod_domain::{
+    Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, CaptionsInfo, DomainError, ProgressiveFile,
+    SegmentIndex,
+};
 use vod_package::dash::{DashDrm, DashProtection};
 use vod_package::encrypt::{
     aes128_cbc_owned, protect_init, protect_segment_owned, pssh_for_scheme, system_id, DrmSystem, Scheme,
 };
+use vod_package::progressive::{Piece, ProgressiveMap};
 use vod_package::range::{parse_range, RangeOutcome};
 use vod_package::timeline::{overlapping, TextTrack, TrackKind};
 use vod_package::url::Enc;
@@ -34,8 +38,11 @@ use crate::api::{error_response, ApiError};
 use crate::config::ConfigError;
 
 /// Largest body one response carries: Lambda's 6 MB response limit after base64 (binary bodies through API
-/// Gateway). Larger objects are redirected to a presigned S3 URL.
+/// Gateway). Larger segments are redirected to a presigned S3 URL; a larger range of a progressive file is shortened
+/// (the client asks for the rest).
 pub const MAX_BODY: u64 = 4 * 1024 * 1024;
+/// Ranged reads of segments in flight for one progressive-download response.
+const PROGRESSIVE_READS: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
@@ -90,6 +97,8 @@ pub struct StreamContext {
     /// Caption cues of indexed assets (per job, never rewritten), parsed once.
     cues: Cache<String, Arc<Vec<Cue>>>,
     objects: Cache<String, Arc<Vec<u8>>>,
+    /// Progressive files' descriptions with their heads (per job, never rewritten), weighed by size.
+    progressive: Cache<String, Arc<(ProgressiveMap, Arc<Vec<u8>>)>>,
     protection: ProtectionService,
     /// An asset's content key record (no key material), and unwrapped keys (kept in memory only, zeroized when
     /// evicted).
@@ -148,6 +157,12 @@ impl StreamContext {
                 .weigher(|_k: &String, v: &Arc<Vec<u8>>| v.len().try_into().unwrap_or(u32::MAX))
                 .max_capacity(32 * 1024 * 1024)
                 .build(),
+            progressive: Cache::builder()
+                .weigher(|_k: &String, v: &Arc<(ProgressiveMap, Arc<Vec<u8>>)>| {
+                    (v.1.len() + v.0.file.runs.len() * 128).try_into().unwrap_or(u32::MAX)
+                })
+                .max_capacity(64 * 1024 * 1024)
+                .build(),
             config,
             assets,
             delivery,
@@ -171,7 +186,6 @@ impl StreamContext {
         let delivery = DeliveryService::new(
             assets.clone(),
             Arc::new(DynamoDeliveryStore::new(dynamo.clone(), config.table_name.clone())),
-            blobs.clone(),
         );
         let protection = ProtectionService::new(
             assets.clone(),
@@ -281,6 +295,67 @@ impl StreamContext {
         let plain = Arc::new(self.protection.unwrap_content_key(&rec).await.map_err(unavailable)?);
         self.plain_keys.insert(rec.kid, plain.clone());
         Ok((rec, plain))
+    }
+
+    /// A rendition's progressive file: its description and head, read once per warm instance.
+    async fn progressive(&self, key: &str, bucket: &str) -> Result<Arc<(ProgressiveMap, Arc<Vec<u8>>)>, ApiError> {
+        if let Some(v) = self.progressive.get(key) {
+            return Ok(v);
+        }
+        let corrupt = |e: String| {
+            warn!(key, error = %e, "unreadable progressive file description");
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt",
+                "progressive file description unreadable",
+            )
+        };
+        let file: ProgressiveFile =
+            serde_json::from_slice(&self.object(key, bucket).await?).map_err(|e| corrupt(e.to_string()))?;
+        self.objects.invalidate(key);
+        let head = self.object(&file.head, bucket).await?;
+        self.objects.invalidate(&file.head);
+        let map = ProgressiveMap::new(file, head.len() as u64).map_err(corrupt)?;
+        let v = Arc::new((map, head));
+        self.progressive.insert(key.to_string(), v.clone());
+        Ok(v)
+    }
+
+    /// Bytes `start..=end` of a progressive file: a slice of its head and ranged reads of its runs
+    /// (`PROGRESSIVE_READS` at a time), in order.
+    async fn assemble(
+        &self,
+        map: &ProgressiveMap,
+        head: &[u8],
+        bucket: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<u8>, ApiError> {
+        use futures::{StreamExt, TryStreamExt};
+        let mut reads = Vec::new();
+        for p in map.pieces(start, end) {
+            reads.push(async move {
+                match p {
+                    Piece::Head { start, end } => Ok(head[start..end].to_vec()),
+                    Piece::Object { key, at, len } => {
+                        let bytes = self
+                            .blobs
+                            .read_range(&BlobRef::new(bucket, key), at, len)
+                            .await
+                            .map_err(unavailable)?;
+                        if bytes.len() as u64 != len {
+                            return Err(unavailable(format!("{key}: short read")));
+                        }
+                        Ok(bytes)
+                    }
+                }
+            });
+        }
+        let parts: Vec<Vec<u8>> = futures::stream::iter(reads)
+            .buffered(PROGRESSIVE_READS)
+            .try_collect()
+            .await?;
+        Ok(parts.concat())
     }
 
     /// The asset's caption cues, parsed once per warm instance.
@@ -940,17 +1015,12 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 .find(|r| &r.name == rendition)
                 .map(|r| r.progressive.clone())
                 .ok_or_else(|| not_found(format!("no rendition {rendition}")))?;
-            let blob = BlobRef::new(bucket, &key);
-            let meta = ctx
-                .blobs
-                .head(&blob)
-                .await
-                .map_err(unavailable)?
-                .ok_or_else(|| not_found("the progressive file is missing"))?;
+            let (map, head) = &*ctx.progressive(&key, bucket).await?;
+            let size = map.size();
             let range = req.headers().get(http::header::RANGE).and_then(|v| v.to_str().ok());
-            let mut outcome = parse_range(range, meta.size);
-            if outcome == RangeOutcome::Full && meta.size > MAX_BODY && asset.storage_key.is_some() {
-                // No presigned URL for ciphertext: the first part, and the client ranges for the rest.
+            let mut outcome = parse_range(range, size);
+            if outcome == RangeOutcome::Full && size > MAX_BODY {
+                // More than one response may carry: the first part, and the client ranges for the rest.
                 outcome = RangeOutcome::Partial {
                     start: 0,
                     end: MAX_BODY - 1,
@@ -962,35 +1032,31 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         StatusCode::RANGE_NOT_SATISFIABLE,
                         "application/json",
                         serde_json::to_vec(&serde_json::json!({"error": {"code": "range_not_satisfiable",
-                            "message": format!("the file has {} bytes", meta.size)}}))
+                            "message": format!("the file has {size} bytes")}}))
                         .unwrap_or_default(),
                     );
-                    r.headers.push(("content-range", format!("bytes */{}", meta.size)));
+                    r.headers.push(("content-range", format!("bytes */{size}")));
                     r
                 }
-                RangeOutcome::Full if meta.size > MAX_BODY => redirect(ctx, &blob, left).await?,
-                RangeOutcome::Full => {
-                    let body = ctx.blobs.read_range(&blob, 0, meta.size).await.map_err(unavailable)?;
-                    reply(StatusCode::OK, "video/mp4", body)
-                }
+                RangeOutcome::Full => reply(
+                    StatusCode::OK,
+                    "video/mp4",
+                    ctx.assemble(map, head, bucket, 0, size - 1).await?,
+                ),
                 RangeOutcome::Partial { start, end } => {
                     // A range larger than one response may carry is shortened (the client asks for the rest).
                     let end = end.min(start + MAX_BODY - 1);
-                    let body = ctx
-                        .blobs
-                        .read_range(&blob, start, end - start + 1)
-                        .await
-                        .map_err(unavailable)?;
+                    let body = ctx.assemble(map, head, bucket, start, end).await?;
                     let mut r = reply(StatusCode::PARTIAL_CONTENT, "video/mp4", body);
-                    r.headers
-                        .push(("content-range", format!("bytes {start}-{end}/{}", meta.size)));
+                    r.headers.push(("content-range", format!("bytes {start}-{end}/{size}")));
                     r
                 }
             };
             r.headers.push(("accept-ranges", "bytes".into()));
             if r.status == StatusCode::OK || r.status == StatusCode::PARTIAL_CONTENT {
+                // The description's key is per job and never rewritten: it names the content.
                 r.headers
-                    .push(("etag", etag_of(&[key.as_bytes(), meta.etag.as_bytes()])));
+                    .push(("etag", etag_of(&[key.as_bytes(), &size.to_le_bytes()])));
                 r.headers
                     .push(("cache-control", cache_control(segment_age.min(86_400), false)));
             }

@@ -11,6 +11,9 @@ use vod_domain::{AssetId, JobStore, StoreError};
 
 use crate::sdk_error;
 
+/// Task items written at once by `add_tasks`.
+const TASK_WRITES: usize = 16;
+
 pub struct DynamoJobStore {
     client: Client,
     table: String,
@@ -90,19 +93,8 @@ impl DynamoJobStore {
 #[async_trait]
 impl JobStore for DynamoJobStore {
     async fn create_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
-        // Tasks first: a job item is only visible once all its tasks exist.
-        for t in tasks {
-            let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(t).map_err(corrupt)?;
-            item.insert("PK".into(), s(job_pk(job.id)));
-            item.insert("SK".into(), s(task_sk(t.index)));
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(backend)?;
-        }
+        // Its first tasks before the job item: a job is only visible with the tasks it has queued.
+        self.add_tasks(job.id, tasks).await?;
         let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(job).map_err(corrupt)?;
         item.insert("PK".into(), s(job_pk(job.id)));
         item.insert("SK".into(), s("JOB"));
@@ -120,6 +112,87 @@ impl JobStore for DynamoJobStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn add_tasks(&self, job: JobId, tasks: &[Task]) -> Result<(), StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        // One conditional put per task, TASK_WRITES in flight: a task that exists (a step run twice, a task
+        // already running or finished) is never overwritten. BatchWriteItem cannot carry the condition.
+        let mut puts = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(t).map_err(corrupt)?;
+            item.insert("PK".into(), s(job_pk(job)));
+            item.insert("SK".into(), s(task_sk(t.index)));
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(PK)");
+            puts.push(async move {
+                match put.send().await {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_condition_failure(&e) => Ok(()),
+                    Err(e) => Err(backend(e)),
+                }
+            });
+        }
+        futures::stream::iter(puts)
+            .buffer_unordered(TASK_WRITES)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn mark_queued(&self, job: JobId, upto: u32) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(job_pk(job)))
+            .key("SK", s("JOB"))
+            .update_expression("SET tasks_queued = :n")
+            .condition_expression("attribute_exists(PK) AND (attribute_not_exists(tasks_queued) OR tasks_queued < :n)")
+            .expression_attribute_values(":n", AttributeValue::N(upto.to_string()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn task_page(
+        &self,
+        job: JobId,
+        after: Option<u32>,
+        limit: u32,
+    ) -> Result<(Vec<Task>, Option<u32>), StoreError> {
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(job_pk(job)))
+            .expression_attribute_values(":lo", s(task_sk(from)))
+            .expression_attribute_values(":hi", s("TASK#999999"))
+            .limit(limit.saturating_add(1).min(1001) as i32)
+            .send()
+            .await
+            .map_err(backend)?;
+        let mut tasks: Vec<Task> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .collect::<Result<_, _>>()?;
+        // More: an item past the page, or a page cut short by DynamoDB's 1 MB limit.
+        let more = tasks.len() > limit as usize || out.last_evaluated_key.is_some();
+        tasks.truncate(limit as usize);
+        let next = if more { tasks.last().map(|t| t.index) } else { None };
+        Ok((tasks, next))
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {

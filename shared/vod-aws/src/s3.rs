@@ -245,4 +245,36 @@ impl BlobStore for S3BlobStore {
             .map_err(backend)?;
         Ok(())
     }
+
+    async fn list_parts(&self, blob: &BlobRef, upload_id: &str) -> Result<Vec<vod_domain::StoredPart>, StoreError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_parts()
+                .bucket(&blob.bucket)
+                .key(&blob.key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            for p in out.parts() {
+                if let (Some(n), Some(etag)) = (p.part_number(), p.e_tag()) {
+                    parts.push(vod_domain::StoredPart {
+                        part_number: n,
+                        etag: etag.to_string(),
+                        size: p.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+            match (out.is_truncated(), out.next_part_number_marker()) {
+                (Some(true), Some(m)) => marker = Some(m.to_string()),
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.part_number);
+        Ok(parts)
+    }
 }

@@ -27,7 +27,7 @@ pub use error::MuxError;
 pub use fragment::media_segment;
 pub use index::{segment_index, SegmentIndexEntry};
 pub use init::init_segment;
-pub use progressive::progressive_mp4;
+pub use progressive::{progressive_layout, progressive_mp4, PlacedRun, ProgressiveLayout, StoredTrack};
 pub use types::*;
 
 #[cfg(test)]

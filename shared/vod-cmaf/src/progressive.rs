@@ -1,4 +1,8 @@
-//! Progressive MP4: one non-fragmented file with `moov` before `mdat` (faststart), tracks interleaved in ~1 s chunks.
+//! Progressive MP4: one non-fragmented file with `moov` before `mdat` (faststart), tracks interleaved in chunks:
+//! either built whole in memory from samples (`progressive_mp4`, ~1 s chunks), or laid out over samples stored
+//! elsewhere in runs, such as the CMAF segments of a rendition (`progressive_layout`): then only the head
+//! (`ftyp`, `moov`, `mdat` header) is made, and each stored run is one chunk of the file, in time order, so that a
+//! server can answer any byte range of the file from the runs themselves.
 
 use std::cmp::Ordering;
 
@@ -21,6 +25,8 @@ const MOVIE_TIMESCALE: u32 = 1000;
 #[derive(Debug, Clone, Copy)]
 struct Chunk {
     track: usize,
+    /// Index of the chunk within its track.
+    run: usize,
     first_sample: usize,
     sample_count: usize,
     /// Decode time of the first sample, in the track's timescale.
@@ -38,6 +44,7 @@ fn chunk_track(track: usize, timescale: u32, rows: &[SampleRow]) -> Vec<Chunk> {
         let (chunk, acc) = current.get_or_insert((
             Chunk {
                 track,
+                run: chunks.len(),
                 first_sample: i,
                 sample_count: 0,
                 start: time,
@@ -168,8 +175,8 @@ fn to_movie_time(duration: u64, timescale: u32) -> Result<u64, MuxError> {
 
 /// Stage 4: the `moov` for chunk payloads laid out from `mdat_payload_start` on.
 fn moov(
-    tracks: &[(TrackConfig, Vec<Sample>)],
-    rows: &[Vec<SampleRow>],
+    tracks: &[&TrackConfig],
+    rows: &[&[SampleRow]],
     order: &[Chunk],
     mdat_payload_start: u64,
     use_co64: bool,
@@ -182,19 +189,14 @@ fn moov(
     }
     let mut traks = Vec::with_capacity(tracks.len());
     let mut movie_duration = 0u64;
-    for (i, (config, samples)) in tracks.iter().enumerate() {
-        let media = sample::total_duration(samples);
+    for (i, config) in tracks.iter().enumerate() {
+        let media: u64 = rows[i].iter().map(|r| u64::from(r.duration)).sum();
         let movie = to_movie_time(media, config.timescale)?;
         movie_duration = movie_duration.max(movie);
-        let stbl = sample_table(config, &rows[i], &per_track[i], use_co64)?;
+        let stbl = sample_table(config, rows[i], &per_track[i], use_co64)?;
         traks.push(track::trak(config, TrackDurations { media, movie }, stbl));
     }
-    let next_track_id = tracks
-        .iter()
-        .map(|(t, _)| t.track_id)
-        .max()
-        .unwrap_or(0)
-        .saturating_add(1);
+    let next_track_id = tracks.iter().map(|t| t.track_id).max().unwrap_or(0).saturating_add(1);
     Ok(Moov {
         mvhd: init::mvhd(MOVIE_TIMESCALE, movie_duration, next_track_id),
         trak: traks,
@@ -203,25 +205,24 @@ fn moov(
 }
 
 /// `isom`/`iso6`/`mp41` plus the brands of the codecs present.
-fn progressive_brands(tracks: &[(TrackConfig, Vec<Sample>)]) -> Vec<mp4_atom::FourCC> {
+fn progressive_brands(tracks: &[&TrackConfig]) -> Vec<mp4_atom::FourCC> {
     let mut brands = vec![fourcc(b"isom"), fourcc(b"iso6"), fourcc(b"mp41")];
-    if tracks.iter().any(|(c, _)| matches!(c.codec, CodecConfig::Av1 { .. })) {
+    if tracks.iter().any(|c| matches!(c.codec, CodecConfig::Av1 { .. })) {
         brands.push(fourcc(b"av01"));
     }
-    if tracks.iter().any(|(c, _)| matches!(c.codec, CodecConfig::Opus { .. })) {
+    if tracks.iter().any(|c| matches!(c.codec, CodecConfig::Opus { .. })) {
         brands.push(fourcc(b"Opus"));
     }
     brands
 }
 
-/// Non-fragmented MP4 with moov before mdat (faststart): full sample tables (stts, stss for video, ctts if needed,
-/// stsz, stsc, stco or co64), one trak per `(config, samples)`, samples interleaved in ~1 s chunks per track.
-pub fn progressive_mp4(tracks: &[(TrackConfig, Vec<Sample>)]) -> Result<Vec<u8>, MuxError> {
+/// Checks the tracks' configurations (valid, distinct track ids).
+fn validate(tracks: &[&TrackConfig]) -> Result<(), MuxError> {
     if tracks.is_empty() {
         return Err(MuxError::Empty("no tracks"));
     }
     let mut ids = Vec::with_capacity(tracks.len());
-    for (config, _) in tracks {
+    for config in tracks {
         codec::validate_track(config)?;
         if ids.contains(&config.track_id) {
             return Err(MuxError::InvalidConfig(format!(
@@ -231,36 +232,26 @@ pub fn progressive_mp4(tracks: &[(TrackConfig, Vec<Sample>)]) -> Result<Vec<u8>,
         }
         ids.push(config.track_id);
     }
-    let prepared: Vec<Vec<PreparedSample<'_>>> = tracks
-        .iter()
-        .map(|(config, samples)| sample::prepare(&config.codec, samples, false))
-        .collect::<Result<_, _>>()?;
-    let rows: Vec<Vec<SampleRow>> = prepared.iter().map(|p| p.iter().map(|s| s.row).collect()).collect();
+    Ok(())
+}
 
-    let timescales: Vec<u32> = tracks.iter().map(|(c, _)| c.timescale).collect();
-    let chunks = rows
-        .iter()
-        .enumerate()
-        .flat_map(|(i, r)| chunk_track(i, timescales[i], r))
-        .collect();
-    let order = interleave(chunks, &timescales);
+/// Stage 5: `ftyp`, `moov` and the `mdat` header for chunks in file order (`order`), and the payload's length.
+fn head(tracks: &[&TrackConfig], rows: &[&[SampleRow]], order: &[Chunk]) -> Result<(Vec<u8>, u64), MuxError> {
     let payload_len = order
         .iter()
         .try_fold(0u64, |acc, c| acc.checked_add(c.size))
         .ok_or(MuxError::Overflow("mdat size"))?;
-
     let ftyp = encode(&Ftyp {
         major_brand: fourcc(b"isom"),
         minor_version: 0x200,
         compatible_brands: progressive_brands(tracks),
     })?;
-
     // The moov's size does not depend on the offsets' values, only on stco vs co64: measure, then write.
     let mdat_head = mdat_header_len(payload_len);
     let last_chunk_size = order.last().map_or(0, |c| c.size);
     let mut use_co64 = false;
     let moov_bytes = loop {
-        let probe = encode(&moov(tracks, &rows, &order, 0, use_co64)?)?.len() as u64;
+        let probe = encode(&moov(tracks, rows, order, 0, use_co64)?)?.len() as u64;
         let start = ftyp.len() as u64 + probe + mdat_head;
         let last_chunk_offset = start
             .checked_add(payload_len - last_chunk_size)
@@ -269,27 +260,141 @@ pub fn progressive_mp4(tracks: &[(TrackConfig, Vec<Sample>)]) -> Result<Vec<u8>,
             use_co64 = true;
             continue;
         }
-        let bytes = encode(&moov(tracks, &rows, &order, start, use_co64)?)?;
+        let bytes = encode(&moov(tracks, rows, order, start, use_co64)?)?;
         if bytes.len() as u64 != probe {
             return Err(MuxError::Overflow("moov size changed between passes"));
         }
         break bytes;
     };
-
-    let total = usize::try_from(payload_len)
-        .ok()
-        .and_then(|p| p.checked_add(ftyp.len() + moov_bytes.len() + 16))
-        .ok_or(MuxError::Overflow("file size"))?;
-    let mut out = Vec::with_capacity(total);
+    let mut out = Vec::with_capacity(ftyp.len() + moov_bytes.len() + 16);
     out.extend(ftyp);
     out.extend(moov_bytes);
     out.extend(mdat_header(payload_len)?);
+    Ok((out, payload_len))
+}
+
+/// Non-fragmented MP4 with moov before mdat (faststart): full sample tables (stts, stss for video, ctts if needed,
+/// stsz, stsc, stco or co64), one trak per `(config, samples)`, samples interleaved in ~1 s chunks per track.
+pub fn progressive_mp4(tracks: &[(TrackConfig, Vec<Sample>)]) -> Result<Vec<u8>, MuxError> {
+    let configs: Vec<&TrackConfig> = tracks.iter().map(|(c, _)| c).collect();
+    validate(&configs)?;
+    let prepared: Vec<Vec<PreparedSample<'_>>> = tracks
+        .iter()
+        .map(|(config, samples)| sample::prepare(&config.codec, samples, false))
+        .collect::<Result<_, _>>()?;
+    let rows: Vec<Vec<SampleRow>> = prepared.iter().map(|p| p.iter().map(|s| s.row).collect()).collect();
+
+    let timescales: Vec<u32> = configs.iter().map(|c| c.timescale).collect();
+    let chunks = rows
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| chunk_track(i, timescales[i], r))
+        .collect();
+    let order = interleave(chunks, &timescales);
+    let slices: Vec<&[SampleRow]> = rows.iter().map(Vec::as_slice).collect();
+    let (head, payload_len) = head(&configs, &slices, &order)?;
+    let total = usize::try_from(payload_len)
+        .ok()
+        .and_then(|p| p.checked_add(head.len()))
+        .ok_or(MuxError::Overflow("file size"))?;
+    let mut out = Vec::with_capacity(total);
+    out.extend(head);
     for chunk in &order {
         for s in &prepared[chunk.track][chunk.first_sample..chunk.first_sample + chunk.sample_count] {
             out.extend_from_slice(&s.data);
         }
     }
     Ok(out)
+}
+
+/// A track whose samples are stored elsewhere in runs (for instance one run per CMAF segment): all its rows in
+/// decode order, and the number of samples of each run. Each run's samples must be contiguous where they are
+/// stored. Borrowed, so that a caller laying out several files over the same track copies nothing.
+#[derive(Debug, Clone)]
+pub struct StoredTrack<'a> {
+    pub config: TrackConfig,
+    pub rows: &'a [SampleRow],
+    pub runs: &'a [u32],
+}
+
+/// Where one stored run sits in the progressive file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlacedRun {
+    /// Index of the track in the input.
+    pub track: usize,
+    /// Index of the run in its track.
+    pub run: usize,
+    /// Byte offset of the run's first sample in the file.
+    pub offset: u64,
+    /// Bytes of the run's samples.
+    pub size: u64,
+}
+
+/// A progressive file laid out over stored runs: its head (`ftyp`, `moov`, `mdat` header) and, in file order, the
+/// runs that follow it back to back.
+#[derive(Debug, Clone)]
+pub struct ProgressiveLayout {
+    pub head: Vec<u8>,
+    pub runs: Vec<PlacedRun>,
+    /// The file's size in bytes.
+    pub size: u64,
+}
+
+/// Lays out a faststart MP4 whose `mdat` is the tracks' stored runs, one chunk per run, interleaved by time.
+/// Only the head is built; the caller serves each run's bytes from where they are stored.
+pub fn progressive_layout(tracks: &[StoredTrack<'_>]) -> Result<ProgressiveLayout, MuxError> {
+    let configs: Vec<&TrackConfig> = tracks.iter().map(|t| &t.config).collect();
+    validate(&configs)?;
+    let mut chunks = Vec::new();
+    for (i, t) in tracks.iter().enumerate() {
+        if t.rows.is_empty() {
+            return Err(MuxError::Empty("no samples"));
+        }
+        let counted: u64 = t.runs.iter().map(|&n| u64::from(n)).sum();
+        if counted != t.rows.len() as u64 {
+            return Err(MuxError::InvalidConfig(format!(
+                "runs of {counted} samples for {} rows",
+                t.rows.len()
+            )));
+        }
+        let (mut first, mut time) = (0usize, 0u64);
+        for (run, &n) in t.runs.iter().enumerate() {
+            if n == 0 {
+                return Err(MuxError::Empty("an empty run of samples"));
+            }
+            let rows = &t.rows[first..first + n as usize];
+            chunks.push(Chunk {
+                track: i,
+                run,
+                first_sample: first,
+                sample_count: rows.len(),
+                start: time,
+                size: rows.iter().map(|r| u64::from(r.size)).sum(),
+            });
+            time += rows.iter().map(|r| u64::from(r.duration)).sum::<u64>();
+            first += n as usize;
+        }
+    }
+    let timescales: Vec<u32> = configs.iter().map(|c| c.timescale).collect();
+    let order = interleave(chunks, &timescales);
+    let rows: Vec<&[SampleRow]> = tracks.iter().map(|t| t.rows).collect();
+    let (head, payload_len) = head(&configs, &rows, &order)?;
+    let mut offset = head.len() as u64;
+    let mut runs = Vec::with_capacity(order.len());
+    for c in &order {
+        runs.push(PlacedRun {
+            track: c.track,
+            run: c.run,
+            offset,
+            size: c.size,
+        });
+        offset += c.size;
+    }
+    Ok(ProgressiveLayout {
+        size: head.len() as u64 + payload_len,
+        head,
+        runs,
+    })
 }
 
 #[cfg(test)]

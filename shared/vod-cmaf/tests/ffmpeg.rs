@@ -368,6 +368,85 @@ fn progressive_av1_and_opus_decode_fully() {
     assert_eq!(back[1].1, audio_samples);
 }
 
+/// A progressive file laid out over stored runs (as the packager serves it from CMAF segments): its head followed by
+/// the runs' bytes in the layout's order is a faststart MP4 with the same samples as the one built in memory.
+#[test]
+fn progressive_layout_over_runs_decodes_like_the_built_file() {
+    use vod_cmaf::sample::{strip_av1_temporal_delimiters, SampleRow};
+    use vod_cmaf::{progressive_layout, StoredTrack};
+    let tracks = [source_track(true), source_track(false)];
+    // Stored payloads (as segments hold them: AV1 without temporal delimiters), cut in runs of uneven lengths.
+    let stored: Vec<Vec<Vec<u8>>> = tracks
+        .iter()
+        .map(|(c, samples)| {
+            samples
+                .iter()
+                .map(|s| match c.codec {
+                    CodecConfig::Av1 { .. } => strip_av1_temporal_delimiters(&s.data).into_owned(),
+                    _ => s.data.clone(),
+                })
+                .collect()
+        })
+        .collect();
+    let run_len = [GOP, 17];
+    let rows: Vec<Vec<SampleRow>> = tracks
+        .iter()
+        .enumerate()
+        .map(|(i, (_, samples))| {
+            samples
+                .iter()
+                .zip(&stored[i])
+                .map(|(s, d)| SampleRow {
+                    size: d.len() as u32,
+                    duration: s.duration,
+                    is_sync: s.is_sync,
+                    composition_offset: s.composition_offset,
+                })
+                .collect()
+        })
+        .collect();
+    let runs: Vec<Vec<u32>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.chunks(run_len[i]).map(|c| c.len() as u32).collect())
+        .collect();
+    let stored_tracks: Vec<StoredTrack> = tracks
+        .iter()
+        .enumerate()
+        .map(|(i, (config, _))| StoredTrack {
+            config: config.clone(),
+            rows: &rows[i],
+            runs: &runs[i],
+        })
+        .collect();
+    let layout = progressive_layout(&stored_tracks).unwrap();
+    let mut bytes = layout.head.clone();
+    for r in &layout.runs {
+        assert_eq!(r.offset, bytes.len() as u64, "runs follow each other");
+        let first = r.run * run_len[r.track];
+        let n = stored_tracks[r.track].runs[r.run] as usize;
+        for d in &stored[r.track][first..first + n] {
+            bytes.extend_from_slice(d);
+        }
+    }
+    assert_eq!(bytes.len() as u64, layout.size);
+    let path = tmp("layout.mp4");
+    std::fs::write(&path, &bytes).unwrap();
+    decode_all(&path);
+    let built = tmp("layout-built.mp4");
+    std::fs::write(&built, progressive_mp4(&tracks).unwrap()).unwrap();
+    assert_eq!(
+        read_tracks(&path),
+        read_tracks(&built),
+        "same samples as the file built in memory"
+    );
+    assert_eq!(video_frame_hashes(&path), video_frame_hashes(source()));
+    let p = probe(&path);
+    let v = p.iter().find(|s| s.codec == "av1").expect("av1 stream");
+    assert_eq!(v.frames, FRAMES);
+    assert_eq!(v.key_frames, vec![0, GOP]);
+}
+
 #[test]
 fn codec_strings_of_real_tracks() {
     let (video, _) = source_track(true);

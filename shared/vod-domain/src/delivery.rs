@@ -8,9 +8,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{DomainError, StoreError};
-use crate::model::BlobRef;
 use crate::model::{AssetId, AssetOutput, AssetState, AudioRendition, Rendition};
-use crate::ports::{AssetStore, BlobStore};
+use crate::ports::AssetStore;
 
 /// Identifier of a locator; it is the first element of every streaming URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -38,7 +37,7 @@ impl std::fmt::Display for LocatorId {
 pub enum LocatorKind {
     /// HLS and DASH manifests and their segments through the packager.
     Streaming,
-    /// The progressive MP4 of every rendition (through the packager with Range, or presigned URLs).
+    /// The progressive MP4 of every rendition (through the packager, with Range).
     Download,
 }
 
@@ -293,61 +292,11 @@ pub fn manifest_name(asset_name: &str) -> String {
 pub struct DeliveryService {
     assets: Arc<dyn AssetStore>,
     store: Arc<dyn DeliveryStore>,
-    blobs: Arc<dyn BlobStore>,
 }
-
-/// A presigned download URL of one rendition's progressive MP4.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DownloadUrl {
-    pub rendition: String,
-    pub url: String,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// SigV4 presigned URLs live at most 7 days.
-const MAX_PRESIGN_SECS: i64 = 7 * 86_400;
 
 impl DeliveryService {
-    pub fn new(assets: Arc<dyn AssetStore>, store: Arc<dyn DeliveryStore>, blobs: Arc<dyn BlobStore>) -> Self {
-        DeliveryService { assets, store, blobs }
-    }
-
-    /// Presigned GET URLs of the progressive MP4s for an active download locator (they end with the locator,
-    /// and after at most `max_secs`).
-    pub async fn download_urls(&self, locator: &Locator, max_secs: i64) -> Result<Vec<DownloadUrl>, DomainError> {
-        let now = Utc::now();
-        if locator.kind != LocatorKind::Download || locator.window(now) != LocatorWindow::Active {
-            return Ok(Vec::new());
-        }
-        let Some(asset) = self.assets.get(locator.asset_id).await? else {
-            return Ok(Vec::new());
-        };
-        if asset.storage_key.is_some() {
-            // Raw objects are ciphertext: downloads go through the packager only.
-            return Ok(Vec::new());
-        }
-        let Some(output) = asset.output else {
-            return Ok(Vec::new());
-        };
-        let secs = (locator.end - now)
-            .num_seconds()
-            .clamp(1, max_secs.clamp(1, MAX_PRESIGN_SECS));
-        let mut out = Vec::new();
-        for r in &output.renditions {
-            let url = self
-                .blobs
-                .presign_get(
-                    &BlobRef::new(&output.bucket, &r.progressive),
-                    std::time::Duration::from_secs(secs as u64),
-                )
-                .await?;
-            out.push(DownloadUrl {
-                rendition: r.name.clone(),
-                url,
-                expires_at: now + ChronoDuration::seconds(secs),
-            });
-        }
-        Ok(out)
+    pub fn new(assets: Arc<dyn AssetStore>, store: Arc<dyn DeliveryStore>) -> Self {
+        DeliveryService { assets, store }
     }
 
     pub fn store(&self) -> &Arc<dyn DeliveryStore> {

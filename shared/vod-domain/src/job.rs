@@ -414,6 +414,9 @@ pub struct Plan {
     pub segment_duration: f64,
     pub segment_count: u32,
     pub has_audio: bool,
+    /// The tasks, in order. Not stored with the job (its item holds counters only, whatever the task count): each
+    /// task is an item of its own, and the fan-out re-plans the same list from the asset's probe and the preset.
+    #[serde(default, skip_serializing)]
     pub tasks: Vec<TaskKind>,
     /// Clockwise display rotation of the source (0, 90, 180 or 270), applied to the pixels when encoding.
     #[serde(default)]
@@ -435,6 +438,9 @@ pub struct Job {
     /// Tasks finished so far (an atomic counter in the store).
     #[serde(default)]
     pub tasks_done: u32,
+    /// Tasks written and queued so far (the fan-out runs in steps; it only grows).
+    #[serde(default)]
+    pub tasks_queued: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -546,7 +552,10 @@ fn plan_encoding(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
     let fps = frame_rate.0 as f64 / frame_rate.1 as f64;
     let total_frames = match v.frame_count {
         Some(n) if n > 0 && ((n as f64 / fps) - duration).abs() < 1.0 => n,
-        _ => (duration * fps).round() as u64,
+        // Without a count from the stream, the duration (Matroska's is the container's: it ends with the last
+        // frame's full duration, and covers longer audio too) holds this many whole frames; a tenth of a frame
+        // absorbs millisecond timestamps. Rounding would invent a frame the stream does not have.
+        _ => (duration * fps + 0.1).floor() as u64,
     };
     if total_frames == 0 {
         return Err("the source has no video frames".into());
@@ -776,6 +785,26 @@ mod tests {
         assert_eq!(segment_start_frame(2, 4.0, (30000, 1001)), 240);
         // Very short sources still get one segment.
         assert_eq!(plan_frames(25.0, 0.2, 4.0).segment_count, 1);
+    }
+
+    #[test]
+    fn frames_come_from_the_video_stream_not_the_container_duration() {
+        // A 24 fps MKV of 144 frames with longer 5.1 audio: no frame count, and the container's duration
+        // (6.021 s) stands for the video's. 6.021 × 24 = 144.5 frames, but the video has 144.
+        let mut m = media(1280, 720, 24.0, 6.021, None);
+        m.container = vod_media::Container::Matroska;
+        m.video[0].frame_count = None;
+        let p = Preset::builtin()[0].clone();
+        assert_eq!(plan(&m, &p).unwrap().total_frames, 144);
+        // Millisecond timestamps put the end of 144 frames at 5.9997 s: still 144.
+        m.duration_secs = 5.9997;
+        m.video[0].duration_secs = 5.9997;
+        assert_eq!(plan(&m, &p).unwrap().total_frames, 144);
+        // A count from the stream wins when it agrees with the duration.
+        m.video[0].frame_count = Some(144);
+        m.duration_secs = 6.021;
+        m.video[0].duration_secs = 6.021;
+        assert_eq!(plan(&m, &p).unwrap().total_frames, 144);
     }
 
     fn video_chunks(plan: &Plan) -> Vec<(u32, u32)> {

@@ -166,6 +166,10 @@ impl BlobStore for MemoryBlobStore {
     ) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn list_parts(&self, _blob: &BlobRef, _upload_id: &str) -> Result<Vec<crate::model::StoredPart>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 use crate::job::{Job, JobId, JobState, Preset, Task, TaskState, TrackOutput};
@@ -187,6 +191,37 @@ impl JobStore for MemoryJobStore {
             t.insert((job.id.0, task.index), task.clone());
         }
         Ok(())
+    }
+    async fn add_tasks(&self, job: JobId, tasks: &[Task]) -> Result<(), StoreError> {
+        let mut t = self.tasks.lock().map_err(poisoned)?;
+        for task in tasks {
+            t.entry((job.0, task.index)).or_insert_with(|| task.clone());
+        }
+        Ok(())
+    }
+    async fn mark_queued(&self, job: JobId, upto: u32) -> Result<(), StoreError> {
+        if let Some(j) = self.jobs.lock().map_err(poisoned)?.get_mut(&job) {
+            j.tasks_queued = j.tasks_queued.max(upto);
+        }
+        Ok(())
+    }
+    async fn task_page(
+        &self,
+        job: JobId,
+        after: Option<u32>,
+        limit: u32,
+    ) -> Result<(Vec<Task>, Option<u32>), StoreError> {
+        let t = self.tasks.lock().map_err(poisoned)?;
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        let mut page: Vec<Task> = t
+            .range((job.0, from)..=(job.0, u32::MAX))
+            .take(limit as usize + 1)
+            .map(|(_, v)| v.clone())
+            .collect();
+        let more = page.len() > limit as usize;
+        page.truncate(limit as usize);
+        let next = if more { page.last().map(|t| t.index) } else { None };
+        Ok((page, next))
     }
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         Ok(self.jobs.lock().map_err(poisoned)?.get(&id).cloned())

@@ -153,6 +153,25 @@ pub struct CompletedPart {
     pub etag: String,
 }
 
+/// A part of a multipart upload already stored (to resume the upload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPart {
+    pub part_number: i32,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// A page of part URLs of a multipart upload, with the parts already stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadParts {
+    pub upload_id: String,
+    pub part_size: u64,
+    pub part_count: u64,
+    pub parts: Vec<PartUrl>,
+    pub uploaded: Vec<StoredPart>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// How the producer uploads the source file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -163,11 +182,14 @@ pub enum UploadInstructions {
         url: String,
         expires_at: DateTime<Utc>,
     },
-    /// Presigned PUT per part, then `POST /assets/{id}/upload/complete` with the parts' ETags.
+    /// Presigned PUT per part, then `POST /assets/{id}/upload/complete` with the parts' ETags. `parts` holds the
+    /// first page of URLs; `parts_path` gives any page (and the parts already stored, to resume).
     Multipart {
         upload_id: String,
         part_size: u64,
+        part_count: u64,
         parts: Vec<PartUrl>,
+        parts_path: String,
         complete_path: String,
         expires_at: DateTime<Utc>,
     },
@@ -251,4 +273,24 @@ pub struct SegmentIndex {
     pub timescale: u32,
     pub init: String,
     pub segments: Vec<IndexedSegment>,
+}
+
+/// A rendition's progressive MP4 (`progressive.json` beside its segments), written by the finalizer, served by the
+/// packager: the file is the `head` object (`ftyp`, `moov`, `mdat` header) followed by `runs`, each a contiguous
+/// byte range of a stored segment (its samples). No media is copied to make it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressiveFile {
+    /// The file's size in bytes.
+    pub size: u64,
+    /// Object key of the head.
+    pub head: String,
+    pub runs: Vec<ProgressiveRun>,
+}
+
+/// One run of samples of a progressive file: `size` bytes at `at` in the object `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressiveRun {
+    pub key: String,
+    pub at: u64,
+    pub size: u64,
 }

@@ -64,6 +64,8 @@ pub trait BlobStore: Send + Sync {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> Result<(), StoreError>;
+    /// The parts of a multipart upload stored so far, in order.
+    async fn list_parts(&self, blob: &BlobRef, upload_id: &str) -> Result<Vec<crate::model::StoredPart>, StoreError>;
 }
 
 use crate::job::{Job, JobId, JobState, Preset, Task, TrackOutput};
@@ -71,8 +73,20 @@ use crate::job::{Job, JobId, JobState, Preset, Task, TrackOutput};
 /// Persistence of jobs, their tasks and custom presets.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Stores a new job and all its tasks.
+    /// Stores a new job and its first tasks (the fan-out adds the others with `add_tasks`).
     async fn create_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError>;
+    /// Stores tasks of an existing job; a task that exists already is left as it is (a step may run twice).
+    async fn add_tasks(&self, job: JobId, tasks: &[Task]) -> Result<(), StoreError>;
+    /// Records that tasks `..upto` are written and queued (never lowers the count).
+    async fn mark_queued(&self, job: JobId, upto: u32) -> Result<(), StoreError>;
+    /// At most `limit` tasks of a job after task `after` (from the first if None), in order, and the index to
+    /// continue after if there are more.
+    async fn task_page(
+        &self,
+        job: JobId,
+        after: Option<u32>,
+        limit: u32,
+    ) -> Result<(Vec<Task>, Option<u32>), StoreError>;
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError>;
     async fn list_jobs(&self, asset: AssetId) -> Result<Vec<Job>, StoreError>;
     async fn get_tasks(&self, job: JobId) -> Result<Vec<Task>, StoreError>;
@@ -109,6 +123,9 @@ pub trait JobStore: Send + Sync {
 pub struct TaskMessage {
     pub job_id: JobId,
     pub task: u32,
+    /// Not a task to run but a step of the job's fan-out: write and queue the tasks from `task` on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expand: bool,
 }
 
 /// The queue that fans tasks out to encoder functions.

@@ -23,6 +23,9 @@ pub struct ServiceConfig {
     pub part_size: u64,
     pub max_upload_size: u64,
     pub url_ttl: Duration,
+    /// An asset still Uploaded this long after its upload was recorded has a probe that will never complete
+    /// (every delivery timed out, ran out of memory or crashed): it is shown, and stored, as Error.
+    pub probe_deadline: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -34,6 +37,7 @@ impl Default for ServiceConfig {
             part_size: 16 * 1024 * 1024,
             max_upload_size: 5 * 1024 * 1024 * 1024 * 1024,
             url_ttl: Duration::from_secs(3600),
+            probe_deadline: Duration::from_secs(2400),
         }
     }
 }
@@ -74,6 +78,8 @@ pub enum IngestOutcome {
 
 const S3_MIN_PART: u64 = 5 * 1024 * 1024;
 const S3_MAX_PARTS: u64 = 10_000;
+/// Part URLs in one response (asset creation, `upload_parts` pages are up to 1000).
+pub const PART_URLS_PAGE: u64 = 100;
 const UPLOAD_PREFIX: &str = "uploads/";
 
 /// Video codecs the encoder can decode; anything else is refused at ingest.
@@ -211,18 +217,21 @@ impl AssetService {
         let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
         let upload = match req.size {
             Some(size) if size >= self.config.multipart_threshold => {
-                let part_size = self.config.part_size.max(S3_MIN_PART).max(size.div_ceil(S3_MAX_PARTS));
+                let part_size = self.part_size_for(size);
                 let count = size.div_ceil(part_size).max(1);
                 let upload_id = self.blobs.create_multipart(&blob).await?;
-                let mut parts = Vec::with_capacity(count as usize);
-                for n in 1..=count as i32 {
+                // The first page of part URLs; the rest (and a resumed upload's) come from `upload_parts`.
+                let mut parts = Vec::new();
+                for n in 1..=count.min(PART_URLS_PAGE) as i32 {
                     let url = self.blobs.presign_part(&blob, &upload_id, n, ttl).await?;
                     parts.push(PartUrl { part_number: n, url });
                 }
                 UploadInstructions::Multipart {
                     upload_id,
                     part_size,
+                    part_count: count,
                     parts,
+                    parts_path: format!("/assets/{id}/upload/parts"),
                     complete_path: format!("/assets/{id}/upload/complete"),
                     expires_at,
                 }
@@ -236,6 +245,71 @@ impl AssetService {
         self.store.insert(&asset).await?;
         info!(asset_id = %id, key = %key, "asset created");
         Ok(CreatedAsset { asset, upload })
+    }
+
+    /// Part size of a multipart upload of `size` bytes: the configured size, at least S3's 5 MiB, and large enough
+    /// that S3's 10,000 parts hold the file (5 TB at most: parts of up to 525 MiB).
+    pub fn part_size_for(&self, size: u64) -> u64 {
+        self.config.part_size.max(S3_MIN_PART).max(size.div_ceil(S3_MAX_PARTS))
+    }
+
+    /// A page of part URLs (`count` from part `from`) of the asset's multipart upload of `size` bytes, and the
+    /// parts already stored: what a client needs to go on with an upload or resume an interrupted one.
+    pub async fn upload_parts(
+        &self,
+        id: AssetId,
+        upload_id: &str,
+        size: u64,
+        from: u64,
+        count: u64,
+    ) -> Result<UploadParts, DomainError> {
+        let asset = self.get_asset(id).await?;
+        let key = asset
+            .upload_key
+            .clone()
+            .ok_or_else(|| DomainError::Conflict("asset was not created for an API upload".into()))?;
+        if asset.state != AssetState::Created {
+            return Err(DomainError::Conflict(format!(
+                "asset {id} is {}: its upload is complete",
+                asset.state.as_str()
+            )));
+        }
+        if size < self.config.multipart_threshold || size > self.config.max_upload_size {
+            return Err(DomainError::invalid(format!(
+                "size must be within {}..={} bytes for a multipart upload",
+                self.config.multipart_threshold, self.config.max_upload_size
+            )));
+        }
+        if upload_id.is_empty() || from == 0 || !(1..=1000).contains(&count) {
+            return Err(DomainError::invalid(
+                "upload_id is required, from starts at 1 and count is 1 to 1000",
+            ));
+        }
+        let part_size = self.part_size_for(size);
+        let part_count = size.div_ceil(part_size).max(1);
+        let blob = BlobRef::new(&self.config.upload_bucket, key);
+        let uploaded = self
+            .blobs
+            .list_parts(&blob, upload_id)
+            .await
+            .map_err(|e| DomainError::invalid(format!("no such upload: {e}")))?;
+        let ttl = self.config.url_ttl;
+        let mut parts = Vec::new();
+        for n in from..from.saturating_add(count).min(part_count + 1) {
+            let url = self.blobs.presign_part(&blob, upload_id, n as i32, ttl).await?;
+            parts.push(PartUrl {
+                part_number: n as i32,
+                url,
+            });
+        }
+        Ok(UploadParts {
+            upload_id: upload_id.to_string(),
+            part_size,
+            part_count,
+            parts,
+            uploaded,
+            expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
+        })
     }
 
     /// Completes a multipart upload started by `create_asset`.
@@ -266,14 +340,51 @@ impl AssetService {
     }
 
     pub async fn get_asset(&self, id: AssetId) -> Result<Asset, DomainError> {
-        self.store
+        let asset = self
+            .store
             .get(id)
             .await?
-            .ok_or_else(|| DomainError::asset_not_found(id.to_string()))
+            .ok_or_else(|| DomainError::asset_not_found(id.to_string()))?;
+        self.expire_probe(asset).await
     }
 
     pub async fn list_assets(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Asset>, DomainError> {
-        Ok(self.store.list(limit.clamp(1, 1000), cursor).await?)
+        let mut page = self.store.list(limit.clamp(1, 1000), cursor).await?;
+        for a in page.items.iter_mut() {
+            if a.state == AssetState::Uploaded {
+                *a = self.expire_probe(a.clone()).await?;
+            }
+        }
+        Ok(page)
+    }
+
+    /// An asset Uploaded for longer than the probe's deadline ends in Error with the reason (a conditional
+    /// update: a probe that completes meanwhile wins, and one that completes later finds the asset moved on).
+    async fn expire_probe(&self, asset: Asset) -> Result<Asset, DomainError> {
+        let deadline = chrono::Duration::from_std(self.config.probe_deadline).unwrap_or(chrono::Duration::MAX);
+        if asset.state != AssetState::Uploaded || Utc::now() - asset.updated_at < deadline {
+            return Ok(asset);
+        }
+        let mut next = asset.clone();
+        next.state = AssetState::Error;
+        next.error = Some(format!(
+            "the probe did not complete within {} s of the upload: every attempt timed out, ran out of memory or \
+             crashed",
+            self.config.probe_deadline.as_secs()
+        ));
+        next.updated_at = Utc::now();
+        match self.store.update(&next).await {
+            Ok(stored) => {
+                info!(asset_id = %asset.id, "probe deadline passed; asset in Error");
+                Ok(stored)
+            }
+            Err(StoreError::Conflict(_)) => Ok(self
+                .store
+                .get(asset.id)
+                .await?
+                .ok_or_else(|| DomainError::asset_not_found(asset.id.to_string()))?),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes an asset's objects (upload and outputs), then its records.
@@ -384,6 +495,46 @@ impl AssetService {
 
     /// The asset an object belongs to: the API-created asset whose upload key it is, or a new asset derived from
     /// the object version for uploads straight into the bucket.
+    /// The ingest of `obj` was given up (its notification reached the dead-letter queue after every delivery:
+    /// the probe kept failing, timing out or crashing): the asset that waits for this object's probe (state
+    /// Uploaded, source = this object) ends in Error with `reason`. Returns the asset it failed, if any.
+    pub async fn abandon_ingest(&self, obj: &ObjectCreated, reason: &str) -> Result<Option<AssetId>, DomainError> {
+        let blob = BlobRef::new(&obj.bucket, &obj.key);
+        let by_upload = obj
+            .key
+            .strip_prefix(UPLOAD_PREFIX)
+            .filter(|_| obj.bucket == self.config.upload_bucket)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(AssetId::parse);
+        let id = match (by_upload, self.blobs.head(&blob).await?) {
+            (Some(id), _) => id,
+            (None, Some(meta)) => AssetId::for_object(&obj.bucket, &obj.key, &meta.etag),
+            (None, None) => return Ok(None),
+        };
+        loop {
+            let Some(asset) = self.store.get(id).await? else {
+                return Ok(None);
+            };
+            let waiting = asset.state == AssetState::Uploaded
+                && asset
+                    .source
+                    .as_ref()
+                    .is_none_or(|s| s.key == obj.key && s.bucket == obj.bucket);
+            if !waiting {
+                return Ok(None);
+            }
+            let mut next = asset.clone();
+            next.state = AssetState::Error;
+            next.error = Some(reason.to_string());
+            next.updated_at = Utc::now();
+            match self.store.update(&next).await {
+                Ok(_) => return Ok(Some(id)),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     async fn asset_for_object(&self, obj: &ObjectCreated, meta: &BlobMeta) -> Result<Asset, DomainError> {
         if obj.bucket == self.config.upload_bucket {
             if let Some(rest) = obj.key.strip_prefix(UPLOAD_PREFIX) {
@@ -587,6 +738,37 @@ mod tests {
             panic!()
         };
         assert_eq!(parts.len() as u64, (200u64 << 20).div_ceil(*part_size));
+        // A declared size of 5 TB: parts large enough for S3's 10,000, the URLs a page at a time.
+        let size = 5u64 * 1000 * 1000 * 1000 * 1000;
+        let huge = svc
+            .create_asset(CreateAssetRequest {
+                storage_encryption: None,
+                name: None,
+                file_name: "huge.mxf".into(),
+                size: Some(size),
+            })
+            .await
+            .unwrap();
+        let UploadInstructions::Multipart {
+            parts,
+            part_size,
+            part_count,
+            upload_id,
+            ..
+        } = &huge.upload
+        else {
+            panic!()
+        };
+        assert!(*part_count <= 10_000 && part_size * part_count >= size);
+        assert_eq!(parts.len() as u64, PART_URLS_PAGE, "the response is bounded");
+        let page = svc
+            .upload_parts(huge.asset.id, upload_id, size, 9_901, 1000)
+            .await
+            .unwrap();
+        assert_eq!(page.parts.first().map(|p| p.part_number), Some(9_901));
+        assert_eq!(page.parts.last().map(|p| p.part_number as u64), Some(*part_count));
+        assert!(svc.upload_parts(huge.asset.id, upload_id, size, 0, 10).await.is_err());
+        assert!(svc.upload_parts(huge.asset.id, upload_id, size, 1, 1001).await.is_err());
         let key = big.asset.upload_key.clone().unwrap();
         blobs.insert("uploads", &key, y4m(2));
         blobs.insert("media", &format!("assets/{}/x", big.asset.id), vec![1]);

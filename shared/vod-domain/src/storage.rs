@@ -207,6 +207,9 @@ impl BlobStore for EncryptedBlobStore {
     ) -> Result<(), StoreError> {
         self.inner.complete_multipart(blob, upload_id, parts).await
     }
+    async fn list_parts(&self, blob: &BlobRef, upload_id: &str) -> Result<Vec<crate::model::StoredPart>, StoreError> {
+        self.inner.list_parts(blob, upload_id).await
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod av1;
 pub mod dash;
 pub mod encrypt;
 pub mod hls;
+pub mod progressive;
 pub mod range;
 pub mod timeline;
 pub mod url;

@@ -1,15 +1,21 @@
 //! Finalizing a job once all its tasks finished: per track a segment index (number → object, byte size,
-//! start, duration), a progressive MP4 per rendition (video + audio), the asset's rendition list with RFC 6381
-//! codec strings, asset Ready; for indexing, the captions and search data (see `index`); job Finished. Every write is deterministic, so running it twice is harmless; the
-//! job's transition to Finished happens once (conditional update).
+//! start, duration), per rendition the layout of its progressive MP4 (video + audio) over the stored segments, the
+//! asset's rendition list with RFC 6381 codec strings, asset Ready; for indexing, the captions and search data (see
+//! `index`); job Finished. It reads metadata only — task records, track configurations and the segments' sample
+//! tables, `FINALIZE_READS` at a time — never a segment's media bytes, so its memory and time grow with the sample
+//! count, not with the bitrate. Every write is deterministic, so running it twice is harmless; the job's transition
+//! to Finished happens once (conditional update).
 use std::collections::BTreeMap;
 
 use chrono::Utc;
+use futures::{StreamExt, TryStreamExt};
 use tracing::info;
-use vod_cmaf::{progressive_mp4, CodecConfig, Sample, TrackConfig};
+use vod_cmaf::sample::SampleRow;
+use vod_cmaf::{progressive_layout, CodecConfig, StoredTrack, TrackConfig};
 use vod_domain::job::{Job, JobId, JobState, SegmentRecord, Task, TaskState, TrackOutput};
 use vod_domain::{
-    AssetOutput, AssetState, AudioRendition, BlobRef, IndexedSegment, Rendition, SegmentIndex, StoreError,
+    AssetOutput, AssetState, AudioRendition, BlobRef, IndexedSegment, ProgressiveFile, ProgressiveRun, Rendition,
+    SegmentIndex, StoreError,
 };
 
 use crate::task::{init_key, job_prefix, segment_key, table_key, track_key, SampleTable, TaskError};
@@ -18,9 +24,16 @@ use crate::WorkerContext;
 pub fn index_key(job: &Job, track: &str) -> String {
     format!("{}/{track}/index.json", job_prefix(job))
 }
+/// The progressive file's description (`ProgressiveFile`) and its head.
 pub fn progressive_key(job: &Job, track: &str) -> String {
-    format!("{}/{track}/progressive.mp4", job_prefix(job))
+    format!("{}/{track}/progressive.json", job_prefix(job))
 }
+pub fn progressive_head_key(job: &Job, track: &str) -> String {
+    format!("{}/{track}/progressive.head", job_prefix(job))
+}
+
+/// Sample tables read at once by the finalizer.
+const FINALIZE_READS: usize = 16;
 
 /// Finalizes the job if every task finished and it is not finished yet.
 pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskError> {
@@ -48,8 +61,22 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
             return Err(TaskError::Permanent("the asset was deleted".into()));
         };
         if let Some(o) = &output {
-            asset.output = Some(o.clone());
-            asset.state = AssetState::Ready;
+            // The asset shows this job's output only if no newer job's output is current (two jobs started on
+            // the same probed asset may finish in any order); the update is conditional on the asset's version.
+            let newer = match asset.output.as_ref().filter(|cur| cur.job_id != job.id) {
+                Some(cur) => ctx
+                    .jobs
+                    .get_job(cur.job_id)
+                    .await?
+                    .is_some_and(|j| j.created_at > job.created_at),
+                None => false,
+            };
+            if newer {
+                info!(job_id = %job.id, "a newer job's output is current; this job's output is not shown");
+            } else {
+                asset.output = Some(o.clone());
+                asset.state = AssetState::Ready;
+            }
         }
         if let Some(c) = &captions {
             asset.captions = Some(c.clone());
@@ -132,13 +159,13 @@ async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Re
 
     let audio = match tracks.get("audio") {
         Some((codecs, timescale, segs)) => {
-            let (cfg, samples) = read_track(ctx, job, "audio", segs).await?;
-            let channels = match cfg.codec {
+            let track = read_track(ctx, job, "audio", segs).await?;
+            let channels = match track.config.codec {
                 CodecConfig::Opus { channels, .. } => channels,
                 _ => 2,
             };
-            let bytes: u64 = samples.iter().map(|s| s.data.len() as u64).sum();
-            let secs = samples.iter().map(|s| s.duration as u64).sum::<u64>() as f64 / *timescale as f64;
+            let bytes: u64 = track.rows.iter().map(|r| u64::from(r.size)).sum();
+            let secs = track.rows.iter().map(|r| u64::from(r.duration)).sum::<u64>() as f64 / *timescale as f64;
             Some((
                 AudioRendition {
                     codecs: codecs.clone(),
@@ -153,8 +180,7 @@ async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Re
                     init: init_key(job, "audio"),
                     index: index_key(job, "audio"),
                 },
-                cfg,
-                samples,
+                track,
             ))
         }
         None => None,
@@ -167,18 +193,12 @@ async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Re
         let Some((codecs, timescale, segs)) = tracks.get(&rung.name) else {
             return Err(TaskError::Permanent(format!("no output for rendition {}", rung.name)));
         };
-        let (cfg, samples) = read_track(ctx, job, &rung.name, segs).await?;
-        let mut files = vec![(cfg, samples)];
-        if let Some((_, acfg, asamples)) = &audio {
-            let mut a = acfg.clone();
-            a.track_id = 2;
-            files.push((a, asamples.clone()));
+        let video = read_track(ctx, job, &rung.name, segs).await?;
+        let mut files = vec![&video];
+        if let Some((_, a)) = &audio {
+            files.push(a);
         }
-        let mp4 =
-            progressive_mp4(&files).map_err(|e| TaskError::Permanent(format!("progressive {}: {e}", rung.name)))?;
-        ctx.blobs
-            .put(&media(progressive_key(job, &rung.name)), mp4, "video/mp4")
-            .await?;
+        write_progressive(ctx, job, &rung.name, &files).await?;
         let bytes: u64 = segs.iter().map(|s| s.size).sum();
         let peak = segs
             .iter()
@@ -212,18 +232,41 @@ async fn finalize_encoding(ctx: &WorkerContext, job: &Job, tasks: &[Task]) -> Re
         segment_count: job.plan.segment_count,
         duration_secs,
         renditions,
-        audio: audio.map(|(a, _, _)| a),
+        audio: audio.map(|(a, _)| a),
     };
     Ok(output)
 }
 
-/// Reads a track's configuration and all its samples back from its segments and sample tables.
+/// A track as stored: its configuration, all its sample rows with the number of samples per segment, and per
+/// segment its object and that object's size.
+struct ReadTrack {
+    config: TrackConfig,
+    rows: Vec<SampleRow>,
+    runs: Vec<u32>,
+    segments: Vec<(String, u64)>,
+}
+
+impl ReadTrack {
+    /// The track as a progressive file's input, with its own track id there.
+    fn stored(&self, track_id: u32) -> StoredTrack<'_> {
+        let mut config = self.config.clone();
+        config.track_id = track_id;
+        StoredTrack {
+            config,
+            rows: &self.rows,
+            runs: &self.runs,
+        }
+    }
+}
+
+/// Reads a track's configuration and the sample tables of its segments (`FINALIZE_READS` at a time): metadata
+/// only, never the segments' media bytes.
 async fn read_track(
     ctx: &WorkerContext,
     job: &Job,
     name: &str,
     segs: &[SegmentRecord],
-) -> Result<(TrackConfig, Vec<Sample>), TaskError> {
+) -> Result<ReadTrack, TaskError> {
     let get_all = |key: String| async move {
         let blob = BlobRef::new(&ctx.media_bucket, key);
         let meta = ctx
@@ -233,32 +276,80 @@ async fn read_track(
             .ok_or_else(|| TaskError::Transient(format!("{} is missing", blob.key)))?;
         Ok::<_, TaskError>(ctx.blobs.read_range(&blob, 0, meta.size).await?)
     };
-    let cfg: TrackConfig = serde_json::from_slice(&get_all(track_key(job, name)).await?)
+    let config: TrackConfig = serde_json::from_slice(&get_all(track_key(job, name)).await?)
         .map_err(|e| TaskError::Permanent(format!("track configuration of {name}: {e}")))?;
-    let mut samples = Vec::new();
+    let mut reads = Vec::with_capacity(segs.len());
     for s in segs {
-        let table: SampleTable = serde_json::from_slice(&get_all(table_key(job, name, s.number)).await?)
-            .map_err(|e| TaskError::Permanent(format!("sample table of {name}/{}: {e}", s.number)))?;
-        let bytes = get_all(segment_key(job, name, s.number)).await?;
-        let payload: usize = table.samples.iter().map(|e| e.size as usize).sum();
-        if payload > bytes.len() {
-            return Err(TaskError::Permanent(format!(
-                "segment {name}/{} is shorter than its samples",
-                s.number
-            )));
-        }
-        // The mdat payload closes the segment: samples are its last `payload` bytes, in order.
-        let mut at = bytes.len() - payload;
-        for e in &table.samples {
-            let end = at + e.size as usize;
-            samples.push(Sample {
-                data: bytes[at..end].to_vec(),
-                duration: e.duration,
-                is_sync: e.sync,
-                composition_offset: e.cto,
-            });
-            at = end;
-        }
+        let (get_all, number, size) = (&get_all, s.number, s.size);
+        reads.push(async move {
+            let table: SampleTable = serde_json::from_slice(&get_all(table_key(job, name, number)).await?)
+                .map_err(|e| TaskError::Permanent(format!("sample table of {name}/{number}: {e}")))?;
+            let payload: u64 = table.samples.iter().map(|e| u64::from(e.size)).sum();
+            if payload > size || table.samples.is_empty() {
+                return Err(TaskError::Permanent(format!(
+                    "segment {name}/{number} does not hold its samples"
+                )));
+            }
+            Ok::<Vec<SampleRow>, TaskError>(
+                table
+                    .samples
+                    .iter()
+                    .map(|e| SampleRow {
+                        size: e.size,
+                        duration: e.duration,
+                        is_sync: e.sync,
+                        composition_offset: e.cto,
+                    })
+                    .collect(),
+            )
+        });
     }
-    Ok((cfg, samples))
+    // Tables arrive in segment order; each is parsed, appended and dropped.
+    let mut tables = futures::stream::iter(reads).buffered(FINALIZE_READS);
+    let (mut rows, mut runs) = (Vec::new(), Vec::with_capacity(segs.len()));
+    while let Some(table) = tables.try_next().await? {
+        runs.push(table.len() as u32);
+        rows.extend(table);
+    }
+    Ok(ReadTrack {
+        config,
+        rows,
+        runs,
+        segments: segs
+            .iter()
+            .map(|s| (segment_key(job, name, s.number), s.size))
+            .collect(),
+    })
+}
+
+/// Lays out a rendition's progressive MP4 over its segments and writes its head and description.
+async fn write_progressive(ctx: &WorkerContext, job: &Job, name: &str, files: &[&ReadTrack]) -> Result<(), TaskError> {
+    let stored: Vec<StoredTrack<'_>> = files.iter().enumerate().map(|(i, f)| f.stored(i as u32 + 1)).collect();
+    let layout = progressive_layout(&stored).map_err(|e| TaskError::Permanent(format!("progressive {name}: {e}")))?;
+    let runs = layout
+        .runs
+        .iter()
+        .map(|r| {
+            let (key, object_size) = &files[r.track].segments[r.run];
+            // The mdat payload closes the segment: its samples are its last bytes, in order.
+            ProgressiveRun {
+                key: key.clone(),
+                at: object_size - r.size,
+                size: r.size,
+            }
+        })
+        .collect();
+    let media = |key: String| BlobRef::new(&ctx.media_bucket, key);
+    let head = progressive_head_key(job, name);
+    ctx.blobs.put(&media(head.clone()), layout.head, "video/mp4").await?;
+    let file = ProgressiveFile {
+        size: layout.size,
+        head,
+        runs,
+    };
+    let body = serde_json::to_vec(&file).map_err(|e| TaskError::Permanent(e.to_string()))?;
+    ctx.blobs
+        .put(&media(progressive_key(job, name)), body, "application/json")
+        .await?;
+    Ok(())
 }

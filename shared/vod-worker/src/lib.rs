@@ -5,7 +5,10 @@
 //! Redelivered messages redo idempotent writes (deterministic keys) and count nothing twice.
 pub mod finalize;
 pub mod index;
+pub mod scratch;
 pub mod task;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,11 +31,18 @@ pub struct WorkerContext {
     pub media_bucket: String,
     /// Local directory for the source file (Lambda: /tmp).
     pub scratch: PathBuf,
+    /// Bytes of whole sources kept in `scratch` at most (Lambda's ephemeral storage is 10 GiB at most).
+    pub scratch_budget: u64,
     /// Deliveries after which a failing task fails its job (the queue's maxReceiveCount).
     pub max_receive_count: u32,
+    /// ARN of the task queue's dead-letter queue: its messages are tasks whose every delivery failed without an
+    /// answer (timeout, out of memory, crash), and fail their jobs.
+    pub dead_letter_arn: Option<String>,
     pub threads: usize,
     /// Job state and progress events.
     pub events: Arc<dyn EventPublisher>,
+    /// The task queue (a job's fan-out steps queue its tasks).
+    pub queue: Arc<dyn vod_domain::TaskQueue>,
     /// The cross-asset search index (terms written by indexing jobs).
     pub search: Arc<dyn SearchStore>,
     /// Where the speech engine and its model are.
@@ -49,6 +59,14 @@ impl WorkerContext {
             aws_sdk_kms::Client::new(sdk),
             config.kms_key_id.clone(),
         ));
+        let scratch = lookup("SCRATCH_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        // Files of invocations that were abandoned mid-way (timeout, crash) in this instance's /tmp.
+        let removed = scratch::remove_leftovers(&scratch, scratch::LEFTOVER_AGE);
+        if removed > 0 {
+            info!(removed, "leftover scratch files removed");
+        }
         WorkerContext {
             // Storage-encrypted assets: the source decrypts as it is read, outputs are encrypted as written.
             blobs: Arc::new(vod_domain::storage::EncryptedBlobStore::new(
@@ -62,13 +80,19 @@ impl WorkerContext {
             speech: vod_speech::SpeechConfig::from_lookup(&lookup),
             speech_engine: index::SpeechEngine::default(),
             media_bucket: config.media_bucket.clone(),
-            scratch: lookup("SCRATCH_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir),
+            scratch,
+            scratch_budget: lookup("SCRATCH_BUDGET_BYTES")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(8 << 30),
             max_receive_count: lookup("ENCODE_MAX_RECEIVE_COUNT")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(3),
+            dead_letter_arn: lookup("DEAD_LETTER_QUEUE_ARN").filter(|a| !a.is_empty()),
             events: config.event_publisher(sdk),
+            queue: Arc::new(vod_aws::SqsTaskQueue::new(
+                aws_sdk_sqs::Client::new(sdk),
+                config.encode_queue_url.clone(),
+            )),
             threads: lookup("ENCODE_THREADS")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
@@ -118,6 +142,43 @@ pub async fn handle_batch(ctx: &WorkerContext, event: SqsEvent) -> SqsBatchRespo
                 continue;
             }
         };
+        let dead = ctx.dead_letter_arn.is_some() && record.event_source_arn == ctx.dead_letter_arn;
+        if dead {
+            let span = info_span!("dead_letter", job_id = %msg.job_id, task = msg.task, message_id = %id);
+            if let Err(e) = task::dead_letter(ctx, &msg).instrument(span).await {
+                warn!(message_id = %id, error = %e, "dead task not recorded; it will be retried");
+                failures.push(failure(id));
+            }
+            continue;
+        }
+        if msg.expand {
+            let span =
+                info_span!("fan_out", job_id = %msg.job_id, from = msg.task, message_id = %id, attempt = receives);
+            let step = vod_domain::jobs::fan_out_step(
+                ctx.assets.as_ref(),
+                ctx.jobs.as_ref(),
+                ctx.queue.as_ref(),
+                msg.job_id,
+                msg.task,
+            )
+            .instrument(span)
+            .await;
+            match step {
+                Ok(()) => {}
+                Err(e @ vod_domain::DomainError::Invalid(_)) => {
+                    task::fail_job(ctx, &msg, &format!("the job's tasks could not be queued: {e}")).await
+                }
+                Err(e) if receives >= ctx.max_receive_count => {
+                    task::fail_job(ctx, &msg, &format!("the job's tasks could not be queued: {e}")).await;
+                    failures.push(failure(id));
+                }
+                Err(e) => {
+                    warn!(message_id = %id, error = %e, "fan-out step failed; it will be retried");
+                    failures.push(failure(id));
+                }
+            }
+            continue;
+        }
         let span = info_span!("task", job_id = %msg.job_id, task = msg.task, message_id = %id, attempt = receives);
         let ok = async {
             match task::run(ctx, &msg).await {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{info, warn};
 use vod_cmaf::{codec_string, init_segment, media_segment, Sample, TrackConfig};
 use vod_domain::job::{Job, JobState, SegmentRecord, TaskKind, TaskState, TrackOutput};
 use vod_domain::{BlobRef, StoreError, TaskMessage};
@@ -86,6 +86,36 @@ pub async fn fail_job(ctx: &WorkerContext, msg: &TaskMessage, reason: &str) {
         )
         .await;
     ctx.announce(msg.job_id).await;
+}
+
+/// A task's message reached the dead-letter queue: every delivery ended without an answer (the invocation timed
+/// out, ran out of memory or crashed; a task that fails with an error fails its job itself). Unless the task
+/// finished after all, it and its job end in Error with the reason.
+pub async fn dead_letter(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError> {
+    let Some(job) = ctx.jobs.get_job(msg.job_id).await? else {
+        warn!("dead task of a deleted job");
+        return Ok(());
+    };
+    if job.state.is_final() {
+        return Ok(());
+    }
+    let finished = ctx
+        .jobs
+        .get_tasks(msg.job_id)
+        .await?
+        .iter()
+        .any(|t| t.index == msg.task && t.state == TaskState::Finished);
+    if finished {
+        return Ok(());
+    }
+    let reason = format!(
+        "task {} did not complete in {} deliveries: each invocation ended without an answer (function timeout, \
+         out of memory or crash)",
+        msg.task, ctx.max_receive_count
+    );
+    warn!(%reason, "dead task fails its job");
+    fail_job(ctx, msg, &reason).await;
+    Ok(())
 }
 
 /// Settles a task of a cancelled job; the job becomes Canceled once no task runs.
@@ -376,10 +406,14 @@ async fn fetch_ranges(
         return Ok(None);
     }
     let safe: String = etag.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    let path = ctx.scratch.join(format!("vod-part-{safe}-{task}"));
+    let path = ctx
+        .scratch
+        .join(format!("{}{safe}-{task}", crate::scratch::PART_PREFIX));
     let io = |e: std::io::Error| TaskError::Transient(format!("writing {}: {e}", path.display()));
     std::fs::create_dir_all(&ctx.scratch).map_err(io)?;
     let f = std::fs::File::create(&path).map_err(io)?;
+    // Removed if this task fails or is cancelled while fetching; the caller removes it after the task.
+    let guard = crate::scratch::TempFile::new(path.clone());
     f.set_len(size).map_err(io)?;
     {
         use std::os::unix::fs::FileExt;
@@ -402,21 +436,32 @@ async fn fetch_ranges(
         source_bytes = size,
         "source ranges fetched"
     );
+    guard.keep();
     Ok(Some(path))
 }
 
 /// Downloads the source into the scratch directory once per warm instance (keyed by ETag; written atomically).
 async fn fetch_source(ctx: &WorkerContext, blob: &BlobRef, etag: &str, size: u64) -> Result<PathBuf, TaskError> {
     let safe: String = etag.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    let path = ctx.scratch.join(format!("vod-source-{safe}"));
+    let path = ctx.scratch.join(format!("{}{safe}", crate::scratch::SOURCE_PREFIX));
     if std::fs::metadata(&path).map(|m| m.len() == size).unwrap_or(false) {
+        crate::scratch::touch(&path);
         return Ok(path);
     }
-    let tmp = ctx
-        .scratch
-        .join(format!("vod-source-{safe}.{}.part", std::process::id()));
+    let tmp = ctx.scratch.join(format!(
+        "{}{safe}.{}.part",
+        crate::scratch::SOURCE_PREFIX,
+        std::process::id()
+    ));
     let io = |e: std::io::Error| TaskError::Transient(format!("writing {}: {e}", tmp.display()));
     std::fs::create_dir_all(&ctx.scratch).map_err(io)?;
+    // The cache of whole sources stays within its budget: the least recently used go first.
+    let evicted = crate::scratch::make_room(&ctx.scratch, size, ctx.scratch_budget).map_err(TaskError::Permanent)?;
+    if evicted > 0 {
+        info!(evicted_bytes = evicted, "cached sources evicted");
+    }
+    // A failed or abandoned download never stays behind.
+    let guard = crate::scratch::TempFile::new(tmp.clone());
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
@@ -433,5 +478,6 @@ async fn fetch_source(ctx: &WorkerContext, blob: &BlobRef, etag: &str, size: u64
         f.sync_all().map_err(io)?;
     }
     std::fs::rename(&tmp, &path).map_err(io)?;
+    guard.keep();
     Ok(path)
 }
