@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 infra/setup.sh run
-echo "== building vodctl (the first build compiles FFmpeg bindings, rav1e and the AWS SDK: several minutes)"
-cargo build -p vodctl
-exec cargo run -q -p vodctl -- dev --sample "$@"
+echo "== building the workspace's binaries (the first build compiles FFmpeg bindings, rav1e and the AWS SDK: several minutes)"
+# The whole workspace, as the tests build it: one feature set for the shared dependencies, so that this build and
+# the test suite's reuse each other's compiled crates.
+cargo build --workspace --bins
+bin="${CARGO_TARGET_DIR:-target}"
+if [ -n "${CARGO_BUILD_TARGET:-}" ]; then bin="$bin/$CARGO_BUILD_TARGET"; fi
+exec "$bin/debug/vodctl" dev --sample "$@"

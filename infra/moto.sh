@@ -17,11 +17,29 @@ answers() { curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$port/moto-api
 
 install() {
   local stamp="$venv/.requirements"
-  if [ -x "$venv/bin/moto_server" ] && cmp -s "$req" "$stamp"; then return; fi
+  if [ -x "$venv/bin/moto_server" ] && cmp -s "$req" "$stamp"; then patch_moto; return; fi
   echo "moto: installing $(grep -v '^#' "$req" | tr '\n' ' ')into $venv" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  patch_moto
   cp "$req" "$stamp"
+}
+
+# moto 5.2.5 names the root element of the S3 results it serializes `<Operation>Response`; AWS names ListParts'
+# `ListPartsResult` (the S3 model's XML name), which the Rust SDK checks, so ListParts fails against moto. The
+# patch gives ListParts its real name; idempotent.
+patch_moto() {
+  "$venv/bin/python3" - <<'PY'
+import pathlib, moto.core.serialize as m
+p = pathlib.Path(m.__file__)
+s = p.read_text()
+old = '        else:\n            result_key = f"{self.operation_model.name}Response"\n        if shape is not None:'
+new = ('        else:\n            result_key = {"ListParts": "ListPartsResult"}.get(\n'
+       '                self.operation_model.name, f"{self.operation_model.name}Response")\n'
+       '        if shape is not None:')
+if old in s:
+    p.write_text(s.replace(old, new, 1))
+PY
 }
 
 start() {

@@ -348,13 +348,13 @@ async fn a_sixty_minute_title_goes_end_to_end() {
     let stack = stack("sixty-minutes").await;
     let api = Api::new(&stack);
     let dir = scratch("sixty-minutes");
-    let (secs, fps) = (3600u64, 10u64);
+    let (secs, fps) = (3600u64, 6u64);
     let source = ffmpeg(
         &[
             "-f",
             "lavfi",
             "-i",
-            &format!("testsrc2=size=160x90:rate={fps}"),
+            &format!("testsrc2=size=128x72:rate={fps}"),
             "-f",
             "lavfi",
             "-i",
@@ -384,7 +384,7 @@ async fn a_sixty_minute_title_goes_end_to_end() {
     assert_eq!(probed["state"], "Probed", "{probed}");
     let preset = json!({
         "name": "feature-length-test",
-        "ladder": {"kind": "fixed", "rungs": [{"height": 90, "bitrate_kbps": 60, "speed": 10}]},
+        "ladder": {"kind": "fixed", "rungs": [{"height": 72, "bitrate_kbps": 50, "speed": 10}]},
         "segment_duration": 6.0,
         "max_chunk_secs": 120.0,
         "audio": {"bitrate_kbps": 32, "channels": 1},

@@ -126,20 +126,21 @@ async fn main() {
          | media bytes read | finalize peak heap MiB | S3 model ms | progressive first byte ms | cold peak heap MiB \
          | warm 4 MiB range peak heap MiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for i in 0..rows.len() {
+    for row in &rows {
+        let f = |k: &str| row[k].as_f64().unwrap_or(0.0);
         md.push_str(&format!(
             "| {} | {} | {} | {:.1} | {} | {} | {:.1} | {:.0} | {:.2} | {:.1} | {:.1} |\n",
-            rows[i]["minutes"],
-            rows[i]["segments"],
-            rows[i]["samples"],
-            r(i, "finalize_ms"),
-            rows[i]["finalize_requests"],
-            rows[i]["finalize_media_bytes_read"],
-            r(i, "finalize_peak_heap") / 1048576.0,
-            r(i, "finalize_s3_model_ms"),
-            r(i, "progressive_first_byte_ms"),
-            r(i, "progressive_cold_peak_heap") / 1048576.0,
-            r(i, "progressive_warm_4mib_peak_heap") / 1048576.0,
+            row["minutes"],
+            row["segments"],
+            row["samples"],
+            f("finalize_ms"),
+            row["finalize_requests"],
+            row["finalize_media_bytes_read"],
+            f("finalize_peak_heap") / 1048576.0,
+            f("finalize_s3_model_ms"),
+            f("progressive_first_byte_ms"),
+            f("progressive_cold_peak_heap") / 1048576.0,
+            f("progressive_warm_4mib_peak_heap") / 1048576.0,
         ));
     }
     md.push_str(&format!(

@@ -82,6 +82,9 @@ impl StreamConfig {
     }
 }
 
+/// A progressive file's description (mapped onto its runs) and its head, as cached per warm instance.
+type ProgressiveEntry = (ProgressiveMap, Arc<Vec<u8>>);
+
 /// The packager's state: stores and per-instance caches.
 #[derive(Clone)]
 pub struct StreamContext {
@@ -98,7 +101,7 @@ pub struct StreamContext {
     cues: Cache<String, Arc<Vec<Cue>>>,
     objects: Cache<String, Arc<Vec<u8>>>,
     /// Progressive files' descriptions with their heads (per job, never rewritten), weighed by size.
-    progressive: Cache<String, Arc<(ProgressiveMap, Arc<Vec<u8>>)>>,
+    progressive: Cache<String, Arc<ProgressiveEntry>>,
     protection: ProtectionService,
     /// An asset's content key record (no key material), and unwrapped keys (kept in memory only, zeroized when
     /// evicted).
@@ -158,7 +161,7 @@ impl StreamContext {
                 .max_capacity(32 * 1024 * 1024)
                 .build(),
             progressive: Cache::builder()
-                .weigher(|_k: &String, v: &Arc<(ProgressiveMap, Arc<Vec<u8>>)>| {
+                .weigher(|_k: &String, v: &Arc<ProgressiveEntry>| {
                     (v.1.len() + v.0.file.runs.len() * 128).try_into().unwrap_or(u32::MAX)
                 })
                 .max_capacity(64 * 1024 * 1024)
@@ -298,7 +301,7 @@ impl StreamContext {
     }
 
     /// A rendition's progressive file: its description and head, read once per warm instance.
-    async fn progressive(&self, key: &str, bucket: &str) -> Result<Arc<(ProgressiveMap, Arc<Vec<u8>>)>, ApiError> {
+    async fn progressive(&self, key: &str, bucket: &str) -> Result<Arc<ProgressiveEntry>, ApiError> {
         if let Some(v) = self.progressive.get(key) {
             return Ok(v);
         }
