@@ -146,7 +146,7 @@ async fn edge_inputs_encode_to_playable_renditions() {
             let file = dir.join(format!("{}-{}.mp4", c.name, r["name"].as_str().unwrap_or("r")));
             std::fs::write(
                 &file,
-                download(&stack, bucket, r["progressive"].as_str().expect("progressive")).await,
+                progressive_file(&stack, bucket, r["progressive"].as_str().expect("progressive")).await,
             )
             .expect("write");
             let p = probe_json(&file);

@@ -230,7 +230,7 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
         let prog = dir.join(format!("{name}-progressive.mp4"));
         std::fs::write(
             &prog,
-            download(&stack, &bucket, r["progressive"].as_str().expect("progressive")).await,
+            progressive_file(&stack, &bucket, r["progressive"].as_str().expect("progressive")).await,
         )
         .expect("write");
         let p = probe_json(&prog);

@@ -362,6 +362,20 @@ pub async fn download(stack: &vod_local::LocalStack, bucket: &str, key: &str) ->
     out.body.collect().await.expect("body").into_bytes().to_vec()
 }
 
+/// A rendition's progressive MP4 as the packager serves it, from the local stack's S3: the head named by its
+/// description (`progressive.json`) followed by the runs of samples it lists in the segments.
+pub async fn progressive_file(stack: &vod_local::LocalStack, bucket: &str, key: &str) -> Vec<u8> {
+    let file: vod_domain::ProgressiveFile =
+        serde_json::from_slice(&download(stack, bucket, key).await).expect("progressive description");
+    let mut out = download(stack, bucket, &file.head).await;
+    for r in &file.runs {
+        let seg = download(stack, bucket, &r.key).await;
+        out.extend_from_slice(&seg[r.at as usize..(r.at + r.size) as usize]);
+    }
+    assert_eq!(out.len() as u64, file.size, "the description's size");
+    out
+}
+
 /// ffprobe JSON (streams with counted frames, format) of a file.
 pub fn probe_json(file: &Path) -> Value {
     let out = Command::new("ffprobe")
