@@ -13,25 +13,7 @@ use crate::support::*;
 
 /// ffprobe over a URL: per video stream (width, frames read), and the container duration.
 fn probe_url(url: &str) -> (Vec<(u64, u64)>, f64, bool) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_streams",
-            "-show_format",
-            "-of",
-            "json",
-            url,
-        ])
-        .output()
-        .expect("ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let p: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let p = ffprobe(&["-count_frames", "-show_streams", "-show_format", url]);
     let streams = p["streams"].as_array().cloned().unwrap_or_default();
     let video = streams
         .iter()

@@ -55,26 +55,7 @@ fn b64url(b: &[u8]) -> String {
 }
 
 fn frames(args: &[&str]) -> Vec<u64> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v",
-            "-show_streams",
-            "-of",
-            "json",
-        ])
-        .args(args)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let p: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let p = ffprobe(&[&["-count_frames", "-select_streams", "v", "-show_streams"], args].concat());
     p["streams"]
         .as_array()
         .into_iter()

@@ -300,25 +300,13 @@ async fn plans_beyond_the_limits_and_incredible_durations_are_refused_with_400()
 
 /// What ffprobe decodes of a URL: per stream type, frames decoded and where the last packet ends (seconds).
 fn decode_url(url: &str, extra: &[&str]) -> HashMap<String, (u64, f64)> {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error"])
-        .args(extra)
-        .args([
-            "-count_frames",
-            "-show_entries",
-            "stream=index,codec_type,nb_read_frames:packet=stream_index,pts_time,duration_time",
-            "-of",
-            "json",
-            url,
-        ])
-        .output()
-        .expect("ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let p: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let entries = [
+        "-count_frames",
+        "-show_entries",
+        "stream=index,codec_type,nb_read_frames:packet=stream_index,pts_time,duration_time",
+        url,
+    ];
+    let p = ffprobe(&[extra, &entries[..]].concat());
     let mut kinds: HashMap<u64, String> = HashMap::new();
     let mut result: HashMap<String, (u64, f64)> = HashMap::new();
     for s in p["streams"].as_array().into_iter().flatten() {

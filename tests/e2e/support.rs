@@ -376,28 +376,30 @@ pub async fn progressive_file(stack: &vod_local::LocalStack, bucket: &str, key: 
     out
 }
 
-/// ffprobe JSON (streams with counted frames, format) of a file.
-pub fn probe_json(file: &Path) -> Value {
+/// ffprobe's JSON (`-of json`, errors only) for `args` (options, then the file or URL); panics with ffprobe's
+/// message if it fails.
+pub fn ffprobe(args: &[&str]) -> Value {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_streams",
-            "-show_format",
-            "-of",
-            "json",
-        ])
-        .arg(file)
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
         .output()
         .expect("ffprobe");
     assert!(
         out.status.success(),
-        "ffprobe {}: {}",
-        file.display(),
+        "ffprobe {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// ffprobe JSON (streams with counted frames, format) of a file.
+pub fn probe_json(file: &Path) -> Value {
+    ffprobe(&[
+        "-count_frames",
+        "-show_streams",
+        "-show_format",
+        file.to_str().expect("path"),
+    ])
 }
 
 /// Mean PSNR of `file` against `source` scaled to w×h.

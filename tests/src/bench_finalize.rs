@@ -4,13 +4,19 @@
 //! allocator gives the peak heap of each step. Writes bench/finalize-report.{md,json}.
 use std::time::Instant;
 
+use anyhow::Context;
 use serde_json::json;
 use vod_domain::{BlobRef, BlobStore, ProgressiveFile};
 use vod_package::progressive::{Piece, ProgressiveMap};
-use vod_worker::testkit::{generate, peak_since, start_peak, PeakAlloc, BUCKET};
+use vod_worker::testkit::{generate, peak_since, start_peak, Generated, PeakAlloc, BUCKET};
 
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
+
+/// The generated job's read log.
+fn reads(g: &Generated) -> anyhow::Result<std::sync::MutexGuard<'_, Vec<(String, u64)>>> {
+    g.blobs.reads.lock().map_err(|_| anyhow::anyhow!("read log poisoned"))
+}
 
 /// Requests in flight per finalize (its `FINALIZE_READS`), for the S3 time model.
 const PARALLEL: f64 = 16.0;
@@ -18,48 +24,49 @@ const PARALLEL: f64 = 16.0;
 const S3_GET_MS: f64 = 20.0;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() {
+async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for minutes in [10u32, 60, 120] {
-        let g = generate(minutes).await;
-        g.blobs.reads.lock().unwrap().clear();
+        let g = generate(minutes).await.context("generating the job")?;
+        reads(&g)?.clear();
         let base = start_peak();
         let t = Instant::now();
         vod_worker::finalize::maybe_finalize(&g.ctx, g.job.id)
             .await
-            .expect("finalize");
+            .context("finalize")?;
         let finalize_ms = t.elapsed().as_secs_f64() * 1000.0;
         let finalize_peak = peak_since(base);
-        let reads = std::mem::take(&mut *g.blobs.reads.lock().unwrap());
+        let reads = std::mem::take(&mut *reads(&g)?);
         let media_read: u64 = reads.iter().filter(|(k, _)| k.ends_with(".m4s")).map(|r| r.1).sum();
         let bytes_read: u64 = reads.iter().map(|r| r.1).sum();
         // Each read is a HEAD and a GET (the finalizer sizes objects first).
         let requests = reads.len() * 2;
 
         // The progressive download's first response on a cold packager: description, head, first 64 KiB.
-        let asset = g.ctx.assets.get(g.job.asset_id).await.unwrap().unwrap();
-        let key = asset.output.as_ref().unwrap().renditions[0].progressive.clone();
+        let asset = g.ctx.assets.get(g.job.asset_id).await?.context("the asset")?;
+        let key = asset
+            .output
+            .as_ref()
+            .and_then(|o| o.renditions.first())
+            .context("a rendition")?
+            .progressive
+            .clone();
         let base = start_peak();
         let t = Instant::now();
-        let file: ProgressiveFile = serde_json::from_slice(
-            &g.blobs
-                .read_range(&BlobRef::new(BUCKET, &key), 0, u64::MAX)
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let file: ProgressiveFile =
+            serde_json::from_slice(&g.blobs.read_range(&BlobRef::new(BUCKET, &key), 0, u64::MAX).await?)
+                .context("the progressive description")?;
         let head = g
             .blobs
             .read_range(&BlobRef::new(BUCKET, &file.head), 0, u64::MAX)
-            .await
-            .unwrap();
-        let map = ProgressiveMap::new(file, head.len() as u64).unwrap();
+            .await?;
+        let map = ProgressiveMap::new(file, head.len() as u64).map_err(anyhow::Error::msg)?;
         let mut body = Vec::new();
         for p in map.pieces(0, 65_535) {
             match p {
                 Piece::Head { start, end } => body.extend_from_slice(&head[start..end]),
                 Piece::Object { key, at, len } => {
-                    body.extend(g.blobs.read_range(&BlobRef::new(BUCKET, key), at, len).await.unwrap())
+                    body.extend(g.blobs.read_range(&BlobRef::new(BUCKET, key), at, len).await?)
                 }
             }
         }
@@ -73,7 +80,7 @@ async fn main() {
         let mut warm = Vec::new();
         for p in map.pieces(start, end) {
             if let Piece::Object { key, at, len } = p {
-                warm.extend(g.blobs.read_range(&BlobRef::new(BUCKET, key), at, len).await.unwrap());
+                warm.extend(g.blobs.read_range(&BlobRef::new(BUCKET, key), at, len).await?);
             }
         }
         let warm_peak = peak_since(base);
@@ -93,7 +100,7 @@ async fn main() {
             "progressive_cold_peak_heap": progressive_peak,
             "progressive_warm_4mib_peak_heap": warm_peak,
         }));
-        eprintln!("{}", rows.last().unwrap());
+        eprintln!("{}", rows[rows.len() - 1]);
     }
     let r = |i: usize, k: &str| rows[i][k].as_f64().unwrap_or(0.0);
     let ratio = |k: &str| r(2, k) / r(0, k).max(1e-9);
@@ -116,9 +123,9 @@ async fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench");
     std::fs::write(
         root.join("finalize-report.json"),
-        serde_json::to_string_pretty(&report).unwrap(),
+        serde_json::to_string_pretty(&report)?,
     )
-    .unwrap();
+    .context("writing bench/finalize-report.json")?;
     let mut md = String::from(
         "# Finalize and progressive download at scale\n\nMethod: `cargo run -p vod-e2e --bin vod-bench-finalize` — \
          generated finished jobs (one AV1 rendition at 25 fps, 300 B frames, and Opus audio, 20 ms packets, in 2 s \
@@ -158,6 +165,7 @@ async fn main() {
         ratio("progressive_cold_peak_heap"),
         ratio("progressive_warm_4mib_peak_heap"),
     ));
-    std::fs::write(root.join("finalize-report.md"), md).unwrap();
+    std::fs::write(root.join("finalize-report.md"), md).context("writing bench/finalize-report.md")?;
     println!("wrote bench/finalize-report.md");
+    Ok(())
 }

@@ -335,30 +335,30 @@ impl StreamContext {
         end: u64,
     ) -> Result<Vec<u8>, ApiError> {
         use futures::{StreamExt, TryStreamExt};
+        // One body of the range's size: the head's slice goes in directly, the runs as their reads arrive in order.
+        let mut body = Vec::with_capacity((end - start + 1) as usize);
         let mut reads = Vec::new();
         for p in map.pieces(start, end) {
-            reads.push(async move {
-                match p {
-                    Piece::Head { start, end } => Ok(head[start..end].to_vec()),
-                    Piece::Object { key, at, len } => {
-                        let bytes = self
-                            .blobs
-                            .read_range(&BlobRef::new(bucket, key), at, len)
-                            .await
-                            .map_err(unavailable)?;
-                        if bytes.len() as u64 != len {
-                            return Err(unavailable(format!("{key}: short read")));
-                        }
-                        Ok(bytes)
+            match p {
+                Piece::Head { start, end } => body.extend_from_slice(&head[start..end]),
+                Piece::Object { key, at, len } => reads.push(async move {
+                    let bytes = self
+                        .blobs
+                        .read_range(&BlobRef::new(bucket, key), at, len)
+                        .await
+                        .map_err(unavailable)?;
+                    if bytes.len() as u64 != len {
+                        return Err(unavailable(format!("{key}: short read")));
                     }
-                }
-            });
+                    Ok(bytes)
+                }),
+            }
         }
-        let parts: Vec<Vec<u8>> = futures::stream::iter(reads)
-            .buffered(PROGRESSIVE_READS)
-            .try_collect()
-            .await?;
-        Ok(parts.concat())
+        let mut runs = futures::stream::iter(reads).buffered(PROGRESSIVE_READS);
+        while let Some(bytes) = runs.try_next().await? {
+            body.extend_from_slice(&bytes);
+        }
+        Ok(body)
     }
 
     /// The asset's caption cues, parsed once per warm instance.

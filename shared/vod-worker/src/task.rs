@@ -99,10 +99,9 @@ pub async fn dead_letter(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), T
     if job.state.is_final() {
         return Ok(());
     }
-    let finished = ctx
-        .jobs
-        .get_tasks(msg.job_id)
-        .await?
+    // This task alone (a page of one from its index), not the job's thousands.
+    let (page, _) = ctx.jobs.task_page(msg.job_id, msg.task.checked_sub(1), 1).await?;
+    let finished = page
         .iter()
         .any(|t| t.index == msg.task && t.state == TaskState::Finished);
     if finished {

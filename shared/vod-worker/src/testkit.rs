@@ -68,7 +68,10 @@ impl BlobStore for Recording {
     }
     async fn read_range(&self, blob: &BlobRef, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
         let b = self.inner.read_range(blob, offset, len).await?;
-        self.reads.lock().unwrap().push((blob.key.clone(), b.len() as u64));
+        self.reads
+            .lock()
+            .map_err(|_| StoreError::Backend("read log poisoned".into()))?
+            .push((blob.key.clone(), b.len() as u64));
         Ok(b)
     }
     async fn put(&self, blob: &BlobRef, body: Vec<u8>, ct: &str) -> Result<(), StoreError> {
@@ -116,7 +119,8 @@ pub struct Generated {
 
 /// A finished job of `minutes` with one 180p rendition (25 fps, 300 B frames) and Opus audio (20 ms, 40 B
 /// packets) in 2 s segments, every task done: segment objects, sample tables and track configurations stored.
-pub async fn generate(minutes: u32) -> Generated {
+pub async fn generate(minutes: u32) -> Result<Generated, StoreError> {
+    let json = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
     let blobs = Arc::new(Recording::default());
     let assets = Arc::new(MemoryAssetStore::default());
     let jobs = Arc::new(MemoryJobStore::default());
@@ -164,7 +168,7 @@ pub async fn generate(minutes: u32) -> Generated {
         blobs.inner.insert(
             BUCKET,
             &format!("{prefix}/{name}/track.json"),
-            serde_json::to_vec(config).unwrap(),
+            serde_json::to_vec(config).map_err(json)?,
         );
         let mut records = Vec::new();
         for n in 0..segments {
@@ -194,7 +198,7 @@ pub async fn generate(minutes: u32) -> Generated {
             blobs.inner.insert(
                 BUCKET,
                 &format!("{prefix}/{name}/seg-{n:05}.json"),
-                serde_json::to_vec(&table).unwrap(),
+                serde_json::to_vec(&table).map_err(json)?,
             );
             records.push(SegmentRecord {
                 number: n,
@@ -215,7 +219,10 @@ pub async fn generate(minutes: u32) -> Generated {
         });
     }
     let now = Utc::now();
-    let preset = Preset::builtin().into_iter().find(|p| p.name == "tiny").unwrap();
+    let preset = Preset::builtin()
+        .into_iter()
+        .find(|p| p.name == "tiny")
+        .ok_or_else(|| StoreError::Backend("no built-in tiny preset".into()))?;
     let tasks: Vec<Task> = [
         TaskKind::Video {
             first_segment: 0,
@@ -264,9 +271,9 @@ pub async fn generate(minutes: u32) -> Generated {
         tasks_queued: 2,
         error: None,
     };
-    jobs.create_job(&job, &tasks).await.unwrap();
-    jobs.finish_task(job_id, 0, &outputs[..1]).await.unwrap();
-    jobs.finish_task(job_id, 1, &outputs[1..]).await.unwrap();
+    jobs.create_job(&job, &tasks).await?;
+    jobs.finish_task(job_id, 0, &outputs[..1]).await?;
+    jobs.finish_task(job_id, 1, &outputs[1..]).await?;
     assets
         .insert(&Asset {
             id: asset_id,
@@ -284,8 +291,7 @@ pub async fn generate(minutes: u32) -> Generated {
             captions: None,
             version: 0,
         })
-        .await
-        .unwrap();
+        .await?;
     let ctx = WorkerContext {
         assets,
         jobs,
@@ -302,10 +308,10 @@ pub async fn generate(minutes: u32) -> Generated {
         speech: vod_speech::SpeechConfig::from_lookup(|_: &str| None),
         speech_engine: Default::default(),
     };
-    Generated {
+    Ok(Generated {
         ctx,
         blobs,
         job: Job { tasks_done: 2, ..job },
         samples,
-    }
+    })
 }

@@ -17,7 +17,7 @@ struct Measured {
 }
 
 async fn measure(minutes: u32) -> Measured {
-    let g = generate(minutes).await;
+    let g = generate(minutes).await.expect("generated job");
     g.blobs.reads.lock().unwrap().clear();
     let base = start_peak();
     vod_worker::finalize::maybe_finalize(&g.ctx, g.job.id).await.unwrap();
