@@ -21,7 +21,7 @@ use vod_domain::protection::{
 };
 use vod_domain::{
     Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, CaptionsInfo, DomainError, ProgressiveFile,
-    SegmentIndex,
+    ProgressiveRun, SegmentIndex,
 };
 use vod_package::dash::{DashDrm, DashProtection};
 use vod_package::encrypt::{
@@ -313,11 +313,33 @@ impl StreamContext {
                 "progressive file description unreadable",
             )
         };
-        let file: ProgressiveFile =
-            serde_json::from_slice(&self.object(key, bucket).await?).map_err(|e| corrupt(e.to_string()))?;
-        self.objects.invalidate(key);
-        let head = self.object(&file.head, bucket).await?;
-        self.objects.invalidate(&file.head);
+        let (file, head) = if key.ends_with(".mp4") {
+            // A file that an earlier version stored whole (`progressive.mp4`): served as one run, no head.
+            let meta = self
+                .blobs
+                .head(&BlobRef::new(bucket, key))
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(|| not_found("the progressive file is missing"))?;
+            let whole = ProgressiveRun {
+                key: key.to_string(),
+                at: 0,
+                size: meta.size,
+            };
+            let file = ProgressiveFile {
+                size: meta.size,
+                head: String::new(),
+                runs: vec![whole],
+            };
+            (file, Arc::new(Vec::new()))
+        } else {
+            let file: ProgressiveFile =
+                serde_json::from_slice(&self.object(key, bucket).await?).map_err(|e| corrupt(e.to_string()))?;
+            self.objects.invalidate(key);
+            let head = self.object(&file.head, bucket).await?;
+            self.objects.invalidate(&file.head);
+            (file, head)
+        };
         let map = ProgressiveMap::new(file, head.len() as u64).map_err(corrupt)?;
         let v = Arc::new((map, head));
         self.progressive.insert(key.to_string(), v.clone());

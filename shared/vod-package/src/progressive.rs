@@ -134,6 +134,30 @@ mod tests {
     }
 
     #[test]
+    fn a_file_stored_whole_is_one_run_without_a_head() {
+        // What the packager makes of a `progressive.mp4` stored by earlier versions.
+        let file = ProgressiveFile {
+            size: 1000,
+            head: String::new(),
+            runs: vec![ProgressiveRun {
+                key: "old/progressive.mp4".into(),
+                at: 0,
+                size: 1000,
+            }],
+        };
+        let m = ProgressiveMap::new(file, 0).unwrap();
+        assert_eq!(
+            m.pieces(10, 19),
+            vec![Piece::Object {
+                key: "old/progressive.mp4",
+                at: 10,
+                len: 10
+            }]
+        );
+        assert_eq!(expand(&m.pieces(0, 999)).len(), 1000);
+    }
+
+    #[test]
     fn inconsistent_descriptions_are_refused() {
         let mut f = map().file;
         f.size = 23;
