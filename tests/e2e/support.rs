@@ -362,15 +362,26 @@ pub async fn download(stack: &vod_local::LocalStack, bucket: &str, key: &str) ->
     out.body.collect().await.expect("body").into_bytes().to_vec()
 }
 
-/// A rendition's progressive MP4 as the packager serves it, from the local stack's S3: the head named by its
-/// description (`progressive.json`) followed by the runs of samples it lists in the segments.
+/// A rendition's progressive MP4 as the packager serves it, from the local stack's S3: the runs its description
+/// (`progressive.json`) lists in its pages of runs — the head, then the samples in the segments — back to back.
 pub async fn progressive_file(stack: &vod_local::LocalStack, bucket: &str, key: &str) -> Vec<u8> {
     let file: vod_domain::ProgressiveFile =
         serde_json::from_slice(&download(stack, bucket, key).await).expect("progressive description");
-    let mut out = download(stack, bucket, &file.head).await;
-    for r in &file.runs {
-        let seg = download(stack, bucket, &r.key).await;
-        out.extend_from_slice(&seg[r.at as usize..(r.at + r.size) as usize]);
+    let pages = file.pages.as_ref().expect("a description with pages of runs");
+    let all = download(stack, bucket, &pages.key).await;
+    let mut out = Vec::with_capacity(file.size as usize);
+    for p in &pages.pages {
+        assert_eq!(
+            out.len() as u64,
+            p.offset,
+            "each page starts where the previous one ended"
+        );
+        let runs: Vec<vod_domain::ProgressiveRun> =
+            serde_json::from_slice(&all[p.at as usize..(p.at + p.len) as usize]).expect("a page of runs");
+        for r in &runs {
+            let object = download(stack, bucket, &r.key).await;
+            out.extend_from_slice(&object[r.at as usize..(r.at + r.size) as usize]);
+        }
     }
     assert_eq!(out.len() as u64, file.size, "the description's size");
     out

@@ -636,10 +636,13 @@ async fn main() -> Result<()> {
     // E) shaka-packager (npm, bundled binary) packaging the same rendition statically with cenc.
     let shaka = root.join("infra/player/node_modules/shaka-packager/bin/packager-linux-x64");
     let prog_key = output["renditions"][0]["progressive"].as_str().context("progressive")?;
-    let prog_blob = BlobRef::new(&bucket, prog_key);
-    let prog_meta = s3.head(&prog_blob).await?.context("progressive")?;
+    // The progressive MP4 as the packager assembles it from its description, pages of runs and segments.
+    let prog_size = vod_worker::testkit::progressive_size(&s3, &bucket, prog_key).await?;
     let prog = dir.join("rendition.mp4");
-    std::fs::write(&prog, s3.read_range(&prog_blob, 0, prog_meta.size).await?)?;
+    std::fs::write(
+        &prog,
+        vod_worker::testkit::progressive_range(&s3, &bucket, prog_key, 0, prog_size - 1).await?,
+    )?;
     let shaka_out = dir.join("shaka");
     let _ = std::fs::remove_dir_all(&shaka_out);
     std::fs::create_dir_all(&shaka_out)?;
@@ -674,7 +677,7 @@ async fn main() -> Result<()> {
             bail!("shaka-packager failed");
         }
     }
-    let shaka_bps = (prog_meta.size as f64 * runs as f64) / t.elapsed().as_secs_f64();
+    let shaka_bps = (prog_size as f64 * runs as f64) / t.elapsed().as_secs_f64();
 
     // Back to clear delivery for the HTTP load (the gateway's packager has not cached the asset yet).
     api.call(

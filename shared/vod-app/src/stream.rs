@@ -27,7 +27,7 @@ use vod_package::dash::{DashDrm, DashProtection};
 use vod_package::encrypt::{
     aes128_cbc_owned, protect_init, protect_segment_owned, pssh_for_scheme, system_id, DrmSystem, Scheme,
 };
-use vod_package::progressive::{Piece, ProgressiveMap};
+use vod_package::progressive::ProgressiveMap;
 use vod_package::range::{parse_range, RangeOutcome};
 use vod_package::timeline::{overlapping, TextTrack, TrackKind};
 use vod_package::url::Enc;
@@ -82,9 +82,6 @@ impl StreamConfig {
     }
 }
 
-/// A progressive file's description (mapped onto its runs) and its head, as cached per warm instance.
-type ProgressiveEntry = (ProgressiveMap, Arc<Vec<u8>>);
-
 /// The packager's state: stores and per-instance caches.
 #[derive(Clone)]
 pub struct StreamContext {
@@ -100,8 +97,9 @@ pub struct StreamContext {
     /// Caption cues of indexed assets (per job, never rewritten), parsed once.
     cues: Cache<String, Arc<Vec<Cue>>>,
     objects: Cache<String, Arc<Vec<u8>>>,
-    /// Progressive files' descriptions with their heads (per job, never rewritten), weighed by size.
-    progressive: Cache<String, Arc<ProgressiveEntry>>,
+    /// Progressive files' descriptions (per job, never rewritten) and the pages of runs that ranges needed.
+    progressive: Cache<String, Arc<ProgressiveMap>>,
+    run_pages: Cache<(String, usize), Arc<Vec<ProgressiveRun>>>,
     protection: ProtectionService,
     /// An asset's content key record (no key material), and unwrapped keys (kept in memory only, zeroized when
     /// evicted).
@@ -160,11 +158,12 @@ impl StreamContext {
                 .weigher(|_k: &String, v: &Arc<Vec<u8>>| v.len().try_into().unwrap_or(u32::MAX))
                 .max_capacity(32 * 1024 * 1024)
                 .build(),
-            progressive: Cache::builder()
-                .weigher(|_k: &String, v: &Arc<ProgressiveEntry>| {
-                    (v.1.len() + v.0.file.runs.len() * 128).try_into().unwrap_or(u32::MAX)
+            progressive: Cache::builder().max_capacity(1_000).build(),
+            run_pages: Cache::builder()
+                .weigher(|_k: &(String, usize), v: &Arc<Vec<ProgressiveRun>>| {
+                    (v.len() * 128).try_into().unwrap_or(u32::MAX)
                 })
-                .max_capacity(64 * 1024 * 1024)
+                .max_capacity(16 * 1024 * 1024)
                 .build(),
             config,
             assets,
@@ -300,8 +299,8 @@ impl StreamContext {
         Ok((rec, plain))
     }
 
-    /// A rendition's progressive file: its description and head, read once per warm instance.
-    async fn progressive(&self, key: &str, bucket: &str) -> Result<Arc<ProgressiveEntry>, ApiError> {
+    /// A rendition's progressive file: its description, read once per warm instance.
+    async fn progressive(&self, key: &str, bucket: &str) -> Result<Arc<ProgressiveMap>, ApiError> {
         if let Some(v) = self.progressive.get(key) {
             return Ok(v);
         }
@@ -313,72 +312,109 @@ impl StreamContext {
                 "progressive file description unreadable",
             )
         };
-        let (file, head) = if key.ends_with(".mp4") {
-            // A file that an earlier version stored whole (`progressive.mp4`): served as one run, no head.
+        let size_of = |key: String| async move {
             let meta = self
                 .blobs
-                .head(&BlobRef::new(bucket, key))
+                .head(&BlobRef::new(bucket, &key))
                 .await
                 .map_err(unavailable)?
                 .ok_or_else(|| not_found("the progressive file is missing"))?;
+            Ok::<u64, ApiError>(meta.size)
+        };
+        let (file, head_len) = if key.ends_with(".mp4") {
+            // A file that an earlier version stored whole (`progressive.mp4`): served as one run.
+            let size = size_of(key.to_string()).await?;
             let whole = ProgressiveRun {
                 key: key.to_string(),
                 at: 0,
-                size: meta.size,
+                size,
             };
             let file = ProgressiveFile {
-                size: meta.size,
+                size,
                 head: String::new(),
                 runs: vec![whole],
+                pages: None,
             };
-            (file, Arc::new(Vec::new()))
+            (file, 0)
         } else {
             let file: ProgressiveFile =
                 serde_json::from_slice(&self.object(key, bucket).await?).map_err(|e| corrupt(e.to_string()))?;
             self.objects.invalidate(key);
-            let head = self.object(&file.head, bucket).await?;
-            self.objects.invalidate(&file.head);
-            (file, head)
+            // A first-version description names its head object apart.
+            let head_len = match file.head.is_empty() {
+                true => 0,
+                false => size_of(file.head.clone()).await?,
+            };
+            (file, head_len)
         };
-        let map = ProgressiveMap::new(file, head.len() as u64).map_err(corrupt)?;
-        let v = Arc::new((map, head));
-        self.progressive.insert(key.to_string(), v.clone());
-        Ok(v)
+        let map = Arc::new(ProgressiveMap::new(file, head_len).map_err(corrupt)?);
+        self.progressive.insert(key.to_string(), map.clone());
+        Ok(map)
     }
 
-    /// Bytes `start..=end` of a progressive file: a slice of its head and ranged reads of its runs
-    /// (`PROGRESSIVE_READS` at a time), in order.
-    async fn assemble(
+    /// Page `i` of a progressive file's runs: a ranged read of the pages' object, checked, cached.
+    async fn run_page(
         &self,
         map: &ProgressiveMap,
-        head: &[u8],
+        i: usize,
         bucket: &str,
-        start: u64,
-        end: u64,
-    ) -> Result<Vec<u8>, ApiError> {
-        use futures::{StreamExt, TryStreamExt};
-        // One body of the range's size: the head's slice goes in directly, the runs as their reads arrive in order.
-        let mut body = Vec::with_capacity((end - start + 1) as usize);
-        let mut reads = Vec::new();
-        for p in map.pieces(start, end) {
-            match p {
-                Piece::Head { start, end } => body.extend_from_slice(&head[start..end]),
-                Piece::Object { key, at, len } => reads.push(async move {
-                    let bytes = self
-                        .blobs
-                        .read_range(&BlobRef::new(bucket, key), at, len)
-                        .await
-                        .map_err(unavailable)?;
-                    if bytes.len() as u64 != len {
-                        return Err(unavailable(format!("{key}: short read")));
-                    }
-                    Ok(bytes)
-                }),
-            }
+    ) -> Result<Arc<Vec<ProgressiveRun>>, ApiError> {
+        if let Some(runs) = map.held(i) {
+            return Ok(Arc::new(runs.to_vec()));
         }
+        let id = (map.pages_key().to_string(), i);
+        if let Some(v) = self.run_pages.get(&id) {
+            return Ok(v);
+        }
+        let corrupt = |e: String| {
+            warn!(key = map.pages_key(), error = %e, "unreadable progressive file page");
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt",
+                "progressive file page unreadable",
+            )
+        };
+        let page = map.page(i).ok_or_else(|| corrupt(format!("no page {i}")))?;
+        let bytes = self
+            .blobs
+            .read_range(&BlobRef::new(bucket, map.pages_key()), page.at, page.len)
+            .await
+            .map_err(unavailable)?;
+        let runs = Arc::new(map.parse_page(i, &bytes).map_err(corrupt)?);
+        self.run_pages.insert(id, runs.clone());
+        Ok(runs)
+    }
+
+    /// Bytes `start..=end` of a progressive file: the pages of runs that cover them, then ranged reads of those
+    /// runs (`PROGRESSIVE_READS` at a time), in order.
+    async fn assemble(&self, map: &ProgressiveMap, bucket: &str, start: u64, end: u64) -> Result<Vec<u8>, ApiError> {
+        use futures::{StreamExt, TryStreamExt};
+        let span = map.pages_for(start, end);
+        let mut pages = Vec::with_capacity(span.len());
+        for i in span.clone() {
+            pages.push(self.run_page(map, i, bucket).await?);
+        }
+        let refs: Vec<&[ProgressiveRun]> = pages.iter().map(|p| p.as_slice()).collect();
+        let pieces = map.pieces(span.start, &refs, start, end);
+        // One body of the range's size, the runs appended as their reads arrive in order.
+        let mut body = Vec::with_capacity((end - start + 1) as usize);
+        let reads = pieces.into_iter().map(|p| async move {
+            let bytes = self
+                .blobs
+                .read_range(&BlobRef::new(bucket, &p.key), p.at, p.len)
+                .await
+                .map_err(unavailable)?;
+            if bytes.len() as u64 != p.len {
+                return Err(unavailable(format!("{}: short read", p.key)));
+            }
+            Ok(bytes)
+        });
         let mut runs = futures::stream::iter(reads).buffered(PROGRESSIVE_READS);
         while let Some(bytes) = runs.try_next().await? {
             body.extend_from_slice(&bytes);
+        }
+        if body.len() as u64 != end - start + 1 {
+            return Err(unavailable("the progressive file's runs do not cover the range"));
         }
         Ok(body)
     }
@@ -1040,7 +1076,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 .find(|r| &r.name == rendition)
                 .map(|r| r.progressive.clone())
                 .ok_or_else(|| not_found(format!("no rendition {rendition}")))?;
-            let (map, head) = &*ctx.progressive(&key, bucket).await?;
+            let map = &*ctx.progressive(&key, bucket).await?;
             let size = map.size();
             let range = req.headers().get(http::header::RANGE).and_then(|v| v.to_str().ok());
             let mut outcome = parse_range(range, size);
@@ -1066,12 +1102,12 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 RangeOutcome::Full => reply(
                     StatusCode::OK,
                     "video/mp4",
-                    ctx.assemble(map, head, bucket, 0, size - 1).await?,
+                    ctx.assemble(map, bucket, 0, size - 1).await?,
                 ),
                 RangeOutcome::Partial { start, end } => {
                     // A range larger than one response may carry is shortened (the client asks for the rest).
                     let end = end.min(start + MAX_BODY - 1);
-                    let body = ctx.assemble(map, head, bucket, start, end).await?;
+                    let body = ctx.assemble(map, bucket, start, end).await?;
                     let mut r = reply(StatusCode::PARTIAL_CONTENT, "video/mp4", body);
                     r.headers.push(("content-range", format!("bytes {start}-{end}/{size}")));
                     r

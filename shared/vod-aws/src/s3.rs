@@ -104,6 +104,26 @@ impl BlobStore for S3BlobStore {
         Ok(())
     }
 
+    async fn put_file(&self, blob: &BlobRef, path: &std::path::Path, content_type: &str) -> Result<(), StoreError> {
+        // Streamed from the file (its length known up front), never held in memory.
+        let body = ByteStream::read_from()
+            .path(path)
+            .buffer_size(256 << 10)
+            .build()
+            .await
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        self.client
+            .put_object()
+            .bucket(&blob.bucket)
+            .key(&blob.key)
+            .content_type(content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     async fn delete(&self, blob: &BlobRef) -> Result<(), StoreError> {
         self.client
             .delete_object()

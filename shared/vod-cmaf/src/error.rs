@@ -19,4 +19,7 @@ pub enum MuxError {
     /// The box encoder refused a box.
     #[error("box encoding failed: {0}")]
     Encode(#[from] mp4_atom::Error),
+    /// Reading spooled tables or writing the output failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
 }

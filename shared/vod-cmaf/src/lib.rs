@@ -6,7 +6,8 @@
 //!   an RFC 6381 codec string;
 //! - [`sample`]: checks samples and turns them into sample-table / `trun` rows;
 //! - [`track`]: builds the `trak` box of one track around a sample table;
-//! - [`init`], [`fragment`], [`index`], [`progressive`]: lay out the boxes of each kind of output.
+//! - [`init`], [`fragment`], [`index`], [`progressive`]: lay out the boxes of each kind of output;
+//! - [`spooled`]: the progressive head streamed from spooled sample tables, in memory independent of their length.
 //!
 //! Every public function validates its input and returns a [`MuxError`] instead of panicking.
 
@@ -17,6 +18,7 @@ pub mod index;
 pub mod init;
 pub mod progressive;
 pub mod sample;
+pub mod spooled;
 pub mod track;
 pub mod types;
 

@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// Movie timescale of progressive files (`mvhd`, `tkhd` durations).
-const MOVIE_TIMESCALE: u32 = 1000;
+pub(crate) const MOVIE_TIMESCALE: u32 = 1000;
 
 /// A run of consecutive samples of one track stored together.
 #[derive(Debug, Clone, Copy)]
@@ -168,7 +168,7 @@ fn sample_table(
 }
 
 /// Converts a duration from `timescale` to the movie timescale, rounding up.
-fn to_movie_time(duration: u64, timescale: u32) -> Result<u64, MuxError> {
+pub(crate) fn to_movie_time(duration: u64, timescale: u32) -> Result<u64, MuxError> {
     let scaled = (u128::from(duration) * u128::from(MOVIE_TIMESCALE)).div_ceil(u128::from(timescale));
     u64::try_from(scaled).map_err(|_| MuxError::Overflow("movie duration"))
 }
@@ -205,7 +205,7 @@ fn moov(
 }
 
 /// `isom`/`iso6`/`mp41` plus the brands of the codecs present.
-fn progressive_brands(tracks: &[&TrackConfig]) -> Vec<mp4_atom::FourCC> {
+pub(crate) fn progressive_brands(tracks: &[&TrackConfig]) -> Vec<mp4_atom::FourCC> {
     let mut brands = vec![fourcc(b"isom"), fourcc(b"iso6"), fourcc(b"mp41")];
     if tracks.iter().any(|c| matches!(c.codec, CodecConfig::Av1 { .. })) {
         brands.push(fourcc(b"av01"));
@@ -217,7 +217,7 @@ fn progressive_brands(tracks: &[&TrackConfig]) -> Vec<mp4_atom::FourCC> {
 }
 
 /// Checks the tracks' configurations (valid, distinct track ids).
-fn validate(tracks: &[&TrackConfig]) -> Result<(), MuxError> {
+pub(crate) fn validate(tracks: &[&TrackConfig]) -> Result<(), MuxError> {
     if tracks.is_empty() {
         return Err(MuxError::Empty("no tracks"));
     }

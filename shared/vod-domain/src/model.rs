@@ -276,18 +276,45 @@ pub struct SegmentIndex {
 }
 
 /// A rendition's progressive MP4 (`progressive.json` beside its segments), written by the finalizer, served by the
-/// packager: the file is the `head` object (`ftyp`, `moov`, `mdat` header) followed by `runs`, each a contiguous
-/// byte range of a stored segment (its samples). No media is copied to make it.
+/// packager: the file is a sequence of runs, each a contiguous byte range of a stored object — first its head
+/// (`ftyp`, `moov`, `mdat` header), then the samples of each segment. No media is copied to make it.
+///
+/// The runs are stored in pages (`pages`: JSON arrays of [`ProgressiveRun`] in one object, each found by its byte
+/// range), so that serving a range reads one or two pages, whatever the title's length. Descriptions written by
+/// the first version held a separate `head` object and every run inline (`runs`); they are still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressiveFile {
     /// The file's size in bytes.
     pub size: u64,
-    /// Object key of the head.
+    /// Object key of the head (first version only: now the head is the first run).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub head: String,
+    /// Every run inline (first version only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<ProgressiveRun>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<RunPages>,
 }
 
-/// One run of samples of a progressive file: `size` bytes at `at` in the object `key`.
+/// The runs of a progressive file, in pages stored back to back in one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPages {
+    /// The object holding the pages.
+    pub key: String,
+    pub pages: Vec<RunPage>,
+}
+
+/// One page of runs: where it sits in the pages' object and where its first run starts in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPage {
+    /// File offset of the page's first run.
+    pub offset: u64,
+    /// Bytes `at..at + len` of the pages' object.
+    pub at: u64,
+    pub len: u64,
+}
+
+/// One run of a progressive file: `size` bytes at `at` in the object `key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressiveRun {
     pub key: String,

@@ -44,6 +44,14 @@ pub trait BlobStore: Send + Sync {
         }
     }
     async fn put(&self, blob: &BlobRef, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
+    /// Uploads a local file as one object. Stores stream it (memory independent of its size); this default, for
+    /// in-memory stores, reads it whole.
+    async fn put_file(&self, blob: &BlobRef, path: &std::path::Path, content_type: &str) -> Result<(), StoreError> {
+        let body = tokio::fs::read(path)
+            .await
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        self.put(blob, body, content_type).await
+    }
     async fn delete(&self, blob: &BlobRef) -> Result<(), StoreError>;
     /// Deletes every object under a prefix; returns how many were deleted.
     async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, StoreError>;

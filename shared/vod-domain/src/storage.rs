@@ -26,6 +26,9 @@ pub struct StorageKey {
     pub wrapped: String,
 }
 
+/// Bytes encrypted at a time when a file is uploaded.
+const SEAL_CHUNK: usize = 1 << 20;
+
 fn context(asset: AssetId) -> Vec<(&'static str, String)> {
     vec![("asset", asset.to_string()), ("purpose", "storage".into())]
 }
@@ -168,6 +171,35 @@ impl BlobStore for EncryptedBlobStore {
             return self.inner.put(blob, body, "application/octet-stream").await;
         }
         self.inner.put(blob, body, content_type).await
+    }
+    async fn put_file(&self, blob: &BlobRef, path: &std::path::Path, content_type: &str) -> Result<(), StoreError> {
+        let Some(k) = self.key_for(&blob.key).await? else {
+            return self.inner.put_file(blob, path, content_type).await;
+        };
+        // Encrypted chunk by chunk into a sibling file, which is then streamed (memory: one chunk).
+        let sealed = path.with_extension("sealed");
+        let io = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", path.display()));
+        let result = async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut input = tokio::fs::File::open(path).await.map_err(io)?;
+            let mut output = tokio::fs::File::create(&sealed).await.map_err(io)?;
+            let mut chunk = vec![0u8; SEAL_CHUNK];
+            let mut offset = 0u64;
+            loop {
+                let n = input.read(&mut chunk).await.map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                ctr_apply(&k, &blob.key, offset, &mut chunk[..n])?;
+                output.write_all(&chunk[..n]).await.map_err(io)?;
+                offset += n as u64;
+            }
+            output.flush().await.map_err(io)?;
+            self.inner.put_file(blob, &sealed, "application/octet-stream").await
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&sealed).await;
+        result
     }
     async fn delete(&self, blob: &BlobRef) -> Result<(), StoreError> {
         self.inner.delete(blob).await

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::info;
 use vod_domain::indexing::{keywords, ttml, webvtt, ChunkTranscript, SearchIndex, Transcript};
-use vod_domain::job::{IndexSpec, Job, Task, TaskKind};
+use vod_domain::job::{IndexSpec, Job, TaskKind};
 use vod_domain::{BlobRef, CaptionsInfo, TermEntry};
 use vod_speech::{Recognizer, SpeechError};
 
@@ -95,21 +95,18 @@ pub(crate) async fn run_task(
     Ok(())
 }
 
-/// Merges the chunk transcripts and writes the captions and search data; returns what the asset records.
+/// Merges the chunk transcripts (of the index tasks `windows`: task index, window end in ms) and writes the captions and search data; returns what the asset records.
 pub(crate) async fn finalize_index(
     ctx: &WorkerContext,
     job: &Job,
-    tasks: &[Task],
+    windows: &[(u32, u64)],
     spec: &IndexSpec,
 ) -> Result<CaptionsInfo, TaskError> {
     let mut chunks = Vec::new();
     let mut duration: f64 = 0.0;
-    for t in tasks {
-        let TaskKind::Index { end_ms, .. } = t.kind else {
-            continue;
-        };
+    for &(task, end_ms) in windows {
         duration = duration.max(end_ms as f64 / 1000.0);
-        let blob = BlobRef::new(&ctx.media_bucket, chunk_key(job, t.index));
+        let blob = BlobRef::new(&ctx.media_bucket, chunk_key(job, task));
         let body = ctx
             .blobs
             .get(&blob)

@@ -19,6 +19,10 @@ impl TempFile {
     pub fn new(path: PathBuf) -> Self {
         TempFile(Some(path))
     }
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(""))
+    }
     /// Keeps the file (the download completed and was moved into place, say).
     pub fn keep(mut self) {
         self.0 = None;
@@ -35,6 +39,22 @@ impl Drop for TempFile {
 
 fn is_temporary(name: &str) -> bool {
     name.starts_with(PART_PREFIX) || (name.starts_with(SOURCE_PREFIX) && name.ends_with(".part"))
+}
+
+/// A new scratch file for spooling (the finalizer's sample tables, say), opened for reading and writing and
+/// removed when its guard drops (or as a leftover, should the invocation die).
+pub fn spool(dir: &Path, what: &str) -> std::io::Result<(std::fs::File, TempFile)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(dir)?;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("{PART_PREFIX}spool-{}-{n}-{what}", std::process::id()));
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    Ok((file, TempFile::new(path)))
 }
 
 /// Removes temporary files older than `age` (leftovers of invocations that were abandoned). Returns how many.
