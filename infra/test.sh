@@ -35,7 +35,7 @@ echo "== sam build (x86_64) at ${SECONDS} s"
 # Every function and both layers package, and the encoder runs on its layers alone.
 SAM_BUILD_MODE=debug sam build --template-file template.yaml --build-dir .build/sam --parameter-overrides Architecture=x86_64
 ls -l .build/sam/ApiFunction/bootstrap .build/sam/IngestFunction/bootstrap .build/sam/EncodeFunction/bootstrap \
-  .build/sam/PackagerFunction/bootstrap .build/sam/KeysFunction/bootstrap
+  .build/sam/PackagerFunction/bootstrap .build/sam/KeysFunction/bootstrap .build/sam/SweeperFunction/bootstrap
 du -sh .build/sam/MediaLibrariesLayer .build/sam/SpeechLayer .build/sam/EncodeFunction
 echo "== the encoder runs on its layers alone"
 infra/layers/check.sh .build/sam

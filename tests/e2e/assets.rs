@@ -385,13 +385,16 @@ async fn poison_messages_go_to_the_dead_letter_queue_without_blocking_the_batch(
 }
 
 /// A source whose probe never completes (each delivery runs past the ingest function's timeout and is abandoned,
-/// as Lambda does) ends in Error with the reason once the probe's deadline has passed — never Uploaded forever.
+/// as Lambda does) ends in Error with the reason once the probe's deadline has passed — never Uploaded forever:
+/// the sweeper (a scheduled function the local host runs) moves it, with nobody reading the asset, and the API
+/// shows the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_whose_probe_never_completes_ends_in_error() {
     let mut opts = options("probe-deadline");
     opts.params.insert("IngestTimeoutSeconds".into(), "1".into());
     opts.params.insert("IngestMaxReceiveCount".into(), "2".into());
     opts.params.insert("ProbeDeadlineSeconds".into(), "3".into());
+    opts.host.schedule_every = Some(Duration::from_secs(1));
     let stack = vod_local::LocalStack::start(opts).await.expect("stack");
     assert_eq!(stack.host.functions["IngestFunction"].spec.timeout_secs, 1);
     let api = Api::new(&stack);
@@ -405,6 +408,28 @@ async fn an_upload_whose_probe_never_completes_ends_in_error() {
     std::fs::write(&file, &bytes).expect("write");
     let created = api.upload(&file).await.expect("upload");
     let id = created["id"].as_str().expect("id").to_string();
+    // The stored record, read past the API (whose reads would repair it themselves).
+    let store = vod_aws::DynamoAssetStore::new(aws_sdk_dynamodb::Client::new(&stack.sdk), &stack.spec.tables[0].name);
+    let asset_id = vod_domain::AssetId::parse(&id).expect("asset id");
+    let start = Instant::now();
+    loop {
+        use vod_domain::AssetStore;
+        let stored = store.get(asset_id).await.expect("get").expect("asset");
+        if stored.state == vod_domain::AssetState::Error {
+            let reason = stored.error.unwrap_or_default();
+            assert!(reason.contains("probe did not complete within 3 s"), "{reason}");
+            break;
+        }
+        assert_ne!(stored.state, vod_domain::AssetState::Probed);
+        assert!(start.elapsed() < Duration::from_secs(120), "still {:?}", stored.state);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        stack.host.functions["SweeperFunction"]
+            .invocations
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
     let start = Instant::now();
     let asset = loop {
         let (s, a) = api.call(Method::GET, &format!("/assets/{id}"), None).await;

@@ -567,3 +567,60 @@ async fn a_task_that_outlives_the_function_timeout_fails_its_job_after_the_retri
     assert!(msg.contains("half of the encoder's 1 s timeout"), "{msg}");
     stack.shutdown().await;
 }
+
+/// A job whose task messages are lost (here: purged from the queue before any worker took them — the fate of the
+/// tasks of a job whose creation was cut off) would stay Processing forever: the sweeper, a scheduled function of
+/// the template that the local host runs on its schedule, ends it in Error with the reason once it has not
+/// progressed for the stall limit, and publishes the job event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_task_messages_were_lost_is_ended_by_the_sweeper() {
+    let mut opts = options("sweep-job");
+    opts.params.insert("JobStallSeconds".into(), "3".into());
+    let (hook_url, hooks) = webhook_receiver();
+    opts.params.insert("WebhookUrl".into(), hook_url);
+    opts.params.insert("WebhookSecret".into(), "e2e-webhook-secret".into());
+    opts.host.schedule_every = Some(Duration::from_secs(1));
+    let dir = scratch("sweep-job");
+    let source = h264_aac_mp4(&dir, "s.mp4", "160x90", 25, 2);
+    let (stack, _id, job) = job_with_encoder_paused(&opts, &source, "tiny").await;
+    assert!(
+        stack.host.functions["SweeperFunction"].spec.schedule.is_some(),
+        "the sweeper runs on the template's schedule"
+    );
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    sqs.purge_queue()
+        .queue_url(&stack.queue_urls["EncodeQueue"])
+        .send()
+        .await
+        .expect("purge");
+    let api = Api::new(&stack);
+    let job_id = job["id"].as_str().expect("id");
+    let done = wait_job(&api, job_id, 120).await;
+    assert_eq!(done["state"], "Error", "{done}");
+    let reason = done["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("progressed for 3 s"), "{reason}");
+    // The job event went out with the reason.
+    let start = Instant::now();
+    loop {
+        let got = hooks.lock().expect("hooks").clone();
+        let ended = got.iter().any(|(_, body)| {
+            let e: Value = serde_json::from_slice(body).unwrap_or_default();
+            e["job_id"] == job_id && e["state"] == "Error" && e["error"].as_str().is_some_and(|r| r == reason)
+        });
+        if ended {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no Error event for the job: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        stack.host.functions["SweeperFunction"]
+            .invocations
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    stack.shutdown().await;
+}

@@ -437,5 +437,41 @@ async fn a_sixty_minute_title_goes_end_to_end() {
             "{kind}: video ends at {vend:.3} s"
         );
     }
+
+    // The whole file in one request (a browser's download, `curl` without a range): more than one packager
+    // response carries, so it is stored whole on demand (by the encoder, memory one part) and the request is
+    // redirected to it; meanwhile the client is told to come back — never a silently truncated file.
+    let url = dl["downloads"][0]["url"].as_str().expect("download").to_string();
+    let http = reqwest::Client::new();
+    let start = std::time::Instant::now();
+    let (final_url, body) = loop {
+        let r = http.get(&url).send().await.expect("download");
+        match r.status().as_u16() {
+            200 => break (r.url().to_string(), r.bytes().await.expect("body")),
+            503 => {
+                assert!(r.headers().contains_key("retry-after"));
+                let e: Value = r.json().await.expect("json");
+                assert_eq!(e["error"]["code"], "preparing", "{e}");
+            }
+            other => panic!("download: {other}"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the file was never stored whole"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert!(final_url != url, "redirected to the stored file: {final_url}");
+    let (_, asset) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    let description = asset["output"]["renditions"][0]["progressive"]
+        .as_str()
+        .expect("progressive");
+    let bucket = stack.bucket("MediaBucket").expect("media bucket").to_string();
+    let assembled = progressive_file(&stack, &bucket, description).await;
+    assert!(body.len() > 4 << 20, "larger than one response: {} bytes", body.len());
+    assert!(
+        body[..] == assembled[..],
+        "the stored file is the file the packager serves by ranges"
+    );
     stack.shutdown().await;
 }

@@ -93,6 +93,9 @@ impl<B: BlobStore> BlobStore for Counting<B> {
     ) -> Result<String, StoreError> {
         self.inner.presign_part(blob, upload_id, part_number, expires).await
     }
+    async fn upload_part(&self, blob: &BlobRef, upload_id: &str, n: i32, body: Vec<u8>) -> Result<String, StoreError> {
+        self.inner.upload_part(blob, upload_id, n, body).await
+    }
     async fn complete_multipart(
         &self,
         blob: &BlobRef,
@@ -422,6 +425,7 @@ async fn main() -> Result<()> {
         manifest_ttl: Duration::from_secs(600),
         base_path: "/stream".into(),
         kms_key_id: format!("alias/{prefix}-content-keys"),
+        encode_queue_url: None,
     };
     let ctx_for = |blobs: Arc<dyn BlobStore>| {
         let delivery = DeliveryService::new(

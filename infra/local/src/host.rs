@@ -31,6 +31,9 @@ pub struct HostOptions {
     pub poll_wait: Duration,
     /// Functions (logical ids) whose event sources are not polled (their messages wait in the queue).
     pub paused: Vec<String>,
+    /// Locally, scheduled functions may run more often than their `rate(…)` (EventBridge's minimum is a
+    /// minute). `None` keeps the template's period.
+    pub schedule_every: Option<Duration>,
 }
 
 impl Default for HostOptions {
@@ -40,6 +43,7 @@ impl Default for HostOptions {
             retry_after: Some(Duration::from_secs(1)),
             poll_wait: Duration::from_secs(1),
             paused: Vec::new(),
+            schedule_every: None,
         }
     }
 }
@@ -52,6 +56,7 @@ pub enum Handler {
     Encode(vod_worker::WorkerContext),
     Packager(vod_app::stream::StreamContext),
     Keys(vod_app::keys::KeysContext),
+    Sweeper(AppContext),
 }
 
 /// One function of the stack, ready to invoke.
@@ -92,6 +97,7 @@ impl LocalFunction {
             "api" => Handler::Api(AppContext::new(sdk, config)),
             "ingest" => Handler::Ingest(AppContext::new(sdk, config)),
             "encode" => Handler::Encode(vod_worker::WorkerContext::new(sdk, &config, |k| env.get(k).cloned())),
+            "sweeper" => Handler::Sweeper(AppContext::new(sdk, config)),
             other => {
                 return Err(anyhow!(
                     "function {}: no local handler for binary {other}",
@@ -128,8 +134,32 @@ impl LocalFunction {
         match &self.handler {
             Handler::Ingest(ctx) => Ok(vod_app::ingest::handle_batch(ctx, event).await),
             Handler::Encode(ctx) => Ok(vod_worker::handle_batch(ctx, event).await),
-            Handler::Api(_) | Handler::Packager(_) | Handler::Keys(_) => {
+            Handler::Api(_) | Handler::Packager(_) | Handler::Keys(_) | Handler::Sweeper(_) => {
                 Err(anyhow!("function {} does not take SQS events", self.spec.logical_id))
+            }
+        }
+    }
+
+    /// Invokes a scheduled function (an EventBridge scheduled event), abandoned at its timeout as Lambda would.
+    pub async fn invoke_scheduled(self: &Arc<Self>) -> Result<serde_json::Value> {
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        let timeout = Duration::from_secs(self.spec.timeout_secs.max(1) as u64);
+        let func = self.clone();
+        let mut invocation = tokio::spawn(async move {
+            match &func.handler {
+                Handler::Sweeper(ctx) => vod_app::sweeper::sweep(ctx)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))
+                    .and_then(|r| Ok(serde_json::to_value(r)?)),
+                _ => Err(anyhow!("function {} takes no scheduled events", func.spec.logical_id)),
+            }
+        });
+        match tokio::time::timeout(timeout, &mut invocation).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(anyhow!("invocation crashed: {join}")),
+            Err(_) => {
+                invocation.abort();
+                Err(anyhow!("invocation timed out after {} s", timeout.as_secs()))
             }
         }
     }
@@ -176,6 +206,27 @@ impl FunctionHost {
                 let rx = stop_rx.clone();
                 let span = tracing::info_span!("poller", function = %f.logical_id, queue = %q.name);
                 tasks.push(tokio::spawn(poller.run(rx).instrument(span)));
+            }
+            if let Some(period) = f.schedule.filter(|_| !opts.paused.contains(&f.logical_id)) {
+                let every = opts.schedule_every.unwrap_or(period);
+                let (func, mut rx) = (func.clone(), stop_rx.clone());
+                let span = tracing::info_span!("schedule", function = %f.logical_id);
+                tasks.push(tokio::spawn(
+                    async move {
+                        info!(every_secs = every.as_secs_f64(), "scheduled");
+                        loop {
+                            tokio::select! {
+                                _ = rx.changed() => break,
+                                _ = tokio::time::sleep(every) => {}
+                            }
+                            match func.invoke_scheduled().await {
+                                Ok(result) => info!(%result, "scheduled invocation"),
+                                Err(e) => error!(error = %e, "scheduled invocation failed"),
+                            }
+                        }
+                    }
+                    .instrument(span),
+                ));
             }
             functions.insert(f.logical_id.clone(), func);
         }

@@ -86,6 +86,32 @@ pub struct FunctionSpec {
     pub environment: BTreeMap<String, String>,
     pub sqs_events: Vec<SqsEventSpec>,
     pub http_routes: Vec<HttpRoute>,
+    /// The period of its `Schedule` event (`rate(…)`), if any.
+    pub schedule: Option<std::time::Duration>,
+}
+
+/// The period of an EventBridge `rate(N unit)` expression (cron expressions are not run locally).
+pub fn parse_rate(expr: &str) -> Result<std::time::Duration> {
+    let inner = expr
+        .trim()
+        .strip_prefix("rate(")
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| anyhow!("schedule {expr}: only rate(N unit) expressions run locally"))?;
+    let (n, unit) = inner
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| anyhow!("schedule {expr}: rate(N unit)"))?;
+    let n: u64 = n.parse().map_err(|_| anyhow!("schedule {expr}: {n} is not a number"))?;
+    let secs = match unit.trim() {
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3600,
+        "day" | "days" => 86_400,
+        other => return Err(anyhow!("schedule {expr}: unknown unit {other}")),
+    };
+    if n == 0 {
+        return Err(anyhow!("schedule {expr}: the rate must be positive"));
+    }
+    Ok(std::time::Duration::from_secs(n * secs))
 }
 
 /// Every resource of the stack that the local stack creates or runs, with names resolved.
@@ -631,6 +657,7 @@ impl Ctx<'_> {
         }
         let mut sqs_events = Vec::new();
         let mut http_routes = Vec::new();
+        let mut schedule = None;
         if let Some(events) = props.get("Events").and_then(Value::as_object) {
             for (name, ev) in events {
                 let p = ev.get("Properties").cloned().unwrap_or(Value::Null);
@@ -648,6 +675,10 @@ impl Ctx<'_> {
                             .and_then(Value::as_array)
                             .is_some_and(|a| a.iter().any(|t| t == "ReportBatchItemFailures")),
                     }),
+                    Some("Schedule") => {
+                        let expr = self.eval(p.get("Schedule").ok_or_else(|| anyhow!("{id}.{name}: no Schedule"))?)?;
+                        schedule = Some(parse_rate(&str_of(&expr)?)?);
+                    }
                     Some("HttpApi") => http_routes.push(HttpRoute {
                         method: str_of(p.get("Method").unwrap_or(&Value::from("ANY")))?.to_uppercase(),
                         path: str_of(p.get("Path").unwrap_or(&Value::from("/{proxy+}")))?,
@@ -673,6 +704,7 @@ impl Ctx<'_> {
             environment,
             sqs_events,
             http_routes,
+            schedule,
         })
     }
 }

@@ -48,6 +48,8 @@ pub struct AppConfig {
     pub kms_key_id: String,
     /// How long after its upload an asset may wait for its probe before it is in Error.
     pub probe_deadline: Duration,
+    /// How long a job may go without progress before the sweeper puts it in Error.
+    pub job_stall: Duration,
     /// Limits of a job's plan (tasks, source duration).
     pub job_limits: vod_domain::jobs::JobLimits,
 }
@@ -80,6 +82,7 @@ impl AppConfig {
             player_url: get("PLAYER_URL").filter(|u| !u.is_empty()),
             kms_key_id: req("KMS_KEY_ID")?,
             probe_deadline: Duration::from_secs(num("PROBE_DEADLINE_SECONDS", d.probe_deadline.as_secs())?),
+            job_stall: Duration::from_secs(num("JOB_STALL_SECONDS", 3600)?),
             job_limits: {
                 let l = vod_domain::jobs::JobLimits::default();
                 vod_domain::jobs::JobLimits {

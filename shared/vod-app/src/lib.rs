@@ -6,6 +6,7 @@ pub mod events;
 pub mod ingest;
 pub mod keys;
 pub mod stream;
+pub mod sweeper;
 pub mod telemetry;
 
 pub use config::{AppConfig, AppContext, ConfigError};

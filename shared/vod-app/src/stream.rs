@@ -55,6 +55,8 @@ pub struct StreamConfig {
     pub base_path: String,
     /// The KMS key that wraps content keys.
     pub kms_key_id: String,
+    /// The task queue, where the packager asks for a progressive file to be stored whole (one-request downloads).
+    pub encode_queue_url: Option<String>,
 }
 
 impl StreamConfig {
@@ -78,6 +80,7 @@ impl StreamConfig {
                 .trim_end_matches('/')
                 .to_string(),
             kms_key_id: req("KMS_KEY_ID")?,
+            encode_queue_url: get("ENCODE_QUEUE_URL").filter(|v| !v.is_empty()),
         })
     }
 }
@@ -105,6 +108,10 @@ pub struct StreamContext {
     /// evicted).
     asset_keys: Cache<AssetId, Option<Arc<ContentKey>>>,
     plain_keys: Cache<KeyId, Arc<Zeroizing<[u8; 16]>>>,
+    /// Where to ask for a progressive file to be stored whole, and the files already asked for (once per warm
+    /// instance and 5 minutes).
+    queue: Option<Arc<dyn vod_domain::TaskQueue>>,
+    materializing: Cache<String, ()>,
 }
 
 fn err(status: StatusCode, code: &'static str, msg: impl Into<String>) -> ApiError {
@@ -165,10 +172,36 @@ impl StreamContext {
                 })
                 .max_capacity(16 * 1024 * 1024)
                 .build(),
+            queue: None,
+            materializing: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
             config,
             assets,
             delivery,
             blobs,
+        }
+    }
+
+    /// Asks for a rendition's progressive file to be stored whole (at most once per warm instance and 5 minutes).
+    async fn request_materialize(&self, job_id: vod_domain::job::JobId, rendition: &str, key: &str) {
+        let Some(queue) = &self.queue else { return };
+        if self.materializing.contains_key(key) {
+            return;
+        }
+        let msg = vod_domain::TaskMessage {
+            job_id,
+            task: 0,
+            expand: false,
+            materialize: Some(rendition.to_string()),
+        };
+        match queue.send(&[msg]).await {
+            Ok(()) => {
+                info!(%job_id, rendition, "asked for the progressive file to be stored whole");
+                self.materializing.insert(key.to_string(), ());
+            }
+            Err(e) => warn!(error = %e, "could not ask for the progressive file"),
         }
     }
 
@@ -194,7 +227,12 @@ impl StreamContext {
             Arc::new(DynamoKeyStore::new(dynamo, config.table_name.clone())),
             kms,
         );
-        Self::with_stores(config, assets, delivery, blobs, protection)
+        let queue: Option<Arc<dyn vod_domain::TaskQueue>> = config.encode_queue_url.clone().map(|url| {
+            Arc::new(vod_aws::SqsTaskQueue::new(aws_sdk_sqs::Client::new(sdk), url)) as Arc<dyn vod_domain::TaskQueue>
+        });
+        let mut ctx = Self::with_stores(config, assets, delivery, blobs, protection);
+        ctx.queue = queue;
+        ctx
     }
 
     pub async fn from_env() -> Result<Self, ConfigError> {
@@ -1080,6 +1118,43 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
             let size = map.size();
             let range = req.headers().get(http::header::RANGE).and_then(|v| v.to_str().ok());
             let mut outcome = parse_range(range, size);
+            let too_large = match outcome {
+                RangeOutcome::Full => size > MAX_BODY,
+                RangeOutcome::Partial { start, end } => end - start + 1 > MAX_BODY,
+                RangeOutcome::Unsatisfiable => false,
+            };
+            // A storage-encrypted asset is never stored in the clear: it is served by ranges only.
+            if too_large && asset.storage_key.is_none() {
+                // More than one response carries: once the file is stored whole, the client is redirected to it
+                // (S3 serves any range); until then it is asked for, ranges are shortened and a request for the
+                // whole file is told to come back (never a silently truncated download).
+                let stored = BlobRef::new(bucket, ProgressiveFile::stored_key(&key));
+                let whole = match ctx.blobs.head(&stored).await {
+                    Ok(Some(m)) => m.size == size,
+                    _ => false,
+                };
+                if whole {
+                    if let Ok(r) = redirect(ctx, &stored, left).await {
+                        return Ok(r);
+                    }
+                } else {
+                    ctx.request_materialize(output.job_id, rendition, &key).await;
+                }
+                if outcome == RangeOutcome::Full && ctx.queue.is_some() && !whole {
+                    let mut r = reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "application/json",
+                        serde_json::to_vec(&serde_json::json!({"error": {"code": "preparing",
+                            "message": format!("the file has {size} bytes, more than one response carries: it is \
+                                being stored for download; retry shortly, or request byte ranges")}}))
+                        .unwrap_or_default(),
+                    );
+                    r.headers.push(("retry-after", "30".into()));
+                    r.headers.push(("accept-ranges", "bytes".into()));
+                    r.headers.push(("cache-control", "no-store".into()));
+                    return Ok(r);
+                }
+            }
             if outcome == RangeOutcome::Full && size > MAX_BODY {
                 // More than one response may carry: the first part, and the client ranges for the rest.
                 outcome = RangeOutcome::Partial {

@@ -14,6 +14,10 @@ const ASSET_SK: &str = "ASSET";
 const ASSETS_INDEX_PK: &str = "ASSETS";
 /// Name of the listing index (declared in template.yaml).
 pub const GSI1: &str = "GSI1";
+/// Name of the sparse index of records waiting for something (declared in template.yaml).
+pub const GSI2: &str = "GSI2";
+/// GSI2 partition of assets waiting for their probe.
+const UPLOADED_INDEX_PK: &str = "UPLOADED";
 
 pub struct DynamoAssetStore {
     client: Client,
@@ -48,11 +52,15 @@ impl DynamoAssetStore {
             "GSI1SK".into(),
             AttributeValue::S(format!("{}#{}", asset.created_at.to_rfc3339(), asset.id)),
         );
+        if asset.state == vod_domain::AssetState::Uploaded {
+            item.insert("GSI2PK".into(), AttributeValue::S(UPLOADED_INDEX_PK.into()));
+            item.insert("GSI2SK".into(), AttributeValue::S(asset.id.to_string()));
+        }
         Ok(item)
     }
 
     fn from_item(mut item: HashMap<String, AttributeValue>) -> Result<Asset, StoreError> {
-        for k in ["PK", "SK", "GSI1PK", "GSI1SK"] {
+        for k in ["PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"] {
             item.remove(k);
         }
         serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -140,6 +148,14 @@ impl AssetStore for DynamoAssetStore {
             None => None,
         };
         Ok(Page { items, next })
+    }
+
+    async fn uploaded(&self) -> Result<Vec<Asset>, StoreError> {
+        crate::table::query_gsi2(&self.client, &self.table, UPLOADED_INDEX_PK)
+            .await?
+            .into_iter()
+            .map(Self::from_item)
+            .collect()
     }
 
     async fn update(&self, asset: &Asset) -> Result<Asset, StoreError> {

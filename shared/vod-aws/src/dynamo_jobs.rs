@@ -40,7 +40,9 @@ fn job_state(st: JobState) -> AttributeValue {
 fn task_state(st: TaskState) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(st).map_err(corrupt)
 }
-const KEYS: [&str; 4] = ["PK", "SK", "GSI1PK", "GSI1SK"];
+const KEYS: [&str; 6] = ["PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"];
+/// GSI2 partition of jobs not in a final state (the attribute is removed when a job ends).
+const ACTIVE_INDEX_PK: &str = "ACTIVEJOBS";
 
 fn strip(mut item: HashMap<String, AttributeValue>) -> HashMap<String, AttributeValue> {
     for k in KEYS {
@@ -103,6 +105,10 @@ impl JobStore for DynamoJobStore {
             "GSI1SK".into(),
             s(format!("{}#{}", job.created_at.to_rfc3339(), job.id)),
         );
+        if !job.state.is_final() {
+            item.insert("GSI2PK".into(), s(ACTIVE_INDEX_PK));
+            item.insert("GSI2SK".into(), s(job.id.to_string()));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
@@ -150,9 +156,10 @@ impl JobStore for DynamoJobStore {
             .table_name(&self.table)
             .key("PK", s(job_pk(job)))
             .key("SK", s("JOB"))
-            .update_expression("SET tasks_queued = :n")
+            .update_expression("SET tasks_queued = :n, updated_at = :now")
             .condition_expression("attribute_exists(PK) AND (attribute_not_exists(tasks_queued) OR tasks_queued < :n)")
             .expression_attribute_values(":n", AttributeValue::N(upto.to_string()))
+            .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
             .send()
             .await;
         match res {
@@ -193,6 +200,14 @@ impl JobStore for DynamoJobStore {
         tasks.truncate(limit as usize);
         let next = if more { tasks.last().map(|t| t.index) } else { None };
         Ok((tasks, next))
+    }
+
+    async fn active_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        crate::table::query_gsi2(&self.client, &self.table, ACTIVE_INDEX_PK)
+            .await?
+            .into_iter()
+            .map(|i| serde_dynamo::from_item(strip(i)).map_err(corrupt))
+            .collect()
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -251,12 +266,14 @@ impl JobStore for DynamoJobStore {
         for (p, st) in placeholders.iter().zip(from) {
             req = req.expression_attribute_values(p, job_state(*st));
         }
+        // A job that ends leaves the sparse index of active jobs.
+        let leave = if to.is_final() { " REMOVE GSI2PK, GSI2SK" } else { "" };
         req = match error {
             Some(e) => req
-                .update_expression("SET #st = :to, updated_at = :now, #err = :err")
+                .update_expression(format!("SET #st = :to, updated_at = :now, #err = :err{leave}"))
                 .expression_attribute_names("#err", "error")
                 .expression_attribute_values(":err", s(e)),
-            None => req.update_expression("SET #st = :to, updated_at = :now"),
+            None => req.update_expression(format!("SET #st = :to, updated_at = :now{leave}")),
         };
         match req.send().await {
             Ok(_) => Ok(true),
@@ -310,9 +327,10 @@ impl JobStore for DynamoJobStore {
             .table_name(&self.table)
             .key("PK", s(job_pk(job)))
             .key("SK", s("JOB"))
-            .update_expression("ADD tasks_done :one")
+            .update_expression("ADD tasks_done :one SET updated_at = :now")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
             .build()
             .map_err(backend)?;
         let res = self

@@ -235,6 +235,28 @@ impl BlobStore for S3BlobStore {
         Ok(req.uri().to_string())
     }
 
+    async fn upload_part(
+        &self,
+        blob: &BlobRef,
+        upload_id: &str,
+        part_number: i32,
+        body: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&blob.bucket)
+            .key(&blob.key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(backend)?;
+        out.e_tag
+            .ok_or_else(|| StoreError::Backend("UploadPart returned no ETag".into()))
+    }
+
     async fn complete_multipart(
         &self,
         blob: &BlobRef,

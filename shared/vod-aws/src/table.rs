@@ -78,7 +78,7 @@ pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
 
 /// An item without the table's key attributes (and TTL), ready to deserialize into a domain record.
 pub(crate) fn strip_keys(mut item: Item) -> Item {
-    for k in ["PK", "SK", "GSI1PK", "GSI1SK", "expires_at"] {
+    for k in ["PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "expires_at"] {
         item.remove(k);
     }
     item
@@ -113,14 +113,25 @@ pub(crate) async fn delete_item(client: &Client, table: &str, pk: String, sk: St
 
 /// Every item of GSI1 partition `pk`, newest first (paged).
 pub(crate) async fn query_gsi1(client: &Client, table: &str, pk: &str) -> Result<Vec<Item>, StoreError> {
+    query_index(client, table, crate::dynamo::GSI1, pk).await
+}
+
+/// Every item of the sparse index GSI2's partition `pk` (paged): items carry `GSI2PK` only while they are in the
+/// state it lists (a job not final, an asset waiting for its probe), so reading it costs what is listed.
+pub(crate) async fn query_gsi2(client: &Client, table: &str, pk: &str) -> Result<Vec<Item>, StoreError> {
+    query_index(client, table, crate::dynamo::GSI2, pk).await
+}
+
+async fn query_index(client: &Client, table: &str, index: &str, pk: &str) -> Result<Vec<Item>, StoreError> {
     let mut items = Vec::new();
     let mut start = None;
+    let key = format!("{}PK = :pk", index);
     loop {
         let out = client
             .query()
             .table_name(table)
-            .index_name(crate::dynamo::GSI1)
-            .key_condition_expression("GSI1PK = :pk")
+            .index_name(index)
+            .key_condition_expression(&key)
             .expression_attribute_values(":pk", s(pk))
             .scan_index_forward(false)
             .set_exclusive_start_key(start.take())

@@ -68,6 +68,7 @@ async fn queue_step(
             job_id: id,
             task,
             expand: false,
+            materialize: None,
         })
         .collect();
     queue.send(&messages).await
@@ -118,6 +119,7 @@ pub async fn fan_out_step(
                 job_id: id,
                 task: to,
                 expand: true,
+                materialize: None,
             }])
             .await?;
     }
@@ -450,6 +452,7 @@ impl JobService {
                         job_id: id,
                         task: inline,
                         expand: true,
+                        materialize: None,
                     }])
                     .await?;
             }
@@ -531,6 +534,49 @@ impl JobService {
 
     pub async fn list_jobs(&self, asset: AssetId) -> Result<Vec<Job>, DomainError> {
         Ok(self.jobs.list_jobs(asset).await?)
+    }
+
+    /// The sweeper's part for jobs: a job that is not final and has not changed (no task finished, no fan-out
+    /// step) for longer than `stall` ends in Error with the reason — its tasks' messages were lost, or its tasks
+    /// died in a way nothing else reported — and its event is published; a job stuck in Canceling ends Canceled.
+    /// Every transition is conditional on the state read, so a job that moves on meanwhile is left alone. Returns
+    /// the jobs it ended.
+    pub async fn sweep(&self, stall: std::time::Duration) -> Result<Vec<JobId>, DomainError> {
+        let limit = chrono::Duration::from_std(stall).unwrap_or(chrono::Duration::MAX);
+        let now = Utc::now();
+        let mut ended = Vec::new();
+        for job in self.jobs.active_jobs().await? {
+            if job.state.is_final() || now - job.updated_at < limit {
+                continue;
+            }
+            let moved = match job.state {
+                JobState::Canceling => {
+                    self.jobs
+                        .transition_job(job.id, &[JobState::Canceling], JobState::Canceled, None)
+                        .await?
+                }
+                state => {
+                    let reason = format!(
+                        "no task of this job progressed for {} s (the stall limit): its tasks were lost or stopped \
+                         without a report ({} of {} done)",
+                        stall.as_secs(),
+                        job.tasks_done,
+                        job.tasks_total
+                    );
+                    self.jobs
+                        .transition_job(job.id, &[state], JobState::Error, Some(&reason))
+                        .await?
+                }
+            };
+            if moved {
+                info!(job_id = %job.id, "stalled job ended by the sweeper");
+                if let Ok(view) = self.get_job_page(job.id, None, 1).await {
+                    self.announce(&view).await;
+                }
+                ended.push(job.id);
+            }
+        }
+        Ok(ended)
     }
 
     /// Cancels a job: it goes Canceling, workers skip its remaining tasks, and it ends Canceled once none runs.
@@ -650,7 +696,8 @@ mod tests {
             Some(&TaskMessage {
                 job_id: id,
                 task: INLINE_TASKS,
-                expand: true
+                expand: true,
+                materialize: None,
             })
         );
         assert!(

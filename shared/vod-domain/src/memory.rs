@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
-use crate::model::{Asset, AssetId, BlobRef, CompletedPart, Page};
+use crate::model::{Asset, AssetId, AssetState, BlobRef, CompletedPart, Page};
 use crate::ports::{AssetStore, BlobMeta, BlobStore};
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -20,6 +20,13 @@ pub struct MemoryAssetStore {
 
 #[async_trait]
 impl AssetStore for MemoryAssetStore {
+    async fn uploaded(&self) -> Result<Vec<Asset>, StoreError> {
+        let m = self.assets.lock().map_err(poisoned)?;
+        Ok(m.values()
+            .filter(|a| a.state == AssetState::Uploaded)
+            .cloned()
+            .collect())
+    }
     async fn insert(&self, asset: &Asset) -> Result<bool, StoreError> {
         let mut m = self.assets.lock().map_err(poisoned)?;
         if m.contains_key(&asset.id) {
@@ -65,6 +72,8 @@ impl AssetStore for MemoryAssetStore {
 #[derive(Default)]
 pub struct MemoryBlobStore {
     objects: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+    /// Parts of multipart uploads: (upload id, part number) → bytes.
+    parts: Mutex<BTreeMap<(String, i32), Vec<u8>>>,
     /// Number of ranged reads served (to check that probing reads little).
     pub range_reads: std::sync::atomic::AtomicU64,
 }
@@ -158,12 +167,44 @@ impl BlobStore for MemoryBlobStore {
         ))
     }
 
-    async fn complete_multipart(
+    async fn upload_part(
         &self,
         _blob: &BlobRef,
-        _upload_id: &str,
-        _parts: &[CompletedPart],
+        upload_id: &str,
+        part_number: i32,
+        body: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        let etag = etag_of(&body);
+        self.parts
+            .lock()
+            .map_err(poisoned)?
+            .insert((upload_id.to_string(), part_number), body);
+        Ok(etag)
+    }
+
+    async fn complete_multipart(
+        &self,
+        blob: &BlobRef,
+        upload_id: &str,
+        parts: &[CompletedPart],
     ) -> Result<(), StoreError> {
+        // Parts uploaded through `upload_part` become the object; presigned parts never reach this store.
+        let mut stored = self.parts.lock().map_err(poisoned)?;
+        if parts.is_empty()
+            || !parts
+                .iter()
+                .all(|p| stored.contains_key(&(upload_id.to_string(), p.part_number)))
+        {
+            return Ok(());
+        }
+        let mut body = Vec::new();
+        for p in parts {
+            if let Some(b) = stored.remove(&(upload_id.to_string(), p.part_number)) {
+                body.extend(b);
+            }
+        }
+        drop(stored);
+        self.insert(&blob.bucket, &blob.key, body);
         Ok(())
     }
 
@@ -184,6 +225,10 @@ pub struct MemoryJobStore {
 
 #[async_trait]
 impl JobStore for MemoryJobStore {
+    async fn active_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let m = self.jobs.lock().map_err(poisoned)?;
+        Ok(m.values().filter(|j| !j.state.is_final()).cloned().collect())
+    }
     async fn create_job(&self, job: &Job, tasks: &[Task]) -> Result<(), StoreError> {
         self.jobs.lock().map_err(poisoned)?.insert(job.id, job.clone());
         let mut t = self.tasks.lock().map_err(poisoned)?;
@@ -202,6 +247,7 @@ impl JobStore for MemoryJobStore {
     async fn mark_queued(&self, job: JobId, upto: u32) -> Result<(), StoreError> {
         if let Some(j) = self.jobs.lock().map_err(poisoned)?.get_mut(&job) {
             j.tasks_queued = j.tasks_queued.max(upto);
+            j.updated_at = chrono::Utc::now();
         }
         Ok(())
     }
@@ -294,6 +340,7 @@ impl JobStore for MemoryJobStore {
             .get_mut(&job)
             .ok_or_else(|| StoreError::Backend("job vanished".into()))?;
         j.tasks_done += 1;
+        j.updated_at = chrono::Utc::now();
         Ok(Some(j.tasks_done))
     }
     async fn settle_task(&self, job: JobId, index: u32, state: TaskState, reason: &str) -> Result<(), StoreError> {

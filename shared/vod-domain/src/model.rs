@@ -296,6 +296,16 @@ pub struct ProgressiveFile {
     pub pages: Option<RunPages>,
 }
 
+impl ProgressiveFile {
+    /// The key of the file stored whole (for one-request downloads; written on demand), from its description's.
+    pub fn stored_key(description: &str) -> String {
+        match description.strip_suffix(".json") {
+            Some(stem) => format!("{stem}.mp4"),
+            None => format!("{description}.mp4"),
+        }
+    }
+}
+
 /// The runs of a progressive file, in pages stored back to back in one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunPages {

@@ -18,6 +18,9 @@ pub trait AssetStore: Send + Sync {
     /// Fails with `StoreError::Conflict` otherwise.
     async fn update(&self, asset: &Asset) -> Result<Asset, StoreError>;
     /// Removes the asset and every record that belongs to it. Deleting a missing asset is not an error.
+    /// Assets in state Uploaded (waiting for their probe): a sparse index, so the cost follows their number,
+    /// not the catalog's.
+    async fn uploaded(&self) -> Result<Vec<Asset>, StoreError>;
     async fn delete(&self, id: AssetId) -> Result<(), StoreError>;
 }
 
@@ -72,6 +75,14 @@ pub trait BlobStore: Send + Sync {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> Result<(), StoreError>;
+    /// Uploads one part of a multipart upload; returns its ETag.
+    async fn upload_part(
+        &self,
+        blob: &BlobRef,
+        upload_id: &str,
+        part_number: i32,
+        body: Vec<u8>,
+    ) -> Result<String, StoreError>;
     /// The parts of a multipart upload stored so far, in order.
     async fn list_parts(&self, blob: &BlobRef, upload_id: &str) -> Result<Vec<crate::model::StoredPart>, StoreError>;
 }
@@ -95,6 +106,8 @@ pub trait JobStore: Send + Sync {
         after: Option<u32>,
         limit: u32,
     ) -> Result<(Vec<Task>, Option<u32>), StoreError>;
+    /// Jobs not in a final state: a sparse index, so the cost follows the running jobs, not the history.
+    async fn active_jobs(&self) -> Result<Vec<Job>, StoreError>;
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError>;
     async fn list_jobs(&self, asset: AssetId) -> Result<Vec<Job>, StoreError>;
     async fn get_tasks(&self, job: JobId) -> Result<Vec<Task>, StoreError>;
@@ -134,6 +147,10 @@ pub struct TaskMessage {
     /// Not a task to run but a step of the job's fan-out: write and queue the tasks from `task` on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expand: bool,
+    /// Not a task either: store this rendition of the job's output as one progressive MP4 file (for clients that
+    /// download it in one request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub materialize: Option<String>,
 }
 
 /// The queue that fans tasks out to encoder functions.

@@ -358,6 +358,18 @@ impl AssetService {
         Ok(page)
     }
 
+    /// The sweeper's part for assets: every asset Uploaded for longer than the probe's deadline ends in Error
+    /// (see `expire_probe`), whether or not anyone reads it. Returns how many did.
+    pub async fn sweep_uploads(&self) -> Result<u32, DomainError> {
+        let mut expired = 0;
+        for a in self.store.uploaded().await? {
+            if self.expire_probe(a).await?.state == AssetState::Error {
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+
     /// An asset Uploaded for longer than the probe's deadline ends in Error with the reason (a conditional
     /// update: a probe that completes meanwhile wins, and one that completes later finds the asset moved on).
     async fn expire_probe(&self, asset: Asset) -> Result<Asset, DomainError> {

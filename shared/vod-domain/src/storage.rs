@@ -231,6 +231,21 @@ impl BlobStore for EncryptedBlobStore {
     ) -> Result<String, StoreError> {
         self.inner.presign_part(blob, upload_id, part_number, expires).await
     }
+    async fn upload_part(
+        &self,
+        blob: &BlobRef,
+        upload_id: &str,
+        part_number: i32,
+        body: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        // A part's offset in the object is not known here, so it could not be encrypted in place.
+        if self.key_for(&blob.key).await?.is_some() {
+            return Err(StoreError::Conflict(
+                "storage-encrypted objects are not written in parts".into(),
+            ));
+        }
+        self.inner.upload_part(blob, upload_id, part_number, body).await
+    }
     async fn complete_multipart(
         &self,
         blob: &BlobRef,

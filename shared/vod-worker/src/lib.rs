@@ -5,6 +5,7 @@
 //! Redelivered messages redo idempotent writes (deterministic keys) and count nothing twice.
 pub mod finalize;
 pub mod index;
+pub mod materialize;
 pub mod scratch;
 pub mod task;
 #[cfg(feature = "testkit")]
@@ -143,6 +144,27 @@ pub async fn handle_batch(ctx: &WorkerContext, event: SqsEvent) -> SqsBatchRespo
             }
         };
         let dead = ctx.dead_letter_arn.is_some() && record.event_source_arn == ctx.dead_letter_arn;
+        if let Some(rendition) = &msg.materialize {
+            // Storing a progressive file is an optimisation for one-request downloads: a failure fails no job.
+            let span = info_span!("materialize", job_id = %msg.job_id, rendition = %rendition, message_id = %id);
+            let result = match dead {
+                true => Err(TaskError::Permanent("every delivery ended without an answer".into())),
+                false => {
+                    materialize_rendition(ctx, &msg, rendition)
+                        .instrument(span.clone())
+                        .await
+                }
+            };
+            match result {
+                Ok(()) => {}
+                Err(TaskError::Transient(reason)) if receives < ctx.max_receive_count => {
+                    span.in_scope(|| warn!(%reason, "storing the progressive file failed; it will be retried"));
+                    failures.push(failure(id));
+                }
+                Err(e) => span.in_scope(|| error!(error = %e, "the progressive file was not stored")),
+            }
+            continue;
+        }
         if dead {
             let span = info_span!("dead_letter", job_id = %msg.job_id, task = msg.task, message_id = %id);
             if let Err(e) = task::dead_letter(ctx, &msg).instrument(span).await {
@@ -215,6 +237,19 @@ pub async fn handle_batch(ctx: &WorkerContext, event: SqsEvent) -> SqsBatchRespo
     let mut resp = SqsBatchResponse::default();
     resp.batch_item_failures = failures;
     resp
+}
+
+/// Stores a rendition of a job's output as one progressive file (see `materialize`).
+async fn materialize_rendition(ctx: &WorkerContext, msg: &TaskMessage, rendition: &str) -> Result<(), TaskError> {
+    let job = ctx
+        .jobs
+        .get_job(msg.job_id)
+        .await?
+        .ok_or_else(|| TaskError::Permanent("the job does not exist".into()))?;
+    if job.state != vod_domain::job::JobState::Finished || !job.rungs.iter().any(|r| r.name == rendition) {
+        return Err(TaskError::Permanent(format!("no finished rendition {rendition}")));
+    }
+    materialize::materialize(ctx, &finalize::progressive_key(&job, rendition)).await
 }
 
 fn failure(id: String) -> BatchItemFailure {

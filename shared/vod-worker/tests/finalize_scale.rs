@@ -89,3 +89,41 @@ async fn finalize_and_progressive_download_use_memory_independent_of_duration() 
         "the progressive download's memory grows with the title: {range:.2}×"
     );
 }
+
+/// Storing a progressive file whole (for one-request downloads) copies the head and the runs into a multipart
+/// upload: the stored file is the file the packager serves by ranges, and memory stays within about one part.
+#[tokio::test(flavor = "current_thread")]
+async fn a_progressive_file_is_stored_whole_in_memory_of_one_part() {
+    use vod_domain::{BlobRef, BlobStore, ProgressiveFile};
+    let g = generate(40).await.expect("generated job");
+    vod_worker::finalize::maybe_finalize(&g.ctx, g.job.id).await.unwrap();
+    let asset = g.ctx.assets.get(g.job.asset_id).await.unwrap().unwrap();
+    let key = asset.output.as_ref().unwrap().renditions[0].progressive.clone();
+    let size = progressive_size(&*g.blobs, BUCKET, &key).await.unwrap();
+    let part = vod_worker::materialize::PART_SIZE as u64;
+    assert!(size > 2 * part, "several parts: {size} bytes");
+    let base = start_peak();
+    vod_worker::materialize::materialize(&g.ctx, &key).await.unwrap();
+    let heap = peak_since(base);
+    println!(
+        "stored {size} bytes in parts of {part}: peak heap {:.1} MiB",
+        heap as f64 / 1048576.0
+    );
+    assert!(
+        (heap as u64) < 2 * part,
+        "memory of about one part, not the file: {heap} B"
+    );
+    let stored = g
+        .blobs
+        .read_range(&BlobRef::new(BUCKET, ProgressiveFile::stored_key(&key)), 0, u64::MAX)
+        .await
+        .unwrap();
+    let served = progressive_range(&*g.blobs, BUCKET, &key, 0, size - 1).await.unwrap();
+    assert_eq!(stored.len() as u64, size);
+    assert!(stored == served, "the stored file is the served file");
+    // Asked again, it is not copied again.
+    g.blobs.reads.take();
+    vod_worker::materialize::materialize(&g.ctx, &key).await.unwrap();
+    let (_, _, media) = g.blobs.reads.take();
+    assert_eq!(media, 0, "an already stored file is not copied again");
+}
