@@ -17,16 +17,15 @@ use vod_aws::{DynamoAssetStore, DynamoDeliveryStore, DynamoKeyStore, KmsKeyServi
 use vod_domain::delivery::{select, DeliveryService, Filter, Locator, LocatorId, LocatorKind, LocatorWindow};
 use vod_domain::indexing::{webvtt, webvtt_segment, Cue};
 use vod_domain::protection::{
-    delivery_for, ContentKey, Delivery, DeliveryPolicy, Drm, KeyId, Protection, ProtectionService, Protocol,
+    delivery_for, ContentKey, Delivery, DeliveryPolicy, KeyId, Protection, ProtectionService, Protocol,
 };
 use vod_domain::{
     Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, CaptionsInfo, DomainError, ProgressiveFile,
     ProgressiveRun, SegmentIndex,
 };
-use vod_package::dash::{DashDrm, DashProtection};
-use vod_package::encrypt::{
-    aes128_cbc_owned, protect_init, protect_segment_owned, pssh_for_scheme, system_id, DrmSystem, Scheme,
-};
+use vod_package::dash::DashProtection;
+use vod_package::drm::{self, DrmId, Signal};
+use vod_package::encrypt::{aes128_cbc_owned, protect_init, protect_segment_owned, Scheme};
 use vod_package::progressive::ProgressiveMap;
 use vod_package::range::{parse_range, RangeOutcome};
 use vod_package::timeline::{overlapping, TextTrack, TrackKind};
@@ -647,33 +646,28 @@ fn check_scheme(policies: &[DeliveryPolicy], enc: Option<Enc>) -> Result<Option<
     ))
 }
 
-/// The `pssh` boxes of a policy's DRM systems.
-fn pssh_boxes(policy: &DeliveryPolicy, kid: [u8; 16]) -> Vec<(DrmSystem, Vec<u8>)> {
+/// The signalling of a policy's DRM systems (`vod_package::drm`): their `pssh` boxes, DASH and HLS elements.
+fn signals(policy: &DeliveryPolicy, kid: [u8; 16]) -> Vec<Signal> {
     let scheme = match policy.protection {
         Protection::Cbcs => Scheme::Cbcs,
         _ => Scheme::Cenc,
     };
-    policy
-        .drm
-        .iter()
-        .map(|d| {
-            let (sys, url) = match d {
-                Drm::ClearKey => (DrmSystem::ClearKey, None),
-                Drm::Widevine { license_url } => (DrmSystem::Widevine, Some(license_url.as_str())),
-                Drm::PlayReady { license_url } => (DrmSystem::PlayReady, Some(license_url.as_str())),
-            };
-            (sys, pssh_for_scheme(sys, &[kid], url, scheme))
-        })
-        .collect()
+    let mut signals = Signal::of(&policy.drm, kid, scheme);
+    if scheme == Scheme::Cbcs && !policy.drm.iter().any(|d| d.system == DrmId::FairPlay) {
+        // cbcs HLS is always signalled FairPlay-style too (an `skd://` key of the key id), as before policies
+        // could name FairPlay with its key server.
+        signals.push(Signal {
+            system: drm::system(DrmId::FairPlay),
+            license_url: None,
+            pssh: None,
+        });
+    }
+    signals
 }
 
-fn uuid_of(b: [u8; 16]) -> String {
-    uuid::Uuid::from_bytes(b).hyphenated().to_string()
-}
-
-fn b64(b: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(b)
+/// The `pssh` boxes of a policy's DRM systems (for the protected init segment).
+fn pssh_boxes(policy: &DeliveryPolicy, kid: [u8; 16]) -> Vec<Vec<u8>> {
+    signals(policy, kid).into_iter().filter_map(|s| s.pssh).collect()
 }
 
 /// `#EXT-X-KEY` tags of an HLS media playlist.
@@ -688,27 +682,10 @@ fn hls_key_tags(policy: &DeliveryPolicy, key: &ContentKey) -> Vec<String> {
             } else {
                 "SAMPLE-AES"
             };
-            let mut tags: Vec<String> = pssh_boxes(policy, kid)
-                .into_iter()
-                .map(|(sys, b)| {
-                    format!(
-                        "#EXT-X-KEY:METHOD={method},KEYFORMAT=\"urn:uuid:{}\",KEYFORMATVERSIONS=\"1\",\
-                         URI=\"data:text/plain;base64,{}\",KEYID=0x{}",
-                        uuid_of(system_id(sys)),
-                        b64(&b),
-                        hex::encode(kid)
-                    )
-                })
-                .collect();
-            if policy.protection == Protection::Cbcs {
-                // FairPlay-style signalling (licences from the customer's FairPlay service).
-                tags.push(format!(
-                    "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://{}\",KEYFORMAT=\"com.apple.streamingkeydelivery\",\
-                     KEYFORMATVERSIONS=\"1\"",
-                    hex::encode(kid)
-                ));
-            }
-            tags
+            signals(policy, kid)
+                .iter()
+                .filter_map(|s| s.hls_key(method, &kid))
+                .collect()
         }
     }
 }
@@ -716,28 +693,9 @@ fn hls_key_tags(policy: &DeliveryPolicy, key: &ContentKey) -> Vec<String> {
 /// Content protection elements of an MPD.
 fn dash_protection(policy: &DeliveryPolicy, key: &ContentKey) -> Option<DashProtection> {
     let enc = enc_of(policy.protection)?;
-    let kid = key.kid.bytes();
-    let systems = pssh_boxes(policy, kid)
-        .into_iter()
-        .map(|(sys, b)| match sys {
-            // DASH-IF's Clear Key scheme id; its initData is the W3C common `pssh` of the init segment (a
-            // `cenc:pssh` here makes dash.js hand the CDM initData it refuses).
-            DrmSystem::ClearKey => DashDrm {
-                system_id: "e2719d58-a985-b3c9-781a-b030af78d30e".into(),
-                value: "ClearKey1.0".into(),
-                pssh_b64: None,
-            },
-            DrmSystem::Widevine => DashDrm {
-                system_id: uuid_of(system_id(sys)),
-                value: "Widevine".into(),
-                pssh_b64: Some(b64(&b)),
-            },
-            DrmSystem::PlayReady => DashDrm {
-                system_id: uuid_of(system_id(sys)),
-                value: "MSPR 2.0".into(),
-                pssh_b64: Some(b64(&b)),
-            },
-        })
+    let systems = signals(policy, key.kid.bytes())
+        .iter()
+        .filter_map(Signal::dash)
         .collect();
     Some(DashProtection {
         enc,
@@ -987,10 +945,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     let policy = check_scheme(&asset.delivery_policies, Some(*e))?
                         .ok_or_else(|| not_found("no protected delivery"))?;
                     let (key, _) = ctx.content_key(asset.id).await?;
-                    let boxes: Vec<Vec<u8>> = pssh_boxes(policy, key.kid.bytes())
-                        .into_iter()
-                        .map(|(_, b)| b)
-                        .collect();
+                    let boxes = pssh_boxes(policy, key.kid.bytes());
                     protect_init(&clear, scheme_of(*e), &key.kid.bytes(), &boxes).map_err(|e| {
                         warn!(error = %e, "init segment cannot be protected");
                         err(

@@ -19,6 +19,20 @@ fn backend(e: impl std::error::Error + 'static) -> StoreError {
 }
 
 impl S3BlobStore {
+    /// One PutObject of `body`.
+    async fn put_stream(&self, blob: &BlobRef, body: ByteStream, content_type: &str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&blob.bucket)
+            .key(&blob.key)
+            .content_type(content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     pub fn new(client: Client) -> Self {
         S3BlobStore { client }
     }
@@ -92,16 +106,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn put(&self, blob: &BlobRef, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
-        self.client
-            .put_object()
-            .bucket(&blob.bucket)
-            .key(&blob.key)
-            .content_type(content_type)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.put_stream(blob, ByteStream::from(body), content_type).await
     }
 
     async fn put_file(&self, blob: &BlobRef, path: &std::path::Path, content_type: &str) -> Result<(), StoreError> {
@@ -112,16 +117,7 @@ impl BlobStore for S3BlobStore {
             .build()
             .await
             .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
-        self.client
-            .put_object()
-            .bucket(&blob.bucket)
-            .key(&blob.key)
-            .content_type(content_type)
-            .body(body)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.put_stream(blob, body, content_type).await
     }
 
     async fn delete(&self, blob: &BlobRef) -> Result<(), StoreError> {

@@ -178,16 +178,51 @@ pub enum Protection {
     Cbcs,
 }
 
-/// DRM systems signalled for CENC output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "system", rename_all = "lowercase")]
-pub enum Drm {
+/// A DRM system a delivery policy may name (the packager's `vod_package::drm` registry signals each), with the
+/// rules a policy naming it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrmId {
     /// W3C Clear Key: licences served by this platform's key service.
     ClearKey,
-    /// Licences from an external Widevine licence service.
-    Widevine { license_url: String },
-    /// Licences from an external PlayReady licence service.
-    PlayReady { license_url: String },
+    /// Licences from the customer's Widevine licence service.
+    Widevine,
+    /// Licences from the customer's PlayReady licence service.
+    PlayReady,
+    /// Licences from the customer's FairPlay key server (cbcs, HLS).
+    FairPlay,
+}
+
+impl DrmId {
+    /// Whether a policy naming it gives the URL of the customer's licence service.
+    pub fn needs_license_url(self) -> bool {
+        self != DrmId::ClearKey
+    }
+    /// Whether it decrypts content protected with `protection`.
+    pub fn decrypts(self, protection: Protection) -> bool {
+        match self {
+            DrmId::FairPlay => protection == Protection::Cbcs,
+            _ => matches!(protection, Protection::Cenc | Protection::Cbcs),
+        }
+    }
+}
+
+/// A DRM system signalled for CENC output, and the licence service of an external one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drm {
+    pub system: DrmId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license_url: Option<String>,
+}
+
+impl Drm {
+    pub fn clear_key() -> Self {
+        Drm {
+            system: DrmId::ClearKey,
+            license_url: None,
+        }
+    }
 }
 
 /// Per asset: protocols × protection (AMS: a streaming policy).
@@ -276,13 +311,26 @@ pub fn validate_policies(policies: &[DeliveryPolicy]) -> Result<Option<String>, 
                     return Err("AES-128 envelope encryption takes no DRM systems".into());
                 }
                 if p.protection != Protection::Aes128 && p.drm.is_empty() {
-                    return Err("CENC needs at least one DRM system (clearkey, widevine, playready)".into());
+                    return Err("CENC needs at least one DRM system (clearkey, widevine, playready, fairplay)".into());
                 }
                 for d in &p.drm {
-                    if let Drm::Widevine { license_url } | Drm::PlayReady { license_url } = d {
-                        if !(license_url.starts_with("https://") || license_url.starts_with("http://")) {
-                            return Err("licence URLs must be http(s) URLs".into());
+                    let name = serde_json::to_string(&d.system).unwrap_or_default();
+                    match (&d.license_url, d.system.needs_license_url()) {
+                        (Some(u), true) if u.starts_with("https://") || u.starts_with("http://") => {}
+                        (Some(_), true) => return Err("licence URLs must be http(s) URLs".into()),
+                        (None, true) => return Err(format!("{name} needs the license_url of its licence service")),
+                        (Some(_), false) => {
+                            return Err(format!(
+                                "{name} licences come from this platform's key service: no license_url"
+                            ))
                         }
+                        (None, false) => {}
+                    }
+                    if !d.system.decrypts(p.protection) {
+                        return Err(format!("{name} does not decrypt {:?} content", p.protection).to_lowercase());
+                    }
+                    if d.system == DrmId::FairPlay && p.protocols.iter().any(|pr| *pr != Protocol::Hls) {
+                        return Err("fairplay is signalled in HLS only".into());
                     }
                 }
             }
@@ -798,6 +846,41 @@ mod tests {
     }
 
     #[test]
+    fn drm_systems_follow_their_rules() {
+        let policy = |protocols: Vec<Protocol>, protection, drm: serde_json::Value| -> Result<_, String> {
+            let drm: Vec<Drm> = serde_json::from_value(drm).map_err(|e| e.to_string())?;
+            validate_policies(&[DeliveryPolicy {
+                protocols,
+                protection,
+                drm,
+                key_policy: Some("k".into()),
+            }])
+        };
+        let hls = || vec![Protocol::Hls];
+        // As stored by earlier versions, and as the API takes them.
+        assert!(policy(hls(), Protection::Cenc, json!([{"system": "clearkey"}])).is_ok());
+        let wv = json!([{"system": "widevine", "license_url": "https://wv.example/lic"}]);
+        assert!(policy(vec![Protocol::Dash], Protection::Cenc, wv).is_ok());
+        let fp = json!([{"system": "fairplay", "license_url": "https://fps.example/ksm"}]);
+        assert!(policy(hls(), Protection::Cbcs, fp.clone()).is_ok());
+        // FairPlay: cbcs and HLS only.
+        assert!(policy(hls(), Protection::Cenc, fp.clone())
+            .unwrap_err()
+            .contains("does not decrypt"));
+        assert!(policy(vec![Protocol::Dash], Protection::Cbcs, fp)
+            .unwrap_err()
+            .contains("HLS only"));
+        // Licence URLs: required by external services, refused for Clear Key, http(s) only.
+        let e = policy(vec![Protocol::Dash], Protection::Cenc, json!([{"system": "playready"}])).unwrap_err();
+        assert!(e.contains("needs the license_url"), "{e}");
+        let ck = json!([{"system": "clearkey", "license_url": "https://x"}]);
+        assert!(policy(hls(), Protection::Cenc, ck).unwrap_err().contains("key service"));
+        let ftp = json!([{"system": "widevine", "license_url": "ftp://x"}]);
+        assert!(policy(hls(), Protection::Cenc, ftp).unwrap_err().contains("http(s)"));
+        assert!(policy(hls(), Protection::Cenc, json!([{"system": "primetime"}])).is_err());
+    }
+
+    #[test]
     fn ams_rules_for_delivery_policies() {
         let p = |protocols: Vec<Protocol>, protection, drm: Vec<Drm>, kp: Option<&str>| DeliveryPolicy {
             protocols,
@@ -806,7 +889,12 @@ mod tests {
             key_policy: kp.map(str::to_string),
         };
         let hls_aes = p(vec![Protocol::Hls], Protection::Aes128, vec![], Some("k"));
-        let dash_cenc = p(vec![Protocol::Dash], Protection::Cenc, vec![Drm::ClearKey], Some("k"));
+        let dash_cenc = p(
+            vec![Protocol::Dash],
+            Protection::Cenc,
+            vec![Drm::clear_key()],
+            Some("k"),
+        );
         let all = vec![hls_aes.clone(), dash_cenc.clone()];
         assert_eq!(validate_policies(&all), Ok(Some("k".into())));
         assert_eq!(delivery_for(&[], Protocol::Progressive), Delivery::Clear);
@@ -816,7 +904,7 @@ mod tests {
         assert!(validate_policies(&[p(
             vec![Protocol::Progressive],
             Protection::Cenc,
-            vec![Drm::ClearKey],
+            vec![Drm::clear_key()],
             Some("k")
         )])
         .is_err());
@@ -826,7 +914,7 @@ mod tests {
         let other = p(
             vec![Protocol::Dash],
             Protection::Cenc,
-            vec![Drm::ClearKey],
+            vec![Drm::clear_key()],
             Some("other"),
         );
         assert!(validate_policies(&[hls_aes, other]).is_err());

@@ -1,7 +1,7 @@
 //! Dynamic encryption of the stored CMAF renditions, as pure functions over bytes: Common Encryption
 //! (ISO/IEC 23001-7, `cenc` and `cbcs`) of init and media segments, with AV1 subsample encryption as the
-//! AV1-ISOBMFF binding requires and whole-sample encryption of Opus; `pssh` boxes for ClearKey, Widevine and
-//! PlayReady; whole-segment AES-128-CBC for HLS `METHOD=AES-128`. Keys come from the caller; no I/O here.
+//! AV1-ISOBMFF binding requires and whole-sample encryption of Opus (the DRM systems' `pssh` boxes come from
+//! `crate::drm`); whole-segment AES-128-CBC for HLS `METHOD=AES-128`. Keys come from the caller; no I/O here.
 //!
 //! Boxes are walked by hand (every size checked against its parent) rather than decoded with mp4-atom, which has no
 //! `sinf`/`tenc`/`pssh`/`encv` types and would rebuild, not splice, the boxes it does not know.
@@ -22,15 +22,6 @@ pub enum Scheme {
     Cenc,
     /// AES-128-CBC with a 16-byte constant IV: 1:9 pattern for video, whole-sample (full blocks) for audio.
     Cbcs,
-}
-
-/// A DRM system that gets a `pssh` box.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DrmSystem {
-    /// W3C Common PSSH box format (`org.w3.clearkey` reads its key ids).
-    ClearKey,
-    Widevine,
-    PlayReady,
 }
 
 /// Why a segment could not be protected.
@@ -56,143 +47,6 @@ fn malformed(what: impl Into<String>) -> EncryptError {
 
 fn unsupported(what: impl Into<String>) -> EncryptError {
     EncryptError::Unsupported(what.into())
-}
-
-/// The 16-byte system id of a DRM system.
-pub fn system_id(s: DrmSystem) -> [u8; 16] {
-    match s {
-        // 1077efec-c0b2-4d02-ace3-3c1e52e2fb4b (W3C "cenc" Initialization Data Format)
-        DrmSystem::ClearKey => [
-            0x10, 0x77, 0xef, 0xec, 0xc0, 0xb2, 0x4d, 0x02, 0xac, 0xe3, 0x3c, 0x1e, 0x52, 0xe2, 0xfb, 0x4b,
-        ],
-        // edef8ba9-79d6-4ace-a3c8-27dcd51d21ed
-        DrmSystem::Widevine => [
-            0xed, 0xef, 0x8b, 0xa9, 0x79, 0xd6, 0x4a, 0xce, 0xa3, 0xc8, 0x27, 0xdc, 0xd5, 0x1d, 0x21, 0xed,
-        ],
-        // 9a04f079-9840-4286-ab92-e65be0885f95
-        DrmSystem::PlayReady => [
-            0x9a, 0x04, 0xf0, 0x79, 0x98, 0x40, 0x42, 0x86, 0xab, 0x92, 0xe6, 0x5b, 0xe0, 0x88, 0x5f, 0x95,
-        ],
-    }
-}
-
-/// A `pssh` box for content protected with `cenc` (see [`pssh_for_scheme`]).
-///
-/// ClearKey: version 1 with the key ids and no data (W3C "cenc" Initialization Data Format). Widevine: version 0
-/// whose data is a WidevinePsshData protobuf with one `key_ids` field per key. PlayReady: version 0 whose data is
-/// a PlayReady Object holding a WRMHEADER (4.0.0.0 for one key id, 4.2.0.0 for several) with the key ids (base64
-/// of the GUID byte order) and `license_url` as LA_URL. `license_url` is only used by PlayReady.
-pub fn pssh(system: DrmSystem, kids: &[[u8; 16]], license_url: Option<&str>) -> Vec<u8> {
-    pssh_for_scheme(system, kids, license_url, Scheme::Cenc)
-}
-
-/// [`pssh`] for content protected with `scheme`: for `cbcs`, the Widevine data also carries
-/// `protection_scheme = 'cbcs'` and the PlayReady header is WRMHEADER 4.3.0.0 with `ALGID="AESCBC"`.
-pub fn pssh_for_scheme(system: DrmSystem, kids: &[[u8; 16]], license_url: Option<&str>, scheme: Scheme) -> Vec<u8> {
-    let (version, data) = match system {
-        DrmSystem::ClearKey => (1u8, Vec::new()),
-        DrmSystem::Widevine => (0, widevine_pssh_data(kids, scheme)),
-        DrmSystem::PlayReady => (0, playready_object(kids, license_url, scheme)),
-    };
-    let mut body = Vec::with_capacity(24 + 16 * kids.len() + data.len());
-    body.extend_from_slice(&system_id(system));
-    if version == 1 {
-        body.extend_from_slice(&(kids.len() as u32).to_be_bytes());
-        for kid in kids {
-            body.extend_from_slice(kid);
-        }
-    }
-    body.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    body.extend_from_slice(&data);
-    full_box(b"pssh", version, 0, &body)
-}
-
-/// WidevinePsshData: `repeated bytes key_ids = 2` and, for cbcs, `optional uint32 protection_scheme = 9`.
-fn widevine_pssh_data(kids: &[[u8; 16]], scheme: Scheme) -> Vec<u8> {
-    let mut out = Vec::with_capacity(18 * kids.len() + 6);
-    for kid in kids {
-        out.push((2 << 3) | 2); // field 2, length-delimited
-        out.push(16);
-        out.extend_from_slice(kid);
-    }
-    if scheme == Scheme::Cbcs {
-        out.push(9 << 3); // field 9, varint
-        let mut v = u32::from_be_bytes(*b"cbcs");
-        while v >= 0x80 {
-            out.push((v as u8 & 0x7f) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-    out
-}
-
-/// A key id in the byte order of a little-endian GUID (PlayReady's KID), base64.
-fn playready_kid(kid: &[u8; 16]) -> String {
-    let mut guid = *kid;
-    guid[0..4].reverse();
-    guid[4..6].reverse();
-    guid[6..8].reverse();
-    openssl::base64::encode_block(&guid)
-}
-
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The WRMHEADER XML for `kids`.
-fn wrm_header(kids: &[[u8; 16]], license_url: Option<&str>, scheme: Scheme) -> String {
-    const NS: &str = "http://schemas.microsoft.com/DRM/2007/03/PlayReadyHeader";
-    let la_url = license_url
-        .map(|u| format!("<LA_URL>{}</LA_URL>", xml_escape(u)))
-        .unwrap_or_default();
-    match (kids, scheme) {
-        ([kid], Scheme::Cenc) => format!(
-            "<WRMHEADER xmlns=\"{NS}\" version=\"4.0.0.0\"><DATA><PROTECTINFO><KEYLEN>16</KEYLEN>\
-             <ALGID>AESCTR</ALGID></PROTECTINFO><KID>{}</KID>{la_url}</DATA></WRMHEADER>",
-            playready_kid(kid)
-        ),
-        _ => {
-            let (version, algid) = match scheme {
-                Scheme::Cenc => ("4.2.0.0", "AESCTR"),
-                Scheme::Cbcs => ("4.3.0.0", "AESCBC"),
-            };
-            let kids: String = kids
-                .iter()
-                .map(|kid| format!("<KID ALGID=\"{algid}\" VALUE=\"{}\"></KID>", playready_kid(kid)))
-                .collect();
-            format!(
-                "<WRMHEADER xmlns=\"{NS}\" version=\"{version}\"><DATA><PROTECTINFO><KIDS>{kids}</KIDS>\
-                 </PROTECTINFO>{la_url}</DATA></WRMHEADER>"
-            )
-        }
-    }
-}
-
-/// PlayReady Object: little-endian length, record count 1, record type 1 (rights management header), UTF-16LE XML.
-fn playready_object(kids: &[[u8; 16]], license_url: Option<&str>, scheme: Scheme) -> Vec<u8> {
-    let xml: Vec<u8> = wrm_header(kids, license_url, scheme)
-        .encode_utf16()
-        .flat_map(u16::to_le_bytes)
-        .collect();
-    let mut out = Vec::with_capacity(10 + xml.len());
-    out.extend_from_slice(&((10 + xml.len()) as u32).to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&(xml.len() as u16).to_le_bytes());
-    out.extend_from_slice(&xml);
-    out
 }
 
 /// HLS AES-128: the whole segment, AES-128-CBC with PKCS#7 padding.
@@ -457,7 +311,7 @@ fn children(buf: &[u8], parent: &Bx) -> Result<Vec<Bx>> {
     boxes(buf, parent.body..parent.end)
 }
 
-fn full_box(kind: &[u8; 4], version: u8, flags: u32, body: &[u8]) -> Vec<u8> {
+pub(crate) fn full_box(kind: &[u8; 4], version: u8, flags: u32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(12 + body.len());
     out.extend_from_slice(&((12 + body.len()) as u32).to_be_bytes());
     out.extend_from_slice(kind);
@@ -1122,6 +976,7 @@ fn protect_parsed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drm;
     use vod_cmaf::{init_segment, media_segment, CodecConfig, Sample, TrackConfig};
 
     const KID: [u8; 16] = [
@@ -1205,101 +1060,6 @@ mod tests {
     }
 
     #[test]
-    fn system_ids() {
-        assert_eq!(
-            system_id(DrmSystem::ClearKey),
-            uuid("1077efec-c0b2-4d02-ace3-3c1e52e2fb4b")
-        );
-        assert_eq!(
-            system_id(DrmSystem::Widevine),
-            uuid("edef8ba9-79d6-4ace-a3c8-27dcd51d21ed")
-        );
-        assert_eq!(
-            system_id(DrmSystem::PlayReady),
-            uuid("9a04f079-9840-4286-ab92-e65be0885f95")
-        );
-    }
-
-    #[test]
-    fn clearkey_pssh_is_version_1_with_kids() {
-        let other = [0xabu8; 16];
-        let p = pssh(DrmSystem::ClearKey, &[KID, other], Some("https://ignored"));
-        assert_eq!(p.len(), 12 + 16 + 4 + 32 + 4);
-        assert_eq!(be32(&p, 0), Some(p.len() as u32));
-        assert_eq!(&p[4..8], b"pssh");
-        assert_eq!(p[8], 1, "version 1");
-        assert_eq!(&p[9..12], &[0, 0, 0]);
-        assert_eq!(p[12..28], system_id(DrmSystem::ClearKey));
-        assert_eq!(be32(&p, 28), Some(2), "KID_count");
-        assert_eq!(p[32..48], KID);
-        assert_eq!(p[48..64], other);
-        assert_eq!(be32(&p, 64), Some(0), "no data");
-    }
-
-    #[test]
-    fn widevine_pssh_carries_key_ids_in_protobuf() {
-        let p = pssh(DrmSystem::Widevine, &[KID], None);
-        assert_eq!(&p[4..8], b"pssh");
-        assert_eq!(p[8], 0, "version 0");
-        assert_eq!(p[12..28], system_id(DrmSystem::Widevine));
-        let data_len = be32(&p, 28).unwrap() as usize;
-        let data = &p[32..];
-        assert_eq!(data.len(), data_len);
-        let mut expected = vec![0x12, 0x10];
-        expected.extend_from_slice(&KID);
-        assert_eq!(data, expected, "field 2 (key_ids), 16 bytes");
-        let cbcs = pssh_for_scheme(DrmSystem::Widevine, &[KID, KID], None, Scheme::Cbcs);
-        let data = &cbcs[32..];
-        assert_eq!(data.len(), 18 * 2 + 6);
-        assert_eq!(data[36..], [0x48, 0xf3, 0xc6, 0x89, 0x9b, 0x06], "field 9 = 'cbcs'");
-    }
-
-    fn playready_xml(p: &[u8]) -> String {
-        assert_eq!(p[8], 0, "version 0");
-        assert_eq!(p[12..28], system_id(DrmSystem::PlayReady));
-        let data = &p[32..];
-        assert_eq!(be32(p, 28).unwrap() as usize, data.len());
-        let pro_len = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
-        assert_eq!(pro_len, data.len(), "PlayReady Object length");
-        assert_eq!(u16::from_le_bytes([data[4], data[5]]), 1, "one record");
-        assert_eq!(u16::from_le_bytes([data[6], data[7]]), 1, "rights management header");
-        let len = u16::from_le_bytes([data[8], data[9]]) as usize;
-        assert_eq!(len, data.len() - 10);
-        let utf16: Vec<u16> = data[10..].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-        String::from_utf16(&utf16).unwrap()
-    }
-
-    #[test]
-    fn playready_pssh_has_a_wrm_header() {
-        let xml = playready_xml(&pssh(
-            DrmSystem::PlayReady,
-            &[KID],
-            Some("https://lic.example/pr?a=1&b=2"),
-        ));
-        assert!(xml.starts_with(
-            "<WRMHEADER xmlns=\"http://schemas.microsoft.com/DRM/2007/03/PlayReadyHeader\" version=\"4.0.0.0\">"
-        ));
-        // KID 00112233-4455-6677-8899-aabbccddeeff in GUID (little-endian) byte order, base64.
-        assert!(xml.contains("<KID>MyIRAFVEd2aImaq7zN3u/w==</KID>"), "{xml}");
-        assert!(xml.contains("<KEYLEN>16</KEYLEN><ALGID>AESCTR</ALGID>"));
-        assert!(
-            xml.contains("<LA_URL>https://lic.example/pr?a=1&amp;b=2</LA_URL>"),
-            "{xml}"
-        );
-        assert!(xml.ends_with("</DATA></WRMHEADER>"));
-        let two = playready_xml(&pssh(DrmSystem::PlayReady, &[KID, KID], None));
-        assert!(two.contains("version=\"4.2.0.0\""));
-        assert_eq!(
-            two.matches("<KID ALGID=\"AESCTR\" VALUE=\"MyIRAFVEd2aImaq7zN3u/w==\"></KID>")
-                .count(),
-            2
-        );
-        assert!(!two.contains("LA_URL"));
-        let cbcs = playready_xml(&pssh_for_scheme(DrmSystem::PlayReady, &[KID], None, Scheme::Cbcs));
-        assert!(cbcs.contains("version=\"4.3.0.0\"") && cbcs.contains("ALGID=\"AESCBC\""));
-    }
-
-    #[test]
     fn aes128_cbc_known_vector_and_padding() {
         // NIST SP 800-38A F.2.1 (CBC-AES128.Encrypt), first block.
         let key = uuid("2b7e151628aed2a6abf7158809cf4f3c");
@@ -1338,8 +1098,12 @@ mod tests {
         for (track, original, protected) in [(av1_track(), b"av01", b"encv"), (opus_track(), b"Opus", b"enca")] {
             let init = init_segment(&track).unwrap();
             let psshs = vec![
-                pssh(DrmSystem::ClearKey, &[KID], None),
-                pssh(DrmSystem::Widevine, &[KID], None),
+                drm::system(drm::DrmId::ClearKey)
+                    .pssh(&[KID], None, Scheme::Cenc)
+                    .unwrap(),
+                drm::system(drm::DrmId::Widevine)
+                    .pssh(&[KID], None, Scheme::Cenc)
+                    .unwrap(),
             ];
             for scheme in [Scheme::Cenc, Scheme::Cbcs] {
                 let out = protect_init(&init, scheme, &KID, &psshs).unwrap();

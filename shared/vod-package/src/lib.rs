@@ -1,9 +1,11 @@
 //! Dynamic packaging, as pure stages over the stored CMAF renditions: `url` parses the streaming URL grammar
 //! (AMS's `/{locator}/{name}.ism/manifest(format=…)` and friendly aliases), `timeline` selects the segments of a
-//! presentation, `hls` and `dash` write manifests, `range` reads HTTP Range headers. No I/O here: the packager
+//! presentation, `hls` and `dash` write manifests, `drm` signals each DRM system, `encrypt` protects segments, `range` reads
+//! HTTP Range headers. No I/O here: the packager
 //! function fetches locators, indexes and segments and feeds these stages.
 mod av1;
 pub mod dash;
+pub mod drm;
 pub mod encrypt;
 pub mod hls;
 pub mod progressive;

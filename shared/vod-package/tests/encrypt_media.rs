@@ -15,7 +15,8 @@ use openssl::cipher::Cipher;
 use openssl::cipher_ctx::CipherCtx;
 use vod_cmaf::{init_segment, media_segment, TrackConfig};
 use vod_encode::{encode_audio, encode_video_chunk, AudioRequest, Rung, SegmentSamples, VideoChunkRequest};
-use vod_package::encrypt::{protect_init, protect_segment, pssh, DrmSystem, EncryptError, Scheme};
+use vod_package::drm::{system, DrmId};
+use vod_package::encrypt::{protect_init, protect_segment, EncryptError, Scheme};
 
 const KEY: [u8; 16] = *b"0123456789abcdef";
 const KID: [u8; 16] = [
@@ -230,8 +231,8 @@ fn clear_file(t: &Track, name: &str) -> PathBuf {
 
 fn protect(t: &Track, scheme: Scheme) -> (Vec<u8>, Vec<Vec<u8>>) {
     let psshs = [
-        pssh(DrmSystem::ClearKey, &[KID], None),
-        pssh(DrmSystem::Widevine, &[KID], None),
+        system(DrmId::ClearKey).pssh(&[KID], None, Scheme::Cenc).expect("pssh"),
+        system(DrmId::Widevine).pssh(&[KID], None, Scheme::Cenc).expect("pssh"),
     ];
     let init = protect_init(&t.init, scheme, &KID, &psshs).expect("protect init");
     let segments = t
