@@ -4,6 +4,7 @@
 //! source size, nothing panics on malformed data, and failures are typed
 //! [`ProbeError`]s.
 
+pub mod format;
 mod matroska;
 mod mkv_ranges;
 mod mp4;
@@ -12,6 +13,7 @@ pub mod source;
 mod wav;
 mod yuv4mpeg;
 
+pub use format::{detect, format_of, ContainerFormat, FORMATS};
 pub use mkv_ranges::matroska_needed_ranges;
 pub use mp4::{mp4_needed_ranges, Need};
 pub use probe::*;

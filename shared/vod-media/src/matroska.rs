@@ -5,6 +5,29 @@ use matroska_demuxer::{DemuxError, MatroskaFile, TrackEntry, TrackType};
 use crate::probe::{bitrate, AudioStream, Container, MediaInfo, ProbeError, VideoStream};
 use crate::source::{ReadAt, SourceReader};
 
+const EBML_MAGIC: &[u8] = &[0x1A, 0x45, 0xDF, 0xA3];
+
+/// Matroska and WebM: EBML signature, `matroska-demuxer` for the layout, cues for byte ranges.
+pub(crate) struct MatroskaFormat;
+
+impl crate::format::ContainerFormat for MatroskaFormat {
+    fn containers(&self) -> &'static [Container] {
+        &[Container::Matroska, Container::Webm]
+    }
+    fn detect(&self, head: &[u8]) -> bool {
+        head.starts_with(EBML_MAGIC)
+    }
+    fn could_be(&self, head: &[u8]) -> bool {
+        crate::format::starts_like(head, EBML_MAGIC)
+    }
+    fn probe(&self, src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
+        probe(src)
+    }
+    fn needed_ranges(&self, src: &dyn ReadAt, need: crate::Need) -> Result<Option<Vec<(u64, u64)>>, ProbeError> {
+        crate::mkv_ranges::matroska_needed_ranges(src, need)
+    }
+}
+
 pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     let size = src.size();
     check_segment_size(src, size)?;

@@ -90,6 +90,33 @@ fn read_box(src: &dyn ReadAt, b: &BoxHeader) -> Result<Vec<u8>, ProbeError> {
     Ok(data)
 }
 
+/// Top-level box types that may start an ISO BMFF / QuickTime file.
+const FIRST_BOXES: [&[u8; 4]; 7] = [b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"];
+
+/// ISO BMFF (MP4) and QuickTime (MOV): a known first box, sample tables for the layout and the byte ranges.
+pub(crate) struct Mp4Format;
+
+impl crate::format::ContainerFormat for Mp4Format {
+    fn containers(&self) -> &'static [Container] {
+        &[Container::Mp4, Container::Mov]
+    }
+    fn detect(&self, head: &[u8]) -> bool {
+        head.len() >= 8 && FIRST_BOXES.iter().any(|b| &head[4..8] == *b)
+    }
+    fn could_be(&self, head: &[u8]) -> bool {
+        head.len() > 4
+            && FIRST_BOXES
+                .iter()
+                .any(|b| crate::format::starts_like(&head[4..], &b[..]))
+    }
+    fn probe(&self, src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
+        probe(src)
+    }
+    fn needed_ranges(&self, src: &dyn ReadAt, need: Need) -> Result<Option<Vec<(u64, u64)>>, ProbeError> {
+        mp4_needed_ranges(src, need)
+    }
+}
+
 pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     let file_size = src.size();
     let mut ftyp: Option<Vec<u8>> = None;

@@ -1,4 +1,4 @@
-//! The probe entry point, its result types and errors, and container detection by magic bytes.
+//! The probe entry point, its result types and errors; container detection is the formats' own (`format`).
 
 use serde::{Deserialize, Serialize};
 
@@ -114,17 +114,16 @@ pub fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
         return Err(ProbeError::Empty);
     }
     let head = src.read_at(0, 64)?;
-    let info = match detect(&head) {
-        Some(Detected::Mp4) => guarded("mp4", || crate::mp4::probe(src))?,
-        Some(Detected::Matroska) => guarded("matroska", || crate::matroska::probe(src))?,
-        Some(Detected::Y4m) => guarded("y4m", || crate::yuv4mpeg::probe(src))?,
-        Some(Detected::Wav) => guarded("wav", || crate::wav::probe(src))?,
+    let info = match crate::format::detect(&head) {
+        Some(format) => guarded(format, src)?,
         None => {
-            return Err(if head.len() < 12 && is_prefix_of_magic(&head) {
-                ProbeError::Truncated("too short to hold a media header".into())
-            } else {
-                ProbeError::UnsupportedFormat("no known container signature".into())
-            })
+            return Err(
+                if head.len() < 12 && crate::format::FORMATS.iter().any(|f| f.could_be(&head)) {
+                    ProbeError::Truncated("too short to hold a media header".into())
+                } else {
+                    ProbeError::UnsupportedFormat("no known container signature".into())
+                },
+            )
         }
     };
     if info.video.is_empty() && info.audio.is_empty() {
@@ -133,56 +132,17 @@ pub fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     Ok(info)
 }
 
-/// Runs a container parser, turning a panic inside a third-party demuxer into
-/// a `Corrupt` error (defence in depth: our own code does not panic).
-fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, ProbeError>) -> Result<T, ProbeError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(ProbeError::Corrupt(format!("{what} parser failed"))))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Detected {
-    Mp4,
-    Matroska,
-    Y4m,
-    Wav,
-}
-
-const EBML_MAGIC: &[u8] = &[0x1A, 0x45, 0xDF, 0xA3];
-const Y4M_MAGIC: &[u8] = b"YUV4MPEG2 ";
-/// Top-level box types that may start an ISO BMFF / QuickTime file.
-const MP4_FIRST_BOXES: [&[u8; 4]; 7] = [b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"];
-
-fn detect(head: &[u8]) -> Option<Detected> {
-    if head.starts_with(EBML_MAGIC) {
-        return Some(Detected::Matroska);
-    }
-    if head.starts_with(Y4M_MAGIC) {
-        return Some(Detected::Y4m);
-    }
-    if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE" {
-        return Some(Detected::Wav);
-    }
-    if head.len() >= 8 && MP4_FIRST_BOXES.iter().any(|b| &head[4..8] == *b) {
-        return Some(Detected::Mp4);
-    }
-    None
-}
-
-/// Whether a too-short file is the start of one of our signatures.
-fn is_prefix_of_magic(head: &[u8]) -> bool {
-    let starts = |magic: &[u8]| {
-        let n = head.len().min(magic.len());
-        head[..n] == magic[..n]
-    };
-    starts(EBML_MAGIC)
-        || starts(Y4M_MAGIC)
-        || starts(b"RIFF")
-        || (head.len() > 4
-            && MP4_FIRST_BOXES.iter().any(|b| {
-                let n = (head.len() - 4).min(4);
-                head[4..4 + n] == b[..n]
-            }))
+/// Runs a container's prober, turning a panic inside a third-party demuxer into a `Corrupt` error (defence in
+/// depth: our own code does not panic).
+fn guarded(format: &dyn crate::format::ContainerFormat, src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| format.probe(src))).unwrap_or_else(|_| {
+        let name = format
+            .containers()
+            .first()
+            .map(|c| format!("{c:?}"))
+            .unwrap_or_default();
+        Err(ProbeError::Corrupt(format!("{} parser failed", name.to_lowercase())))
+    })
 }
 
 /// Overall bits per second for `size` bytes lasting `duration_secs`.
@@ -202,14 +162,15 @@ mod tests {
 
     #[test]
     fn detection_by_magic() {
-        assert_eq!(detect(b"\x1a\x45\xdf\xa3\x01"), Some(Detected::Matroska));
-        assert_eq!(detect(b"YUV4MPEG2 W2 H2"), Some(Detected::Y4m));
-        assert_eq!(detect(b"RIFF\0\0\0\0WAVEfmt "), Some(Detected::Wav));
-        assert_eq!(detect(b"RIFF\0\0\0\0AVI LIST"), None);
-        assert_eq!(detect(b"\0\0\0\x20ftypisom"), Some(Detected::Mp4));
-        assert_eq!(detect(b"\0\0\0\x08wide"), Some(Detected::Mp4));
-        assert_eq!(detect(b"hello world, this is text"), None);
-        assert_eq!(detect(b"\xff\xd8\xff\xe0\0\x10JFIF"), None);
+        let detected = |head: &[u8]| crate::format::detect(head).map(|f| f.containers()[0]);
+        assert_eq!(detected(b"\x1a\x45\xdf\xa3\x01"), Some(Container::Matroska));
+        assert_eq!(detected(b"YUV4MPEG2 W2 H2"), Some(Container::Y4m));
+        assert_eq!(detected(b"RIFF\0\0\0\0WAVEfmt "), Some(Container::Wav));
+        assert_eq!(detected(b"RIFF\0\0\0\0AVI LIST"), None);
+        assert_eq!(detected(b"\0\0\0\x20ftypisom"), Some(Container::Mp4));
+        assert_eq!(detected(b"\0\0\0\x08wide"), Some(Container::Mp4));
+        assert_eq!(detected(b"hello world, this is text"), None);
+        assert_eq!(detected(b"\xff\xd8\xff\xe0\0\x10JFIF"), None);
     }
 
     #[test]

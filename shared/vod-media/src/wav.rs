@@ -24,6 +24,24 @@ impl MediaSource for SourceReader<'_> {
     }
 }
 
+/// RIFF/WAVE (read whole: audio only).
+pub(crate) struct WavFormat;
+
+impl crate::format::ContainerFormat for WavFormat {
+    fn containers(&self) -> &'static [Container] {
+        &[Container::Wav]
+    }
+    fn detect(&self, head: &[u8]) -> bool {
+        head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE"
+    }
+    fn could_be(&self, head: &[u8]) -> bool {
+        crate::format::starts_like(head, b"RIFF")
+    }
+    fn probe(&self, src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
+        probe(src)
+    }
+}
+
 pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     let size = src.size();
     // Hand-written: symphonia does not expose where the data chunk starts or what length it claims.

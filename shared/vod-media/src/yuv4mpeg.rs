@@ -15,6 +15,26 @@ const MAX_FRAME_BYTES: usize = 256 << 20;
 /// (its plane-size arithmetic is unchecked).
 const MAX_DIMENSION: u64 = 1 << 16;
 
+const Y4M_MAGIC: &[u8] = b"YUV4MPEG2 ";
+
+/// YUV4MPEG2: raw frames after a text header (read whole: frames are not indexed).
+pub(crate) struct Y4mFormat;
+
+impl crate::format::ContainerFormat for Y4mFormat {
+    fn containers(&self) -> &'static [Container] {
+        &[Container::Y4m]
+    }
+    fn detect(&self, head: &[u8]) -> bool {
+        head.starts_with(Y4M_MAGIC)
+    }
+    fn could_be(&self, head: &[u8]) -> bool {
+        crate::format::starts_like(head, Y4M_MAGIC)
+    }
+    fn probe(&self, src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
+        probe(src)
+    }
+}
+
 pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     let size = src.size();
     let head = src.read_at(0, MAX_HEADER)?;

@@ -187,17 +187,12 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
         TaskKind::Audio | TaskKind::Index { .. } => vod_media::Need::Audio,
     };
     let blob = BlobRef::new(&source.bucket, &source.key);
-    let container = asset.media.as_ref().map(|m| m.container);
-    let planner: Option<RangePlanner> = match container {
-        Some(vod_media::Container::Mp4 | vod_media::Container::Mov) => Some(vod_media::mp4_needed_ranges),
-        Some(vod_media::Container::Matroska | vod_media::Container::Webm) => Some(vod_media::matroska_needed_ranges),
-        _ => None,
-    };
-    let part = match planner {
-        Some(planner) => {
+    let format = asset.media.as_ref().and_then(|m| vod_media::format_of(m.container));
+    let part = match format {
+        Some(format) => {
             fetch_ranges(
                 ctx,
-                planner,
+                format,
                 &blob,
                 &source.etag,
                 source.size,
@@ -373,15 +368,12 @@ async fn write_track(
 }
 
 /// Plans the byte ranges of a source that a task decodes (`Ok(None)`: read the whole source).
-type RangePlanner =
-    fn(&dyn vod_media::ReadAt, vod_media::Need) -> Result<Option<Vec<(u64, u64)>>, vod_media::ProbeError>;
-
-/// Fetches only the byte ranges this task decodes, as `planner` finds them (MP4/MOV sample tables, Matroska/WebM
-/// cues), into a sparse file of the source's size, so a chunk of a long mezzanine costs its own bytes, not the
+/// Fetches only the byte ranges this task decodes, as the source's container format plans them (MP4/MOV sample
+/// tables, Matroska/WebM cues), into a sparse file of the source's size, so a chunk of a long mezzanine costs its own bytes, not the
 /// whole file. `None`: the ranges cannot be planned; download the whole source instead.
 async fn fetch_ranges(
     ctx: &WorkerContext,
-    planner: RangePlanner,
+    format: &'static dyn vod_media::ContainerFormat,
     blob: &BlobRef,
     etag: &str,
     size: u64,
@@ -389,7 +381,7 @@ async fn fetch_ranges(
     task: &str,
 ) -> Result<Option<PathBuf>, TaskError> {
     let src = vod_domain::service::BlobSource::new(ctx.blobs.clone(), blob.clone(), size);
-    let planned = tokio::task::spawn_blocking(move || planner(&src, need))
+    let planned = tokio::task::spawn_blocking(move || format.needed_ranges(&src, need))
         .await
         .map_err(|e| TaskError::Transient(format!("range planning crashed: {e}")))?;
     let ranges = match planned {
