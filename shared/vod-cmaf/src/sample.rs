@@ -9,9 +9,6 @@ pub const SYNC_SAMPLE_FLAGS: u32 = 0x0200_0000;
 /// `sample_flags` of a non-sync sample: sample_depends_on = 1, sample_is_non_sync_sample = 1.
 pub const NON_SYNC_SAMPLE_FLAGS: u32 = 0x0101_0000;
 
-/// AV1 `obu_type` of a temporal delimiter.
-const OBU_TEMPORAL_DELIMITER: u8 = 2;
-
 /// What a sample table or a `trun` records about one sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SampleRow {
@@ -44,59 +41,9 @@ pub fn total_duration(samples: &[Sample]) -> u64 {
     samples.iter().map(|s| u64::from(s.duration)).sum()
 }
 
-/// Reads an unsigned LEB128 value (at most 8 bytes, as AV1 allows) and returns it with its length.
-fn read_leb128(data: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, byte) in data.iter().take(8).enumerate() {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
-}
-
-/// Removes temporal delimiter OBUs from an AV1 temporal unit (AV1-ISOBMFF §2.4: they should not be stored in
-/// samples). A payload whose OBUs cannot be walked is returned unchanged; the decoder will judge it.
+/// Removes temporal delimiter OBUs from an AV1 temporal unit (see [`crate::av1::strip_temporal_delimiters`]).
 pub fn strip_av1_temporal_delimiters(data: &[u8]) -> Cow<'_, [u8]> {
-    let mut ranges = Vec::new(); // (start, end, is_td)
-    let mut pos = 0usize;
-    while pos < data.len() {
-        let Some(&header) = data.get(pos) else { break };
-        let obu_type = (header >> 3) & 0x0f;
-        let has_extension = header & 0x04 != 0;
-        let has_size = header & 0x02 != 0;
-        let header_len = if has_extension { 2 } else { 1 };
-        let end = if has_size {
-            let Some((size, leb_len)) = data.get(pos + header_len..).and_then(read_leb128) else {
-                return Cow::Borrowed(data);
-            };
-            let Some(end) = usize::try_from(size)
-                .ok()
-                .and_then(|size| (pos + header_len + leb_len).checked_add(size))
-            else {
-                return Cow::Borrowed(data);
-            };
-            end
-        } else {
-            data.len()
-        };
-        if end > data.len() || header_len > data.len() - pos {
-            return Cow::Borrowed(data);
-        }
-        ranges.push((pos, end, obu_type == OBU_TEMPORAL_DELIMITER));
-        pos = end;
-    }
-    if !ranges.iter().any(|r| r.2) {
-        return Cow::Borrowed(data);
-    }
-    let mut out = Vec::with_capacity(data.len());
-    for (start, end, is_td) in ranges {
-        if !is_td {
-            out.extend_from_slice(&data[start..end]);
-        }
-    }
-    Cow::Owned(out)
+    crate::av1::strip_temporal_delimiters(data)
 }
 
 /// Checks `samples` and turns them into payloads and rows. With `require_sync_start`, the first sample must be a

@@ -116,62 +116,12 @@ impl Av1Encoder {
                 Ok(pkt) => self.out.push(EncodedFrame {
                     input_index: pkt.input_frameno,
                     key: pkt.frame_type == FrameType::KEY,
-                    data: strip_temporal_delimiter(pkt.data),
+                    data: vod_cmaf::av1::strip_temporal_delimiters(&pkt.data).into_owned(),
                 }),
                 Err(EncoderStatus::Encoded) => {}
                 Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => return Ok(()),
                 Err(e) => return Err(EncodeError::Encode(format!("rav1e receive_packet: {e}"))),
             }
         }
-    }
-}
-
-/// Removes leading temporal delimiter OBUs (type 2) from a temporal unit.
-fn strip_temporal_delimiter(mut data: Vec<u8>) -> Vec<u8> {
-    let mut start = 0usize;
-    while let Some(&header) = data.get(start) {
-        let obu_type = (header >> 3) & 0x0f;
-        let has_extension = header & 0x04 != 0;
-        let has_size = header & 0x02 != 0;
-        if obu_type != 2 || !has_size {
-            break;
-        }
-        let mut pos = start + 1 + usize::from(has_extension);
-        // leb128 size.
-        let mut size: u64 = 0;
-        let mut ok = false;
-        for i in 0..8 {
-            let Some(&b) = data.get(pos) else { break };
-            pos += 1;
-            size |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                ok = true;
-                break;
-            }
-        }
-        let end = usize::try_from(size).ok().and_then(|s| pos.checked_add(s));
-        match end {
-            Some(end) if ok && end <= data.len() => start = end,
-            _ => break,
-        }
-    }
-    data.drain(..start);
-    data
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strips_only_temporal_delimiters() {
-        assert_eq!(
-            strip_temporal_delimiter(vec![0x12, 0x00, 0x0a, 0x01, 0xff]),
-            vec![0x0a, 0x01, 0xff]
-        );
-        assert_eq!(strip_temporal_delimiter(vec![0x0a, 0x01, 0xff]), vec![0x0a, 0x01, 0xff]);
-        assert_eq!(strip_temporal_delimiter(vec![0x12, 0x05]), vec![0x12, 0x05]);
-        assert_eq!(strip_temporal_delimiter(vec![0x12]), vec![0x12]);
-        assert!(strip_temporal_delimiter(vec![]).is_empty());
     }
 }

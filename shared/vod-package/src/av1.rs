@@ -139,74 +139,11 @@ impl<'a> Bits<'a> {
     }
 }
 
-/// Reads leb128() (at most 8 bytes) and returns (value, length).
-pub(crate) fn read_leb128(data: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, byte) in data.iter().take(8).enumerate() {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
-}
+pub(crate) use vod_cmaf::av1::Obu;
 
-/// One OBU of a sample: its type and the byte ranges of its header (+ size field) and payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Obu {
-    pub obu_type: u8,
-    pub temporal_id: u32,
-    pub spatial_id: u32,
-    /// `obu_header()` and the `obu_size` field.
-    pub header: Range<usize>,
-    pub payload: Range<usize>,
-}
-
-/// Splits a sample (low-overhead format; the last OBU may omit its size field) into OBUs.
+/// The OBUs of a sample (`vod_cmaf::av1::obus`, the one OBU walker), with this parser's error.
 pub(crate) fn obus(data: &[u8]) -> Result<Vec<Obu>> {
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    while pos < data.len() {
-        let header = data[pos];
-        if header & 0x80 != 0 {
-            return Err(Av1Error("obu_forbidden_bit set"));
-        }
-        let obu_type = (header >> 3) & 0x0f;
-        let has_extension = header & 0x04 != 0;
-        let has_size = header & 0x02 != 0;
-        let (temporal_id, spatial_id) = if has_extension {
-            let ext = *data.get(pos + 1).ok_or(Av1Error("truncated OBU extension header"))?;
-            (u32::from(ext >> 5), u32::from((ext >> 3) & 3))
-        } else {
-            (0, 0)
-        };
-        let mut payload_start = pos + 1 + usize::from(has_extension);
-        let payload_end = if has_size {
-            let (size, len) = data
-                .get(payload_start..)
-                .and_then(read_leb128)
-                .ok_or(Av1Error("truncated obu_size"))?;
-            payload_start += len;
-            usize::try_from(size)
-                .ok()
-                .and_then(|s| payload_start.checked_add(s))
-                .ok_or(Av1Error("obu_size overflows"))?
-        } else {
-            data.len()
-        };
-        if payload_start > data.len() || payload_end > data.len() {
-            return Err(Av1Error("OBU runs past the end of the sample"));
-        }
-        out.push(Obu {
-            obu_type,
-            temporal_id,
-            spatial_id,
-            header: pos..payload_start,
-            payload: payload_start..payload_end,
-        });
-        pos = payload_end;
-    }
-    Ok(out)
+    vod_cmaf::av1::obus(data).map_err(|e| Av1Error(e.0))
 }
 
 /// What frame headers need from a sequence header.
