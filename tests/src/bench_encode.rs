@@ -78,7 +78,7 @@ fn encode_of(source: &Path, secs: u32, first: u32, end: u32) -> Result<Rendition
         width: WIDTH,
         height: HEIGHT,
         bitrate_kbps: KBPS,
-        speed: SPEED,
+        codec: vod_encode::VideoCodec::Av1 { speed: SPEED },
     }];
     let req = VideoChunkRequest {
         rotation: 0,

@@ -15,65 +15,42 @@
 
 use ffmpeg::{codec, format::Sample as SampleFormat, frame, media, software::resampling, ChannelLayout, Packet};
 use ffmpeg_next as ffmpeg;
-use vod_cmaf::{CodecConfig, Sample, TrackConfig};
+use vod_cmaf::{Sample, TrackConfig};
 
+use crate::encoder::audio_encoder;
 use crate::source::open_input;
 use crate::timing::{duration_fraction, segment_start_sample};
 use crate::{AudioOutput, AudioRequest, EncodeError, SegmentSamples};
 
 /// Track id of the audio track (its own rendition file).
 pub(crate) const AUDIO_TRACK_ID: u32 = 2;
-/// Opus always runs at 48 kHz.
-const RATE: u32 = 48_000;
-/// 20 ms frames.
-const FRAME: usize = 960;
-/// Largest Opus packet (RFC 6716 recommends 4000 bytes as the buffer size).
-const MAX_PACKET: usize = 4000;
 /// How many read or decode errors in a row end decoding.
 const MAX_CONSECUTIVE_ERRORS: u32 = 64;
 
 /// See [`crate::encode_audio`].
 pub(crate) fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeError> {
-    let opus_channels = match req.channels {
-        1 => opus::Channels::Mono,
-        2 => opus::Channels::Stereo,
-        n => {
-            return Err(EncodeError::InvalidRequest(format!(
-                "{n} output channels: Opus output is mono or stereo"
-            )))
-        }
-    };
-    if !(6..=510).contains(&req.bitrate_kbps) {
-        return Err(EncodeError::InvalidRequest(
-            "Opus bitrate must be within 6..=510 kbps".into(),
-        ));
-    }
     let seg = duration_fraction(req.segment_duration)
         .ok_or_else(|| EncodeError::InvalidRequest("segment duration must be positive and finite".into()))?;
-
-    let mut encoder = OpusEncoder::new(opus_channels, req.channels, req.bitrate_kbps)?;
+    let mut encoder = audio_encoder(req.codec, req.channels, req.bitrate_kbps)?;
+    let (rate, packet) = (encoder.sample_rate(), encoder.packet_samples());
     let out_layout = ChannelLayout::default(i32::from(req.channels));
-    let input_rate = decode(req.source, out_layout, RATE, |pcm| {
+    let input_rate = decode(req.source, out_layout, rate, |pcm| {
         encoder.push(pcm)?;
         Ok(true)
     })?;
-    let (packets, pre_skip, duration) = encoder.finish()?;
-    if duration == 0 {
+    let out = encoder.finish(input_rate)?;
+    if out.duration == 0 {
         return Err(EncodeError::Decode("the audio stream is empty".into()));
     }
     Ok(AudioOutput {
         track: TrackConfig {
             track_id: AUDIO_TRACK_ID,
-            timescale: RATE,
-            codec: CodecConfig::Opus {
-                channels: req.channels,
-                pre_skip,
-                input_sample_rate: input_rate,
-            },
+            timescale: rate,
+            codec: out.codec,
             language: "und".into(),
         },
-        segments: group(packets, seg),
-        duration_samples_48k: duration,
+        segments: group(out.packets, packet, rate, seg),
+        duration_samples_48k: out.duration,
     })
 }
 
@@ -204,17 +181,17 @@ pub(crate) fn decode_pcm(req: &crate::PcmRequest) -> Result<Vec<i16>, EncodeErro
     Ok(out)
 }
 
-/// Groups 960-sample packets into segments: segment `k` starts with the first packet whose decode time is
-/// at or after `ceil(k × segment_duration × 48000)`.
-fn group(packets: Vec<Vec<u8>>, seg: (u128, u128)) -> Vec<SegmentSamples> {
+/// Groups packets of `packet` samples at `rate` into segments: segment `k` starts with the first packet whose
+/// decode time is at or after `ceil(k × segment_duration × rate)`.
+fn group(packets: Vec<Vec<u8>>, packet: u32, rate: u32, seg: (u128, u128)) -> Vec<SegmentSamples> {
     let mut out: Vec<SegmentSamples> = Vec::new();
     let mut next_k = 0u64;
     let mut next_start = 0u64;
     for (i, data) in packets.into_iter().enumerate() {
-        let t = i as u64 * FRAME as u64;
+        let t = i as u64 * u64::from(packet);
         if t >= next_start || out.is_empty() {
             // Skip segments too short to hold a packet (only with segments under 20 ms).
-            while segment_start_sample(next_k + 1, seg, RATE) <= t {
+            while segment_start_sample(next_k + 1, seg, rate) <= t {
                 next_k += 1;
             }
             out.push(SegmentSamples {
@@ -223,12 +200,12 @@ fn group(packets: Vec<Vec<u8>>, seg: (u128, u128)) -> Vec<SegmentSamples> {
                 samples: Vec::new(),
             });
             next_k += 1;
-            next_start = segment_start_sample(next_k, seg, RATE);
+            next_start = segment_start_sample(next_k, seg, rate);
         }
         if let Some(s) = out.last_mut() {
             s.samples.push(Sample {
                 data,
-                duration: FRAME as u32,
+                duration: packet,
                 is_sync: true,
                 composition_offset: 0,
             });
@@ -331,69 +308,4 @@ impl Resampler {
 
 fn sample_packed() -> ffmpeg::format::sample::Type {
     ffmpeg::format::sample::Type::Packed
-}
-
-/// libopus in 20 ms frames, tracking the input duration.
-struct OpusEncoder {
-    enc: opus::Encoder,
-    channels: usize,
-    buffer: Vec<f32>,
-    packets: Vec<Vec<u8>>,
-    /// Input samples (per channel) received.
-    samples_in: u64,
-    pre_skip: u16,
-}
-
-impl OpusEncoder {
-    fn new(ch: opus::Channels, channels: u8, bitrate_kbps: u32) -> Result<Self, EncodeError> {
-        let err = |e: opus::Error| EncodeError::Encode(format!("opus: {e}"));
-        let mut enc = opus::Encoder::new(RATE, ch, opus::Application::Audio).map_err(err)?;
-        enc.set_bitrate(opus::Bitrate::Bits(
-            i32::try_from(bitrate_kbps * 1000).unwrap_or(i32::MAX),
-        ))
-        .map_err(err)?;
-        let lookahead = enc.get_lookahead().map_err(err)?;
-        let pre_skip =
-            u16::try_from(lookahead).map_err(|_| EncodeError::Encode("opus lookahead out of range".into()))?;
-        Ok(Self {
-            enc,
-            channels: usize::from(channels),
-            buffer: Vec::new(),
-            packets: Vec::new(),
-            samples_in: 0,
-            pre_skip,
-        })
-    }
-
-    fn push(&mut self, pcm: &[f32]) -> Result<(), EncodeError> {
-        self.samples_in += (pcm.len() / self.channels) as u64;
-        self.buffer.extend_from_slice(pcm);
-        let frame_len = FRAME * self.channels;
-        let whole = self.buffer.len() / frame_len * frame_len;
-        for chunk in self.buffer[..whole].chunks_exact(frame_len) {
-            let packet = self
-                .enc
-                .encode_vec_float(chunk, MAX_PACKET)
-                .map_err(|e| EncodeError::Encode(format!("opus: {e}")))?;
-            self.packets.push(packet);
-        }
-        self.buffer.drain(..whole);
-        Ok(())
-    }
-
-    /// Pads with silence until the packets cover `pre_skip + duration`; returns packets, pre-skip, duration.
-    fn finish(mut self) -> Result<(Vec<Vec<u8>>, u16, u64), EncodeError> {
-        let duration = self.samples_in;
-        let needed_frames = (duration + u64::from(self.pre_skip)).div_ceil(FRAME as u64);
-        let frame_len = FRAME * self.channels;
-        let silence = vec![0.0f32; frame_len];
-        while (self.packets.len() as u64) < needed_frames {
-            let missing = frame_len - self.buffer.len() % frame_len;
-            self.buffer.extend_from_slice(&silence[..missing]);
-            let before = self.samples_in;
-            self.push(&[])?;
-            self.samples_in = before;
-        }
-        Ok((self.packets, self.pre_skip, duration))
-    }
 }

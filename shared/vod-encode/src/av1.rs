@@ -1,4 +1,4 @@
-//! AV1 encoding of one rung with rav1e.
+//! AV1 encoding of one rung with rav1e: the [`VideoEncoder`] of `VideoCodec::Av1`.
 //!
 //! One [`Av1Encoder`] per rung: bitrate-targeted single pass, speed preset from the rung, tiles matched to
 //! the thread count, scene-cut detection off and a key frame forced at each segment's first frame (the
@@ -11,31 +11,11 @@ use rav1e::prelude::{
     Rational, SceneDetectionSpeed,
 };
 
+use vod_cmaf::CodecConfig;
+
+use crate::encoder::{EncodedFrame, VideoEncoder, VideoSettings};
 use crate::scale::Picture;
 use crate::EncodeError;
-
-/// One encoded frame.
-#[derive(Debug, Clone)]
-pub(crate) struct EncodedFrame {
-    /// Index of the frame in the order it was sent (0-based).
-    pub(crate) input_index: u64,
-    pub(crate) data: Vec<u8>,
-    pub(crate) key: bool,
-}
-
-/// Settings of one rung's encoder.
-#[derive(Debug, Clone)]
-pub(crate) struct Av1Settings {
-    pub(crate) width: u32,
-    pub(crate) height: u32,
-    pub(crate) bitrate_kbps: u32,
-    pub(crate) speed: u8,
-    /// Frame rate as num/den.
-    pub(crate) frame_rate: (u32, u32),
-    pub(crate) threads: usize,
-    /// Number of frames the encoder will see (bounds the key frame interval).
-    pub(crate) frames: u64,
-}
 
 /// A rav1e encoding session for one rung.
 pub(crate) struct Av1Encoder {
@@ -46,8 +26,8 @@ pub(crate) struct Av1Encoder {
 }
 
 impl Av1Encoder {
-    pub(crate) fn new(s: &Av1Settings) -> Result<Self, EncodeError> {
-        let mut enc = EncoderConfig::with_speed_preset(s.speed.min(10));
+    pub(crate) fn new(s: &VideoSettings, speed: u8) -> Result<Self, EncodeError> {
+        let mut enc = EncoderConfig::with_speed_preset(speed.min(10));
         enc.width = s.width as usize;
         enc.height = s.height as usize;
         enc.bit_depth = 8;
@@ -71,13 +51,24 @@ impl Av1Encoder {
         })
     }
 
-    /// The AV1CodecConfigurationRecord (`av1C` payload).
-    pub(crate) fn av1c(&self) -> Vec<u8> {
-        self.ctx.container_sequence_header()
+    fn drain(&mut self) -> Result<(), EncodeError> {
+        loop {
+            match self.ctx.receive_packet() {
+                Ok(pkt) => self.out.push(EncodedFrame {
+                    input_index: pkt.input_frameno,
+                    key: pkt.frame_type == FrameType::KEY,
+                    data: vod_cmaf::av1::strip_temporal_delimiters(&pkt.data).into_owned(),
+                }),
+                Err(EncoderStatus::Encoded) => {}
+                Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => return Ok(()),
+                Err(e) => return Err(EncodeError::Encode(format!("rav1e receive_packet: {e}"))),
+            }
+        }
     }
+}
 
-    /// Sends one picture; `key` forces a key frame.
-    pub(crate) fn send(&mut self, pic: &Picture, key: bool) -> Result<(), EncodeError> {
+impl VideoEncoder for Av1Encoder {
+    fn send(&mut self, pic: &Picture, key: bool) -> Result<(), EncodeError> {
         if pic.width != self.width || pic.height != self.height {
             return Err(EncodeError::Encode("picture size does not match the encoder".into()));
         }
@@ -103,25 +94,16 @@ impl Av1Encoder {
         self.drain()
     }
 
-    /// Flushes the encoder and returns every encoded frame in order.
-    pub(crate) fn finish(mut self) -> Result<Vec<EncodedFrame>, EncodeError> {
+    fn finish(mut self: Box<Self>) -> Result<(CodecConfig, Vec<EncodedFrame>), EncodeError> {
         self.ctx.flush();
         self.drain()?;
-        Ok(self.out)
-    }
-
-    fn drain(&mut self) -> Result<(), EncodeError> {
-        loop {
-            match self.ctx.receive_packet() {
-                Ok(pkt) => self.out.push(EncodedFrame {
-                    input_index: pkt.input_frameno,
-                    key: pkt.frame_type == FrameType::KEY,
-                    data: vod_cmaf::av1::strip_temporal_delimiters(&pkt.data).into_owned(),
-                }),
-                Err(EncoderStatus::Encoded) => {}
-                Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => return Ok(()),
-                Err(e) => return Err(EncodeError::Encode(format!("rav1e receive_packet: {e}"))),
-            }
-        }
+        let codec = CodecConfig::Av1 {
+            // Validated to be ≤ 16384 by the pipeline.
+            width: u16::try_from(self.width).unwrap_or(u16::MAX),
+            height: u16::try_from(self.height).unwrap_or(u16::MAX),
+            // The AV1CodecConfigurationRecord (`av1C` payload).
+            av1c: self.ctx.container_sequence_header(),
+        };
+        Ok((codec, std::mem::take(&mut self.out)))
     }
 }

@@ -5,7 +5,8 @@
 //! - [`source`](crate::source): demux and decode the source's video with libavformat/libavcodec;
 //! - [`select`](crate::select): map decoded frames onto the constant-frame-rate output grid;
 //! - [`scale`](crate::scale): scale each picture to every rung (libswscale, bicubic, 8-bit 4:2:0);
-//! - [`av1`](crate::av1): encode each rung with rav1e, a key frame at every segment start;
+//! - [`encoder`]: the encoder seam — each rung's video encoder and the audio encoder, by codec (rav1e AV1 in
+//!   `av1`, a key frame at every segment start; libopus in `opus_enc`);
 //! - [`video`](crate::video): run the pipeline for one chunk and group frames into segments;
 //! - [`audio`](crate::audio): decode, resample to 48 kHz, encode Opus and group into segments;
 //! - [`timing`](crate::timing): exact segment boundaries and timescales.
@@ -15,7 +16,9 @@
 
 mod audio;
 mod av1;
+mod encoder;
 mod error;
+mod opus_enc;
 mod scale;
 mod select;
 mod source;
@@ -27,6 +30,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use encoder::{AudioCodec, VideoCodec};
 pub use error::EncodeError;
 pub use timing::segment_start_frame;
 
@@ -41,8 +45,8 @@ pub struct Rung {
     pub height: u32,
     /// Target bitrate.
     pub bitrate_kbps: u32,
-    /// rav1e speed preset, 0 (slowest) ..= 10 (fastest).
-    pub speed: u8,
+    /// Its encoder and the encoder's own settings.
+    pub codec: VideoCodec,
 }
 
 /// A chunk of the presentation to encode: segments `[first_segment, end_segment)` of every rung.
@@ -97,12 +101,14 @@ pub fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<RenditionChunk>
     video::encode_video_chunk(req)
 }
 
-/// The source's audio to encode as Opus.
+/// The source's audio to encode.
 #[derive(Debug, Clone)]
 pub struct AudioRequest<'a> {
     /// Local source file.
     pub source: &'a Path,
-    /// Opus bitrate (6..=510).
+    /// The audio encoder.
+    pub codec: AudioCodec,
+    /// Bitrate (Opus: 6..=510).
     pub bitrate_kbps: u32,
     /// Output channels: 1 or 2 (5.1 and other layouts are downmixed).
     pub channels: u8,

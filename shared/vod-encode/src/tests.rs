@@ -224,14 +224,14 @@ fn ladder() -> Vec<Rung> {
             width: 320,
             height: 240,
             bitrate_kbps: 1500,
-            speed: 10,
+            codec: VideoCodec::Av1 { speed: 10 },
         },
         Rung {
             name: "120p".into(),
             width: 160,
             height: 120,
             bitrate_kbps: 500,
-            speed: 10,
+            codec: VideoCodec::Av1 { speed: 10 },
         },
     ]
 }
@@ -311,7 +311,7 @@ fn last_segment_is_short_and_chunk_past_end_is_rejected() {
         width: 160,
         height: 120,
         bitrate_kbps: 300,
-        speed: 10,
+        codec: VideoCodec::Av1 { speed: 10 },
     }];
     // 4 s segments over 6 s: segment 1 holds the last 50 frames.
     let mut req = request(&src, &rungs, 1, 2);
@@ -328,7 +328,7 @@ fn last_segment_is_short_and_chunk_past_end_is_rejected() {
         width: 161,
         height: 120,
         bitrate_kbps: 300,
-        speed: 10,
+        codec: VideoCodec::Av1 { speed: 10 },
     }];
     assert!(matches!(
         encode_video_chunk(&request(&src, &bad, 0, 1)),
@@ -398,6 +398,7 @@ fn check_audio(out: &AudioOutput, channels: u8, seconds: f64) {
 fn audio_aac_stereo_to_opus() {
     let src = source_mp4();
     let out = encode_audio(&AudioRequest {
+        codec: AudioCodec::Opus,
         source: &src,
         bitrate_kbps: 128,
         channels: 2,
@@ -427,6 +428,7 @@ fn audio_wav_mono_44k_and_surround_downmix() {
         ],
     );
     let out = encode_audio(&AudioRequest {
+        codec: AudioCodec::Opus,
         source: &wav,
         bitrate_kbps: 64,
         channels: 1,
@@ -458,6 +460,7 @@ fn audio_wav_mono_44k_and_surround_downmix() {
         ],
     );
     let out = encode_audio(&AudioRequest {
+        codec: AudioCodec::Opus,
         source: &surround,
         bitrate_kbps: 96,
         channels: 2,
@@ -467,6 +470,7 @@ fn audio_wav_mono_44k_and_surround_downmix() {
     check_audio(&out, 2, 2.0);
     assert!(matches!(
         encode_audio(&AudioRequest {
+            codec: AudioCodec::Opus,
             source: &surround,
             bitrate_kbps: 96,
             channels: 6,
@@ -493,6 +497,7 @@ fn hostile_inputs_are_errors() {
     std::fs::write(&random, &bytes).expect("write");
     assert!(encode_video_chunk(&request(&random, &rungs, 0, 1)).is_err());
     assert!(encode_audio(&AudioRequest {
+        codec: AudioCodec::Opus,
         source: &random,
         bitrate_kbps: 96,
         channels: 2,
@@ -506,6 +511,7 @@ fn hostile_inputs_are_errors() {
         std::fs::write(&truncated, &full[..cut]).expect("write");
         let _ = encode_video_chunk(&request(&truncated, &rungs, 0, 1));
         let _ = encode_audio(&AudioRequest {
+            codec: AudioCodec::Opus,
             source: &truncated,
             bitrate_kbps: 96,
             channels: 2,
@@ -527,6 +533,7 @@ fn hostile_inputs_are_errors() {
     std::fs::write(&damaged_path, &damaged).expect("write");
     let _ = encode_video_chunk(&request(&damaged_path, &rungs, 0, 3));
     let _ = encode_audio(&AudioRequest {
+        codec: AudioCodec::Opus,
         source: &damaged_path,
         bitrate_kbps: 96,
         channels: 2,
@@ -548,6 +555,7 @@ fn hostile_inputs_are_errors() {
     );
     assert!(matches!(
         encode_audio(&AudioRequest {
+            codec: AudioCodec::Opus,
             source: &video_only,
             bitrate_kbps: 96,
             channels: 2,

@@ -1,4 +1,5 @@
-//! The video chunk pipeline: decode → select onto the CFR grid → scale per rung → AV1 encode → segments.
+//! The video chunk pipeline: decode → select onto the CFR grid → scale per rung → encode (each rung with the
+//! encoder its codec names, through the `encoder` seam) → segments.
 //!
 //! The decoder runs on the calling thread and fans each selected, scaled picture out to one encoder thread
 //! per rung over a bounded channel, so one decode feeds every rung.
@@ -9,7 +10,7 @@ use std::time::Instant;
 
 use vod_cmaf::{CodecConfig, Sample, TrackConfig};
 
-use crate::av1::{Av1Encoder, Av1Settings, EncodedFrame};
+use crate::encoder::{video_encoder, EncodedFrame, VideoCodec, VideoSettings};
 use crate::scale::{Picture, Scaler};
 use crate::select::GridSelector;
 use crate::source::VideoSource;
@@ -41,9 +42,7 @@ fn validate_rung(r: &Rung) -> Result<(), EncodeError> {
     if r.bitrate_kbps == 0 || r.bitrate_kbps > 2_000_000 {
         return Err(bad("bitrate must be within 1..=2000000 kbps"));
     }
-    if r.speed > 10 {
-        return Err(bad("speed must be within 0..=10"));
-    }
+    r.codec.validate().map_err(|e| bad(&e))?;
     Ok(())
 }
 
@@ -86,19 +85,18 @@ fn plan(req: &VideoChunkRequest) -> Result<Vec<SegmentSpan>, EncodeError> {
 /// Messages to a rung's encoder thread: a picture and whether it starts a segment.
 type Job = (Arc<Picture>, bool);
 
-/// A rung encoder's result: the `av1C` record and the encoded frames.
-type RungOutput = (Vec<u8>, Vec<EncodedFrame>);
+/// A rung encoder's result: the track's codec configuration and the encoded frames.
+type RungOutput = (CodecConfig, Vec<EncodedFrame>);
 
 /// The last picture scaled for a rung, keyed by the decoded frame's serial number.
 type CachedPicture = (u64, Arc<Picture>);
 
-fn rung_worker(settings: Av1Settings, rx: Receiver<Job>) -> Result<(Vec<u8>, Vec<EncodedFrame>), EncodeError> {
-    let mut enc = Av1Encoder::new(&settings)?;
-    let av1c = enc.av1c();
+fn rung_worker(codec: VideoCodec, settings: VideoSettings, rx: Receiver<Job>) -> Result<RungOutput, EncodeError> {
+    let mut enc = video_encoder(codec, &settings)?;
     for (pic, key) in rx {
         enc.send(&pic, key)?;
     }
-    Ok((av1c, enc.finish()?))
+    enc.finish()
 }
 
 /// See [`crate::encode_video_chunk`].
@@ -124,17 +122,17 @@ pub(crate) fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<Renditio
         let mut handles = Vec::with_capacity(req.rungs.len());
         for rung in req.rungs {
             let (tx, rx) = sync_channel::<Job>(QUEUE_DEPTH);
-            let settings = Av1Settings {
+            let settings = VideoSettings {
                 width: rung.width,
                 height: rung.height,
                 bitrate_kbps: rung.bitrate_kbps,
-                speed: rung.speed,
                 frame_rate: req.frame_rate,
                 threads,
                 frames: end - start,
             };
             senders.push(tx);
-            handles.push(scope.spawn(move || rung_worker(settings, rx)));
+            let codec = rung.codec;
+            handles.push(scope.spawn(move || rung_worker(codec, settings, rx)));
         }
         let mut scalers: Vec<(Scaler, Option<CachedPicture>)> = req
             .rungs
@@ -179,11 +177,11 @@ pub(crate) fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<Renditio
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(EncodeError::Encode("AV1 encoder panicked".into())))
+                    .unwrap_or_else(|_| Err(EncodeError::Encode("a video encoder panicked".into())))
             })
             .collect();
         // An encoder error explains a decode-side "encoder stopped"; report it first.
-        let encoded: Vec<(Vec<u8>, Vec<EncodedFrame>)> = encoded.into_iter().collect::<Result<_, _>>()?;
+        let encoded: Vec<RungOutput> = encoded.into_iter().collect::<Result<_, _>>()?;
         decoded?;
         Ok::<_, EncodeError>(encoded)
     })?;
@@ -201,19 +199,14 @@ pub(crate) fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<Renditio
     req.rungs
         .iter()
         .zip(results)
-        .map(|(rung, (av1c, frames))| {
+        .map(|(rung, (codec, frames))| {
             let segments = group(&spans, start, frame_duration, frames)?;
             Ok(RenditionChunk {
                 rung: rung.name.clone(),
                 track: TrackConfig {
                     track_id: VIDEO_TRACK_ID,
                     timescale,
-                    codec: CodecConfig::Av1 {
-                        // Validated to be ≤ 16384 above.
-                        width: u16::try_from(rung.width).unwrap_or(u16::MAX),
-                        height: u16::try_from(rung.height).unwrap_or(u16::MAX),
-                        av1c,
-                    },
+                    codec,
                     language: "und".into(),
                 },
                 segments,

@@ -190,7 +190,7 @@ fn encode_media() -> (Track, Track) {
             width: 640,
             height: 360,
             bitrate_kbps: 1000,
-            speed: 10,
+            codec: vod_encode::VideoCodec::Av1 { speed: 10 },
         }];
         let video = encode_video_chunk(&VideoChunkRequest {
             rotation: 0,
@@ -206,6 +206,7 @@ fn encode_media() -> (Track, Track) {
         .expect("encode video")
         .remove(0);
         let audio = encode_audio(&AudioRequest {
+            codec: vod_encode::AudioCodec::Opus,
             source: &source,
             bitrate_kbps: 96,
             channels: 2,

@@ -232,7 +232,8 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
                     width: r.width,
                     height: r.height,
                     bitrate_kbps: r.bitrate_kbps,
-                    speed: r.speed,
+                    // Every rung is AV1 (rav1e) until presets name other encoders.
+                    codec: vod_encode::VideoCodec::Av1 { speed: r.speed },
                 })
                 .collect();
             let encode = |src: PathBuf| {
@@ -273,6 +274,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             let (spec, seg, src) = (job.preset.audio.clone(), job.plan.segment_duration, path.clone());
             let audio = tokio::task::spawn_blocking(move || {
                 vod_encode::encode_audio(&AudioRequest {
+                    codec: vod_encode::AudioCodec::Opus,
                     source: &src,
                     bitrate_kbps: spec.bitrate_kbps,
                     channels: spec.channels,

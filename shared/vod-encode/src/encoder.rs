@@ -1,0 +1,96 @@
+//! The encoder seam. A rung names its video encoder with that encoder's own settings ([`VideoCodec`]), the audio
+//! track its audio encoder ([`AudioCodec`]); each encoder is one module implementing [`VideoEncoder`] or
+//! [`AudioEncoder`] (rav1e: `av1`, libopus: `opus_enc`), and [`video_encoder`] / [`audio_encoder`] are the registry.
+//! The pipelines (`video`, `audio`) only see the traits: adding an encoder is its module, its variant here and its
+//! registry arm.
+use vod_cmaf::CodecConfig;
+
+use crate::scale::Picture;
+use crate::EncodeError;
+
+/// The video encoder of a rung and its own settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoCodec {
+    /// AV1 by rav1e; `speed` is rav1e's preset, 0 (slowest) ..= 10 (fastest).
+    Av1 { speed: u8 },
+}
+
+impl VideoCodec {
+    /// Checks the encoder's own settings.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            VideoCodec::Av1 { speed } if *speed > 10 => Err("speed must be within 0..=10".into()),
+            VideoCodec::Av1 { .. } => Ok(()),
+        }
+    }
+}
+
+/// The audio encoder of the audio track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    /// Opus by libopus, 48 kHz, 20 ms packets.
+    Opus,
+}
+
+/// What every rung's encoder is told besides its codec.
+#[derive(Debug, Clone)]
+pub struct VideoSettings {
+    pub width: u32,
+    pub height: u32,
+    pub bitrate_kbps: u32,
+    /// Frame rate as num/den.
+    pub frame_rate: (u32, u32),
+    pub threads: usize,
+    /// Number of frames the encoder will see.
+    pub frames: u64,
+}
+
+/// One encoded frame.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    /// Index of the frame in the order it was sent (0-based).
+    pub input_index: u64,
+    pub data: Vec<u8>,
+    pub key: bool,
+}
+
+/// A video encoder for one rung: pictures in display order, a key frame where asked (each segment's first frame).
+pub trait VideoEncoder: Send {
+    /// Sends one picture; `key` forces a key frame.
+    fn send(&mut self, pic: &Picture, key: bool) -> Result<(), EncodeError>;
+    /// Flushes: the encoded frames in order and the track's codec configuration (its sample entry).
+    fn finish(self: Box<Self>) -> Result<(CodecConfig, Vec<EncodedFrame>), EncodeError>;
+}
+
+/// An audio encoder: interleaved f32 PCM at its sample rate in, packets of a fixed duration out.
+pub trait AudioEncoder: Send {
+    /// The sample rate it takes (and the track's timescale).
+    fn sample_rate(&self) -> u32;
+    /// Samples per channel of each packet.
+    fn packet_samples(&self) -> u32;
+    fn push(&mut self, pcm: &[f32]) -> Result<(), EncodeError>;
+    /// Flushes: the packets, the track's codec configuration, and the input's duration in samples (without the
+    /// encoder's delay and final padding). `input_sample_rate` is the source's rate, for the sample entry.
+    fn finish(self: Box<Self>, input_sample_rate: u32) -> Result<EncodedAudio, EncodeError>;
+}
+
+/// An audio encoder's output.
+pub struct EncodedAudio {
+    pub codec: CodecConfig,
+    pub packets: Vec<Vec<u8>>,
+    pub duration: u64,
+}
+
+/// The registry of video encoders.
+pub fn video_encoder(codec: VideoCodec, s: &VideoSettings) -> Result<Box<dyn VideoEncoder>, EncodeError> {
+    match codec {
+        VideoCodec::Av1 { speed } => Ok(Box::new(crate::av1::Av1Encoder::new(s, speed)?)),
+    }
+}
+
+/// The registry of audio encoders.
+pub fn audio_encoder(codec: AudioCodec, channels: u8, bitrate_kbps: u32) -> Result<Box<dyn AudioEncoder>, EncodeError> {
+    match codec {
+        AudioCodec::Opus => Ok(Box::new(crate::opus_enc::OpusEncoder::new(channels, bitrate_kbps)?)),
+    }
+}
