@@ -11,8 +11,13 @@ use crate::source::ReadAt;
 const MAX_MOOV: u64 = 256 << 20;
 /// Largest `ftyp` we are willing to load into memory.
 const MAX_FTYP: u64 = 4096;
-/// Bound on the number of top-level boxes walked (fragmented files have two per fragment).
-const MAX_TOP_BOXES: usize = 1_000_000;
+/// Bound on the number of top-level boxes walked (fragmented files have two per fragment: a 3-hour title in
+/// half-second fragments has 43,200).
+const MAX_TOP_BOXES: usize = 200_000;
+/// Bound on one track's samples (9 hours at 60 fps) and on a file's (the sample table of a video track is built
+/// in memory, about 50 bytes a sample).
+const MAX_TRACK_SAMPLES: u64 = 2_000_000;
+const MAX_FILE_SAMPLES: u64 = 4_000_000;
 
 /// Header of one box, positioned in the source.
 #[derive(Debug, Clone, Copy)]
@@ -173,11 +178,13 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
         None => Container::Mp4,
     };
 
+    // The moov body starts after its 8-byte header, or 16 bytes with a largesize.
+    let moov_header = if be_u32(&moov, 0) == Some(1) { 16 } else { 8 };
+    // Sample tables are checked against their boxes and the file before anything is built from them.
+    check_sample_tables(moov.get(moov_header..).unwrap_or_default(), file_size)?;
     let mut buf = ftyp.unwrap_or_default();
     buf.extend_from_slice(&moov);
     let ctx = mp4parse::read_mp4(&mut Cursor::new(&buf)).map_err(map_mp4parse_error)?;
-    // The moov body starts after its 8-byte header, or 16 bytes with a largesize.
-    let moov_header = if be_u32(&moov, 0) == Some(1) { 16 } else { 8 };
     let moov_info = walk_moov(moov.get(moov_header..).unwrap_or_default());
 
     let mut video = Vec::new();
@@ -517,6 +524,152 @@ fn children(body: &[u8]) -> Vec<([u8; 4], &[u8])> {
 
 fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
     children(body).into_iter().find(|(k, _)| k == kind).map(|(_, b)| b)
+}
+
+/// What one track's sample tables claim, read from their boxes.
+#[derive(Debug, Default)]
+struct Claims {
+    /// Samples counted by `stts`, `stsz`, and `stsc` × the chunk count.
+    stts: u64,
+    stsz: u64,
+    stsc: u64,
+    /// Bytes of all samples (`stsz`).
+    payload: u64,
+}
+
+/// Checks every track's sample tables before mp4parse reads them and before any table is built from them
+/// (hand-written: mp4parse reserves what a box's entry count claims): each table's entry count fits its box, the
+/// tables agree on the sample count (`stts`, `stsz`, `stsc` over `stco`), the count is bounded, the samples' bytes
+/// fit in the file, and every chunk starts inside it. A 5 KB file claiming millions of samples is refused here.
+fn check_sample_tables(moov_body: &[u8], file_size: u64) -> Result<(), ProbeError> {
+    let mut file_samples = 0u64;
+    for (kind, trak) in children(moov_body) {
+        if &kind != b"trak" {
+            continue;
+        }
+        let Some(stbl) = child(trak, b"mdia")
+            .and_then(|m| child(m, b"minf"))
+            .and_then(|m| child(m, b"stbl"))
+        else {
+            continue;
+        };
+        let c = claims(stbl, file_size)?;
+        let samples = c.stsz.max(c.stts);
+        if c.stts != c.stsz || c.stsc != c.stsz {
+            return Err(ProbeError::Corrupt(format!(
+                "sample tables disagree: stts counts {} samples, stsz {}, stsc over stco {}",
+                c.stts, c.stsz, c.stsc
+            )));
+        }
+        if samples > MAX_TRACK_SAMPLES {
+            return Err(ProbeError::Corrupt(format!(
+                "a track claims {samples} samples (at most {MAX_TRACK_SAMPLES})"
+            )));
+        }
+        file_samples += samples;
+        if file_samples > MAX_FILE_SAMPLES {
+            return Err(ProbeError::Corrupt(format!(
+                "the tracks claim more than {MAX_FILE_SAMPLES} samples"
+            )));
+        }
+        if c.payload > file_size {
+            return Err(ProbeError::Corrupt(format!(
+                "the sample tables claim {} bytes of samples; the file has {file_size}",
+                c.payload
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A full box's entry count (after version/flags and `skip` more bytes) and its entries, if `count` entries of
+/// `entry` bytes fit the box.
+fn table<'a>(kind: &[u8; 4], body: &'a [u8], entry: u64, skip: usize) -> Result<(u64, &'a [u8]), ProbeError> {
+    let n =
+        u64::from(be_u32(body, skip).ok_or_else(|| ProbeError::Corrupt(format!("'{}' cut short", fourcc_str(kind))))?);
+    let entries = body.get(skip + 4..).unwrap_or_default();
+    if n.saturating_mul(entry) > entries.len() as u64 {
+        return Err(ProbeError::Corrupt(format!(
+            "'{}' claims {n} entries in {} bytes",
+            fourcc_str(kind),
+            entries.len()
+        )));
+    }
+    Ok((n, entries))
+}
+
+/// One track's claims; an error if a table's entry count does not fit its box or a chunk lies outside the file.
+fn claims(stbl: &[u8], file_size: u64) -> Result<Claims, ProbeError> {
+    let mut c = Claims::default();
+    let mut chunks = 0u64;
+    let mut stsc: Vec<(u64, u64)> = Vec::new();
+    for (kind, body) in children(stbl) {
+        match &kind {
+            b"stts" => {
+                let (n, e) = table(&kind, body, 8, 4)?;
+                for i in 0..n as usize {
+                    c.stts = c.stts.saturating_add(u64::from(be_u32(e, i * 8).unwrap_or(0)));
+                }
+            }
+            b"stsz" => {
+                let size = be_u32(body, 4).unwrap_or(0);
+                if size == 0 {
+                    let (n, e) = table(&kind, body, 4, 8)?;
+                    c.stsz = n;
+                    for i in 0..n as usize {
+                        c.payload = c.payload.saturating_add(u64::from(be_u32(e, i * 4).unwrap_or(0)));
+                    }
+                } else {
+                    c.stsz = u64::from(be_u32(body, 8).unwrap_or(0));
+                    c.payload = c.stsz.saturating_mul(u64::from(size));
+                }
+            }
+            b"stsc" => {
+                let (n, e) = table(&kind, body, 12, 4)?;
+                for i in 0..n as usize {
+                    let first = u64::from(be_u32(e, i * 12).unwrap_or(0));
+                    let per = u64::from(be_u32(e, i * 12 + 4).unwrap_or(0));
+                    stsc.push((first, per));
+                }
+            }
+            b"stco" | b"co64" => {
+                let width = if &kind == b"stco" { 4 } else { 8 };
+                let (n, e) = table(&kind, body, width, 4)?;
+                chunks = n;
+                for i in 0..n as usize {
+                    let at = if width == 4 {
+                        be_u32(e, i * 4).map(u64::from)
+                    } else {
+                        be_u64(e, i * 8)
+                    };
+                    if at.unwrap_or(0) >= file_size {
+                        return Err(ProbeError::Corrupt(format!(
+                            "a chunk starts at {}, past the end of the file ({file_size} bytes)",
+                            at.unwrap_or(0)
+                        )));
+                    }
+                }
+            }
+            b"ctts" => {
+                table(&kind, body, 8, 4)?;
+            }
+            b"stss" => {
+                table(&kind, body, 4, 4)?;
+            }
+            _ => {}
+        }
+    }
+    // Samples of the chunks: each stsc run covers its chunks up to the next run's first chunk.
+    for (i, &(first, per)) in stsc.iter().enumerate() {
+        let end = stsc.get(i + 1).map_or(chunks + 1, |n| n.0);
+        if first == 0 || end < first || end > chunks + 1 {
+            return Err(ProbeError::Corrupt(
+                "'stsc' runs are out of order or past the chunks".into(),
+            ));
+        }
+        c.stsc = c.stsc.saturating_add((end - first).saturating_mul(per));
+    }
+    Ok(c)
 }
 
 fn walk_moov(moov_body: &[u8]) -> MoovInfo {

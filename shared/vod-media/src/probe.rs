@@ -102,6 +102,9 @@ pub enum ProbeError {
     UnsupportedFormat(String),
     #[error("no audio or video stream found")]
     NoStreams,
+    /// Reading the file took longer than the probe's budget (a file built to be slow to read).
+    #[error("the file could not be probed within {0} s")]
+    TimeBudget(f64),
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -109,6 +112,25 @@ pub enum ProbeError {
 /// Probes `src`: detects the container from its magic bytes and reads its
 /// stream layout with the matching demuxer.
 pub fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
+    probe_within(src, PROBE_TIME_BUDGET)
+}
+
+/// Wall-clock budget of one probe: reads after it fail, and the file is refused (below ingest's timeout).
+pub const PROBE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// [`probe`] with its own time budget. Every read goes through a [`crate::BudgetedSource`]: small reads are
+/// served from cached blocks, and none happens after the budget.
+pub fn probe_within(src: &dyn ReadAt, budget: std::time::Duration) -> Result<MediaInfo, ProbeError> {
+    let budgeted = crate::source::BudgetedSource::new(src, budget);
+    match probe_source(&budgeted) {
+        Err(ProbeError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(ProbeError::TimeBudget(budget.as_secs_f64()))
+        }
+        other => other,
+    }
+}
+
+fn probe_source(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     let size = src.size();
     if size == 0 {
         return Err(ProbeError::Empty);

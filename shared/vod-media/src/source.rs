@@ -35,6 +35,65 @@ impl<T: ReadAt + ?Sized> ReadAt for &T {
     }
 }
 
+/// A [`ReadAt`] the way probing reads an untrusted upload: small reads (box headers, EBML elements) share
+/// cached 1 MiB blocks, so a file of a million tiny boxes costs a few reads, not a million; reads of a block or
+/// more go straight through; and every read after the deadline fails (`TimedOut`), so no file can keep a probe
+/// busy for longer than its budget.
+pub struct BudgetedSource<'a> {
+    src: &'a dyn ReadAt,
+    cache: std::sync::Mutex<SourceReader<'a>>,
+    deadline: std::time::Instant,
+}
+
+impl<'a> BudgetedSource<'a> {
+    pub fn new(src: &'a dyn ReadAt, budget: std::time::Duration) -> Self {
+        BudgetedSource {
+            src,
+            cache: std::sync::Mutex::new(SourceReader::new(src)),
+            deadline: std::time::Instant::now() + budget,
+        }
+    }
+
+    /// Underlying reads made so far (cached blocks and direct reads).
+    pub fn reads(&self) -> u64 {
+        self.cache.lock().map(|c| c.reads()).unwrap_or(0)
+    }
+}
+
+impl ReadAt for BudgetedSource<'_> {
+    fn size(&self) -> u64 {
+        self.src.size()
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        if std::time::Instant::now() > self.deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the probe's time budget is spent",
+            ));
+        }
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| io::Error::other("probe cache poisoned"))?;
+        if len as u64 >= BLOCK_SIZE {
+            cache.reads += 1;
+            return self.src.read_at(offset, len);
+        }
+        cache.seek(SeekFrom::Start(offset))?;
+        let mut out = vec![0u8; len.min(usize::try_from(self.src.size().saturating_sub(offset)).unwrap_or(len))];
+        let mut got = 0;
+        while got < out.len() {
+            match cache.read(&mut out[got..])? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        out.truncate(got);
+        Ok(out)
+    }
+}
+
 /// Size of one cached block.
 const BLOCK_SIZE: u64 = 1 << 20;
 /// Number of blocks kept in the cache.
