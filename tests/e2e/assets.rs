@@ -384,44 +384,51 @@ async fn poison_messages_go_to_the_dead_letter_queue_without_blocking_the_batch(
     stack.shutdown().await;
 }
 
-/// A source whose probe never completes (each delivery runs past the ingest function's timeout and is abandoned,
-/// as Lambda does) ends in Error with the reason once the probe's deadline has passed — never Uploaded forever:
-/// the sweeper (a scheduled function the local host runs) moves it, with nobody reading the asset, and the API
-/// shows the same.
+/// An upload whose probe never completes (ingest recorded it, then every invocation died: out of memory, a crash,
+/// throttling) ends in Error with the reason once the probe's deadline has passed — never Uploaded forever: the
+/// sweeper (a scheduled function the local host runs) moves it, with nobody reading the asset, and the API shows
+/// the same. Ingest is paused here, and the record it writes before probing is written by the test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_whose_probe_never_completes_ends_in_error() {
     let mut opts = options("probe-deadline");
-    opts.params.insert("IngestTimeoutSeconds".into(), "1".into());
-    opts.params.insert("IngestMaxReceiveCount".into(), "2".into());
     opts.params.insert("ProbeDeadlineSeconds".into(), "3".into());
     opts.host.schedule_every = Some(Duration::from_secs(1));
+    opts.host.paused = vec!["IngestFunction".into()];
     let stack = vod_local::LocalStack::start(opts).await.expect("stack");
-    assert_eq!(stack.host.functions["IngestFunction"].spec.timeout_secs, 1);
     let api = Api::new(&stack);
     let dir = scratch("probe-deadline");
-    // An MP4 of 100,000 empty `free` boxes: probing it box by box takes far longer than a second.
-    let mut bytes = vec![0, 0, 0, 16, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0];
-    for _ in 0..100_000 {
-        bytes.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e']);
-    }
-    let file = dir.join("slow.mp4");
-    std::fs::write(&file, &bytes).expect("write");
+    let file = h264_aac_mp4(&dir, "p.mp4", "160x90", 25, 1);
     let created = api.upload(&file).await.expect("upload");
     let id = created["id"].as_str().expect("id").to_string();
     // The stored record, read past the API (whose reads would repair it themselves).
+    use vod_domain::AssetStore;
     let store = vod_aws::DynamoAssetStore::new(aws_sdk_dynamodb::Client::new(&stack.sdk), &stack.spec.tables[0].name);
     let asset_id = vod_domain::AssetId::parse(&id).expect("asset id");
+    let mut recorded = store.get(asset_id).await.expect("get").expect("asset");
+    recorded.state = vod_domain::AssetState::Uploaded;
+    recorded.source = Some(vod_domain::AssetFile {
+        bucket: stack.bucket("UploadBucket").expect("upload bucket").to_string(),
+        key: recorded
+            .upload_key
+            .clone()
+            .unwrap_or_else(|| format!("uploads/{id}/p.mp4")),
+        size: std::fs::metadata(&file).expect("file").len(),
+        etag: "\"never-probed\"".into(),
+        content_type: None,
+        uploaded_at: chrono::Utc::now(),
+    });
+    recorded.updated_at = chrono::Utc::now();
+    store.update(&recorded).await.expect("recorded as ingest does");
     let start = Instant::now();
     loop {
-        use vod_domain::AssetStore;
         let stored = store.get(asset_id).await.expect("get").expect("asset");
         if stored.state == vod_domain::AssetState::Error {
             let reason = stored.error.unwrap_or_default();
             assert!(reason.contains("probe did not complete within 3 s"), "{reason}");
             break;
         }
-        assert_ne!(stored.state, vod_domain::AssetState::Probed);
-        assert!(start.elapsed() < Duration::from_secs(120), "still {:?}", stored.state);
+        assert_eq!(stored.state, vod_domain::AssetState::Uploaded);
+        assert!(start.elapsed() < Duration::from_secs(60), "still {:?}", stored.state);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(
@@ -430,30 +437,158 @@ async fn an_upload_whose_probe_never_completes_ends_in_error() {
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 1
     );
-    let start = Instant::now();
-    let asset = loop {
-        let (s, a) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
-        assert_eq!(s, 200, "{a}");
-        if a["state"] == "Error" {
-            break a;
-        }
-        assert_ne!(a["state"], "Probed", "{a}");
-        assert!(start.elapsed() < Duration::from_secs(120), "still {}: {a}", a["state"]);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let reason = asset["error"].as_str().unwrap_or_default();
-    assert!(reason.contains("probe did not complete within 3 s"), "{reason}");
-    let failed = stack.host.functions["IngestFunction"]
-        .failed_messages
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(
-        failed >= 1,
-        "the probe was abandoned at the function timeout ({failed} failures)"
-    );
+    let (s, asset) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    assert_eq!((s, &asset["state"]), (200, &json!("Error")), "{asset}");
     // The listing shows the same.
     let all = api.list_all().await;
     let listed = all.iter().find(|a| a["id"] == id.as_str()).expect("listed");
     assert_eq!(listed["state"], "Error");
+    stack.shutdown().await;
+}
+
+/// The upload key serves one upload (found on a running stack: re-using a Ready, published asset's upload URL
+/// with a garbage file turned the asset to Error): once the source is probed, a new object under its key changes
+/// neither the asset nor its outputs, and the tasks of a job created before it fail with the reason rather than
+/// encode a file that was never probed. Fails on the code before the fix (the asset went to Error; the tasks
+/// read the new file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_upload_to_a_probed_asset_changes_nothing() {
+    let dir = scratch("integrity");
+    let file = h264_aac_mp4(&dir, "i.mp4", "160x90", 25, 2);
+    let replace = |stack: &vod_local::LocalStack, asset: &Value| {
+        let put = s3(stack)
+            .put_object()
+            .bucket(asset["source"]["bucket"].as_str().expect("bucket").to_string())
+            .key(asset["source"]["key"].as_str().expect("key").to_string())
+            .body(ByteStream::from(b"garbage, not a video".repeat(100)));
+        async move { put.send().await.expect("put") }
+    };
+    let ingested = |stack: &vod_local::LocalStack| {
+        stack.host.functions["IngestFunction"]
+            .invocations
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // The new object's notification was handled (the second stack shares the first one's queues, where a
+    // message received as the first one stopped stays invisible for a while: invocations are counted instead).
+    let handled = |stack: &vod_local::LocalStack, before: u64| {
+        let f = stack.host.functions["IngestFunction"].clone();
+        async move {
+            let start = Instant::now();
+            while f.invocations.load(std::sync::atomic::Ordering::Relaxed) <= before {
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "the new object was never ingested"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+
+    // A job is queued (the encoder is paused), then someone holding the upload URL (or bucket write access)
+    // puts another file under the source's key: the asset keeps its probed source.
+    let opts = options("integrity");
+    let mut paused_opts = opts.clone();
+    paused_opts.host.paused = vec!["EncodeFunction".into()];
+    let paused = vod_local::LocalStack::start(paused_opts).await.expect("stack");
+    let api = Api::new(&paused);
+    let a = api.upload(&file).await.expect("upload")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let probed = api.wait_final(&a).await;
+    assert_eq!(probed["state"], "Probed");
+    let (s, job) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{a}/jobs"),
+            Some(json!({"preset": "tiny"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{job}");
+    let before = ingested(&paused);
+    replace(&paused, &probed).await;
+    wait_ingest_idle(&paused, before + 1).await;
+    let (_, after) = api.call(Method::GET, &format!("/assets/{a}"), None).await;
+    assert_eq!(after["state"], "Probed", "{after}");
+    assert_eq!(after["source"], probed["source"], "the probed source is kept");
+    paused.shutdown().await;
+
+    // Its tasks find the object replaced and fail the job with the reason.
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let api = Api::new(&stack);
+    let failed = wait_job(&api, job["id"].as_str().expect("job id"), 300).await;
+    assert_eq!(failed["state"], "Error", "{failed}");
+    let reason = failed["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("replaced after it was probed"), "{reason}");
+
+    // A Ready asset: a new upload to its key changes neither its state nor its outputs.
+    let b = api.upload(&file).await.expect("upload")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(api.wait_final(&b).await["state"], "Probed");
+    let (s, job) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{b}/jobs"),
+            Some(json!({"preset": "tiny"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{job}");
+    let done = wait_job(&api, job["id"].as_str().expect("job id"), 300).await;
+    assert_eq!(done["state"], "Finished", "{done}");
+    let (_, ready) = api.call(Method::GET, &format!("/assets/{b}"), None).await;
+    assert_eq!(ready["state"], "Ready");
+    let before = ingested(&stack);
+    replace(&stack, &ready).await;
+    handled(&stack, before).await;
+    let (_, after) = api.call(Method::GET, &format!("/assets/{b}"), None).await;
+    assert_eq!(after["state"], "Ready", "{after}");
+    assert!(after["error"].is_null(), "{after}");
+    assert_eq!(after["source"], ready["source"], "the probed source is kept");
+    assert_eq!(after["output"], ready["output"], "the outputs are kept");
+    stack.shutdown().await;
+}
+
+/// Hostile uploads (`vod_media::testkit::hostile_corpus`: a million `free` boxes, sample-table bombs, entry
+/// counts that lie, tables that disagree, chunks outside the file, deep nesting, a polyglot, a cut box) each end
+/// their asset in Error with the refusal's reason within seconds — far within the probe's deadline — through the
+/// real ingest path (S3 notification, queue, ingest function, ranged reads). The probe's heap on each stays under
+/// 16 MiB (measured by vod-media's `hostile` test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_uploads_end_in_error_within_the_probe_deadline() {
+    let mut opts = options("hostile");
+    opts.params.insert("ProbeDeadlineSeconds".into(), "120".into());
+    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let api = Api::new(&stack);
+    let dir = scratch("hostile");
+    let start = Instant::now();
+    let mut uploaded = Vec::new();
+    for f in vod_media::testkit::hostile_corpus() {
+        let path = dir.join(f.name);
+        std::fs::write(&path, &f.bytes).expect("write");
+        let id = api.upload(&path).await.expect("upload")["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        uploaded.push((f.name, f.reason, id));
+    }
+    for (name, reason, id) in &uploaded {
+        let a = api.wait_final(id).await;
+        assert_eq!(a["state"], "Error", "{name} → {a}");
+        let got = a["error"].as_str().unwrap_or_default();
+        assert!(got.contains(reason), "{name}: {got:?} should mention {reason:?}");
+        assert!(
+            !got.contains("did not complete"),
+            "{name} was refused by the probe, not the deadline: {got}"
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(120),
+        "every hostile upload ended within the probe's deadline ({:?})",
+        start.elapsed()
+    );
     stack.shutdown().await;
 }
 

@@ -430,6 +430,17 @@ impl AssetService {
         let id = asset.id;
         // Record the file (state Uploaded) unless this very object version was already handled.
         loop {
+            // The upload key serves one upload: once its source is probed, a new object there changes nothing
+            // (the asset, its outputs and its jobs keep the file that was probed; tasks check its ETag).
+            if let Some(src) = &asset.source {
+                if src.etag != meta.etag && matches!(asset.state, AssetState::Probed | AssetState::Ready) {
+                    warn!(asset_id = %id, key = %obj.key, "a new upload to a probed asset's key is ignored");
+                    return Ok(IngestOutcome::Skipped(format!(
+                        "asset {id} already has its probed source; a new upload to {} is ignored",
+                        obj.key
+                    )));
+                }
+            }
             if let Some(src) = &asset.source {
                 if src.etag == meta.etag
                     && src.key == obj.key

@@ -13,6 +13,9 @@ pub mod source;
 mod wav;
 mod yuv4mpeg;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 pub use format::{detect, format_of, ContainerFormat, FORMATS};
 pub use mkv_ranges::matroska_needed_ranges;
 pub use mp4::{mp4_needed_ranges, Need};

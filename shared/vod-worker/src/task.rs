@@ -187,6 +187,22 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
         TaskKind::Audio | TaskKind::Index { .. } => vod_media::Need::Audio,
     };
     let blob = BlobRef::new(&source.bucket, &source.key);
+    // The task encodes the file that was probed, or nothing: a new upload to the same key is not it.
+    match ctx.blobs.head(&blob).await? {
+        None => {
+            return Err(TaskError::Permanent(
+                "the source file was deleted after it was probed".into(),
+            ))
+        }
+        Some(meta) if meta.etag != source.etag => {
+            return Err(TaskError::Permanent(format!(
+                "the source file was replaced after it was probed (ETag {}, probed {}): a job encodes only the \
+                 file it probed",
+                meta.etag, source.etag
+            )))
+        }
+        Some(_) => {}
+    }
     let format = asset.media.as_ref().and_then(|m| vod_media::format_of(m.container));
     let part = match format {
         Some(format) => {
