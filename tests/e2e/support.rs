@@ -70,44 +70,7 @@ pub fn scratch(test: &str) -> PathBuf {
     dir
 }
 
-/// Runs ffmpeg with `args` writing `out`.
-pub fn ffmpeg(args: &[&str], out: &Path) -> PathBuf {
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .arg(out)
-        .status()
-        .expect("ffmpeg is installed");
-    assert!(status.success(), "ffmpeg failed for {}", out.display());
-    out.to_path_buf()
-}
-
-/// H.264/AAC MP4 from testsrc2 + sine.
-pub fn h264_aac_mp4(dir: &Path, name: &str, size: &str, rate: u32, secs: u32) -> PathBuf {
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("testsrc2=size={size}:rate={rate}"),
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            &secs.to_string(),
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-ac",
-            "2",
-        ],
-        &dir.join(name),
-    )
-}
+pub use vod_testkit::{ffmpeg, ffprobe, h264_aac_mp4};
 
 pub struct Api {
     pub base: String,
@@ -385,22 +348,6 @@ pub async fn progressive_file(stack: &vod_local::LocalStack, bucket: &str, key: 
     }
     assert_eq!(out.len() as u64, file.size, "the description's size");
     out
-}
-
-/// ffprobe's JSON (`-of json`, errors only) for `args` (options, then the file or URL); panics with ffprobe's
-/// message if it fails.
-pub fn ffprobe(args: &[&str]) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-of", "json"])
-        .args(args)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 /// ffprobe JSON (streams with counted frames, format) of a file.

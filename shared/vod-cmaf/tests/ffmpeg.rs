@@ -17,34 +17,17 @@ fn tmp(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vod-cmaf-{}-{name}", std::process::id()))
 }
 
-fn run(cmd: &mut Command) -> (String, String) {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd:?} (ffmpeg/ffprobe must be installed: apt-get install ffmpeg): {e}")
-    });
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{cmd:?} failed: {stderr}");
-    (stdout, stderr)
-}
+use vod_testkit::run;
 
 /// A 2 s 320x240 AV1 (libaom, key frame every 25 frames) + stereo Opus MP4, made once per test run.
 fn source() -> &'static Path {
     static SOURCE: OnceLock<PathBuf> = OnceLock::new();
     SOURCE.get_or_init(|| {
-        let path = tmp("source.mp4");
-        run(Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-y"])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=320x240:rate=25",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000",
-                "-t",
-                "2",
+        vod_testkit::synth_file(
+            "320x240",
+            25,
+            2,
+            &[
                 "-c:v",
                 "libaom-av1",
                 "-cpu-used",
@@ -61,9 +44,9 @@ fn source() -> &'static Path {
                 "64k",
                 "-ac",
                 "2",
-            ])
-            .arg(&path));
-        path
+            ],
+            &tmp("source.mp4"),
+        )
     })
 }
 

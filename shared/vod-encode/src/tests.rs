@@ -22,59 +22,50 @@ fn work_dir() -> PathBuf {
     .clone()
 }
 
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-y", "-hide_banner", "-loglevel", "error", "-nostdin"])
-        .args(args)
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
+/// A file generated once per test run in the work directory (written under a temporary name, then renamed).
 fn generated(name: &str, args: &[&str]) -> PathBuf {
     let path = work_dir().join(name);
     if !path.exists() {
         let tmp = work_dir().join(format!("tmp-{}-{name}", std::process::id()));
-        let mut full: Vec<&str> = args.to_vec();
-        let tmp_str = tmp.to_str().expect("utf-8 path").to_owned();
-        full.push(&tmp_str);
-        ffmpeg(&full);
+        vod_testkit::ffmpeg(args, &tmp);
         std::fs::rename(&tmp, &path).expect("rename");
     }
     path
+}
+
+/// 3 s of a 440 Hz sine, mono 44.1 kHz PCM WAV.
+fn mono44_wav() -> PathBuf {
+    generated(
+        "mono44.wav",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "3",
+            "-ac",
+            "1",
+            "-c:a",
+            "pcm_s16le",
+        ],
+    )
 }
 
 /// 6 s of testsrc2 320x240 at 25 fps, H.264 High with B-frames (x264 defaults), 48 kHz stereo AAC.
 fn source_mp4() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
-        generated(
-            "src.mp4",
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=320x240:rate=25",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000",
-                "-t",
-                "6",
-                "-c:v",
-                "libx264",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-ac",
-                "2",
-            ],
-        )
+        let path = work_dir().join("src.mp4");
+        let tmp = vod_testkit::h264_aac_mp4(
+            &work_dir(),
+            &format!("tmp-{}-src.mp4", std::process::id()),
+            "320x240",
+            25,
+            6,
+        );
+        std::fs::rename(&tmp, &path).expect("rename");
+        path
     })
     .clone()
 }
@@ -412,21 +403,7 @@ fn audio_aac_stereo_to_opus() {
 
 #[test]
 fn audio_wav_mono_44k_and_surround_downmix() {
-    let wav = generated(
-        "mono44.wav",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
-            "-t",
-            "3",
-            "-ac",
-            "1",
-            "-c:a",
-            "pcm_s16le",
-        ],
-    );
+    let wav = mono44_wav();
     let out = encode_audio(&AudioRequest {
         codec: AudioCodec::Opus,
         source: &wav,
@@ -563,21 +540,7 @@ fn hostile_inputs_are_errors() {
         }),
         Err(EncodeError::NoAudio)
     ));
-    let wav = generated(
-        "mono44.wav",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
-            "-t",
-            "3",
-            "-ac",
-            "1",
-            "-c:a",
-            "pcm_s16le",
-        ],
-    );
+    let wav = mono44_wav();
     assert!(matches!(
         encode_video_chunk(&request(&wav, &rungs, 0, 1)),
         Err(EncodeError::NoVideo)

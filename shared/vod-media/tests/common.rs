@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use vod_media::ReadAt;
@@ -214,13 +213,8 @@ fn generate(name: &str) -> PathBuf {
         return out;
     }
     let tmp = dir().join(format!("tmp-{}-{name}", std::process::id()));
-    let status = Command::new("ffmpeg")
-        .args(["-y", "-hide_banner", "-loglevel", "error", "-nostdin"])
-        .args(&args)
-        .arg(&tmp)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success(), "ffmpeg failed for {name}: {args:?}");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    vod_testkit::ffmpeg(&args, &tmp);
     std::fs::rename(&tmp, &out).unwrap();
     out
 }
@@ -231,14 +225,10 @@ pub fn bytes(name: &str) -> Vec<u8> {
 
 /// ffprobe's format duration, the reference our durations must match.
 pub fn ffprobe_duration(name: &str) -> f64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
-        .arg(path(name))
-        .output()
-        .expect("ffprobe runs");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
+    let probed = vod_testkit::ffprobe(&["-show_entries", "format=duration", path(name).to_str().expect("utf-8")]);
+    probed["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
         .expect("ffprobe duration")
 }
 

@@ -2,34 +2,13 @@
 //! bounded memory — a million `free` boxes, sample-table bombs (one track or many), entry counts that lie about
 //! their box, tables that disagree, chunks outside the file, deep nesting, a polyglot, a truncated file, and a
 //! source that reads slowly (the wall-clock budget).
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use vod_media::{probe, probe_within, ProbeError, ReadAt};
 
-/// Counts the heap in use and its peak (the probe's memory bound is checked on every file).
-struct Peak;
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-unsafe impl GlobalAlloc for Peak {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: forwarded to the system allocator.
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            let now = IN_USE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: `p` came from `alloc` with this layout.
-        unsafe { System.dealloc(p, l) };
-        IN_USE.fetch_sub(l.size(), Ordering::Relaxed);
-    }
-}
 #[global_allocator]
-static A: Peak = Peak;
+static A: vod_testkit::PeakAlloc = vod_testkit::PeakAlloc;
 
 /// A source that counts reads.
 struct Counting {
@@ -59,11 +38,10 @@ impl ReadAt for Counting {
 /// Probes `data`; returns the error, the reads made and the peak heap above the file itself.
 fn refused(data: Vec<u8>) -> (ProbeError, u64, usize) {
     let src = Counting::new(data);
-    let base = IN_USE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = vod_testkit::start_peak();
     let started = Instant::now();
     let err = probe(&src).expect_err("refused");
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let peak = vod_testkit::peak_since(base);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{err}: {:?}",

@@ -37,29 +37,10 @@ fn make(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
 }
 
 fn make_with(dir: &Path, name: &str, codecs: &[&str], extra: &[&str]) -> PathBuf {
-    let out = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .args(["sine=frequency=440:sample_rate=48000", "-t", "24"])
-        .args(codecs)
-        .arg("-shortest")
-        .args(extra)
-        .arg(&out)
-        .status()
-        .expect("ffmpeg is installed");
-    assert!(status.success());
-    out
+    let mut args = codecs.to_vec();
+    args.push("-shortest");
+    args.extend_from_slice(extra);
+    vod_testkit::synth_file("320x240", 25, 24, &args, &dir.join(name))
 }
 
 fn sparse(data: &[u8], ranges: &[(u64, u64)], out: &Path) {

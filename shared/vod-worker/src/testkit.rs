@@ -2,7 +2,6 @@
 //! rendition and Opus audio whose segment objects, sample tables and track configurations are in a blob store
 //! kept in a directory (outside the heap that [`PeakAlloc`] measures, as S3 is) that records every read, and whose
 //! tasks are all done — ready to finalize.
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,40 +18,7 @@ use vod_domain::{
 use crate::task::{SampleEntry, SampleTable};
 use crate::WorkerContext;
 
-/// A global allocator that counts the heap in use and its peak: declare it in a test or benchmark binary
-/// (`#[global_allocator] static A: PeakAlloc = PeakAlloc;`) and measure with [`start_peak`] / [`peak_since`].
-pub struct PeakAlloc;
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for PeakAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded as is to the system allocator.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = IN_USE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) };
-        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
-/// Starts a peak-heap measurement; returns the baseline to pass to [`peak_since`].
-pub fn start_peak() -> usize {
-    let base = IN_USE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    base
-}
-
-/// The peak heap above `base` since [`start_peak`] (with [`PeakAlloc`] as the global allocator).
-pub fn peak_since(base: usize) -> usize {
-    PEAK.load(Ordering::Relaxed).saturating_sub(base)
-}
+pub use vod_testkit::{peak_since, start_peak, PeakAlloc};
 
 /// A blob store whose objects are files under a directory (removed when dropped).
 pub struct DirBlobStore {
