@@ -203,17 +203,9 @@ async fn corrupt_truncated_empty_and_unsupported_uploads_end_in_error() {
     ];
     let mut ids = Vec::new();
     for (file, _) in &cases {
-        ids.push(
-            api.upload(file).await.expect("upload")["id"]
-                .as_str()
-                .expect("id")
-                .to_string(),
-        );
+        ids.push(api.upload_id(file).await);
     }
-    let good_id = api.upload(&good).await.expect("upload")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let good_id = api.upload_id(&good).await;
     for ((file, expect), id) in cases.iter().zip(&ids) {
         let a = api.wait_final(id).await;
         assert_eq!(a["state"], "Error", "{} → {a}", file.display());
@@ -492,20 +484,10 @@ async fn a_new_upload_to_a_probed_asset_changes_nothing() {
     paused_opts.host.paused = vec!["EncodeFunction".into()];
     let paused = vod_local::LocalStack::start(paused_opts).await.expect("stack");
     let api = Api::new(&paused);
-    let a = api.upload(&file).await.expect("upload")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let a = api.upload_id(&file).await;
     let probed = api.wait_final(&a).await;
     assert_eq!(probed["state"], "Probed");
-    let (s, job) = api
-        .call(
-            Method::POST,
-            &format!("/assets/{a}/jobs"),
-            Some(json!({"preset": "tiny"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{job}");
+    let job = api.start_job(&a, "tiny").await;
     let before = ingested(&paused);
     replace(&paused, &probed).await;
     wait_ingest_idle(&paused, before + 1).await;
@@ -523,19 +505,9 @@ async fn a_new_upload_to_a_probed_asset_changes_nothing() {
     assert!(reason.contains("replaced after it was probed"), "{reason}");
 
     // A Ready asset: a new upload to its key changes neither its state nor its outputs.
-    let b = api.upload(&file).await.expect("upload")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let b = api.upload_id(&file).await;
     assert_eq!(api.wait_final(&b).await["state"], "Probed");
-    let (s, job) = api
-        .call(
-            Method::POST,
-            &format!("/assets/{b}/jobs"),
-            Some(json!({"preset": "tiny"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{job}");
+    let job = api.start_job(&b, "tiny").await;
     let done = wait_job(&api, job["id"].as_str().expect("job id"), 300).await;
     assert_eq!(done["state"], "Finished", "{done}");
     let (_, ready) = api.call(Method::GET, &format!("/assets/{b}"), None).await;
@@ -568,10 +540,7 @@ async fn hostile_uploads_end_in_error_within_the_probe_deadline() {
     for f in vod_media::testkit::hostile_corpus() {
         let path = dir.join(f.name);
         std::fs::write(&path, &f.bytes).expect("write");
-        let id = api.upload(&path).await.expect("upload")["id"]
-            .as_str()
-            .expect("id")
-            .to_string();
+        let id = api.upload_id(&path).await;
         uploaded.push((f.name, f.reason, id));
     }
     for (name, reason, id) in &uploaded {

@@ -87,14 +87,7 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
         .await;
     assert_eq!(s, 409, "{v}");
 
-    let (s, job) = api
-        .call(
-            Method::POST,
-            &format!("/assets/{id}/jobs"),
-            Some(json!({"preset": "tiny"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{job}");
+    let job = api.start_job(&id, "tiny").await;
     let done = wait_job(&api, job["id"].as_str().expect("job"), 600).await;
     assert_eq!(done["state"], "Finished", "{done}");
 
@@ -130,14 +123,7 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
         .await;
     assert_eq!(s, 400, "{v}");
 
-    let (s, loc) = api
-        .call(
-            Method::POST,
-            "/locators",
-            Some(json!({"asset": id, "kind": "streaming"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{loc}");
+    let loc = api.locator(json!({"asset": id, "kind": "streaming"})).await;
     let hls = loc["urls"]["hls"].as_str().expect("hls url").to_string();
     let dash = loc["urls"]["dash"].as_str().expect("dash url").to_string();
     let hls_cmaf = loc["urls"]["hls_cmaf"].as_str().expect("hls_cmaf").to_string();
@@ -255,14 +241,9 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
 
     // Download locator: the progressive MP4 with Range through the packager, assembled from the segments (no
     // stored file, so no presigned URL).
-    let (s, dl) = api
-        .call(
-            Method::POST,
-            "/locators",
-            Some(json!({"asset": id, "kind": "download", "duration_secs": 600})),
-        )
+    let dl = api
+        .locator(json!({"asset": id, "kind": "download", "duration_secs": 600}))
         .await;
-    assert_eq!(s, 201, "{dl}");
     let d = &dl["downloads"][0];
     let url = d["url"].as_str().expect("download url").to_string();
     assert!(d["presigned_url"].is_null(), "{dl}");
@@ -310,26 +291,16 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
 
     // Time-bound locators: not yet valid, expired; a deleted locator stops working within the TTL (1 s here).
     let now = Utc::now();
-    let (s, later) = api
-        .call(
-            Method::POST,
-            "/locators",
-            Some(json!({"asset": id, "kind": "streaming", "start": (now + chrono::Duration::hours(1)).to_rfc3339()})),
-        )
+    let later = api
+        .locator(json!({"asset": id, "kind": "streaming", "start": (now + chrono::Duration::hours(1)).to_rfc3339()}))
         .await;
-    assert_eq!(s, 201, "{later}");
     let (s, _, body) = get(&http, later["urls"]["hls"].as_str().expect("hls")).await;
     assert_eq!((s, error_code(&body)), (403, "locator_not_yet_valid".into()));
-    let (s, past) = api
-        .call(
-            Method::POST,
-            "/locators",
-            Some(json!({"asset": id, "kind": "streaming",
+    let past = api
+        .locator(json!({"asset": id, "kind": "streaming",
                 "start": (now - chrono::Duration::hours(2)).to_rfc3339(),
-                "end": (now - chrono::Duration::hours(1)).to_rfc3339()})),
-        )
+                "end": (now - chrono::Duration::hours(1)).to_rfc3339()}))
         .await;
-    assert_eq!(s, 201, "{past}");
     let (s, _, body) = get(&http, past["urls"]["dash"].as_str().expect("dash")).await;
     assert_eq!((s, error_code(&body)), (410, "locator_expired".into()));
     for bad in [

@@ -215,14 +215,7 @@ async fn edge_inputs_encode_to_playable_renditions() {
     let a = api.upload(&m4a).await.expect("upload");
     let id = a["id"].as_str().expect("id").to_string();
     assert_eq!(api.wait_final(&id).await["state"], "Probed");
-    let (s, job) = api
-        .call(
-            Method::POST,
-            &format!("/assets/{id}/jobs"),
-            Some(json!({"preset": "tiny"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{job}");
+    let job = api.start_job(&id, "tiny").await;
     assert_eq!(job["tasks_total"], 1, "one audio task: {job}");
     let done = wait_job(&api, job["id"].as_str().expect("job"), 300).await;
     assert_eq!(done["state"], "Finished", "{done}");
@@ -230,14 +223,7 @@ async fn edge_inputs_encode_to_playable_renditions() {
     assert_eq!(a["state"], "Ready");
     assert_eq!(a["output"]["renditions"].as_array().map(Vec::len), Some(0));
     assert_eq!(a["output"]["audio"]["codecs"], "opus");
-    let (s, loc) = api
-        .call(
-            Method::POST,
-            "/locators",
-            Some(json!({"asset": id, "kind": "streaming"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{loc}");
+    let loc = api.locator(json!({"asset": id, "kind": "streaming"})).await;
     for url in [
         loc["urls"]["hls"].as_str().expect("hls"),
         loc["urls"]["dash"].as_str().expect("dash"),

@@ -113,14 +113,7 @@ async fn upload_probed(api: &Api, file: &Path) -> String {
 }
 
 async fn run_job(api: &Api, id: &str, preset: &str) -> Value {
-    let (s, job) = api
-        .call(
-            Method::POST,
-            &format!("/assets/{id}/jobs"),
-            Some(json!({ "preset": preset })),
-        )
-        .await;
-    assert_eq!(s, 201, "{job}");
+    let job = api.start_job(id, preset).await;
     wait_job(api, job["id"].as_str().expect("job id"), 600).await
 }
 
@@ -227,14 +220,7 @@ async fn speech_becomes_captions_search_and_caption_tracks() {
     }
 
     // Captions in the streams.
-    let (s, loc) = api
-        .call(
-            Method::POST,
-            "/locators",
-            Some(json!({"asset": id, "kind": "streaming"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{loc}");
+    let loc = api.locator(json!({"asset": id, "kind": "streaming"})).await;
     let hls_url = loc["urls"]["hls"].as_str().expect("hls url").to_string();
     let dash_url = loc["urls"]["dash"].as_str().expect("dash url").to_string();
     let (s, _, master) = text(&http, &hls_url).await;

@@ -84,14 +84,7 @@ async fn protected_streams_play_only_with_valid_tokens() {
     let asset = api.upload(&source).await.expect("upload");
     let id = asset["id"].as_str().expect("id").to_string();
     assert_eq!(api.wait_final(&id).await["state"], "Probed");
-    let (s, job) = api
-        .call(
-            Method::POST,
-            &format!("/assets/{id}/jobs"),
-            Some(json!({"preset": "tiny"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{job}");
+    let job = api.start_job(&id, "tiny").await;
     assert_eq!(
         wait_job(&api, job["id"].as_str().expect("job"), 600).await["state"],
         "Finished"
@@ -155,14 +148,7 @@ async fn protected_streams_play_only_with_valid_tokens() {
     let kid = set["content_keys"][0]["kid"].as_str().expect("kid").to_string();
     let kid_bytes = *uuid::Uuid::parse_str(&kid).expect("uuid").as_bytes();
 
-    let (s, loc) = api
-        .call(
-            Method::POST,
-            "/locators",
-            Some(json!({"asset": id, "kind": "streaming"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{loc}");
+    let loc = api.locator(json!({"asset": id, "kind": "streaming"})).await;
     let hls = loc["urls"]["hls"].as_str().expect("hls").to_string();
     let dash = loc["urls"]["dash"].as_str().expect("dash").to_string();
     let licence = loc["urls"]["clearkey_license"].as_str().expect("licence").to_string();
@@ -561,14 +547,7 @@ async fn storage_encrypted_asset_is_ciphertext_at_rest_and_plays_through_the_pac
     assert_eq!(probed["media"]["video"][0]["width"], 320);
 
     // Not encodable-and-publishable without a policy; encoding works.
-    let (s, job) = api
-        .call(
-            Method::POST,
-            &format!("/assets/{id}/jobs"),
-            Some(json!({"preset": "tiny"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{job}");
+    let job = api.start_job(&id, "tiny").await;
     assert_eq!(
         wait_job(&api, job["id"].as_str().expect("job"), 600).await["state"],
         "Finished"
@@ -635,24 +614,10 @@ async fn storage_encrypted_asset_is_ciphertext_at_rest_and_plays_through_the_pac
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    let (s, loc) = api
-        .call(
-            Method::POST,
-            "/locators",
-            Some(json!({"asset": id, "kind": "streaming"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{loc}");
+    let loc = api.locator(json!({"asset": id, "kind": "streaming"})).await;
     let counts = frames(&[loc["urls"]["hls"].as_str().expect("hls")]);
     assert_eq!(counts, vec![75, 75], "decrypted on the fly: {counts:?}");
-    let (s, dl) = api
-        .call(
-            Method::POST,
-            "/locators",
-            Some(json!({"asset": id, "kind": "download"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{dl}");
+    let dl = api.locator(json!({"asset": id, "kind": "download"})).await;
     assert!(
         dl["downloads"][0]["presigned_url"].is_null(),
         "no presigned URL to ciphertext: {dl}"

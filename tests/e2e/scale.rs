@@ -379,33 +379,12 @@ async fn a_sixty_minute_title_goes_end_to_end() {
     });
     let (s, body) = api.call(Method::POST, "/presets", Some(preset)).await;
     assert_eq!(s, 201, "{body}");
-    let (s, job) = api
-        .call(
-            Method::POST,
-            &format!("/assets/{id}/jobs"),
-            Some(json!({"preset": "feature-length-test"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{job}");
+    let job = api.start_job(&id, "feature-length-test").await;
     assert_eq!(job["plan"]["segment_count"], 600);
     let done = wait_job(&api, job["id"].as_str().expect("id"), 1800).await;
     assert_eq!(done["state"], "Finished", "{done}");
-    let (s, loc) = api
-        .call(
-            Method::POST,
-            "/locators",
-            Some(json!({"asset": id, "kind": "streaming"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{loc}");
-    let (s, dl) = api
-        .call(
-            Method::POST,
-            "/locators",
-            Some(json!({"asset": id, "kind": "download"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{dl}");
+    let loc = api.locator(json!({"asset": id, "kind": "streaming"})).await;
+    let dl = api.locator(json!({"asset": id, "kind": "download"})).await;
     let frames = secs * fps;
     let urls = [
         ("hls", loc["urls"]["hls"].as_str().expect("hls").to_string(), Vec::new()),

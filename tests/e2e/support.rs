@@ -102,6 +102,34 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Uploads `file` (see [`Api::upload`]) and returns the asset's id.
+    pub async fn upload_id(&self, file: &Path) -> String {
+        self.upload(file).await.expect("upload")["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    /// Starts a job of `preset` on asset `id` (201 expected); returns the job.
+    pub async fn start_job(&self, id: &str, preset: &str) -> Value {
+        let (s, job) = self
+            .call(
+                Method::POST,
+                &format!("/assets/{id}/jobs"),
+                Some(serde_json::json!({ "preset": preset })),
+            )
+            .await;
+        assert_eq!(s, 201, "{job}");
+        job
+    }
+
+    /// Creates a locator from `body` (201 expected); returns it.
+    pub async fn locator(&self, body: Value) -> Value {
+        let (s, loc) = self.call(Method::POST, "/locators", Some(body)).await;
+        assert_eq!(s, 201, "{loc}");
+        loc
+    }
+
     /// Creates an asset for `file` and uploads it through the returned URL(s).
     pub async fn upload(&self, file: &Path) -> Result<Value> {
         let bytes = std::fs::read(file)?;
