@@ -25,7 +25,7 @@ use vod_domain::{
 };
 use vod_package::dash::DashProtection;
 use vod_package::drm::{self, DrmId, Signal};
-use vod_package::encrypt::{aes128_cbc_owned, protect_init, protect_segment_owned, Scheme};
+use vod_package::encrypt::{aes128_cbc_owned, protect_init, Protector, Scheme};
 use vod_package::progressive::ProgressiveMap;
 use vod_package::range::{parse_range, RangeOutcome};
 use vod_package::timeline::{overlapping, TextTrack, TrackKind};
@@ -111,6 +111,8 @@ pub struct StreamContext {
     /// instance and 5 minutes).
     queue: Option<Arc<dyn vod_domain::TaskQueue>>,
     materializing: Cache<String, ()>,
+    /// Per track (init segment), scheme and key id: the protector built once from the init segment.
+    protectors: Cache<(String, Scheme, [u8; 16]), Arc<Protector>>,
 }
 
 fn err(status: StatusCode, code: &'static str, msg: impl Into<String>) -> ApiError {
@@ -172,6 +174,7 @@ impl StreamContext {
                 .max_capacity(16 * 1024 * 1024)
                 .build(),
             queue: None,
+            protectors: Cache::builder().max_capacity(4_000).build(),
             materializing: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(300))
@@ -181,6 +184,32 @@ impl StreamContext {
             delivery,
             blobs,
         }
+    }
+
+    /// The protector of a track (its init segment `init`) under `scheme` and key id `kid`, built once per warm
+    /// instance: a segment request then only parses its own fragment and runs the cipher.
+    async fn protector(
+        &self,
+        init: &str,
+        bucket: &str,
+        scheme: Scheme,
+        kid: [u8; 16],
+    ) -> Result<Arc<Protector>, ApiError> {
+        let id = (init.to_string(), scheme, kid);
+        if let Some(p) = self.protectors.get(&id) {
+            return Ok(p);
+        }
+        let bytes = self.object(init, bucket).await?;
+        let p = Arc::new(Protector::new(&bytes, scheme, &kid).map_err(|e| {
+            warn!(error = %e, "init segment cannot be protected");
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "package_failed",
+                "cannot protect the track",
+            )
+        })?);
+        self.protectors.insert(id, p.clone());
+        Ok(p)
     }
 
     /// Asks for a rendition's progressive file to be stored whole (at most once per warm instance and 5 minutes).
@@ -1039,17 +1068,15 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         })?
                     }
                     (Some(e), Some((rec, k))) => {
-                        let init = ctx.object(&idx.init, bucket).await?;
-                        protect_segment_owned(&init, clear, scheme_of(*e), k, &rec.kid.bytes(), *number).map_err(
-                            |e| {
-                                warn!(error = %e, "segment cannot be protected");
-                                err(
-                                    StatusCode::INTERNAL_SERVER_ERROR,
-                                    "package_failed",
-                                    "cannot protect the segment",
-                                )
-                            },
-                        )?
+                        let protector = ctx.protector(&idx.init, bucket, scheme_of(*e), rec.kid.bytes()).await?;
+                        protector.protect(clear, k, *number).map_err(|e| {
+                            warn!(error = %e, "segment cannot be protected");
+                            err(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "package_failed",
+                                "cannot protect the segment",
+                            )
+                        })?
                     }
                 };
                 reply(StatusCode::OK, "video/mp4", body)

@@ -380,7 +380,7 @@ struct CurrentFrame {
 }
 
 /// Parses the OBUs of consecutive samples of one track, keeping the state frame headers depend on.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Av1Parser {
     seq: Option<SequenceHeader>,
     refs: [RefSlot; NUM_REF_FRAMES],

@@ -558,7 +558,7 @@ struct Fragment {
     samples: Vec<Range<usize>>,
 }
 
-fn parse_fragment(segment: &[u8], init: &Init) -> Result<Fragment> {
+fn parse_fragment(segment: &[u8], init: &TrackInfo) -> Result<Fragment> {
     let top = boxes(segment, 0..segment.len())?;
     let moof = one(&top, b"moof", "the media segment")?;
     let mdats: Vec<Bx> = top.iter().filter(|b| &b.kind == b"mdat").copied().collect();
@@ -811,47 +811,99 @@ pub fn protect_segment(
     kid: &[u8; 16],
     segment_number: u32,
 ) -> std::result::Result<Vec<u8>, EncryptError> {
-    protect_parsed(&parse_init(init)?, init, segment, scheme, key, kid, segment_number)
+    Protector::new(init, scheme, kid)?.protect(segment.to_vec(), key, segment_number)
 }
 
 /// [`protect_segment`] on a segment the caller owns: where the boxes do not change (`cbcs` Opus, which has no
 /// auxiliary information) the samples are encrypted in place and the buffer returned, without a copy.
 pub fn protect_segment_owned(
     init: &[u8],
-    mut segment: Vec<u8>,
+    segment: Vec<u8>,
     scheme: Scheme,
     key: &[u8; 16],
     kid: &[u8; 16],
     segment_number: u32,
 ) -> std::result::Result<Vec<u8>, EncryptError> {
-    let info = parse_init(init)?;
-    if scheme == Scheme::Cbcs && info.codec == Codec::Opus {
-        let frag = parse_fragment(&segment, &info)?;
-        cbc_whole_samples(key, &cbcs_constant_iv(kid), &mut segment, &frag.samples, 0)?;
-        return Ok(segment);
-    }
-    protect_parsed(&info, init, &segment, scheme, key, kid, segment_number)
+    Protector::new(init, scheme, kid)?.protect(segment, key, segment_number)
 }
 
-fn protect_parsed(
-    info: &Init<'_>,
-    init: &[u8],
-    segment: &[u8],
+/// What protecting a track's media segments needs from its init segment, read once.
+#[derive(Debug, Clone)]
+struct TrackInfo {
+    codec: Codec,
+    track_id: u32,
+    trex_default_sample_size: Option<u32>,
+}
+
+impl From<&Init<'_>> for TrackInfo {
+    fn from(info: &Init<'_>) -> Self {
+        TrackInfo {
+            codec: info.codec,
+            track_id: info.track_id,
+            trex_default_sample_size: info.trex_default_sample_size,
+        }
+    }
+}
+
+/// One track's protection under one scheme and key id, built once from its init segment (per warm instance, by
+/// the packager) so that a segment request only parses its own fragment and runs the cipher.
+#[derive(Debug, Clone)]
+pub struct Protector {
+    track: TrackInfo,
     scheme: Scheme,
-    key: &[u8; 16],
-    kid: &[u8; 16],
-    segment_number: u32,
-) -> Result<Vec<u8>> {
+    kid: [u8; 16],
+    /// `cenc` per-sample IVs derive from it (key id and init segment).
+    iv_mask: u64,
+    /// AV1: the parser state after the sequence header of `av1C`, cloned for each segment.
+    av1: Option<Av1Parser>,
+}
+
+impl Protector {
+    pub fn new(init: &[u8], scheme: Scheme, kid: &[u8; 16]) -> std::result::Result<Self, EncryptError> {
+        let info = parse_init(init)?;
+        let av1 = match info.codec {
+            Codec::Av1 => Some(
+                Av1Parser::with_config_obus(info.config_obus).map_err(|e| EncryptError::Av1 {
+                    sample: 0,
+                    reason: format!("av1C: {e}"),
+                })?,
+            ),
+            Codec::Opus => None,
+        };
+        Ok(Protector {
+            track: TrackInfo::from(&info),
+            scheme,
+            kid: *kid,
+            iv_mask: cenc_iv_mask(kid, init),
+            av1,
+        })
+    }
+
+    /// Protects media segment `segment_number` of the track with `key` (the content key of the key id).
+    pub fn protect(
+        &self,
+        mut segment: Vec<u8>,
+        key: &[u8; 16],
+        segment_number: u32,
+    ) -> std::result::Result<Vec<u8>, EncryptError> {
+        if self.scheme == Scheme::Cbcs && self.track.codec == Codec::Opus {
+            let frag = parse_fragment(&segment, &self.track)?;
+            cbc_whole_samples(key, &cbcs_constant_iv(&self.kid), &mut segment, &frag.samples, 0)?;
+            return Ok(segment);
+        }
+        protect_parsed(self, &segment, key, segment_number)
+    }
+}
+
+fn protect_parsed(p: &Protector, segment: &[u8], key: &[u8; 16], segment_number: u32) -> Result<Vec<u8>> {
+    let (scheme, kid, info) = (p.scheme, &p.kid, &p.track);
     let frag = parse_fragment(segment, info)?;
 
     // Layout of every sample.
-    let layouts: Vec<Layout> = match info.codec {
-        Codec::Opus => vec![None; frag.samples.len()],
-        Codec::Av1 => {
-            let mut parser = Av1Parser::with_config_obus(info.config_obus).map_err(|e| EncryptError::Av1 {
-                sample: 0,
-                reason: format!("av1C: {e}"),
-            })?;
+    let layouts: Vec<Layout> = match (info.codec, &p.av1) {
+        (Codec::Opus, _) | (Codec::Av1, None) => vec![None; frag.samples.len()],
+        (Codec::Av1, Some(prototype)) => {
+            let mut parser = prototype.clone();
             frag.samples
                 .iter()
                 .enumerate()
@@ -864,7 +916,7 @@ fn protect_parsed(
     };
     let ivs: Vec<[u8; 8]> = match scheme {
         Scheme::Cenc => {
-            let mask = cenc_iv_mask(kid, init);
+            let mask = p.iv_mask;
             (0..frag.samples.len())
                 .map(|i| cenc_iv(mask, segment_number, i))
                 .collect()
@@ -1156,7 +1208,7 @@ mod tests {
         let seg = opus_segment(&sizes);
         let (clear_moof, clear_frag) = {
             let info = parse_init(&init).unwrap();
-            let f = parse_fragment(&seg, &info).unwrap();
+            let f = parse_fragment(&seg, &TrackInfo::from(&info)).unwrap();
             (f.moof, f.samples)
         };
         for scheme in [Scheme::Cenc, Scheme::Cbcs] {
@@ -1169,7 +1221,10 @@ mod tests {
             assert_well_formed(&out, 0..out.len());
             let info = parse_init(&init).unwrap();
             assert!(
-                matches!(parse_fragment(&out, &info), Err(EncryptError::Unsupported(_))) == (scheme == Scheme::Cenc)
+                matches!(
+                    parse_fragment(&out, &TrackInfo::from(&info)),
+                    Err(EncryptError::Unsupported(_))
+                ) == (scheme == Scheme::Cenc)
             );
             let mdat = find(&out, b"mdat");
             let payload = &out[mdat + 8..];
