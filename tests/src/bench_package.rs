@@ -792,7 +792,7 @@ async fn main() -> Result<()> {
     }
     md.push_str(
         "\nThe encryption stage alone (no request around it: each segment as storage hands it over, through \
-         `aes128_cbc_owned` / `protect_segment_owned`), one core:\n\n\
+         `aes128_cbc_owned` / `Protector::protect`, each track's protector built once as the packager does), one core:\n\n\
          | scheme | all segments MB/s | video MB/s | audio (whole-sample) MB/s | limit | ratio all / limit | ratio audio / limit |\n\
          |---|---|---|---|---|---|---|\n",
     );
