@@ -2,7 +2,7 @@
 //! `vod_worker`, reporting a failed message for retry.
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use vod_app::telemetry;
+use vod_runtime::telemetry;
 use vod_worker::{handle_batch, WorkerContext};
 
 #[tokio::main]

@@ -3,16 +3,12 @@
 //! Every key is released only as its KeyPolicy allows: the token comes from `Authorization: Bearer` or `?token=`;
 //! 401 for a missing or invalid token, 403 for a valid one the policy does not allow. Keys and tokens are never
 //! logged.
-use std::sync::Arc;
-
 use base64::Engine as _;
 use http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use tracing::{info, warn};
-use vod_aws::{DynamoAssetStore, DynamoKeyStore, KmsKeyService};
 use vod_domain::protection::{AuthorizeError, KeyId, ProtectionService, TokenError};
-use vod_domain::AssetStore;
 
 use crate::api::{error_response, ApiError};
 use crate::config::ConfigError;
@@ -43,17 +39,10 @@ pub struct KeysContext {
 
 impl KeysContext {
     pub fn new(sdk: &aws_config::SdkConfig, config: &KeysConfig) -> Self {
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        let assets: Arc<dyn AssetStore> = Arc::new(DynamoAssetStore::new(dynamo.clone(), config.table_name.clone()));
-        let protection = ProtectionService::new(
-            assets,
-            Arc::new(DynamoKeyStore::new(dynamo, config.table_name.clone())),
-            Arc::new(KmsKeyService::new(
-                aws_sdk_kms::Client::new(sdk),
-                config.kms_key_id.clone(),
-            )),
-        );
-        KeysContext { protection }
+        let a = vod_runtime::Adapters::new(sdk, &config.table_name, &config.kms_key_id);
+        KeysContext {
+            protection: ProtectionService::new(a.assets, a.keys, a.kms),
+        }
     }
 
     pub async fn from_env() -> Result<Self, ConfigError> {

@@ -13,7 +13,6 @@ use lambda_http::{Body, Request, Response};
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
-use vod_aws::{DynamoAssetStore, DynamoDeliveryStore, DynamoKeyStore, KmsKeyService, S3BlobStore};
 use vod_domain::delivery::{select, DeliveryService, Filter, Locator, LocatorId, LocatorKind, LocatorWindow};
 use vod_domain::indexing::{webvtt, webvtt_segment, Cue};
 use vod_domain::protection::{
@@ -234,31 +233,12 @@ impl StreamContext {
     }
 
     pub fn new(sdk: &aws_config::SdkConfig, config: StreamConfig) -> Self {
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        let assets: Arc<dyn AssetStore> = Arc::new(DynamoAssetStore::new(dynamo.clone(), config.table_name.clone()));
-        let kms: Arc<dyn vod_domain::protection::KeyService> = Arc::new(KmsKeyService::new(
-            aws_sdk_kms::Client::new(sdk),
-            config.kms_key_id.clone(),
-        ));
         // Storage-encrypted assets: the packager decrypts exactly the ranges it reads.
-        let blobs: Arc<dyn BlobStore> = Arc::new(vod_domain::storage::EncryptedBlobStore::new(
-            Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk))),
-            assets.clone(),
-            kms.clone(),
-        ));
-        let delivery = DeliveryService::new(
-            assets.clone(),
-            Arc::new(DynamoDeliveryStore::new(dynamo.clone(), config.table_name.clone())),
-        );
-        let protection = ProtectionService::new(
-            assets.clone(),
-            Arc::new(DynamoKeyStore::new(dynamo, config.table_name.clone())),
-            kms,
-        );
-        let queue: Option<Arc<dyn vod_domain::TaskQueue>> = config.encode_queue_url.clone().map(|url| {
-            Arc::new(vod_aws::SqsTaskQueue::new(aws_sdk_sqs::Client::new(sdk), url)) as Arc<dyn vod_domain::TaskQueue>
-        });
-        let mut ctx = Self::with_stores(config, assets, delivery, blobs, protection);
+        let a = vod_runtime::Adapters::new(sdk, &config.table_name, &config.kms_key_id);
+        let delivery = DeliveryService::new(a.assets.clone(), a.delivery.clone());
+        let protection = ProtectionService::new(a.assets.clone(), a.keys.clone(), a.kms.clone());
+        let queue = config.encode_queue_url.as_deref().map(|url| a.queue(url));
+        let mut ctx = Self::with_stores(config, a.assets, delivery, a.blobs, protection);
         ctx.queue = queue;
         ctx
     }

@@ -16,10 +16,9 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use tracing::{error, info, info_span, warn, Instrument};
-use vod_app::AppConfig;
-use vod_aws::{DynamoAssetStore, DynamoJobStore, S3BlobStore};
 use vod_domain::job::JobId;
 use vod_domain::{AssetStore, BlobStore, EventPublisher, JobEvent, JobStore, SearchStore, TaskMessage};
+use vod_runtime::{Adapters, AppConfig};
 
 pub use task::TaskError;
 
@@ -53,13 +52,8 @@ pub struct WorkerContext {
 
 impl WorkerContext {
     pub fn new(sdk: &aws_config::SdkConfig, config: &AppConfig, lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let ddb = aws_sdk_dynamodb::Client::new(sdk);
-        let assets: Arc<dyn vod_domain::AssetStore> =
-            Arc::new(DynamoAssetStore::new(ddb.clone(), config.table_name.clone()));
-        let kms = Arc::new(vod_aws::KmsKeyService::new(
-            aws_sdk_kms::Client::new(sdk),
-            config.kms_key_id.clone(),
-        ));
+        // Storage-encrypted assets: the source decrypts as it is read, outputs are encrypted as written.
+        let a = Adapters::new(sdk, &config.table_name, &config.kms_key_id);
         let scratch = lookup("SCRATCH_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir);
@@ -69,15 +63,11 @@ impl WorkerContext {
             info!(removed, "leftover scratch files removed");
         }
         WorkerContext {
-            // Storage-encrypted assets: the source decrypts as it is read, outputs are encrypted as written.
-            blobs: Arc::new(vod_domain::storage::EncryptedBlobStore::new(
-                Arc::new(S3BlobStore::new(S3BlobStore::client_from(sdk))),
-                assets.clone(),
-                kms,
-            )),
-            assets,
-            jobs: Arc::new(DynamoJobStore::new(ddb.clone(), config.table_name.clone())),
-            search: Arc::new(vod_aws::DynamoSearchStore::new(ddb, config.table_name.clone())),
+            queue: a.queue(&config.encode_queue_url),
+            blobs: a.blobs,
+            assets: a.assets,
+            jobs: a.jobs,
+            search: a.search,
             speech: vod_speech::SpeechConfig::from_lookup(&lookup),
             speech_engine: index::SpeechEngine::default(),
             media_bucket: config.media_bucket.clone(),
@@ -90,10 +80,6 @@ impl WorkerContext {
                 .unwrap_or(3),
             dead_letter_arn: lookup("DEAD_LETTER_QUEUE_ARN").filter(|a| !a.is_empty()),
             events: config.event_publisher(sdk),
-            queue: Arc::new(vod_aws::SqsTaskQueue::new(
-                aws_sdk_sqs::Client::new(sdk),
-                config.encode_queue_url.clone(),
-            )),
             threads: lookup("ENCODE_THREADS")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
@@ -101,7 +87,7 @@ impl WorkerContext {
     }
 
     /// From the process environment (Lambda).
-    pub async fn from_env() -> Result<Self, vod_app::ConfigError> {
+    pub async fn from_env() -> Result<Self, vod_runtime::ConfigError> {
         let config = AppConfig::from_env()?;
         let sdk = vod_aws::load_sdk_config().await;
         Ok(Self::new(&sdk, &config, |k| std::env::var(k).ok()))
