@@ -4,6 +4,7 @@
 //! source size, nothing panics on malformed data, and failures are typed
 //! [`ProbeError`]s.
 
+pub mod bmff;
 pub mod format;
 mod matroska;
 mod mkv_ranges;

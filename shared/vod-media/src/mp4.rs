@@ -33,51 +33,18 @@ fn fourcc_str(kind: &[u8; 4]) -> String {
     String::from_utf8_lossy(kind).into_owned()
 }
 
-/// Reads and validates the box header at `offset`; every size is checked
-/// against the source size so a box can never claim bytes that are not there.
+/// Reads and validates the top-level box header at `offset` (the box layer, `bmff::header`: a size of 0 runs to
+/// the end of the file); a box can never claim bytes that are not there.
 fn read_box_header(src: &dyn ReadAt, offset: u64, file_size: u64) -> Result<BoxHeader, ProbeError> {
-    let remaining = file_size.saturating_sub(offset);
-    if remaining < 8 {
-        return Err(ProbeError::Truncated(format!("box header cut at offset {offset}")));
-    }
     let head = src.read_at(offset, 16)?;
-    let (Some(size32), Some(kind)) = (be_u32(&head, 0), head.get(4..8)) else {
-        return Err(ProbeError::Truncated(format!("box header cut at offset {offset}")));
-    };
-    let mut kind4 = [0u8; 4];
-    kind4.copy_from_slice(kind);
-    let name = fourcc_str(&kind4);
-    let size = match size32 {
-        0 => remaining,
-        1 => {
-            let Some(large) = be_u64(&head, 8) else {
-                return Err(ProbeError::Truncated(format!(
-                    "'{name}' largesize cut at offset {offset}"
-                )));
-            };
-            if large < 16 {
-                return Err(ProbeError::Corrupt(format!(
-                    "'{name}' box at offset {offset} has size {large}"
-                )));
-            }
-            large
-        }
-        2..=7 => {
-            return Err(ProbeError::Corrupt(format!(
-                "'{name}' box at offset {offset} has size {size32}"
-            )));
-        }
-        n => u64::from(n),
-    };
-    if size > remaining {
-        return Err(ProbeError::Truncated(format!(
-            "'{name}' box at offset {offset} claims {size} bytes, {remaining} left in the file"
-        )));
-    }
+    let h = crate::bmff::header(&head, offset, file_size.saturating_sub(offset), true).map_err(|e| match e {
+        crate::bmff::BoxError::Truncated(m) => ProbeError::Truncated(m),
+        crate::bmff::BoxError::Corrupt(m) => ProbeError::Corrupt(m),
+    })?;
     Ok(BoxHeader {
-        kind: kind4,
+        kind: h.kind,
         offset,
-        size,
+        size: h.size,
     })
 }
 
@@ -491,35 +458,14 @@ struct RawTrak {
     pixel_aspect: Option<(u32, u32)>,
 }
 
-/// Child boxes of an in-memory box body; stops silently at the first malformed header
-/// (mp4parse has already validated the structure; this walk is best-effort).
+/// Child boxes of an in-memory box body, lenient (the box layer stops at the first malformed header; mp4parse
+/// has already validated the structure, this walk is best-effort).
 fn children(body: &[u8]) -> Vec<([u8; 4], &[u8])> {
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    while let (Some(size32), Some(kind)) = (be_u32(body, pos), body.get(pos + 4..pos + 8)) {
-        let mut kind4 = [0u8; 4];
-        kind4.copy_from_slice(kind);
-        let (size, header) = match size32 {
-            0 => (body.len() - pos, 8),
-            1 => match be_u64(body, pos + 8).and_then(|s| usize::try_from(s).ok()) {
-                Some(s) => (s, 16),
-                None => break,
-            },
-            n => match usize::try_from(n) {
-                Ok(s) => (s, 8),
-                Err(_) => break,
-            },
-        };
-        let Some(end) = pos.checked_add(size) else {
-            break;
-        };
-        if size < header || end > body.len() {
-            break;
-        }
-        out.push((kind4, &body[pos + header..end]));
-        pos = end;
-    }
-    out
+    crate::bmff::boxes(body, 0..body.len(), crate::bmff::Policy::Lenient)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|b| (b.kind, b.body(body)))
+        .collect()
 }
 
 fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {

@@ -219,70 +219,17 @@ fn update_in_place(ctx: &mut CipherCtx, buf: &mut [u8], len: usize) -> Result<()
 // ---------------------------------------------------------------------------------------------------------------
 // Boxes
 
-/// One box: its type and where its header, body and end are in the buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Bx {
-    kind: [u8; 4],
-    start: usize,
-    body: usize,
-    end: usize,
-}
-
-impl Bx {
-    fn body<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        &buf[self.body..self.end]
-    }
-}
+/// One box: its type and where its header, body and end are in the buffer (the box layer's `BoxRef`).
+type Bx = vod_media::bmff::BoxRef;
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 
-fn be64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
-}
-
-/// The boxes laid end to end in `buf[range]`; each must fit in the range.
+/// The boxes laid end to end in `buf[range]`; each must fit in the range (the box layer, strict: the packager
+/// encrypts only segments whose every box is well formed).
 fn boxes(buf: &[u8], range: Range<usize>) -> Result<Vec<Bx>> {
-    if range.end > buf.len() || range.start > range.end {
-        return Err(malformed("box range outside the buffer"));
-    }
-    let mut out = Vec::new();
-    let mut pos = range.start;
-    while pos < range.end {
-        let left = range.end - pos;
-        if left < 8 {
-            return Err(malformed(format!("{left} stray bytes at offset {pos}")));
-        }
-        let size32 = be32(buf, pos).ok_or_else(|| malformed("truncated box header"))?;
-        let kind: [u8; 4] = buf[pos + 4..pos + 8].try_into().map_err(|_| malformed("box type"))?;
-        let (size, header) = match size32 {
-            0 => return Err(malformed(format!("box '{}' of size 0 at offset {pos}", fourcc(&kind)))),
-            1 => {
-                let large = be64(buf, pos + 8).filter(|_| left >= 16);
-                let large = large.ok_or_else(|| malformed("truncated 64-bit box size"))?;
-                (
-                    usize::try_from(large).map_err(|_| malformed("box size beyond memory"))?,
-                    16,
-                )
-            }
-            n => (n as usize, 8),
-        };
-        if size < header || size > left {
-            return Err(malformed(format!(
-                "box '{}' at offset {pos} has size {size} with {left} bytes left in its parent",
-                fourcc(&kind)
-            )));
-        }
-        out.push(Bx {
-            kind,
-            start: pos,
-            body: pos + header,
-            end: pos + size,
-        });
-        pos += size;
-    }
-    Ok(out)
+    vod_media::bmff::boxes(buf, range, vod_media::bmff::Policy::Strict).map_err(|e| malformed(e.to_string()))
 }
 
 fn fourcc(kind: &[u8; 4]) -> String {
