@@ -499,3 +499,124 @@ impl SearchStore for MemorySearchStore {
             .unwrap_or_default())
     }
 }
+
+use crate::protection::{ContentKey, KeyId, KeyPolicy, KeyService, KeyStore};
+
+/// Content keys and key policies in memory.
+#[derive(Default)]
+pub struct MemoryKeyStore {
+    keys: Mutex<BTreeMap<uuid::Uuid, ContentKey>>,
+    policies: Mutex<BTreeMap<String, KeyPolicy>>,
+}
+
+#[async_trait]
+impl KeyStore for MemoryKeyStore {
+    async fn put_content_key(&self, key: &ContentKey) -> Result<(), StoreError> {
+        self.keys.lock().map_err(poisoned)?.insert(key.kid.0, key.clone());
+        Ok(())
+    }
+    async fn get_content_key(&self, kid: KeyId) -> Result<Option<ContentKey>, StoreError> {
+        Ok(self.keys.lock().map_err(poisoned)?.get(&kid.0).cloned())
+    }
+    async fn list_content_keys(&self, asset: AssetId) -> Result<Vec<ContentKey>, StoreError> {
+        let m = self.keys.lock().map_err(poisoned)?;
+        Ok(m.values().filter(|k| k.asset_id == asset).cloned().collect())
+    }
+    async fn delete_content_key(&self, kid: KeyId) -> Result<(), StoreError> {
+        self.keys.lock().map_err(poisoned)?.remove(&kid.0);
+        Ok(())
+    }
+    async fn put_key_policy(&self, policy: &KeyPolicy) -> Result<(), StoreError> {
+        self.policies
+            .lock()
+            .map_err(poisoned)?
+            .insert(policy.name.clone(), policy.clone());
+        Ok(())
+    }
+    async fn get_key_policy(&self, name: &str) -> Result<Option<KeyPolicy>, StoreError> {
+        Ok(self.policies.lock().map_err(poisoned)?.get(name).cloned())
+    }
+    async fn list_key_policies(&self) -> Result<Vec<KeyPolicy>, StoreError> {
+        Ok(self.policies.lock().map_err(poisoned)?.values().cloned().collect())
+    }
+    async fn delete_key_policy(&self, name: &str) -> Result<(), StoreError> {
+        self.policies.lock().map_err(poisoned)?.remove(name);
+        Ok(())
+    }
+}
+
+/// A key service in memory standing in for KMS: secrets are wrapped with AES-256-CTR under a random key of the
+/// instance, bound to their encryption context by a SHA-256 check (a wrapped secret does not unwrap under another
+/// context or another instance), as KMS binds them.
+pub struct MemoryKeyService {
+    master: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl Default for MemoryKeyService {
+    fn default() -> Self {
+        let mut master = zeroize::Zeroizing::new([0u8; 32]);
+        // A failing random source leaves the fake unusable, not insecure: every unwrap fails its check.
+        let _ = openssl::rand::rand_bytes(master.as_mut());
+        MemoryKeyService { master }
+    }
+}
+
+impl MemoryKeyService {
+    fn context_digest(&self, context: &[(&str, String)]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.master.as_ref());
+        for (k, v) in context {
+            h.update((k.len() as u64).to_le_bytes());
+            h.update(k.as_bytes());
+            h.update((v.len() as u64).to_le_bytes());
+            h.update(v.as_bytes());
+        }
+        h.finalize().into()
+    }
+
+    fn ctr(&self, nonce: &[u8], data: &[u8]) -> Result<Vec<u8>, StoreError> {
+        openssl::symm::encrypt(
+            openssl::symm::Cipher::aes_256_ctr(),
+            self.master.as_ref(),
+            Some(nonce),
+            data,
+        )
+        .map_err(|e| StoreError::Backend(format!("memory key service: {e}")))
+    }
+}
+
+#[async_trait]
+impl KeyService for MemoryKeyService {
+    async fn generate(
+        &self,
+        len: usize,
+        context: &[(&str, String)],
+    ) -> Result<(zeroize::Zeroizing<Vec<u8>>, Vec<u8>), StoreError> {
+        let mut plain = zeroize::Zeroizing::new(vec![0u8; len]);
+        openssl::rand::rand_bytes(plain.as_mut()).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let wrapped = self.wrap(&plain, context).await?;
+        Ok((plain, wrapped))
+    }
+    async fn wrap(&self, plaintext: &[u8], context: &[(&str, String)]) -> Result<Vec<u8>, StoreError> {
+        let mut nonce = [0u8; 16];
+        openssl::rand::rand_bytes(&mut nonce).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut out = nonce.to_vec();
+        out.extend(self.ctr(&nonce, plaintext)?);
+        out.extend_from_slice(&self.context_digest(context)[..16]);
+        Ok(out)
+    }
+    async fn unwrap(
+        &self,
+        wrapped: &[u8],
+        context: &[(&str, String)],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        if wrapped.len() < 32 || wrapped[wrapped.len() - 16..] != self.context_digest(context)[..16] {
+            return Err(StoreError::Backend(
+                "memory key service: wrong context or foreign ciphertext".into(),
+            ));
+        }
+        let (nonce, body) = wrapped[..wrapped.len() - 16].split_at(16);
+        Ok(zeroize::Zeroizing::new(self.ctr(nonce, body)?))
+    }
+}

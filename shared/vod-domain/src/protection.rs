@@ -713,6 +713,39 @@ pub enum AuthorizeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn content_keys_with_the_in_memory_fakes() {
+        use crate::memory::{MemoryAssetStore, MemoryKeyService, MemoryKeyStore};
+        let service = ProtectionService::new(
+            Arc::new(MemoryAssetStore::default()),
+            Arc::new(MemoryKeyStore::default()),
+            Arc::new(MemoryKeyService::default()),
+        );
+        let policy: KeyPolicy = serde_json::from_value(json!({
+            "name": "open", "options": [{"restriction": "open"}]
+        }))
+        .unwrap();
+        service.put_key_policy(policy).await.unwrap();
+        let asset = AssetId::new_random();
+        let key = service.create_content_key(asset, "open").await.unwrap();
+        assert!(!key.wrapped.is_empty());
+        let plain = service.unwrap_content_key(&key).await.unwrap();
+        assert_eq!(
+            *plain,
+            *service.unwrap_content_key(&key).await.unwrap(),
+            "unwraps to the same key"
+        );
+        // The wrapped key is bound to its asset and key id: moved to another asset it does not unwrap.
+        let mut moved = key.clone();
+        moved.asset_id = AssetId::new_random();
+        assert!(service.unwrap_content_key(&moved).await.is_err());
+        assert!(
+            service.create_content_key(asset, "missing").await.is_err(),
+            "an unknown key policy"
+        );
+        assert_eq!(service.store().list_content_keys(asset).await.unwrap().len(), 1);
+    }
     use jsonwebtoken::{encode, EncodingKey, Header};
     use serde_json::json;
 
