@@ -29,7 +29,7 @@ use vod_package::progressive::ProgressiveMap;
 use vod_package::range::{parse_range, RangeOutcome};
 use vod_package::timeline::{overlapping, TextTrack, TrackKind};
 use vod_package::url::Enc;
-use vod_package::{dash, hls, Format, Presentation, Resource, TrackTimeline, UrlError};
+use vod_package::{dash, hls, Format, Presentation, Resource, StreamRequest, TrackTimeline, UrlError};
 use zeroize::Zeroizing;
 
 use crate::api::{error_response, ApiError};
@@ -720,7 +720,22 @@ fn scheme_of(enc: Enc) -> Scheme {
     }
 }
 
-async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
+/// A request the resolve stage admitted: what it asks for, through which locator, of which asset, and how long
+/// its responses may be cached.
+struct Resolved {
+    sreq: StreamRequest,
+    locator: Arc<Locator>,
+    asset: Arc<Asset>,
+    /// Seconds the locator has left.
+    left: u64,
+    manifest_age: u64,
+    segment_age: u64,
+}
+
+/// The resolve stage, where a request is authorised: the URL parsed, the locator found, inside its time window and
+/// of the kind the resource needs, its asset encoded. What the asset's delivery policies allow is checked by each
+/// resource's stage (it depends on the protocol and scheme asked for).
+async fn resolve(ctx: &StreamContext, req: &Request) -> Result<Resolved, ApiError> {
     let path = req.uri().path();
     let rel = path
         .strip_prefix(ctx.config.base_path.as_str())
@@ -767,14 +782,37 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
         ));
     }
     let asset = ctx.asset(locator.asset_id).await?;
+    if asset.output.is_none() {
+        return Err(not_found("asset has no output"));
+    }
+    // Cached responses must not outlive the locator.
+    let left = (locator.end - now).num_seconds().max(1) as u64;
+    Ok(Resolved {
+        sreq,
+        manifest_age: ctx.config.manifest_ttl.as_secs().min(left),
+        segment_age: left.min(31_536_000),
+        left,
+        locator,
+        asset,
+    })
+}
+
+/// The packager's stages: resolve (authorisation), then per resource select and produce (manifest writers, or a
+/// segment read and protected, or a progressive range assembled), then the response with its cache headers.
+async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
+    let Resolved {
+        sreq,
+        locator,
+        asset,
+        left,
+        manifest_age,
+        segment_age,
+    } = resolve(ctx, req).await?;
+    let path = req.uri().path();
     let Some(output) = asset.output.as_ref() else {
         return Err(not_found("asset has no output"));
     };
     let bucket = output.bucket.as_str();
-    // Cached responses must not outlive the locator.
-    let left = (locator.end - now).num_seconds().max(1) as u64;
-    let manifest_age = ctx.config.manifest_ttl.as_secs().min(left);
-    let segment_age = left.min(31_536_000);
 
     let index_key = |track: &str| -> Result<String, ApiError> {
         if track == "audio" {
