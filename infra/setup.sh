@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes this machine able to run the platform (`setup.sh run`) or every check and test (`setup.sh test`): installs
+# Makes this machine able to run the platform (`setup.sh run`), every check and test (`setup.sh test`) or the
+# benchmarks (`setup.sh bench`: test's set-up plus the HTTP load generator wrk): installs
 # what is missing — Debian/Ubuntu packages, the emulator's and tools' Python venvs under .build/, the player page's
 # npm packages — says what it installs and why, and does nothing when everything is present (quick to re-run).
 # Both README commands (./run.sh, ./test.sh) call it first; CI calls ./test.sh on a fresh machine, which proves it.
@@ -7,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 mode="${1:-run}"
-case "$mode" in run | test) ;; *) echo "usage: $0 run|test" >&2; exit 2 ;; esac
+case "$mode" in run | test) ;; bench) bench=1; mode=test ;; *) echo "usage: $0 run|test|bench" >&2; exit 2 ;; esac
 export DEBIAN_FRONTEND=noninteractive
 
 # Debian packages, each with the reason it is needed.
@@ -35,11 +36,13 @@ declare -A why=(
   [pocketsphinx-en-us]="the US-English speech model"
   [espeak-ng]="speaks the sample's and the tests' speech"
   [chromium]="hls.js, dash.js and shaka-player play the streams headless in the tests"
+  [wrk]="the packager benchmark's HTTP load generator"
 )
 pkgs=(ffmpeg pkg-config curl python3-venv util-linux make libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libswresample-dev libavfilter-dev libavdevice-dev clang libclang-dev nasm cmake libssl-dev openssl
   libpocketsphinx3 pocketsphinx-en-us espeak-ng)
 [ "$mode" = test ] && pkgs+=(chromium)
+[ -n "${bench:-}" ] && pkgs+=(wrk)
 if ! command -v node >/dev/null; then pkgs+=(nodejs); why[nodejs]="builds the player page from npm packages"; fi
 if ! command -v npm >/dev/null; then pkgs+=(npm); why[npm]="installs the players (hls.js, dash.js, shaka-player)"; fi
 missing=()
