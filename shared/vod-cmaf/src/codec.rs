@@ -1,6 +1,7 @@
-//! Codec configuration: validation of a [`CodecConfig`], its ISOBMFF sample entry and its RFC 6381 codec string.
+//! Codec configuration: validation of a [`CodecConfig`], its ISOBMFF sample entry (`av01`, `avc1`, `Opus`) and its
+//! RFC 6381 codec string.
 
-use mp4_atom::{Atom, Audio, Av01, Av1c, Codec, Dops, FixedPoint, Opus, Visual};
+use mp4_atom::{Atom, Audio, Av01, Av1c, Avc1, Codec, Dops, FixedPoint, Opus, Visual};
 
 use crate::{CodecConfig, MuxError, TrackConfig};
 
@@ -45,6 +46,7 @@ pub fn codec_string(codec: &CodecConfig) -> Result<String, MuxError> {
                 av1_bit_depth(&record)
             ))
         }
+        CodecConfig::H264 { avcc, .. } => Ok(crate::avc::codec_string(&crate::avc::parse_avcc(avcc)?)),
         CodecConfig::Opus { .. } => Ok("opus".to_string()),
     }
 }
@@ -71,6 +73,12 @@ pub fn validate_track(track: &TrackConfig) -> Result<(), MuxError> {
             }
             parse_av1c(av1c)?;
         }
+        CodecConfig::H264 { width, height, avcc } => {
+            if *width == 0 || *height == 0 {
+                return Err(MuxError::InvalidConfig(format!("H.264 size {width}x{height}")));
+            }
+            crate::avc::parse_avcc(avcc)?;
+        }
         CodecConfig::Opus {
             channels,
             input_sample_rate,
@@ -90,22 +98,37 @@ pub fn validate_track(track: &TrackConfig) -> Result<(), MuxError> {
     Ok(())
 }
 
-/// The sample entry (`av01` with `av1C`, or `Opus` with `dOps`) of a validated track.
+/// The visual part of a video sample entry.
+fn visual(width: u16, height: u16) -> Visual {
+    Visual {
+        data_reference_index: 1,
+        width,
+        height,
+        ..Visual::default()
+    }
+}
+
+/// The sample entry (`av01` with `av1C`, `avc1` with `avcC`, or `Opus` with `dOps`) of a validated track.
 pub(crate) fn sample_entry(track: &TrackConfig) -> Result<Codec, MuxError> {
     match &track.codec {
         CodecConfig::Av1 { width, height, av1c } => Ok(Codec::Av01(Av01 {
-            visual: Visual {
-                data_reference_index: 1,
-                width: *width,
-                height: *height,
-                ..Visual::default()
-            },
+            visual: visual(*width, *height),
             av1c: parse_av1c(av1c)?,
             btrt: None,
             ccst: None,
             colr: None,
             pasp: None,
             taic: None,
+            spatial: None,
+        })),
+        CodecConfig::H264 { width, height, avcc } => Ok(Codec::Avc1(Avc1 {
+            visual: visual(*width, *height),
+            avcc: crate::avc::parse_avcc(avcc)?,
+            btrt: None,
+            colr: None,
+            pasp: None,
+            taic: None,
+            fiel: None,
             spatial: None,
         })),
         CodecConfig::Opus {

@@ -17,6 +17,10 @@ pub(crate) fn compatible_brands(codecs: &[&CodecConfig]) -> Vec<FourCC> {
         brands.push(fourcc(b"av01"));
         brands.push(fourcc(b"cav1"));
     }
+    if codecs.iter().any(|c| matches!(c, CodecConfig::H264 { .. })) {
+        brands.push(fourcc(b"avc1"));
+        brands.push(fourcc(b"cfhd"));
+    }
     if codecs.iter().any(|c| matches!(c, CodecConfig::Opus { .. })) {
         brands.push(fourcc(b"Opus"));
     }

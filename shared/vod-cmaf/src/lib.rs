@@ -12,6 +12,7 @@
 //! Every public function validates its input and returns a [`MuxError`] instead of panicking.
 
 pub mod av1;
+pub mod avc;
 pub mod codec;
 pub mod error;
 pub mod fragment;

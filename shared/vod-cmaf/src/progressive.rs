@@ -116,7 +116,7 @@ fn sample_table(
             })
             .collect(),
     });
-    let stss = matches!(track.codec, CodecConfig::Av1 { .. }).then(|| Stss {
+    let stss = track.codec.is_video().then(|| Stss {
         entries: rows
             .iter()
             .enumerate()
@@ -209,6 +209,9 @@ pub(crate) fn progressive_brands(tracks: &[&TrackConfig]) -> Vec<mp4_atom::FourC
     let mut brands = vec![fourcc(b"isom"), fourcc(b"iso6"), fourcc(b"mp41")];
     if tracks.iter().any(|c| matches!(c.codec, CodecConfig::Av1 { .. })) {
         brands.push(fourcc(b"av01"));
+    }
+    if tracks.iter().any(|c| matches!(c.codec, CodecConfig::H264 { .. })) {
+        brands.push(fourcc(b"avc1"));
     }
     if tracks.iter().any(|c| matches!(c.codec, CodecConfig::Opus { .. })) {
         brands.push(fourcc(b"Opus"));

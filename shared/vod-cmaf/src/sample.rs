@@ -68,6 +68,13 @@ pub fn prepare<'a>(
         .map(|(index, sample)| {
             let data = match codec {
                 CodecConfig::Av1 { .. } => strip_av1_temporal_delimiters(&sample.data),
+                CodecConfig::H264 { .. } => {
+                    crate::avc::length_prefixed_units(&sample.data).map_err(|e| MuxError::InvalidSample {
+                        index,
+                        reason: e.to_string(),
+                    })?;
+                    Cow::Borrowed(sample.data.as_slice())
+                }
                 CodecConfig::Opus { .. } => Cow::Borrowed(sample.data.as_slice()),
             };
             if data.is_empty() {

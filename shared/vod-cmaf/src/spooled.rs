@@ -16,7 +16,7 @@ use crate::boxes::{encode, fourcc, mdat_header, mdat_header_len};
 use crate::progressive::{progressive_brands, to_movie_time, validate, PlacedRun, MOVIE_TIMESCALE};
 use crate::sample::SampleRow;
 use crate::track::{self, TrackDurations};
-use crate::{init, CodecConfig, MuxError, TrackConfig};
+use crate::{init, MuxError, TrackConfig};
 
 /// Bytes of one spooled row: size, duration, composition offset (little-endian 32-bit each) and the sync flag.
 pub const ROW_BYTES: usize = 13;
@@ -165,7 +165,7 @@ fn stats<R: Read + Seek>(t: &mut SpooledTrack<R>) -> Result<TrackStats, MuxError
 
 impl TrackStats {
     fn has_stss(config: &TrackConfig) -> bool {
-        matches!(config.codec, CodecConfig::Av1 { .. })
+        config.codec.is_video()
     }
 
     /// Bytes the entries add to each table box of this track.
@@ -585,7 +585,7 @@ impl<R: Read + Seek> Emit<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{progressive_layout, StoredTrack};
+    use crate::{progressive_layout, CodecConfig, StoredTrack};
     use std::io::Cursor;
 
     fn spool(config: &TrackConfig, rows: &[SampleRow], runs: &[u32]) -> SpooledTrack<Cursor<Vec<u8>>> {

@@ -2,7 +2,7 @@
 
 use mp4_atom::{Dinf, Dref, DrefEntry, FixedPoint, Hdlr, Mdhd, Mdia, Minf, Smhd, Stbl, Stsd, Tkhd, Trak, Url, Vmhd};
 
-use crate::{boxes::fourcc, codec, CodecConfig, MuxError, TrackConfig};
+use crate::{boxes::fourcc, codec, MuxError, TrackConfig};
 
 /// Durations of a track: in its own timescale (`mdhd`) and in the movie timescale (`tkhd`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,11 +29,8 @@ pub(crate) fn stsd(track: &TrackConfig) -> Result<Stsd, MuxError> {
 
 /// Builds the `trak` of a validated track around `stbl`.
 pub(crate) fn trak(track: &TrackConfig, durations: TrackDurations, stbl: Stbl) -> Trak {
-    let is_video = matches!(track.codec, CodecConfig::Av1 { .. });
-    let (width, height) = match &track.codec {
-        CodecConfig::Av1 { width, height, .. } => (*width, *height),
-        CodecConfig::Opus { .. } => (0, 0),
-    };
+    let is_video = track.codec.is_video();
+    let (width, height) = track.codec.size();
     let tkhd = Tkhd {
         track_id: track.track_id,
         duration: durations.movie,

@@ -7,12 +7,30 @@ pub enum CodecConfig {
     /// AV1: `av1c` is the full AV1CodecConfigurationRecord (the payload of the `av1C` box, as returned by
     /// rav1e's `Context::container_sequence_header()`), which starts with marker/version, profile, level, tier...
     Av1 { width: u16, height: u16, av1c: Vec<u8> },
+    /// H.264: `avcc` is the AVCDecoderConfigurationRecord (the payload of the `avcC` box, 4-byte NAL lengths);
+    /// samples are length-prefixed NAL units without parameter sets (`vod_cmaf::avc`).
+    H264 { width: u16, height: u16, avcc: Vec<u8> },
     /// Opus (RFC 7845 / "Encapsulation of Opus in ISOBMFF"): `pre_skip` in 48 kHz samples.
     Opus {
         channels: u8,
         pre_skip: u16,
         input_sample_rate: u32,
     },
+}
+
+impl CodecConfig {
+    /// A picture track (key frames are listed in `stss`), as opposed to sound.
+    pub fn is_video(&self) -> bool {
+        matches!(self, CodecConfig::Av1 { .. } | CodecConfig::H264 { .. })
+    }
+
+    /// Picture size of a video track; (0, 0) for audio.
+    pub fn size(&self) -> (u16, u16) {
+        match self {
+            CodecConfig::Av1 { width, height, .. } | CodecConfig::H264 { width, height, .. } => (*width, *height),
+            CodecConfig::Opus { .. } => (0, 0),
+        }
+    }
 }
 
 /// One track of a rendition.

@@ -1,6 +1,6 @@
 //! The encoder seam. A rung names its video encoder with that encoder's own settings ([`VideoCodec`]), the audio
 //! track its audio encoder ([`AudioCodec`]); each encoder is one module implementing [`VideoEncoder`] or
-//! [`AudioEncoder`] (rav1e: `av1`, libopus: `opus_enc`), and [`video_encoder`] / [`audio_encoder`] are the registry.
+//! [`AudioEncoder`] (rav1e: `av1`, x264: `h264`, libopus: `opus_enc`), and [`video_encoder`] / [`audio_encoder`] are the registry.
 //! The pipelines (`video`, `audio`) only see the traits: adding an encoder is its module, its variant here and its
 //! registry arm.
 use vod_cmaf::CodecConfig;
@@ -13,6 +13,56 @@ use crate::EncodeError;
 pub enum VideoCodec {
     /// AV1 by rav1e; `speed` is rav1e's preset, 0 (slowest) ..= 10 (fastest).
     Av1 { speed: u8 },
+    /// H.264 High by x264 (through libavcodec) with x264's preset.
+    H264 { preset: X264Preset },
+}
+
+/// x264's speed/quality presets, fastest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum X264Preset {
+    Ultrafast,
+    Superfast,
+    Veryfast,
+    Faster,
+    Fast,
+    Medium,
+    Slow,
+    Slower,
+    Veryslow,
+}
+
+impl X264Preset {
+    pub const ALL: [X264Preset; 9] = [
+        X264Preset::Ultrafast,
+        X264Preset::Superfast,
+        X264Preset::Veryfast,
+        X264Preset::Faster,
+        X264Preset::Fast,
+        X264Preset::Medium,
+        X264Preset::Slow,
+        X264Preset::Slower,
+        X264Preset::Veryslow,
+    ];
+
+    /// x264's name of the preset.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            X264Preset::Ultrafast => "ultrafast",
+            X264Preset::Superfast => "superfast",
+            X264Preset::Veryfast => "veryfast",
+            X264Preset::Faster => "faster",
+            X264Preset::Fast => "fast",
+            X264Preset::Medium => "medium",
+            X264Preset::Slow => "slow",
+            X264Preset::Slower => "slower",
+            X264Preset::Veryslow => "veryslow",
+        }
+    }
+
+    /// The preset of an x264 name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
 }
 
 impl VideoCodec {
@@ -20,7 +70,7 @@ impl VideoCodec {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             VideoCodec::Av1 { speed } if *speed > 10 => Err("speed must be within 0..=10".into()),
-            VideoCodec::Av1 { .. } => Ok(()),
+            VideoCodec::Av1 { .. } | VideoCodec::H264 { .. } => Ok(()),
         }
     }
 }
@@ -85,6 +135,7 @@ pub struct EncodedAudio {
 pub fn video_encoder(codec: VideoCodec, s: &VideoSettings) -> Result<Box<dyn VideoEncoder>, EncodeError> {
     match codec {
         VideoCodec::Av1 { speed } => Ok(Box::new(crate::av1::Av1Encoder::new(s, speed)?)),
+        VideoCodec::H264 { preset } => Ok(Box::new(crate::h264::H264Encoder::new(s, preset)?)),
     }
 }
 

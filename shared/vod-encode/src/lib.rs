@@ -18,6 +18,7 @@ mod audio;
 mod av1;
 mod encoder;
 mod error;
+mod h264;
 mod opus_enc;
 mod scale;
 mod select;
@@ -30,7 +31,7 @@ mod tests;
 
 use std::path::Path;
 
-pub use encoder::{AudioCodec, VideoCodec};
+pub use encoder::{AudioCodec, VideoCodec, X264Preset};
 pub use error::EncodeError;
 pub use timing::segment_start_frame;
 

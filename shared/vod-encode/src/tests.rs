@@ -208,6 +208,18 @@ fn frames_before_a_chunk_skip_decoding_without_changing_the_shown_ones() {
     );
 }
 
+/// ffprobe reads the 75 frames of the rung's size (and `probe`'s extra entries and values) and the PSNR against
+/// the source is above 30 dB.
+fn assert_rendition(file: &Path, src: &Path, rung: &Rung, probe: (&str, &str)) {
+    assert_eq!(
+        ffprobe(file, &format!("stream={}width,height,nb_read_frames", probe.0)),
+        format!("{}{},{},75", probe.1, rung.width, rung.height)
+    );
+    let db = psnr(file, src, 75, rung.width, rung.height);
+    eprintln!("{} ({:?}): PSNR {db:.2} dB", rung.name, rung.codec);
+    assert!(db > 30.0, "{}: PSNR {db}", rung.name);
+}
+
 fn ladder() -> Vec<Rung> {
     vec![
         Rung {
@@ -279,18 +291,91 @@ fn encodes_chunks_with_key_frames_at_segment_starts() {
         let samples: Vec<&Sample> = segs.iter().flat_map(|s| &s.samples).collect();
         let ivf = work_dir().join(format!("{}.ivf", ra.rung));
         write_ivf(&ivf, rung.width as u16, rung.height as u16, (25, 1), &samples);
-        assert_eq!(
-            ffprobe(&ivf, "stream=width,height,nb_read_frames"),
-            format!("{},{},75", rung.width, rung.height)
-        );
-        let db = psnr(&ivf, &src, 75, rung.width, rung.height);
-        eprintln!("{}: PSNR {db:.2} dB", ra.rung);
-        assert!(db > 30.0, "{}: PSNR {db}", ra.rung);
+        assert_rendition(&ivf, &src, rung, ("", ""));
         // A single chunk decodes on its own too.
         let solo: Vec<&Sample> = rb.segments.iter().flat_map(|s| &s.samples).collect();
         let ivf = work_dir().join(format!("{}-chunk2.ivf", ra.rung));
         write_ivf(&ivf, rung.width as u16, rung.height as u16, (25, 1), &solo);
         assert_eq!(ffprobe(&ivf, "stream=nb_read_frames"), "25");
+    }
+}
+
+/// CMAF of a rendition's segments (init + fragments), as the packager serves them, for ffmpeg to read.
+fn write_cmaf(path: &Path, track: &vod_cmaf::TrackConfig, segs: &[&SegmentSamples]) {
+    let mut out = vod_cmaf::init_segment(track).expect("init segment");
+    for s in segs {
+        out.extend(
+            vod_cmaf::media_segment(track, s.number + 1, s.base_media_decode_time, &s.samples).expect("fragment"),
+        );
+    }
+    std::fs::write(path, out).expect("write cmaf");
+}
+
+#[test]
+fn h264_chunks_are_cmaf_avc1_with_an_idr_at_each_segment_start() {
+    let src = source_mp4();
+    let rungs = vec![
+        Rung {
+            name: "240p".into(),
+            width: 320,
+            height: 240,
+            bitrate_kbps: 800,
+            codec: VideoCodec::H264 {
+                preset: X264Preset::Veryfast,
+            },
+        },
+        Rung {
+            name: "120p".into(),
+            width: 160,
+            height: 120,
+            bitrate_kbps: 300,
+            codec: VideoCodec::H264 {
+                preset: X264Preset::Veryfast,
+            },
+        },
+    ];
+    let a = encode_video_chunk(&request(&src, &rungs, 0, 2)).expect("chunk [0,2)");
+    let b = encode_video_chunk(&request(&src, &rungs, 2, 3)).expect("chunk [2,3)");
+    for (ra, rb) in a.iter().zip(&b) {
+        assert_eq!(ra.track, rb.track, "both chunks must share the init segment");
+        let CodecConfig::H264 { avcc, .. } = &ra.track.codec else {
+            panic!("not H.264")
+        };
+        let record = vod_cmaf::avc::parse_avcc(avcc).expect("avcC");
+        assert_eq!(record.avc_profile_indication, 100, "High profile");
+        let codecs = vod_cmaf::codec_string(&ra.track.codec).expect("codec string");
+        assert!(codecs.starts_with("avc1.64"), "{codecs}");
+        let segs: Vec<&SegmentSamples> = ra.segments.iter().chain(&rb.segments).collect();
+        for s in &segs {
+            assert_eq!(s.samples.len(), 25);
+            assert!(s.samples[0].is_sync, "segment {} starts with a key frame", s.number);
+            assert!(s.samples[1..].iter().all(|x| !x.is_sync), "one key frame per segment");
+            assert!(s.samples.iter().all(|x| x.composition_offset == 0), "no reordering");
+            let first = vod_cmaf::avc::length_prefixed_units(&s.samples[0].data).expect("NAL units");
+            assert!(
+                first
+                    .iter()
+                    .any(|u| vod_cmaf::avc::nal_type(u) == Some(vod_cmaf::avc::NAL_IDR)),
+                "segment {} starts with an IDR",
+                s.number
+            );
+            for x in &s.samples {
+                let units = vod_cmaf::avc::length_prefixed_units(&x.data).expect("NAL units");
+                assert!(units.iter().all(|u| !matches!(
+                    vod_cmaf::avc::nal_type(u),
+                    Some(vod_cmaf::avc::NAL_SPS | vod_cmaf::avc::NAL_PPS)
+                )));
+            }
+        }
+        let rung = rungs.iter().find(|r| r.name == ra.rung).expect("rung");
+        let mp4 = work_dir().join(format!("{}-h264.mp4", ra.rung));
+        write_cmaf(&mp4, &ra.track, &segs);
+        assert_rendition(&mp4, &src, rung, ("codec_name,profile,", "h264,High,"));
+        // The second chunk alone decodes too (it starts with an IDR and carries no state of the first).
+        let solo: Vec<&SegmentSamples> = rb.segments.iter().collect();
+        let mp4 = work_dir().join(format!("{}-h264-chunk2.mp4", ra.rung));
+        write_cmaf(&mp4, &rb.track, &solo);
+        assert_eq!(ffprobe(&mp4, "stream=nb_read_frames"), "25");
     }
 }
 
