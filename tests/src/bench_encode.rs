@@ -233,7 +233,10 @@ fn main() -> Result<()> {
     // probe's key frames dropped) and just after the key frames the probe found.
     let media = vod_media::probe(&std::fs::read(&long)?)?;
     let key_frames = media.video.first().map(|v| v.key_frames_ms.clone()).unwrap_or_default();
-    let mut preset = vod_domain::job::Preset::builtin()[0].clone();
+    let mut preset = vod_domain::job::Preset::builtin()
+        .into_iter()
+        .find(|p| p.name == "adaptive-av1")
+        .context("adaptive-av1")?;
     preset.segment_duration = SEGMENT;
     preset.max_chunk_secs = MAX_CHUNK;
     let mut blind = media.clone();

@@ -28,6 +28,82 @@ impl std::fmt::Display for JobId {
     }
 }
 
+/// x264's presets, fastest first (`VideoEncoding::H264`).
+pub const X264_PRESETS: &[&str] = &[
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+];
+
+/// The video encoder of a rung and the encoder's own settings. Serialized flat beside the rung's other fields:
+/// `"codec": "av1", "speed": 8` or `"codec": "h264", "preset": "veryfast"`; a rung without `codec` (stored
+/// before H.264 existed) is AV1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "codec", rename_all = "lowercase")]
+pub enum VideoEncoding {
+    /// AV1 by rav1e; `speed` is rav1e's preset, 0 (slowest) … 10 (fastest).
+    Av1 { speed: u8 },
+    /// H.264 High by x264; `preset` is one of [`X264_PRESETS`].
+    H264 { preset: String },
+}
+
+impl VideoEncoding {
+    /// The codec family's short name, as rung names and manifests use it.
+    pub fn family(&self) -> &'static str {
+        match self {
+            VideoEncoding::Av1 { .. } => "av1",
+            VideoEncoding::H264 { .. } => "h264",
+        }
+    }
+
+    /// Checks the encoder's own settings.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            VideoEncoding::Av1 { speed } if *speed > 10 => Err("AV1 speed must be 0..=10".into()),
+            VideoEncoding::H264 { preset } if !X264_PRESETS.contains(&preset.as_str()) => {
+                Err(format!("H.264 preset must be one of {}", X264_PRESETS.join(", ")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for VideoEncoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VideoEncoding::Av1 { speed } => write!(f, "AV1 at speed {speed}"),
+            VideoEncoding::H264 { preset } => write!(f, "H.264 with preset {preset}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for VideoEncoding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Repr {
+            codec: Option<String>,
+            speed: Option<u8>,
+            preset: Option<String>,
+        }
+        let r = Repr::deserialize(d)?;
+        match r.codec.as_deref() {
+            None | Some("av1") => Ok(VideoEncoding::Av1 {
+                speed: r.speed.ok_or_else(|| serde::de::Error::missing_field("speed"))?,
+            }),
+            Some("h264") => Ok(VideoEncoding::H264 {
+                preset: r.preset.unwrap_or_else(|| "veryfast".into()),
+            }),
+            Some(other) => Err(serde::de::Error::unknown_variant(other, &["av1", "h264"])),
+        }
+    }
+}
+
 /// One rung of an adaptive-bitrate ladder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RungSpec {
@@ -35,8 +111,9 @@ pub struct RungSpec {
     pub width: u32,
     pub height: u32,
     pub bitrate_kbps: u32,
-    /// rav1e speed preset (0 slowest … 10 fastest).
-    pub speed: u8,
+    /// Its encoder and the encoder's own settings.
+    #[serde(flatten)]
+    pub encoding: VideoEncoding,
 }
 
 /// Audio output settings.
@@ -51,8 +128,13 @@ pub struct AudioSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Ladder {
-    /// The standard ladder (1080p/720p/480p/360p) limited to the source's height: no upscaling.
-    Adaptive { speed: u8 },
+    /// The standard AV1 ladder (1080p/720p/480p/360p) limited to the source's height: no upscaling; with `h264`
+    /// (an x264 preset) also the standard H.264 ladder at its own, higher bitrates.
+    Adaptive {
+        speed: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        h264: Option<String>,
+    },
     /// Fixed rung heights and bitrates; widths follow the source's display aspect ratio; rungs taller than the
     /// source are dropped (the smallest is kept at most at source height).
     Fixed { rungs: Vec<FixedRung> },
@@ -62,7 +144,8 @@ pub enum Ladder {
 pub struct FixedRung {
     pub height: u32,
     pub bitrate_kbps: u32,
-    pub speed: u8,
+    #[serde(flatten)]
+    pub encoding: VideoEncoding,
 }
 
 /// Speech indexing settings: captions, transcript and search data from the audio (AMS: the Indexer).
@@ -87,7 +170,7 @@ fn default_true() -> bool {
     true
 }
 fn default_ladder() -> Ladder {
-    Ladder::Adaptive { speed: 8 }
+    Ladder::Adaptive { speed: 8, h264: None }
 }
 fn default_segment() -> f64 {
     4.0
@@ -132,6 +215,9 @@ pub struct Preset {
 
 /// The standard ladder: (height, kbps).
 const STANDARD_LADDER: &[(u32, u32)] = &[(1080, 4500), (720, 2500), (480, 1200), (360, 600)];
+/// The standard H.264 ladder: (height, kbps), about 1.5× the AV1 rates for like quality (Apple's HLS authoring
+/// specification suggests 6000/3000/1100-2000/730 kb/s for these heights).
+const STANDARD_H264_LADDER: &[(u32, u32)] = &[(1080, 6000), (720, 3500), (480, 1800), (360, 900)];
 
 impl Preset {
     /// Presets that always exist.
@@ -142,7 +228,7 @@ impl Preset {
                 description: "AV1 adaptive ladder 1080p/720p/480p/360p (no upscaling), 4 s segments, Opus 128 kb/s"
                     .into(),
                 encode: true,
-                ladder: Ladder::Adaptive { speed: 8 },
+                ladder: Ladder::Adaptive { speed: 8, h264: None },
                 segment_duration: 4.0,
                 audio: AudioSpec {
                     bitrate_kbps: 128,
@@ -162,12 +248,12 @@ impl Preset {
                         FixedRung {
                             height: 180,
                             bitrate_kbps: 300,
-                            speed: 10,
+                            encoding: VideoEncoding::Av1 { speed: 10 },
                         },
                         FixedRung {
                             height: 120,
                             bitrate_kbps: 150,
-                            speed: 10,
+                            encoding: VideoEncoding::Av1 { speed: 10 },
                         },
                     ],
                 },
@@ -195,8 +281,36 @@ impl Preset {
         tiny_indexed.name = "tiny-indexed".into();
         tiny_indexed.description = "The tiny ladder plus speech indexing (captions in the streams)".into();
         tiny_indexed.index = Some(index);
+        // Every screen: the AV1 ladder and an H.264 ladder (devices without an AV1 decoder play the H.264 one).
+        let mut adaptive = presets[0].clone();
+        adaptive.name = "adaptive".into();
+        adaptive.description = "AV1 ladder 1080p/720p/480p/360p and an H.264 High ladder at 6000/3500/1800/900 kb/s \
+                                (no upscaling), 4 s segments, Opus 128 kb/s"
+            .into();
+        adaptive.ladder = Ladder::Adaptive {
+            speed: 8,
+            h264: Some("veryfast".into()),
+        };
+        let mut tiny_avc = presets[1].clone();
+        tiny_avc.name = "tiny-avc".into();
+        tiny_avc.description = "The tiny ladder in AV1 and in H.264 (180p + 120p each), for tests and demos".into();
+        if let Ladder::Fixed { rungs } = &mut tiny_avc.ladder {
+            let h264: Vec<FixedRung> = rungs
+                .iter()
+                .map(|r| FixedRung {
+                    height: r.height,
+                    bitrate_kbps: r.bitrate_kbps * 3 / 2,
+                    encoding: VideoEncoding::H264 {
+                        preset: "veryfast".into(),
+                    },
+                })
+                .collect();
+            rungs.extend(h264);
+        }
         presets.push(speech);
         presets.push(tiny_indexed);
+        presets.insert(0, adaptive);
+        presets.push(tiny_avc);
         presets
     }
 
@@ -235,24 +349,31 @@ impl Preset {
         if !(8..=512).contains(&self.audio.bitrate_kbps) || !(1..=2).contains(&self.audio.channels) {
             return Err("audio needs 8..=512 kb/s and 1 or 2 channels".into());
         }
-        let speed_ok = |s: u8| s <= 10;
         match &self.ladder {
-            Ladder::Adaptive { speed } if !speed_ok(*speed) => Err("speed must be 0..=10".into()),
+            Ladder::Adaptive { speed, h264 } => {
+                VideoEncoding::Av1 { speed: *speed }.validate()?;
+                match h264 {
+                    Some(preset) => VideoEncoding::H264 { preset: preset.clone() }.validate(),
+                    None => Ok(()),
+                }
+            }
             Ladder::Fixed { rungs } if rungs.is_empty() || rungs.len() > 8 => {
                 Err("a fixed ladder needs 1 to 8 rungs".into())
             }
             Ladder::Fixed { rungs } => {
                 for r in rungs {
-                    if !(64..=4320).contains(&r.height)
-                        || !(50..=100_000).contains(&r.bitrate_kbps)
-                        || !speed_ok(r.speed)
-                    {
-                        return Err("rungs need height 64..=4320, 50..=100000 kb/s, speed 0..=10".into());
+                    if !(64..=4320).contains(&r.height) || !(50..=100_000).contains(&r.bitrate_kbps) {
+                        return Err("rungs need height 64..=4320 and 50..=100000 kb/s".into());
                     }
+                    r.encoding.validate()?;
+                }
+                let mut names: Vec<(u32, &str)> = rungs.iter().map(|r| (r.height, r.encoding.family())).collect();
+                names.sort();
+                if names.windows(2).any(|w| w[0] == w[1]) {
+                    return Err("two rungs of one codec have the same height".into());
                 }
                 Ok(())
             }
-            Ladder::Adaptive { .. } => Ok(()),
         }
     }
 
@@ -276,9 +397,27 @@ impl Preset {
         }
         let aspect = w / h;
         let even = |x: f64| ((x / 2.0).round() as u32 * 2).max(2);
-        let wanted: Vec<(u32, u32, u8)> = match &self.ladder {
-            Ladder::Adaptive { speed } => STANDARD_LADDER.iter().map(|(hh, kb)| (*hh, *kb, *speed)).collect(),
-            Ladder::Fixed { rungs } => rungs.iter().map(|r| (r.height, r.bitrate_kbps, r.speed)).collect(),
+        let wanted: Vec<(u32, u32, VideoEncoding)> = match &self.ladder {
+            Ladder::Adaptive { speed, h264 } => {
+                let av1 = STANDARD_LADDER
+                    .iter()
+                    .map(|(hh, kb)| (*hh, *kb, VideoEncoding::Av1 { speed: *speed }));
+                let avc = h264.iter().flat_map(|preset| {
+                    STANDARD_H264_LADDER
+                        .iter()
+                        .map(|(hh, kb)| (*hh, *kb, VideoEncoding::H264 { preset: preset.clone() }))
+                });
+                av1.chain(avc).collect()
+            }
+            Ladder::Fixed { rungs } => rungs
+                .iter()
+                .map(|r| (r.height, r.bitrate_kbps, r.encoding.clone()))
+                .collect(),
+        };
+        // AV1 rungs keep their historic names ("360p"); other codecs' carry their family ("360p-h264").
+        let name = |p: u32, e: &VideoEncoding| match e {
+            VideoEncoding::Av1 { .. } => format!("{p}p"),
+            other => format!("{p}p-{}", other.family()),
         };
         // Rung "heights" name the short side, so portrait sources get portrait rungs of the same class.
         let portrait = h > w;
@@ -293,27 +432,40 @@ impl Preset {
         let mut out: Vec<RungSpec> = wanted
             .iter()
             .filter(|(p, _, _)| *p as f64 <= short.round())
-            .map(|(p, kb, sp)| {
+            .map(|(p, kb, e)| {
                 let (width, height) = size(*p as f64);
                 RungSpec {
-                    name: format!("{p}p"),
+                    name: name(*p, e),
                     width,
                     height,
                     bitrate_kbps: *kb,
-                    speed: *sp,
+                    encoding: e.clone(),
                 }
             })
             .collect();
-        if out.is_empty() {
-            // Source smaller than every rung: one rung at source size with the smallest rung's settings.
-            let (_, kb, sp) = wanted.last().copied().ok_or("the preset has no rungs")?;
+        // Source smaller than every rung of a codec: one rung of that codec at source size with its smallest
+        // rung's settings.
+        let mut families: Vec<&str> = wanted.iter().map(|(_, _, e)| e.family()).collect();
+        families.dedup();
+        for family in families {
+            if out.iter().any(|r| r.encoding.family() == family) {
+                continue;
+            }
+            let (_, kb, e) = wanted
+                .iter()
+                .rev()
+                .find(|(_, _, e)| e.family() == family)
+                .ok_or("the preset has no rungs")?;
             out.push(RungSpec {
-                name: format!("{}p", even(short)),
+                name: name(even(short), e),
                 width: even(w),
                 height: even(h),
-                bitrate_kbps: kb,
-                speed: sp,
+                bitrate_kbps: *kb,
+                encoding: e.clone(),
             });
+        }
+        if out.is_empty() {
+            return Err("the preset has no rungs".into());
         }
         Ok(out)
     }
@@ -721,9 +873,100 @@ mod tests {
         }
     }
 
+    fn builtin(name: &str) -> Preset {
+        Preset::builtin()
+            .into_iter()
+            .find(|p| p.name == name)
+            .expect("builtin preset")
+    }
+
+    #[test]
+    fn the_default_adaptive_preset_has_an_av1_and_an_h264_ladder() {
+        let p = builtin("adaptive");
+        assert_eq!(Preset::builtin()[0].name, "adaptive", "listed first");
+        let r = p.rungs_for(&media(1920, 1080, 25.0, 10.0, None)).unwrap();
+        let names: Vec<&str> = r.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "1080p",
+                "720p",
+                "480p",
+                "360p",
+                "1080p-h264",
+                "720p-h264",
+                "480p-h264",
+                "360p-h264"
+            ]
+        );
+        assert!(r[..4].iter().all(|r| r.encoding == VideoEncoding::Av1 { speed: 8 }));
+        assert!(r[4..].iter().all(|r| r.encoding.family() == "h264"));
+        for (av1, avc) in r[..4].iter().zip(&r[4..]) {
+            assert_eq!((av1.width, av1.height), (avc.width, avc.height));
+            assert!(avc.bitrate_kbps > av1.bitrate_kbps, "H.264 at its own, higher bitrates");
+        }
+        // A source smaller than every rung still gets one rung of each codec.
+        let small = p.rungs_for(&media(320, 180, 25.0, 10.0, None)).unwrap();
+        assert_eq!(
+            small.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["180p", "180p-h264"]
+        );
+        assert!(builtin("tiny-avc").validate().is_ok());
+        assert_eq!(
+            builtin("tiny-avc")
+                .rungs_for(&media(640, 360, 25.0, 10.0, None))
+                .unwrap()
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["180p", "120p", "180p-h264", "120p-h264"]
+        );
+    }
+
+    #[test]
+    fn rungs_name_their_encoder_and_old_records_read_as_av1() {
+        let old: RungSpec =
+            serde_json::from_str(r#"{"name":"360p","width":640,"height":360,"bitrate_kbps":600,"speed":8}"#).unwrap();
+        assert_eq!(old.encoding, VideoEncoding::Av1 { speed: 8 });
+        let avc = RungSpec {
+            name: "360p-h264".into(),
+            width: 640,
+            height: 360,
+            bitrate_kbps: 900,
+            encoding: VideoEncoding::H264 {
+                preset: "veryfast".into(),
+            },
+        };
+        let json = serde_json::to_value(&avc).unwrap();
+        assert_eq!(json["codec"], "h264");
+        assert_eq!(json["preset"], "veryfast");
+        assert_eq!(serde_json::from_value::<RungSpec>(json).unwrap(), avc);
+        let fixed: FixedRung =
+            serde_json::from_str(r#"{"height":360,"bitrate_kbps":900,"codec":"h264","preset":"fast"}"#).unwrap();
+        assert_eq!(fixed.encoding.family(), "h264");
+        assert!(serde_json::from_str::<FixedRung>(r#"{"height":360,"bitrate_kbps":900,"codec":"vp9"}"#).is_err());
+        assert!(serde_json::from_str::<FixedRung>(r#"{"height":360,"bitrate_kbps":900}"#).is_err());
+        let mut p = builtin("tiny");
+        p.name = "x".into();
+        p.ladder = Ladder::Fixed {
+            rungs: vec![FixedRung {
+                height: 360,
+                bitrate_kbps: 900,
+                encoding: VideoEncoding::H264 { preset: "warp".into() },
+            }],
+        };
+        assert!(p.validate().unwrap_err().contains("preset must be one of"));
+        p.ladder = Ladder::Adaptive { speed: 11, h264: None };
+        assert!(p.validate().is_err());
+        p.ladder = Ladder::Fixed {
+            rungs: vec![fixed.clone(), fixed],
+        };
+        assert!(p.validate().unwrap_err().contains("same height"));
+    }
+
     #[test]
     fn adaptive_ladder_never_upscales_and_keeps_aspect() {
-        let p = &Preset::builtin()[0];
+        let p = &builtin("adaptive-av1");
         let r = p.rungs_for(&media(1920, 1080, 25.0, 10.0, None)).unwrap();
         assert_eq!(
             r.iter().map(|r| r.height).collect::<Vec<_>>(),
@@ -755,7 +998,7 @@ mod tests {
 
     #[test]
     fn planner_cuts_whole_segments_into_chunks() {
-        let tiny = &Preset::builtin()[1];
+        let tiny = &builtin("tiny");
         let plan = plan(&media(320, 240, 25.0, 5.0, None), tiny).unwrap();
         assert_eq!(plan.frame_rate, (25, 1));
         assert_eq!(plan.total_frames, 125);
@@ -794,7 +1037,7 @@ mod tests {
         let mut m = media(1280, 720, 24.0, 6.021, None);
         m.container = vod_media::Container::Matroska;
         m.video[0].frame_count = None;
-        let p = Preset::builtin()[0].clone();
+        let p = builtin("adaptive-av1");
         assert_eq!(plan(&m, &p).unwrap().total_frames, 144);
         // Millisecond timestamps put the end of 144 frames at 5.9997 s: still 144.
         m.duration_secs = 5.9997;
@@ -824,7 +1067,7 @@ mod tests {
     fn chunks_start_just_after_source_key_frames() {
         // 32 s at 30 fps, x264's default GOP (a key frame every 250 frames: 0, 8.33, 16.67, 25 s), 2 s segments,
         // chunks of at most 8 s.
-        let mut p = Preset::builtin()[0].clone();
+        let mut p = builtin("adaptive-av1");
         p.segment_duration = 2.0;
         p.max_chunk_secs = 8.0;
         let mut m = media(1280, 720, 30.0, 32.0, None);
@@ -856,7 +1099,7 @@ mod tests {
     }
 
     fn plan_frames(fps: f64, secs: f64, seg: f64) -> Plan {
-        let mut p = Preset::builtin()[0].clone();
+        let mut p = builtin("adaptive-av1");
         p.segment_duration = seg;
         plan(&media(640, 360, fps, secs, None), &p).unwrap()
     }
@@ -865,20 +1108,20 @@ mod tests {
     fn refuses_unsupported_sources_and_bad_presets() {
         let mut m = media(640, 360, 25.0, 2.0, None);
         m.video[0].codec = "mjpeg".into();
-        assert!(plan(&m, &Preset::builtin()[0])
+        assert!(plan(&m, &builtin("adaptive-av1"))
             .unwrap_err()
             .contains("unsupported video codec"));
-        let mut bad = Preset::builtin()[1].clone();
+        let mut bad = builtin("tiny");
         bad.name = "no spaces".into();
         assert!(bad.validate().is_err());
         bad.name = "ok".into();
         bad.segment_duration = 0.0;
         assert!(bad.validate().is_err());
         assert!(Preset::builtin().iter().all(|p| p.validate().is_ok()));
-        let mut neither = Preset::builtin()[2].clone();
+        let mut neither = builtin("index-speech");
         neither.index = None;
         assert!(neither.validate().is_err());
-        let mut klingon = Preset::builtin()[2].clone();
+        let mut klingon = builtin("index-speech");
         klingon.index = Some(IndexSpec {
             language: "tlh".into(),
             max_chunk_secs: 60.0,

@@ -162,6 +162,21 @@ impl JobLimits {
 /// the benchmark's 4.3 (bench/encode-report.md: 360p30, one thread); slower presets are scaled down
 /// conservatively (rav1e's own speed table), so that estimates err towards shorter chunks.
 const RAV1E_MPX_PER_SEC: [f64; 11] = [0.03, 0.06, 0.1, 0.16, 0.25, 0.4, 0.6, 0.9, 1.4, 2.2, 3.5];
+/// x264's throughput on one thread in megapixels per second, by preset (ultrafast … veryslow): conservative
+/// figures for 8-bit 4:2:0 without B-frames (x264 at veryfast runs 1080p at well over 60 frames/s per core).
+const X264_MPX_PER_SEC: [f64; 9] = [60.0, 45.0, 30.0, 18.0, 12.0, 9.0, 5.0, 2.5, 1.0];
+
+/// One thread's throughput of a rung's encoder, in megapixels per second.
+fn encoder_mpx_per_sec(e: &crate::job::VideoEncoding) -> f64 {
+    match e {
+        crate::job::VideoEncoding::Av1 { speed } => RAV1E_MPX_PER_SEC[(*speed).min(10) as usize],
+        crate::job::VideoEncoding::H264 { preset } => crate::job::X264_PRESETS
+            .iter()
+            .position(|p| p == preset)
+            .map_or(1.0, |i| X264_MPX_PER_SEC[i]),
+    }
+}
+
 /// Decoding and scaling the source, megapixels per second on one thread.
 const DECODE_MPX_PER_SEC: f64 = 60.0;
 /// A task's work besides encoding: start, range reads, writes, bookkeeping (seconds), and the pre-roll decoded
@@ -175,7 +190,7 @@ pub fn chunk_cost_secs(secs: f64, fps: f64, source_px: f64, rungs: &[RungSpec], 
     let frames = secs * fps;
     let encode: f64 = rungs
         .iter()
-        .map(|r| frames * f64::from(r.width) * f64::from(r.height) / 1e6 / RAV1E_MPX_PER_SEC[r.speed.min(10) as usize])
+        .map(|r| frames * f64::from(r.width) * f64::from(r.height) / 1e6 / encoder_mpx_per_sec(&r.encoding))
         .sum();
     let decode = frames * source_px / 1e6 / DECODE_MPX_PER_SEC * (1.0 + PRE_ROLL_SHARE);
     let threads = vcpus.max(0.1).min(rungs.len() as f64 + 1.0);
@@ -211,7 +226,7 @@ fn fit_to_timeout(
             .iter()
             .max_by_key(|r| r.width * r.height)
             .map_or(String::new(), |r| {
-                format!(" (largest rung {}x{} at speed {})", r.width, r.height, r.speed)
+                format!(" (largest rung {}x{}, {})", r.width, r.height, r.encoding)
             });
         return Err(format!(
             "one {} s segment needs about {per_segment:.0} s of encoding{top}, more than half of the encoder's {:.0} s \
@@ -794,7 +809,7 @@ mod tests {
             rungs: vec![crate::job::FixedRung {
                 height: 2160,
                 bitrate_kbps: 15_000,
-                speed: 0,
+                encoding: crate::job::VideoEncoding::Av1 { speed: 0 },
             }],
         };
         let m4k = media(3840, 2160);

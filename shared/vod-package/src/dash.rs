@@ -130,6 +130,11 @@ fn representation(out: &mut String, t: &TrackTimeline, prefix: &str, enc: Option
     out.push_str("      </Representation>\n");
 }
 
+/// The codec family of an RFC 6381 codec string: its sample entry type (`av01.0.08M.08` → `av01`).
+fn codec_family(codecs: &str) -> &str {
+    codecs.split('.').next().unwrap_or(codecs)
+}
+
 /// The MPD of a presentation, with Common Encryption signalling when `protection` is given.
 pub fn mpd(p: &Presentation, protection: Option<&DashProtection>) -> String {
     let enc = protection.map(|x| x.enc);
@@ -151,20 +156,31 @@ pub fn mpd(p: &Presentation, protection: Option<&DashProtection>) -> String {
          duration=\"{duration}\">",
         iso_duration(max_seg.ceil())
     );
-    if !p.video.is_empty() {
-        let (mw, mh) = p.video.iter().fold((0, 0), |(w, h), t| match t.kind {
+    // One video AdaptationSet per codec family (`av01`, `avc1`…): a player switches bitrates within a set and
+    // picks the set its decoders support. The first keeps id 0; audio is 1, text 2, further video sets 3, 4…
+    let mut families: Vec<&str> = Vec::new();
+    for v in &p.video {
+        let family = codec_family(v.codecs);
+        if !families.contains(&family) {
+            families.push(family);
+        }
+    }
+    for (i, family) in families.iter().enumerate() {
+        let set: Vec<&TrackTimeline> = p.video.iter().filter(|v| codec_family(v.codecs) == *family).collect();
+        let (mw, mh) = set.iter().fold((0, 0), |(w, h), t| match t.kind {
             TrackKind::Video { width, height, .. } => (w.max(width), h.max(height)),
             TrackKind::Audio { .. } => (w, h),
         });
+        let id = if i == 0 { 0 } else { i + 2 };
         let _ = writeln!(
             out,
-            "    <AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" \
+            "    <AdaptationSet id=\"{id}\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" \
              startWithSAP=\"1\" maxWidth=\"{mw}\" maxHeight=\"{mh}\">"
         );
         if let Some(prot) = protection {
             content_protection(&mut out, prot);
         }
-        for v in &p.video {
+        for v in set {
             representation(&mut out, v, &prefix, enc);
         }
         out.push_str("    </AdaptationSet>\n");
@@ -282,6 +298,28 @@ mod tests {
             m.contains("<S t=\"0\" d=\"4000\" r=\"2\"/><S t=\"12000\" d=\"1000\"/>"),
             "{m}"
         );
+        // One video AdaptationSet per codec family, each with its own representations.
+        let avc = |name, w, h| TrackTimeline {
+            name,
+            codecs: "avc1.64001F",
+            kind: TrackKind::Video {
+                width: w,
+                height: h,
+                frame_rate: (30000, 1001),
+            },
+            ..t(0.0, 13.0)
+        };
+        let mixed = Presentation {
+            video: vec![t(0.0, 13.0), avc("720p-h264", 1280, 720), avc("360p-h264", 640, 360)],
+            ..p.clone()
+        };
+        let x = mpd(&mixed, None);
+        let sets: Vec<&str> = x.split("<AdaptationSet ").skip(1).collect();
+        assert_eq!(sets.len(), 2, "{x}");
+        assert!(sets[0].starts_with("id=\"0\"") && sets[0].contains("codecs=\"av01.0.04M.08\""));
+        assert!(!sets[0].contains("avc1"), "{x}");
+        assert!(sets[1].starts_with("id=\"3\"") && sets[1].contains("maxWidth=\"1280\" maxHeight=\"720\""));
+        assert_eq!(sets[1].matches("codecs=\"avc1.64001F\"").count(), 2, "{x}");
         assert!(m.contains("frameRate=\"30000/1001\""));
         let p = Presentation {
             video: vec![t(4.0, 8.0)],

@@ -33,6 +33,8 @@ pub enum EncryptError {
     Unsupported(String),
     #[error("AV1 sample {sample}: {reason}")]
     Av1 { sample: usize, reason: String },
+    #[error("H.264 sample {sample}: {reason}")]
+    Avc { sample: usize, reason: String },
     #[error("{0} does not fit its field")]
     Overflow(&'static str),
     #[error("crypto: {0}")]
@@ -316,6 +318,7 @@ fn splice(buf: &[u8], range: Range<usize>, insertions: &[(usize, &[u8])], grown:
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Codec {
     Av1,
+    Avc,
     Opus,
 }
 
@@ -357,6 +360,7 @@ fn parse_init(init: &[u8]) -> Result<Init<'_>> {
     };
     let (codec, fixed) = match &entry.kind {
         b"av01" => (Codec::Av1, 78),
+        b"avc1" => (Codec::Avc, 78),
         b"Opus" => (Codec::Opus, 28),
         b"encv" | b"enca" => return Err(unsupported("the init segment is already protected")),
         other => return Err(unsupported(format!("sample entry '{}'", fourcc(other)))),
@@ -366,18 +370,29 @@ fn parse_init(init: &[u8]) -> Result<Init<'_>> {
     } else {
         return Err(malformed("truncated sample entry"));
     };
-    let config_obus = if codec == Codec::Av1 {
-        let av1c = one(&entry_children, b"av1C", "av01")?;
-        let body = av1c.body(init);
-        match body {
-            // An empty av1C (ffmpeg 5.1 writes one for some encoders): the samples carry their sequence headers.
-            [] => body,
-            [0x81, _, _, _, config_obus @ ..] => config_obus,
-            _ => return Err(malformed("av1C record without marker/version 1")),
+    let config_obus = match codec {
+        Codec::Av1 => {
+            let av1c = one(&entry_children, b"av1C", "av01")?;
+            let body = av1c.body(init);
+            match body {
+                // An empty av1C (ffmpeg 5.1 writes one for some encoders): the samples carry their sequence headers.
+                [] => body,
+                [0x81, _, _, _, config_obus @ ..] => config_obus,
+                _ => return Err(malformed("av1C record without marker/version 1")),
+            }
         }
-    } else {
-        one(&entry_children, b"dOps", "Opus")?;
-        &[][..]
+        Codec::Avc => {
+            // 4-byte NAL lengths are what the subsample walk reads.
+            let avcc = one(&entry_children, b"avcC", "avc1")?;
+            if avcc.body(init).get(4).map(|b| b & 3) != Some(3) {
+                return Err(unsupported("avcC with NAL lengths other than 4 bytes"));
+            }
+            &[][..]
+        }
+        Codec::Opus => {
+            one(&entry_children, b"dOps", "Opus")?;
+            &[][..]
+        }
     };
     let mut trex_default_sample_size = None;
     if let Some(mvex) = moov_children.iter().find(|b| &b.kind == b"mvex") {
@@ -413,7 +428,7 @@ fn cbcs_constant_iv(kid: &[u8; 16]) -> [u8; 16] {
 /// `cbcs` pattern of a codec: (crypt_byte_block, skip_byte_block).
 fn cbcs_pattern(codec: Codec) -> (u8, u8) {
     match codec {
-        Codec::Av1 => (1, 9),
+        Codec::Av1 | Codec::Avc => (1, 9),
         Codec::Opus => (0, 0),
     }
 }
@@ -480,7 +495,7 @@ pub fn protect_init(
     let mut out = splice(init, 0..init.len(), &insertions, &grown)?;
     // The entry's type is before both insertions, so its position did not move.
     let new_kind = match info.codec {
-        Codec::Av1 => b"encv",
+        Codec::Av1 | Codec::Avc => b"encv",
         Codec::Opus => b"enca",
     };
     out[info.entry.start + 4..info.entry.start + 8].copy_from_slice(new_kind);
@@ -652,6 +667,42 @@ fn av1_subsamples(parser: &mut Av1Parser, sample: &[u8], scheme: Scheme) -> std:
     Ok(Some(subsamples))
 }
 
+/// Bytes at the head of an H.264 slice NAL unit (its header included) left clear: the slice header must stay
+/// readable (CENC §9.5.2.3 and §10.2); x264's slice headers are a few bytes, and 32 is Apple's SAMPLE-AES rule.
+const AVC_CLEAR_HEAD: usize = 32;
+
+/// Subsamples of an H.264 sample (4-byte NAL lengths): only slice data of VCL NAL units (types 1–5) is protected,
+/// after each unit's length, header and [`AVC_CLEAR_HEAD`] bytes; other NAL units (SEI, parameter sets) stay
+/// clear. `cenc`: the protected part is the unit's last whole 16-byte blocks; `cbcs`: the rest of the unit (the
+/// 1:9 pattern leaves a trailing partial block clear).
+fn avc_subsamples(sample: &[u8], scheme: Scheme) -> std::result::Result<Layout, String> {
+    let units = vod_cmaf::avc::length_prefixed_units(sample).map_err(|e| e.to_string())?;
+    let mut subsamples: Vec<(u16, u32)> = Vec::new();
+    let (mut pos, mut clear_start) = (0usize, 0usize);
+    for unit in units {
+        let unit_start = pos + 4;
+        let unit_end = unit_start + unit.len();
+        pos = unit_end;
+        if !matches!(vod_cmaf::avc::nal_type(unit), Some(1..=5)) || unit.len() <= AVC_CLEAR_HEAD {
+            continue;
+        }
+        let body = unit.len() - AVC_CLEAR_HEAD;
+        let protected = match scheme {
+            Scheme::Cenc => body / 16 * 16,
+            Scheme::Cbcs => body,
+        };
+        if protected == 0 {
+            continue;
+        }
+        push_subsample(&mut subsamples, unit_end - protected - clear_start, protected)?;
+        clear_start = unit_end;
+    }
+    if clear_start < sample.len() || subsamples.is_empty() {
+        push_subsample(&mut subsamples, sample.len() - clear_start, 0)?;
+    }
+    Ok(Some(subsamples))
+}
+
 /// Appends a subsample; clear runs longer than a `BytesOfClearData` field are split into clear-only subsamples.
 fn push_subsample(subsamples: &mut Vec<(u16, u32)>, clear: usize, protected: usize) -> std::result::Result<(), String> {
     let mut clear = clear;
@@ -815,7 +866,7 @@ impl Protector {
                     reason: format!("av1C: {e}"),
                 })?,
             ),
-            Codec::Opus => None,
+            Codec::Avc | Codec::Opus => None,
         };
         Ok(Protector {
             track: TrackInfo::from(&info),
@@ -849,6 +900,14 @@ fn protect_parsed(p: &Protector, segment: &[u8], key: &[u8; 16], segment_number:
     // Layout of every sample.
     let layouts: Vec<Layout> = match (info.codec, &p.av1) {
         (Codec::Opus, _) | (Codec::Av1, None) => vec![None; frag.samples.len()],
+        (Codec::Avc, _) => frag
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                avc_subsamples(&segment[r.clone()], scheme).map_err(|reason| EncryptError::Avc { sample: i, reason })
+            })
+            .collect::<Result<_>>()?,
         (Codec::Av1, Some(prototype)) => {
             let mut parser = prototype.clone();
             frag.samples

@@ -166,8 +166,10 @@ fn load_track(dir: &Path, name: &str) -> Option<Track> {
     (!segments.is_empty()).then_some(Track { init, segments })
 }
 
-fn encode_media() -> (Track, Track) {
-    {
+/// The 4 s test source (640x360 testsrc2 at 30 fps, H.264 + AAC), made once per process.
+fn source_clip() -> &'static Path {
+    static SOURCE: OnceLock<PathBuf> = OnceLock::new();
+    SOURCE.get_or_init(|| {
         let source = work_dir().join("source.mp4");
         let out = tool("ffmpeg")
             .args(["-y", "-hide_banner", "-loglevel", "error", "-nostdin"])
@@ -185,35 +187,107 @@ fn encode_media() -> (Track, Track) {
             .output()
             .expect("run ffmpeg");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let rungs = [Rung {
-            name: "360p".into(),
-            width: 640,
-            height: 360,
-            bitrate_kbps: 1000,
-            codec: vod_encode::VideoCodec::Av1 { speed: 10 },
-        }];
-        let video = encode_video_chunk(&VideoChunkRequest {
-            rotation: 0,
-            source: &source,
-            frame_rate: (30, 1),
-            segment_duration: 2.0,
-            first_segment: 0,
-            end_segment: 2,
-            total_frames: 120,
-            rungs: &rungs,
-            threads: 4,
-        })
-        .expect("encode video")
-        .remove(0);
-        let audio = encode_audio(&AudioRequest {
-            codec: vod_encode::AudioCodec::Opus,
-            source: &source,
-            bitrate_kbps: 96,
-            channels: 2,
-            segment_duration: 2.0,
-        })
-        .expect("encode audio");
-        (track(video.track, &video.segments), track(audio.track, &audio.segments))
+        source
+    })
+}
+
+/// The source's 360p rendition by `codec`, two 2 s segments, muxed as the platform stores it.
+fn encode_rendition(codec: vod_encode::VideoCodec) -> Track {
+    let rungs = [Rung {
+        name: "360p".into(),
+        width: 640,
+        height: 360,
+        bitrate_kbps: 1000,
+        codec,
+    }];
+    let video = encode_video_chunk(&VideoChunkRequest {
+        rotation: 0,
+        source: source_clip(),
+        frame_rate: (30, 1),
+        segment_duration: 2.0,
+        first_segment: 0,
+        end_segment: 2,
+        total_frames: 120,
+        rungs: &rungs,
+        threads: 4,
+    })
+    .expect("encode video")
+    .remove(0);
+    track(video.track, &video.segments)
+}
+
+fn encode_media() -> (Track, Track) {
+    let video = encode_rendition(vod_encode::VideoCodec::Av1 { speed: 10 });
+    let audio = encode_audio(&AudioRequest {
+        codec: vod_encode::AudioCodec::Opus,
+        source: source_clip(),
+        bitrate_kbps: 96,
+        channels: 2,
+        segment_duration: 2.0,
+    })
+    .expect("encode audio");
+    (video, track(audio.track, &audio.segments))
+}
+
+/// H.264 (x264 through the encoder seam): ffmpeg decrypts cenc and cbcs to the clear frames and fails without the
+/// key; every slice NAL unit's length, header and first 32 bytes stay clear, non-slice units wholly clear, and
+/// `cenc` protects whole blocks only.
+#[test]
+fn h264_decrypts_to_the_same_frames_with_ffmpeg() {
+    let t = encode_rendition(vod_encode::VideoCodec::H264 {
+        preset: vod_encode::X264Preset::Veryfast,
+    });
+    let clear = clear_file(&t, "h264-clear.mp4");
+    let reference = framemd5(&clear, None).expect("clear H.264 decodes");
+    assert_eq!(reference.len(), 120, "all frames");
+    for scheme in [Scheme::Cenc, Scheme::Cbcs] {
+        check_with_ffmpeg(&t, scheme, "h264");
+        let enc = protected_file(&t, scheme, &format!("h264-{scheme:?}.mp4"));
+        let decrypted = framemd5(&enc, Some(&KEY)).unwrap_or_else(|| panic!("ffmpeg decrypts {scheme:?} H.264"));
+        assert_eq!(decrypted, reference, "{scheme:?}: same frames after decryption");
+        let (_, segments) = protect(&t, scheme);
+        let mut protected_total = 0;
+        for ((_, clear_seg), enc_seg) in t.segments.iter().zip(&segments) {
+            let (_, clear_ranges) = samples_of(clear_seg);
+            let (moof, _) = samples_of(enc_seg);
+            let entries = senc_entries(&moof, if scheme == Scheme::Cenc { 8 } else { 0 });
+            assert_eq!(entries.len(), clear_ranges.len());
+            for ((_, subs), range) in entries.iter().zip(&clear_ranges) {
+                let sample = &clear_seg[range.clone()];
+                assert_eq!(subs.iter().map(|(c, p)| c + p).sum::<usize>(), sample.len());
+                // Walk the NAL units and the subsamples together.
+                let mut protected_ranges = Vec::new();
+                let mut at = 0;
+                for (c, p) in subs {
+                    at += c;
+                    if *p > 0 {
+                        protected_ranges.push(at..at + p);
+                        if scheme == Scheme::Cenc {
+                            assert_eq!(p % 16, 0, "cenc protects whole blocks");
+                        }
+                    }
+                    at += p;
+                }
+                let mut pos = 0;
+                while pos < sample.len() {
+                    let len = u32::from_be_bytes(sample[pos..pos + 4].try_into().unwrap()) as usize;
+                    let unit = pos + 4..pos + 4 + len;
+                    let slice = matches!(sample[unit.start] & 0x1f, 1..=5);
+                    for r in &protected_ranges {
+                        if r.start < unit.end && unit.start < r.end {
+                            assert!(slice, "only slice NAL units are protected");
+                            assert!(
+                                r.start >= unit.start + 32 && r.end <= unit.end,
+                                "head of the unit clear"
+                            );
+                        }
+                    }
+                    pos = unit.end;
+                }
+                protected_total += protected_ranges.iter().map(|r| r.len()).sum::<usize>();
+            }
+        }
+        assert!(protected_total > 0, "{scheme:?} protects slice data");
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use vod_cmaf::{codec_string, init_segment, media_segment, Sample, TrackConfig};
-use vod_domain::job::{Job, JobState, SegmentRecord, TaskKind, TaskState, TrackOutput};
+use vod_domain::job::{Job, JobState, SegmentRecord, TaskKind, TaskState, TrackOutput, VideoEncoding};
 use vod_domain::{BlobRef, StoreError, TaskMessage};
 use vod_encode::{AudioRequest, EncodeError, Rung, SegmentSamples, VideoChunkRequest};
 
@@ -243,15 +243,23 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             let rungs: Vec<Rung> = job
                 .rungs
                 .iter()
-                .map(|r| Rung {
-                    name: r.name.clone(),
-                    width: r.width,
-                    height: r.height,
-                    bitrate_kbps: r.bitrate_kbps,
-                    // Every rung is AV1 (rav1e) until presets name other encoders.
-                    codec: vod_encode::VideoCodec::Av1 { speed: r.speed },
+                .map(|r| {
+                    let codec = match &r.encoding {
+                        VideoEncoding::Av1 { speed } => vod_encode::VideoCodec::Av1 { speed: *speed },
+                        VideoEncoding::H264 { preset } => vod_encode::VideoCodec::H264 {
+                            preset: vod_encode::X264Preset::parse(preset)
+                                .ok_or_else(|| TaskError::Permanent(format!("unknown x264 preset {preset:?}")))?,
+                        },
+                    };
+                    Ok(Rung {
+                        name: r.name.clone(),
+                        width: r.width,
+                        height: r.height,
+                        bitrate_kbps: r.bitrate_kbps,
+                        codec,
+                    })
                 })
-                .collect();
+                .collect::<Result<_, TaskError>>()?;
             let encode = |src: PathBuf| {
                 let (plan, threads, rungs) = (job.plan.clone(), ctx.threads, rungs.clone());
                 tokio::task::spawn_blocking(move || {

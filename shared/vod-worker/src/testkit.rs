@@ -374,7 +374,7 @@ pub async fn generate(minutes: u32) -> Result<Generated, StoreError> {
             width: 320,
             height: 180,
             bitrate_kbps: 300,
-            speed: 10,
+            encoding: vod_domain::job::VideoEncoding::Av1 { speed: 10 },
         }],
         plan: Plan {
             frame_rate: (FPS, 1),
