@@ -72,7 +72,7 @@ enum Command {
     Encode {
         asset: String,
         /// Preset name (`vodctl presets` lists them).
-        #[arg(long, default_value = "adaptive-av1")]
+        #[arg(long, default_value = "adaptive")]
         preset: String,
         /// Show progress until the job ends.
         #[arg(long)]

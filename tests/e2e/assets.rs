@@ -338,9 +338,7 @@ async fn malformed_requests_get_json_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_go_to_the_dead_letter_queue_without_blocking_the_batch() {
-    let mut opts = options("dlq");
-    opts.params.insert("IngestMaxReceiveCount".into(), "2".into());
-    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let stack = stack_with("dlq", &[("IngestMaxReceiveCount", "2")]).await;
     let api = Api::new(&stack);
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
     sqs.send_message()
@@ -530,9 +528,7 @@ async fn a_new_upload_to_a_probed_asset_changes_nothing() {
 /// 16 MiB (measured by vod-media's `hostile` test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_uploads_end_in_error_within_the_probe_deadline() {
-    let mut opts = options("hostile");
-    opts.params.insert("ProbeDeadlineSeconds".into(), "120".into());
-    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let stack = stack_with("hostile", &[("ProbeDeadlineSeconds", "120")]).await;
     let api = Api::new(&stack);
     let dir = scratch("hostile");
     let start = Instant::now();

@@ -63,9 +63,7 @@ fn error_code(body: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_asset_plays_in_ffmpeg_and_browsers() {
-    let mut opts = options("deliver");
-    opts.params.insert("ManifestTtlSeconds".into(), "1".into());
-    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let stack = stack_with("deliver", &[("ManifestTtlSeconds", "1")]).await;
     let api = Api::new(&stack);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

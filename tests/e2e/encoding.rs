@@ -326,9 +326,7 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
-    let mut opts = options("encode-bad");
-    opts.params.insert("EncodeMaxReceiveCount".into(), "2".into());
-    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let stack = stack_with("encode-bad", &[("EncodeMaxReceiveCount", "2")]).await;
     let api = Api::new(&stack);
     let dir = scratch("encode_bad");
     // moov intact (probes fine), media data destroyed: decoding must fail.

@@ -9,4 +9,5 @@ mod protection;
 mod readme;
 mod runtime_emulator;
 mod scale;
+mod screens;
 mod support;

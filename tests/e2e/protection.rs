@@ -74,9 +74,7 @@ async fn protected_streams_play_only_with_valid_tokens() {
         .with_writer(move || sink.clone())
         .try_init();
 
-    let mut opts = options("protect");
-    opts.params.insert("ManifestTtlSeconds".into(), "1".into());
-    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let stack = stack_with("protect", &[("ManifestTtlSeconds", "1")]).await;
     let api = Api::new(&stack);
     let http = reqwest::Client::new();
     let dir = scratch("protect");
@@ -511,9 +509,7 @@ async fn set_rendition(api: &Api, id: &str) -> String {
 /// every raw object in the buckets is ciphertext that no player can read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_encrypted_asset_is_ciphertext_at_rest_and_plays_through_the_packager() {
-    let mut opts = options("storage-enc");
-    opts.params.insert("ManifestTtlSeconds".into(), "1".into());
-    let stack = vod_local::LocalStack::start(opts).await.expect("stack");
+    let stack = stack_with("storage-enc", &[("ManifestTtlSeconds", "1")]).await;
     let api = Api::new(&stack);
     let http = reqwest::Client::new();
     let dir = scratch("storage_enc");

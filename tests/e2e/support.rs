@@ -63,6 +63,15 @@ pub async fn stack(test: &str) -> LocalStack {
     LocalStack::start(options(test)).await.expect("local stack starts")
 }
 
+/// [`stack`] with template parameters set.
+pub async fn stack_with(test: &str, params: &[(&str, &str)]) -> LocalStack {
+    let mut opts = options(test);
+    for (k, v) in params {
+        opts.params.insert((*k).into(), (*v).into());
+    }
+    LocalStack::start(opts).await.expect("local stack")
+}
+
 /// A scratch directory for one test's files.
 pub fn scratch(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vod-e2e-{}-{test}", std::process::id()));
@@ -121,6 +130,30 @@ impl Api {
             .await;
         assert_eq!(s, 201, "{job}");
         job
+    }
+
+    /// A scenario fixture: uploads `file`, waits until it is probed, encodes it with `preset` and waits until the
+    /// job is Finished (within 600 s); returns the asset's id.
+    pub async fn encoded(&self, file: &Path, preset: &str) -> String {
+        let id = self.upload_id(file).await;
+        assert_eq!(self.wait_final(&id).await["state"], "Probed");
+        let job = self.start_job(&id, preset).await;
+        let done = wait_job(self, job["id"].as_str().expect("job"), 600).await;
+        assert_eq!(done["state"], "Finished", "{done}");
+        id
+    }
+
+    /// Replaces asset `id`'s delivery policies (200 expected); returns the answer (with its content keys).
+    pub async fn set_delivery_policies(&self, id: &str, policies: Value) -> Value {
+        let (s, v) = self
+            .call(
+                Method::PUT,
+                &format!("/assets/{id}/delivery-policies"),
+                Some(serde_json::json!({ "policies": policies })),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v
     }
 
     /// Creates a locator from `body` (201 expected); returns it.
