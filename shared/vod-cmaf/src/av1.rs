@@ -99,9 +99,63 @@ pub fn strip_temporal_delimiters(data: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// AV1 Annex A.3 limits per level: (seq_level_idx, MaxPicSize, MaxHSize, MaxVSize, MaxDisplayRate (luma samples/s),
+/// MainMbps); levels the spec leaves undefined (2.2, 2.3, 3.2, 3.3, 4.2, 4.3) are skipped.
+const LEVELS: [(u8, u64, u32, u32, u64, u32); 14] = [
+    (0, 147_456, 2048, 1152, 4_423_680, 1_500),
+    (1, 278_784, 2816, 1584, 8_363_520, 3_000),
+    (4, 665_856, 4352, 2448, 19_975_680, 6_000),
+    (5, 1_065_024, 5504, 3096, 31_950_720, 10_000),
+    (8, 2_359_296, 6144, 3456, 70_778_880, 12_000),
+    (9, 2_359_296, 6144, 3456, 141_557_760, 20_000),
+    (12, 8_912_896, 8192, 4352, 267_386_880, 30_000),
+    (13, 8_912_896, 8192, 4352, 534_773_760, 40_000),
+    (14, 8_912_896, 8192, 4352, 1_069_547_520, 60_000),
+    (15, 8_912_896, 8192, 4352, 1_069_547_520, 60_000),
+    (16, 35_651_584, 16384, 8704, 1_069_547_520, 60_000),
+    (17, 35_651_584, 16384, 8704, 2_139_095_040, 100_000),
+    (18, 35_651_584, 16384, 8704, 4_278_190_080, 160_000),
+    (19, 35_651_584, 16384, 8704, 4_278_190_080, 160_000),
+];
+
+/// The lowest AV1 level (`seq_level_idx`: 0 = 2.0, 8 = 4.0, …) whose Annex A limits admit `width`×`height` at `fps`
+/// and a peak of `max_kbps` in the Main tier; `None` above level 6.3 (signal 31, "no level constraint").
+pub fn level_for(width: u32, height: u32, fps: f64, max_kbps: u32) -> Option<u8> {
+    let pic = u64::from(width) * u64::from(height);
+    let rate = (pic as f64 * fps).ceil() as u64;
+    LEVELS
+        .iter()
+        .find(|(_, max_pic, max_w, max_h, max_rate, mbps)| {
+            pic <= *max_pic && width <= *max_w && height <= *max_h && rate <= *max_rate && max_kbps <= *mbps
+        })
+        .map(|l| l.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn levels_follow_annex_a() {
+        assert_eq!(level_for(1920, 1080, 30.0, 9000), Some(8), "1080p30 → 4.0");
+        assert_eq!(level_for(1920, 1080, 60.0, 9000), Some(9), "1080p60 → 4.1");
+        assert_eq!(level_for(1280, 720, 30.0, 5000), Some(5), "720p30 → 3.1");
+        assert_eq!(level_for(854, 480, 30.0, 2400), Some(4), "480p30 → 3.0");
+        assert_eq!(level_for(640, 360, 30.0, 1200), Some(1), "360p30 → 2.1");
+        assert_eq!(level_for(320, 180, 25.0, 600), Some(0), "180p → 2.0");
+        assert_eq!(
+            level_for(640, 360, 30.0, 20_000),
+            Some(9),
+            "the bitrate raises the level"
+        );
+        assert_eq!(level_for(3840, 2160, 30.0, 20_000), Some(12), "2160p30 → 5.0");
+        assert_eq!(level_for(16384, 16384, 60.0, 1000), None);
+        assert_eq!(
+            level_for(2900, 50, 25.0, 500),
+            Some(4),
+            "the width alone raises the level"
+        );
+    }
 
     #[test]
     fn strips_only_temporal_delimiters() {

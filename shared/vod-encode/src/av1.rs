@@ -20,6 +20,8 @@ use crate::EncodeError;
 /// A rav1e encoding session for one rung.
 pub(crate) struct Av1Encoder {
     ctx: Context<u8>,
+    /// `seq_level_idx` of the sequence header.
+    level: u8,
     width: usize,
     height: usize,
     out: Vec<EncodedFrame>,
@@ -37,6 +39,11 @@ impl Av1Encoder {
         enc.min_key_frame_interval = 0;
         enc.max_key_frame_interval = s.frames.saturating_add(1).max(1);
         enc.low_latency = true;
+        // The real level (Annex A) for the picture size, frame rate and a peak of twice the target (rav1e's
+        // one-pass rate control overshoots), not 31 ("unconstrained"), which hardware decoders may refuse.
+        let fps = f64::from(s.frame_rate.0) / f64::from(s.frame_rate.1.max(1));
+        let level = vod_cmaf::av1::level_for(s.width, s.height, fps, s.bitrate_kbps.saturating_mul(2)).unwrap_or(31);
+        enc.level_idx = Some(level);
         enc.tiles = s.threads.max(1);
         enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
         let cfg = Config::new().with_encoder_config(enc).with_threads(s.threads.max(1));
@@ -45,6 +52,7 @@ impl Av1Encoder {
             .map_err(|e| EncodeError::InvalidRequest(format!("AV1 encoder configuration: {e}")))?;
         Ok(Self {
             ctx,
+            level,
             width: s.width as usize,
             height: s.height as usize,
             out: Vec::new(),
@@ -101,8 +109,15 @@ impl VideoEncoder for Av1Encoder {
             // Validated to be ≤ 16384 by the pipeline.
             width: u16::try_from(self.width).unwrap_or(u16::MAX),
             height: u16::try_from(self.height).unwrap_or(u16::MAX),
-            // The AV1CodecConfigurationRecord (`av1C` payload).
-            av1c: self.ctx.container_sequence_header(),
+            // The AV1CodecConfigurationRecord (`av1C` payload); rav1e writes level 31 there whatever its sequence
+            // header says, so the record gets the sequence header's level (tier: Main).
+            av1c: {
+                let mut record = self.ctx.container_sequence_header();
+                if let Some(b) = record.get_mut(1) {
+                    *b = (*b & 0xe0) | (self.level & 0x1f);
+                }
+                record
+            },
         };
         Ok((codec, std::mem::take(&mut self.out)))
     }

@@ -270,6 +270,26 @@ fn encodes_chunks_with_key_frames_at_segment_starts() {
             panic!("not AV1")
         };
         assert_eq!(av1c.first(), Some(&0x81), "av1C marker/version");
+        let record = vod_cmaf::codec::parse_av1c(av1c).expect("av1C");
+        let rung = rungs.iter().find(|r| r.name == ra.rung).expect("rung");
+        assert_eq!(
+            Some(record.seq_level_idx_0),
+            vod_cmaf::av1::level_for(rung.width, rung.height, 25.0, rung.bitrate_kbps * 2),
+            "{}: the level of its size, rate and bitrate",
+            ra.rung
+        );
+        assert_ne!(record.seq_level_idx_0, 31);
+        // The sequence header OBU of the key frames says the same: with no timing info, its first operating
+        // point's seq_level_idx is bits 24..29 of the payload.
+        let key = &ra.segments[0].samples[0].data;
+        let seq = vod_cmaf::av1::obus(key)
+            .expect("OBUs")
+            .into_iter()
+            .find(|o| o.obu_type == 1)
+            .expect("a sequence header before the key frame");
+        let payload = &key[seq.payload.clone()];
+        assert_eq!(payload[0] & 0x0c, 0, "not reduced, no timing info");
+        assert_eq!(payload[3] >> 3, record.seq_level_idx_0, "sequence header level");
         let segs: Vec<&SegmentSamples> = ra.segments.iter().chain(&rb.segments).collect();
         assert_eq!(segs.iter().map(|s| s.number).collect::<Vec<_>>(), vec![0, 1, 2]);
         for s in &segs {
@@ -287,7 +307,6 @@ fn encodes_chunks_with_key_frames_at_segment_starts() {
                 .iter()
                 .all(|x| x.data.first().map(|b| (b >> 3) & 0xf) != Some(2)));
         }
-        let rung = rungs.iter().find(|r| r.name == ra.rung).expect("rung");
         let samples: Vec<&Sample> = segs.iter().flat_map(|s| &s.samples).collect();
         let ivf = work_dir().join(format!("{}.ivf", ra.rung));
         write_ivf(&ivf, rung.width as u16, rung.height as u16, (25, 1), &samples);
@@ -343,6 +362,15 @@ fn h264_chunks_are_cmaf_avc1_with_an_idr_at_each_segment_start() {
         };
         let record = vod_cmaf::avc::parse_avcc(avcc).expect("avcC");
         assert_eq!(record.avc_profile_indication, 100, "High profile");
+        let rung = rungs.iter().find(|r| r.name == ra.rung).expect("rung");
+        let least =
+            vod_cmaf::avc::level_for(rung.width, rung.height, 25.0, rung.bitrate_kbps * 3 / 2).expect("a level");
+        assert!(
+            (least..=40).contains(&record.avc_level_indication),
+            "{}: level {} admits its size, rate and VBV peak (≥ {least}) and is not inflated",
+            ra.rung,
+            record.avc_level_indication
+        );
         let codecs = vod_cmaf::codec_string(&ra.track.codec).expect("codec string");
         assert!(codecs.starts_with("avc1.64"), "{codecs}");
         let segs: Vec<&SegmentSamples> = ra.segments.iter().chain(&rb.segments).collect();
@@ -367,7 +395,6 @@ fn h264_chunks_are_cmaf_avc1_with_an_idr_at_each_segment_start() {
                 )));
             }
         }
-        let rung = rungs.iter().find(|r| r.name == ra.rung).expect("rung");
         let mp4 = work_dir().join(format!("{}-h264.mp4", ra.rung));
         write_cmaf(&mp4, &ra.track, &segs);
         assert_rendition(&mp4, &src, rung, ("codec_name,profile,", "h264,High,"));
