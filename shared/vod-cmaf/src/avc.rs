@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(units, vec![&SPS[..], &PPS[..], &[0x65, 0x88, 0x84][..]]);
         let lp = to_length_prefixed(&s);
         assert_eq!(lp, vec![0, 0, 0, 3, 0x65, 0x88, 0x84]);
-        assert_eq!(length_prefixed_units(&lp).unwrap(), vec![&[0x65, 0x88, 0x84][..]]);
+        assert_eq!(
+            length_prefixed_units(&lp).expect("NAL units"),
+            vec![&[0x65, 0x88, 0x84][..]]
+        );
         assert!(annex_b_units(&[1, 2, 3]).is_empty());
         assert!(annex_b_units(&[]).is_empty());
     }
@@ -186,8 +189,8 @@ mod tests {
         h.extend_from_slice(&SPS);
         h.extend_from_slice(&[0, 0, 0, 1]);
         h.extend_from_slice(&PPS);
-        let avcc = avcc_from_annex_b(&h).unwrap();
-        let record = parse_avcc(&avcc).unwrap();
+        let avcc = avcc_from_annex_b(&h).expect("avcC from SPS/PPS");
+        let record = parse_avcc(&avcc).expect("avcC parses");
         assert_eq!(codec_string(&record), "avc1.64001F");
         assert_eq!(record.sequence_parameter_sets, vec![SPS.to_vec()]);
         assert!(avcc_from_annex_b(&PPS).is_err());

@@ -28,7 +28,8 @@ impl std::fmt::Display for JobId {
     }
 }
 
-/// x264's presets, fastest first (`VideoEncoding::H264`).
+/// x264's presets, fastest first (`VideoEncoding::H264`). The encoder's own enum (`vod_encode::X264Preset`) lists
+/// the same names; a vod-worker test keeps the two in step (the domain does not link the encoder).
 pub const X264_PRESETS: &[&str] = &[
     "ultrafast",
     "superfast",
@@ -49,7 +50,7 @@ pub const X264_PRESETS: &[&str] = &[
 pub enum VideoEncoding {
     /// AV1 by rav1e; `speed` is rav1e's preset, 0 (slowest) … 10 (fastest).
     Av1 { speed: u8 },
-    /// H.264 High by x264; `preset` is one of [`X264_PRESETS`].
+    /// H.264 High by x264; `preset` is one of [`X264_PRESETS`] (`veryfast` when a rung names none).
     H264 { preset: String },
 }
 
@@ -445,9 +446,7 @@ impl Preset {
             .collect();
         // Source smaller than every rung of a codec: one rung of that codec at source size with its smallest
         // rung's settings.
-        let mut families: Vec<&str> = wanted.iter().map(|(_, _, e)| e.family()).collect();
-        families.dedup();
-        for family in families {
+        for family in wanted.iter().map(|(_, _, e)| e.family()) {
             if out.iter().any(|r| r.encoding.family() == family) {
                 continue;
             }
@@ -884,7 +883,7 @@ mod tests {
     fn the_default_adaptive_preset_has_an_av1_and_an_h264_ladder() {
         let p = builtin("adaptive");
         assert_eq!(Preset::builtin()[0].name, "adaptive", "listed first");
-        let r = p.rungs_for(&media(1920, 1080, 25.0, 10.0, None)).unwrap();
+        let r = p.rungs_for(&media(1920, 1080, 25.0, 10.0, None)).expect("rungs");
         let names: Vec<&str> = r.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
             names,
@@ -906,7 +905,7 @@ mod tests {
             assert!(avc.bitrate_kbps > av1.bitrate_kbps, "H.264 at its own, higher bitrates");
         }
         // A source smaller than every rung still gets one rung of each codec.
-        let small = p.rungs_for(&media(320, 180, 25.0, 10.0, None)).unwrap();
+        let small = p.rungs_for(&media(320, 180, 25.0, 10.0, None)).expect("rungs");
         assert_eq!(
             small.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
             ["180p", "180p-h264"]
@@ -915,7 +914,7 @@ mod tests {
         assert_eq!(
             builtin("tiny-avc")
                 .rungs_for(&media(640, 360, 25.0, 10.0, None))
-                .unwrap()
+                .expect("rungs")
                 .iter()
                 .map(|r| r.name.as_str())
                 .collect::<Vec<_>>(),
@@ -926,7 +925,8 @@ mod tests {
     #[test]
     fn rungs_name_their_encoder_and_old_records_read_as_av1() {
         let old: RungSpec =
-            serde_json::from_str(r#"{"name":"360p","width":640,"height":360,"bitrate_kbps":600,"speed":8}"#).unwrap();
+            serde_json::from_str(r#"{"name":"360p","width":640,"height":360,"bitrate_kbps":600,"speed":8}"#)
+                .expect("an old rung");
         assert_eq!(old.encoding, VideoEncoding::Av1 { speed: 8 });
         let avc = RungSpec {
             name: "360p-h264".into(),
@@ -937,12 +937,13 @@ mod tests {
                 preset: "veryfast".into(),
             },
         };
-        let json = serde_json::to_value(&avc).unwrap();
+        let json = serde_json::to_value(&avc).expect("serialize");
         assert_eq!(json["codec"], "h264");
         assert_eq!(json["preset"], "veryfast");
-        assert_eq!(serde_json::from_value::<RungSpec>(json).unwrap(), avc);
+        assert_eq!(serde_json::from_value::<RungSpec>(json).expect("round trip"), avc);
         let fixed: FixedRung =
-            serde_json::from_str(r#"{"height":360,"bitrate_kbps":900,"codec":"h264","preset":"fast"}"#).unwrap();
+            serde_json::from_str(r#"{"height":360,"bitrate_kbps":900,"codec":"h264","preset":"fast"}"#)
+                .expect("an H.264 rung");
         assert_eq!(fixed.encoding.family(), "h264");
         assert!(serde_json::from_str::<FixedRung>(r#"{"height":360,"bitrate_kbps":900,"codec":"vp9"}"#).is_err());
         assert!(serde_json::from_str::<FixedRung>(r#"{"height":360,"bitrate_kbps":900}"#).is_err());

@@ -498,3 +498,17 @@ async fn fetch_source(ctx: &WorkerContext, blob: &BlobRef, etag: &str, size: u64
     guard.keep();
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The presets a rung may name (the domain's list) are exactly the encoder's, in the same order.
+    #[test]
+    fn x264_preset_names_match_the_encoder() {
+        let encoder: Vec<&str> = vod_encode::X264Preset::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(encoder, vod_domain::job::X264_PRESETS);
+        for name in vod_domain::job::X264_PRESETS {
+            assert!(vod_encode::X264Preset::parse(name).is_some(), "{name}");
+        }
+        assert!(vod_encode::X264Preset::parse("warp").is_none());
+    }
+}
