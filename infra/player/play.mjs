@@ -2,7 +2,7 @@
 // Test driver: plays one stream in headless Debian Chromium and prints ONE JSON line.
 //
 //   node infra/player/play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL]
-//                              [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--screenshot FILE]
+//                              [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--no-opus] [--screenshot FILE]
 //
 // Serves dist/ (built by `npm run build`) on 127.0.0.1:<random port>, opens
 // index.html?player=..&src=..&autoplay=1 in Chromium (process.env.CHROMIUM or
@@ -11,7 +11,8 @@
 // the timeout. Exit code 0 when ok, 1 otherwise (2 for bad usage).
 // --text I turns on caption track I (window.__vodEnableText) once playback runs;
 // the result is in "textEnable" and the showing cues in "cues". --no-av1 makes the page report AV1
-// unsupported (MediaSource, MediaCapabilities, canPlayType, EME), as a device without an AV1 decoder;
+// unsupported (MediaSource, MediaCapabilities, canPlayType, EME), as a device without an AV1 decoder; --no-opus
+// does the same for Opus (older iPhones, TVs: AAC only);
 // "sourceBuffers" lists the MIME types the player created SourceBuffers for.
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import http from 'node:http';
@@ -30,7 +31,7 @@ const MIME = {
   '.map': 'application/json',
 };
 
-const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL] [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--screenshot FILE]\n' +
+const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL] [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--no-opus] [--screenshot FILE]\n' +
   '       node play.mjs --serve [--port 8080]   (only serve dist/ for a browser, until Ctrl-C)';
 
 function usage(message) {
@@ -51,6 +52,7 @@ try {
       screenshot: { type: 'string' },
       text: { type: 'string' },
       'no-av1': { type: 'boolean' },
+      'no-opus': { type: 'boolean' },
       serve: { type: 'boolean' },
       port: { type: 'string', default: '0' },
       help: { type: 'boolean', short: 'h' },
@@ -199,17 +201,18 @@ async function main() {
     if (res.status() >= 400 && requestFailures.length < 50) requestFailures.push(`HTTP ${res.status()} ${res.url().slice(0, 300)}`);
   });
 
-  // Every SourceBuffer's MIME type is recorded (what the player really fed the decoders); with --no-av1 the page
-  // reports AV1 unsupported everywhere a player asks, as a device without an AV1 decoder does.
-  await page.addInitScript((noAv1) => {
-    const isAv1 = (t) => /av01/i.test(String(t || ''));
+  // Every SourceBuffer's MIME type is recorded (what the player really fed the decoders); with --no-av1 (--no-opus)
+  // the page reports AV1 (Opus) unsupported everywhere a player asks, as a device without that decoder does.
+  const blocked = [...(opts['no-av1'] ? ['av01'] : []), ...(opts['no-opus'] ? ['opus'] : [])];
+  await page.addInitScript((blocked) => {
+    const isBlocked = (t) => blocked.some((c) => String(t || '').toLowerCase().includes(c));
     window.__vodSourceBuffers = [];
     for (const MS of [window.MediaSource, window.ManagedMediaSource].filter(Boolean)) {
       const supported = MS.isTypeSupported.bind(MS);
-      if (noAv1) MS.isTypeSupported = (t) => !isAv1(t) && supported(t);
+      if (blocked.length) MS.isTypeSupported = (t) => !isBlocked(t) && supported(t);
       const add = MS.prototype.addSourceBuffer;
       MS.prototype.addSourceBuffer = function (t) {
-        if (noAv1 && isAv1(t)) throw new DOMException(`${t} is not supported`, 'NotSupportedError');
+        if (isBlocked(t)) throw new DOMException(`${t} is not supported`, 'NotSupportedError');
         window.__vodSourceBuffers.push(String(t));
         return add.call(this, t);
       };
@@ -217,29 +220,32 @@ async function main() {
     if (window.SourceBuffer && SourceBuffer.prototype.changeType) {
       const change = SourceBuffer.prototype.changeType;
       SourceBuffer.prototype.changeType = function (t) {
-        if (noAv1 && isAv1(t)) throw new DOMException(`${t} is not supported`, 'NotSupportedError');
+        if (isBlocked(t)) throw new DOMException(`${t} is not supported`, 'NotSupportedError');
         window.__vodSourceBuffers.push(String(t));
         return change.call(this, t);
       };
     }
-    if (!noAv1) return;
+    if (!blocked.length) return;
     const canPlay = HTMLMediaElement.prototype.canPlayType;
-    HTMLMediaElement.prototype.canPlayType = function (t) { return isAv1(t) ? '' : canPlay.call(this, t); };
+    HTMLMediaElement.prototype.canPlayType = function (t) { return isBlocked(t) ? '' : canPlay.call(this, t); };
     const mc = navigator.mediaCapabilities;
     if (mc && mc.decodingInfo) {
       const info = mc.decodingInfo.bind(mc);
-      mc.decodingInfo = (c) => (c && c.video && isAv1(c.video.contentType)
+      mc.decodingInfo = (c) => (c && ((c.video && isBlocked(c.video.contentType)) || (c.audio && isBlocked(c.audio.contentType)))
         ? Promise.resolve({ supported: false, smooth: false, powerEfficient: false })
         : info(c));
     }
     if (navigator.requestMediaKeySystemAccess) {
       const request = navigator.requestMediaKeySystemAccess.bind(navigator);
+      const keep = (caps) => (caps ? caps.filter((x) => !isBlocked(x.contentType)) : caps);
       navigator.requestMediaKeySystemAccess = (system, configs) => request(system, (configs || []).map((c) => ({
         ...c,
-        ...(c.videoCapabilities ? { videoCapabilities: c.videoCapabilities.filter((v) => !isAv1(v.contentType)) } : {}),
-      })).filter((c) => !c.videoCapabilities || c.videoCapabilities.length));
+        ...(c.videoCapabilities ? { videoCapabilities: keep(c.videoCapabilities) } : {}),
+        ...(c.audioCapabilities ? { audioCapabilities: keep(c.audioCapabilities) } : {}),
+      })).filter((c) => (!c.videoCapabilities || c.videoCapabilities.length)
+        && (!c.audioCapabilities || c.audioCapabilities.length)));
     }
-  }, !!opts['no-av1']);
+  }, blocked);
 
   const q = new URLSearchParams({ player: opts.player, src: opts.src, autoplay: '1' });
   if (opts.token) q.set('token', opts.token);

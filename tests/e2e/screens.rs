@@ -1,8 +1,11 @@
-//! Every screen: a preset with an AV1 and an H.264 ladder ("tiny-avc"), played where AV1 cannot be decoded. The
-//! manifests offer a complete ladder per codec (HLS variants with exact CODECS, one DASH AdaptationSet per codec
-//! family); ffmpeg decodes every frame of each H.264 rendition over HLS; hls.js, dash.js and shaka-player in
-//! headless Chromium that reports `av01` unsupported play the H.264 renditions, and with AV1 allowed they still
-//! play; the same for the encrypted asset (AES-128 HLS, cenc and cbcs with Clear Key).
+//! Every screen: a preset with an AV1 and an H.264 ladder and Opus and AAC-LC audio ("tiny-avc"), played where
+//! neither AV1 nor Opus can be decoded. The manifests offer a complete ladder per codec (HLS variants with exact
+//! CODECS for each video rendition with each AUDIO group, one DASH AdaptationSet per video codec family and per
+//! audio codec); ffmpeg decodes every frame of each H.264 rendition over HLS, and both audio tracks put every
+//! burst of the source where it is; each download pairs H.264 with AAC and AV1 with Opus; hls.js, dash.js and
+//! shaka-player in headless Chromium that reports `av01` and `opus` unsupported play H.264 + AAC, and with
+//! everything allowed they still play; the same for the encrypted asset (AES-128 HLS, cenc and cbcs with Clear
+//! Key).
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -13,7 +16,21 @@ async fn h264_renditions_play_where_av1_cannot() {
     let stack = stack_with("screens", &[("ManifestTtlSeconds", "1")]).await;
     let api = Api::new(&stack);
     let dir = scratch("screens");
-    let source = h264_aac_mp4(&dir, "clip.mp4", "320x240", 25, 5);
+    // testsrc2 and a burst of 1 kHz every second from 0.5 s, H.264 + AAC.
+    let mut args: Vec<String> = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"]
+        .map(String::from)
+        .to_vec();
+    args.extend(vod_testkit::burst_args(5.0, 48_000));
+    args.extend(
+        [
+            "-t", "5", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2",
+        ]
+        .map(String::from),
+    );
+    let source = ffmpeg(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &dir.join("clip.mp4"),
+    );
     let id = api.encoded(&source, "tiny-avc").await;
 
     let (_, ready) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
@@ -41,20 +58,45 @@ async fn h264_renditions_play_where_av1_cannot() {
         let http = http.clone();
         async move { http.get(url).send().await.expect("get").text().await.expect("text") }
     };
-    // HLS: a variant per rendition with its own exact CODECS; both ladders complete.
+    let audio: Vec<(String, String)> = ready["output"]["audio"]
+        .as_array()
+        .expect("audio renditions")
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap_or("").into(),
+                a["codecs"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        audio,
+        [
+            ("audio".to_string(), "opus".to_string()),
+            ("audio-aac".into(), "mp4a.40.2".into())
+        ],
+        "{ready}"
+    );
+
+    // HLS: a variant per rendition and audio group with its own exact CODECS; both ladders complete with each.
     let master = text(hls.clone()).await;
-    for name in ["180p", "120p", "180p-h264", "120p-h264"] {
-        let codecs = codecs_of(name);
+    for (group, audio_codecs) in [("audio", "opus"), ("audio-aac", "mp4a.40.2")] {
         assert!(
-            master
-                .lines()
-                .zip(master.lines().skip(1))
-                .any(|(inf, uri)| inf.contains(&format!("CODECS=\"{codecs},opus\""))
-                    && uri.contains(&format!("{name}/"))),
-            "{name} variant with CODECS {codecs}: {master}"
+            master.contains(&format!("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{group}\"")),
+            "{master}"
         );
+        for name in ["180p", "120p", "180p-h264", "120p-h264"] {
+            let codecs = codecs_of(name);
+            assert!(
+                master.lines().zip(master.lines().skip(1)).any(|(inf, uri)| inf
+                    .contains(&format!("CODECS=\"{codecs},{audio_codecs}\""))
+                    && inf.contains(&format!("AUDIO=\"{group}\""))
+                    && uri.contains(&format!("{name}/"))),
+                "{name} variant with CODECS {codecs},{audio_codecs}: {master}"
+            );
+        }
     }
-    // DASH: one video AdaptationSet per codec family.
+    // DASH: one video AdaptationSet per codec family, one audio AdaptationSet per codec.
     let mpd = text(dash.clone()).await;
     let video_sets: Vec<&str> = mpd
         .split("<AdaptationSet ")
@@ -69,6 +111,13 @@ async fn h264_renditions_play_where_av1_cannot() {
         video_sets.iter().any(|s| s.contains("av01") && !s.contains("avc1")),
         "{mpd}"
     );
+    let audio_sets: Vec<&str> = mpd
+        .split("<AdaptationSet ")
+        .filter(|s| s.contains("contentType=\"audio\""))
+        .collect();
+    assert_eq!(audio_sets.len(), 2, "{mpd}");
+    assert!(audio_sets.iter().any(|s| s.contains("codecs=\"opus\"")), "{mpd}");
+    assert!(audio_sets.iter().any(|s| s.contains("codecs=\"mp4a.40.2\"")), "{mpd}");
 
     // ffmpeg decodes every frame of each H.264 rendition (5 s at 25 fps), close to the scaled source.
     let ism = loc["urls"]["hls_cmaf"]
@@ -91,7 +140,49 @@ async fn h264_renditions_play_where_av1_cannot() {
         assert!(db > 28.0, "{name}: PSNR {db}");
     }
 
-    // Players on a device without an AV1 decoder get the H.264 ladder; with AV1 they still play.
+    // Both audio tracks over HLS, decoded as presented (AAC's priming trimmed by its edit list, Opus's pre-skip):
+    // the whole 5 s, and every burst where the source has it (within 1 ms).
+    let expected: Vec<usize> = (0..5).map(|k| 24_000 + k * 48_000).collect();
+    for track in ["audio", "audio-aac"] {
+        let url = format!("{ism}/{track}/media.m3u8");
+        let pcm = vod_testkit::presented_pcm(&url, &[]);
+        let at = vod_testkit::onsets(&pcm);
+        assert!(
+            pcm.len().abs_diff(240_000) <= 1024,
+            "{track}: {} samples for 5 s",
+            pcm.len()
+        );
+        assert_eq!(at.len(), expected.len(), "{track} bursts at {at:?}");
+        for (got, want) in at.iter().zip(&expected) {
+            assert!(
+                got.abs_diff(*want) <= 48,
+                "{track}: a burst at {got}, the source's at {want}"
+            );
+        }
+    }
+
+    // Downloads: each codec's progressive MP4, H.264 with AAC and AV1 with Opus.
+    let dl = api.locator(json!({"asset": id, "kind": "download"})).await;
+    let downloads = dl["downloads"].as_array().expect("downloads").clone();
+    assert_eq!(downloads.len(), 4, "{dl}");
+    for d in &downloads {
+        let (name, url) = (d["rendition"].as_str().unwrap_or(""), d["url"].as_str().unwrap_or(""));
+        let p = ffprobe(&["-count_frames", "-show_streams", url]);
+        let (v, a) = (stream(&p, "video"), stream(&p, "audio"));
+        let want = if name.ends_with("-h264") {
+            ("h264", "aac")
+        } else {
+            ("av1", "opus")
+        };
+        assert_eq!(
+            (v.map(|v| &v["codec_name"]), a.map(|a| &a["codec_name"])),
+            (Some(&json!(want.0)), Some(&json!(want.1))),
+            "{name}: {p}"
+        );
+        assert_eq!(v.map(|v| &v["nb_read_frames"]), Some(&json!("125")), "{name}");
+    }
+
+    // Players on a device without AV1 and Opus decoders get H.264 + AAC; with both allowed they still play.
     let fed = |r: &Value| -> Vec<String> {
         r["sourceBuffers"]
             .as_array()
@@ -99,13 +190,16 @@ async fn h264_renditions_play_where_av1_cannot() {
             .unwrap_or_default()
     };
     for (player, src) in [("hls", &hls), ("dash", &dash), ("shaka", &dash)] {
-        let r = play_with(player, src, None, None, &["--no-av1"]);
+        let r = play_with(player, src, None, None, &["--no-av1", "--no-opus"]);
         let buffers = fed(&r);
         assert!(
-            buffers.iter().any(|t| t.contains("avc1")),
-            "{player} without AV1 fed H.264: {r}"
+            buffers.iter().any(|t| t.contains("avc1")) && buffers.iter().any(|t| t.contains("mp4a.40.2")),
+            "{player} without AV1 and Opus fed H.264 and AAC: {r}"
         );
-        assert!(!buffers.iter().any(|t| t.contains("av01")), "{player} without AV1: {r}");
+        assert!(
+            !buffers.iter().any(|t| t.contains("av01") || t.contains("opus")),
+            "{player} without AV1 and Opus: {r}"
+        );
         assert!(r["decodedFrames"].as_u64().unwrap_or(0) > 0, "{player}: {r}");
         let r = play(player, src, None, None);
         assert!(!fed(&r).is_empty(), "{player} with AV1 allowed: {r}");
@@ -142,10 +236,10 @@ async fn h264_renditions_play_where_av1_cannot() {
         ("dash", &dash, Some(licence.as_str())),
         ("shaka", &dash, Some(licence.as_str())),
     ] {
-        let r = play_with(player, src, None, lic, &["--no-av1"]);
+        let r = play_with(player, src, None, lic, &["--no-av1", "--no-opus"]);
         assert!(
-            fed(&r).iter().any(|t| t.contains("avc1")),
-            "{player} encrypted without AV1: {r}"
+            fed(&r).iter().any(|t| t.contains("avc1")) && fed(&r).iter().any(|t| t.contains("mp4a")),
+            "{player} encrypted without AV1 and Opus: {r}"
         );
     }
     set_policies(json!([
@@ -154,9 +248,9 @@ async fn h264_renditions_play_where_av1_cannot() {
     .await;
     let mpd = text(dash.clone()).await;
     assert!(mpd.contains("value=\"cbcs\""), "{mpd}");
-    let r = play_with("shaka", &dash, None, Some(&licence), &["--no-av1"]);
+    let r = play_with("shaka", &dash, None, Some(&licence), &["--no-av1", "--no-opus"]);
     assert!(
-        fed(&r).iter().any(|t| t.contains("avc1")),
-        "shaka cbcs without AV1: {r}"
+        fed(&r).iter().any(|t| t.contains("avc1")) && fed(&r).iter().any(|t| t.contains("mp4a")),
+        "shaka cbcs without AV1 and Opus: {r}"
     );
 }

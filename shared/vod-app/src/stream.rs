@@ -815,8 +815,8 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
     let bucket = output.bucket.as_str();
 
     let index_key = |track: &str| -> Result<String, ApiError> {
-        if track == "audio" {
-            output.audio.as_ref().map(|a| a.index.clone())
+        if let Some(a) = output.audio_track(track) {
+            Some(a.index.clone())
         } else {
             output
                 .renditions
@@ -860,10 +860,10 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
             for r in &sel.video {
                 indexes.push(ctx.index(&r.index, bucket).await?);
             }
-            let audio_index = match sel.audio {
-                Some(a) => Some(ctx.index(&a.index, bucket).await?),
-                None => None,
-            };
+            let mut audio_indexes = Vec::new();
+            for a in &sel.audio {
+                audio_indexes.push(ctx.index(&a.index, bucket).await?);
+            }
             let video: Vec<TrackTimeline> = sel
                 .video
                 .iter()
@@ -881,9 +881,12 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 })
                 .filter(|t| !t.segments.is_empty())
                 .collect();
-            let audio = sel.audio.zip(audio_index.as_deref()).and_then(|(a, idx)| {
-                let t = TrackTimeline {
-                    name: "audio",
+            let audio: Vec<TrackTimeline> = sel
+                .audio
+                .iter()
+                .zip(audio_indexes.iter())
+                .map(|(a, idx)| TrackTimeline {
+                    name: &a.name,
                     codecs: &a.codecs,
                     timescale: idx.timescale,
                     kind: TrackKind::Audio {
@@ -891,10 +894,10 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         sample_rate: a.sample_rate,
                     },
                     segments: overlapping(idx, sel.start, sel.end),
-                };
-                (!t.segments.is_empty()).then_some(t)
-            });
-            if video.is_empty() && audio.is_none() {
+                })
+                .filter(|t| !t.segments.is_empty())
+                .collect();
+            if video.is_empty() && audio.is_empty() {
                 return Err(err(
                     StatusCode::BAD_REQUEST,
                     "empty_presentation",
@@ -945,7 +948,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     captions()?;
                     let reference = video
                         .first()
-                        .or(audio.as_ref())
+                        .or(audio.first())
                         .ok_or_else(|| not_found("no media track"))?;
                     (hls::subtitles(reference), "application/vnd.apple.mpegurl")
                 }
@@ -953,7 +956,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     // In presentation time: the period starts at the first kept segment.
                     let reference = video
                         .first()
-                        .or(audio.as_ref())
+                        .or(audio.first())
                         .ok_or_else(|| not_found("no media track"))?;
                     let (start, len) = (reference.start_secs(), reference.duration_secs());
                     let cues: Vec<Cue> = ctx
@@ -1017,7 +1020,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 .renditions
                 .first()
                 .map(|r| r.index.clone())
-                .or_else(|| output.audio.as_ref().map(|a| a.index.clone()))
+                .or_else(|| output.audio.first().map(|a| a.index.clone()))
                 .ok_or_else(|| not_found("no media track"))?;
             let idx = ctx.index(&reference, bucket).await?;
             let seg = idx

@@ -1,7 +1,8 @@
-//! Codec configuration: validation of a [`CodecConfig`], its ISOBMFF sample entry (`av01`, `avc1`, `Opus`) and its
+//! Codec configuration: validation of a [`CodecConfig`], its ISOBMFF sample entry (`av01`, `avc1`, `mp4a`, `Opus`) and its
 //! RFC 6381 codec string.
 
-use mp4_atom::{Atom, Audio, Av01, Av1c, Avc1, Codec, Dops, FixedPoint, Opus, Visual};
+use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor, SLConfig};
+use mp4_atom::{Atom, Audio, Av01, Av1c, Avc1, Codec, Dops, Esds, FixedPoint, Mp4a, Opus, Visual};
 
 use crate::{CodecConfig, MuxError, TrackConfig};
 
@@ -47,7 +48,22 @@ pub fn codec_string(codec: &CodecConfig) -> Result<String, MuxError> {
             ))
         }
         CodecConfig::H264 { avcc, .. } => Ok(crate::avc::codec_string(&crate::avc::parse_avcc(avcc)?)),
+        CodecConfig::Aac { asc, .. } => Ok(format!("mp4a.40.{}", aac_object_type(asc)?)),
         CodecConfig::Opus { .. } => Ok("opus".to_string()),
+    }
+}
+
+/// The audio object type of an AudioSpecificConfig (2: AAC-LC), with the 5-bit escape of ISO/IEC 14496-3 1.6.2.1.
+pub fn aac_object_type(asc: &[u8]) -> Result<u8, MuxError> {
+    let bad = || MuxError::InvalidConfig(format!("AudioSpecificConfig {asc:02x?} is too short"));
+    let first = *asc.first().ok_or_else(bad)?;
+    match first >> 3 {
+        31 => {
+            let second = *asc.get(1).ok_or_else(bad)?;
+            Ok(32 + (((first & 7) << 3) | (second >> 5)))
+        }
+        0 => Err(MuxError::InvalidConfig("AudioSpecificConfig with object type 0".into())),
+        aot => Ok(aot),
     }
 }
 
@@ -79,6 +95,20 @@ pub fn validate_track(track: &TrackConfig) -> Result<(), MuxError> {
             }
             crate::avc::parse_avcc(avcc)?;
         }
+        CodecConfig::Aac {
+            channels,
+            sample_rate,
+            asc,
+            ..
+        } => {
+            if !(1..=8).contains(channels) || *sample_rate == 0 || asc.len() < 2 {
+                return Err(MuxError::InvalidConfig(format!(
+                    "AAC with {channels} channels at {sample_rate} Hz and a {}-byte AudioSpecificConfig",
+                    asc.len()
+                )));
+            }
+            aac_object_type(asc)?;
+        }
         CodecConfig::Opus {
             channels,
             input_sample_rate,
@@ -108,7 +138,8 @@ fn visual(width: u16, height: u16) -> Visual {
     }
 }
 
-/// The sample entry (`av01` with `av1C`, `avc1` with `avcC`, or `Opus` with `dOps`) of a validated track.
+/// The sample entry (`av01` with `av1C`, `avc1` with `avcC`, `mp4a` with `esds`, or `Opus` with `dOps`) of a
+/// validated track.
 pub(crate) fn sample_entry(track: &TrackConfig) -> Result<Codec, MuxError> {
     match &track.codec {
         CodecConfig::Av1 { width, height, av1c } => Ok(Codec::Av01(Av01 {
@@ -130,6 +161,39 @@ pub(crate) fn sample_entry(track: &TrackConfig) -> Result<Codec, MuxError> {
             taic: None,
             fiel: None,
             spatial: None,
+        })),
+        CodecConfig::Aac {
+            channels,
+            sample_rate,
+            asc,
+            ..
+        } => Ok(Codec::Mp4a(Mp4a {
+            audio: Audio {
+                data_reference_index: 1,
+                channel_count: u16::from(*channels),
+                sample_size: 16,
+                // The 16.16 field cannot hold rates above 65535 Hz; the AudioSpecificConfig carries the real one.
+                sample_rate: FixedPoint::new(u16::try_from(*sample_rate).unwrap_or(0), 0),
+            },
+            esds: Esds {
+                es_desc: EsDescriptor {
+                    es_id: u16::try_from(track.track_id).unwrap_or(0),
+                    dec_config: DecoderConfig {
+                        // ISO/IEC 14496-3 audio in an audio stream (14496-1 Table 5 and 6).
+                        object_type_indication: 0x40,
+                        stream_type: 0x05,
+                        dec_specific: Some(DecoderSpecific {
+                            raw: asc.clone(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    sl_config: SLConfig {},
+                    ..Default::default()
+                },
+            },
+            btrt: None,
+            taic: None,
         })),
         CodecConfig::Opus {
             channels,
@@ -194,6 +258,25 @@ mod tests {
             input_sample_rate: 48000,
         };
         assert_eq!(codec_string(&c).unwrap(), "opus");
+    }
+
+    #[test]
+    fn aac_codec_strings() {
+        let aac = |asc: Vec<u8>| CodecConfig::Aac {
+            channels: 2,
+            sample_rate: 48000,
+            asc,
+            priming: 1024,
+        };
+        // AAC-LC, 48 kHz (index 3), stereo.
+        assert_eq!(codec_string(&aac(vec![0x11, 0x90])).unwrap(), "mp4a.40.2");
+        // HE-AAC (SBR, 5).
+        assert_eq!(codec_string(&aac(vec![0x2b, 0x92, 0x08, 0x00])).unwrap(), "mp4a.40.5");
+        // The escape: object type 32 + 10 = 42 (USAC).
+        assert_eq!(codec_string(&aac(vec![0xf9, 0x46, 0x40])).unwrap(), "mp4a.40.42");
+        for bad in [vec![], vec![0x00, 0x00], vec![0xf8]] {
+            assert!(codec_string(&aac(bad.clone())).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

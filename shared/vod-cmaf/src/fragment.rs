@@ -66,6 +66,17 @@ pub fn media_segment(
     base_media_decode_time: u64,
     samples: &[Sample],
 ) -> Result<Vec<u8>, MuxError> {
+    media_segment_with_key(track, sequence_number, base_media_decode_time, samples).map(|(bytes, _)| bytes)
+}
+
+/// [`media_segment`], and where its first sample (a video segment's key frame) lies in it: the bytes from the
+/// segment's start through that sample are what an HLS I-frame playlist entry names.
+pub fn media_segment_with_key(
+    track: &TrackConfig,
+    sequence_number: u32,
+    base_media_decode_time: u64,
+    samples: &[Sample],
+) -> Result<(Vec<u8>, std::ops::Range<u64>), MuxError> {
     codec::validate_track(track)?;
     if sequence_number == 0 {
         return Err(MuxError::InvalidConfig("sequence_number starts at 1".into()));
@@ -105,10 +116,12 @@ pub fn media_segment(
     out.extend(styp_bytes);
     out.extend(moof_bytes);
     out.extend(mdat_header(payload_len)?);
+    let key_at = out.len() as u64;
+    let key = key_at..key_at + u64::from(rows[0].size);
     for p in &prepared {
         out.extend_from_slice(&p.data);
     }
-    Ok(out)
+    Ok((out, key))
 }
 
 #[cfg(test)]

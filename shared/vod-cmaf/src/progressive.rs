@@ -191,7 +191,7 @@ fn moov(
     let mut movie_duration = 0u64;
     for (i, config) in tracks.iter().enumerate() {
         let media: u64 = rows[i].iter().map(|r| u64::from(r.duration)).sum();
-        let movie = to_movie_time(media, config.timescale)?;
+        let movie = to_movie_time(media.saturating_sub(config.codec.priming().into()), config.timescale)?;
         movie_duration = movie_duration.max(movie);
         let stbl = sample_table(config, rows[i], &per_track[i], use_co64)?;
         traks.push(track::trak(config, TrackDurations { media, movie }, stbl));

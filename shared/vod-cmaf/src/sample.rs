@@ -75,7 +75,7 @@ pub fn prepare<'a>(
                     })?;
                     Cow::Borrowed(sample.data.as_slice())
                 }
-                CodecConfig::Opus { .. } => Cow::Borrowed(sample.data.as_slice()),
+                CodecConfig::Aac { .. } | CodecConfig::Opus { .. } => Cow::Borrowed(sample.data.as_slice()),
             };
             if data.is_empty() {
                 return Err(MuxError::InvalidSample {

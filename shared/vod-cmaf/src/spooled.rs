@@ -199,7 +199,7 @@ fn skeleton(tracks: &[&TrackConfig], stats: &[TrackStats], use_co64: bool) -> Re
     let mut traks = Vec::with_capacity(tracks.len());
     let mut movie_duration = 0u64;
     for (config, s) in tracks.iter().zip(stats) {
-        let movie = to_movie_time(s.media, config.timescale)?;
+        let movie = to_movie_time(s.media.saturating_sub(config.codec.priming().into()), config.timescale)?;
         movie_duration = movie_duration.max(movie);
         let stbl = Stbl {
             stsd: track::stsd(config)?,

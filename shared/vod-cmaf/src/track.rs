@@ -1,10 +1,14 @@
 //! One `trak` box: header, media header, handler and media information around a given sample table.
 
-use mp4_atom::{Dinf, Dref, DrefEntry, FixedPoint, Hdlr, Mdhd, Mdia, Minf, Smhd, Stbl, Stsd, Tkhd, Trak, Url, Vmhd};
+use mp4_atom::{
+    Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry, FixedPoint, Hdlr, Mdhd, Mdia, Minf, Smhd, Stbl, Stsd, Tkhd, Trak,
+    Url, Vmhd,
+};
 
 use crate::{boxes::fourcc, codec, MuxError, TrackConfig};
 
-/// Durations of a track: in its own timescale (`mdhd`) and in the movie timescale (`tkhd`).
+/// Durations of a track: of its media in its own timescale (`mdhd`) and of its presentation (the media after its
+/// priming, [`crate::CodecConfig::priming`]) in the movie timescale (`tkhd`).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct TrackDurations {
     pub media: u64,
@@ -24,6 +28,21 @@ pub(crate) fn empty_stbl(track: &TrackConfig) -> Result<Stbl, MuxError> {
 pub(crate) fn stsd(track: &TrackConfig) -> Result<Stsd, MuxError> {
     Ok(Stsd {
         codecs: vec![codec::sample_entry(track)?],
+    })
+}
+
+/// The edit list of a track whose presentation skips the first `priming` samples of its media (AAC encoder delay):
+/// one edit from media time `priming` for the rest of the track — `segment_duration` 0 in fragmented files, where
+/// the duration is unknown, otherwise the presented duration (`durations.movie`).
+fn priming_edit(priming: u32, durations: TrackDurations) -> Option<Edts> {
+    (priming > 0).then(|| Edts {
+        elst: Some(Elst {
+            entries: vec![ElstEntry {
+                segment_duration: if durations.media == 0 { 0 } else { durations.movie },
+                media_time: Some(u64::from(priming)),
+                media_rate: FixedPoint::new(1, 0),
+            }],
+        }),
     })
 }
 
@@ -71,6 +90,7 @@ pub(crate) fn trak(track: &TrackConfig, durations: TrackDurations, stbl: Stbl) -
     };
     Trak {
         tkhd,
+        edts: priming_edit(track.codec.priming(), durations),
         mdia: Mdia {
             mdhd: Mdhd {
                 timescale: track.timescale,

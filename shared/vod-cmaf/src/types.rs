@@ -10,6 +10,14 @@ pub enum CodecConfig {
     /// H.264: `avcc` is the AVCDecoderConfigurationRecord (the payload of the `avcC` box, 4-byte NAL lengths);
     /// samples are length-prefixed NAL units without parameter sets (`vod_cmaf::avc`).
     H264 { width: u16, height: u16, avcc: Vec<u8> },
+    /// AAC (ISO/IEC 14496-3 in `mp4a`/`esds`): `asc` is the AudioSpecificConfig; `priming` the encoder's delay in
+    /// samples, trimmed by the track's edit list (`elst` media time), so AAC starts where the source does.
+    Aac {
+        channels: u8,
+        sample_rate: u32,
+        asc: Vec<u8>,
+        priming: u32,
+    },
     /// Opus (RFC 7845 / "Encapsulation of Opus in ISOBMFF"): `pre_skip` in 48 kHz samples.
     Opus {
         channels: u8,
@@ -28,7 +36,18 @@ impl CodecConfig {
     pub fn size(&self) -> (u16, u16) {
         match self {
             CodecConfig::Av1 { width, height, .. } | CodecConfig::H264 { width, height, .. } => (*width, *height),
-            CodecConfig::Opus { .. } => (0, 0),
+            CodecConfig::Aac { .. } | CodecConfig::Opus { .. } => (0, 0),
+        }
+    }
+
+    /// Samples at the start of the media that the presentation skips — AAC's encoder delay, Opus's pre-skip — in
+    /// the track's timescale (48 kHz for both). The track's edit list starts its presentation there (as ffmpeg's
+    /// MP4 muxer and the Opus-in-ISOBMFF encapsulation do), so every track starts where the source does.
+    pub fn priming(&self) -> u32 {
+        match self {
+            CodecConfig::Aac { priming, .. } => *priming,
+            CodecConfig::Opus { pre_skip, .. } => u32::from(*pre_skip),
+            _ => 0,
         }
     }
 }
@@ -44,7 +63,7 @@ pub struct TrackConfig {
     pub language: String,
 }
 
-/// One encoded access unit (an AV1 temporal unit, an Opus packet).
+/// One encoded access unit (an AV1 temporal unit, an H.264 access unit, an AAC or Opus packet).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub data: Vec<u8>,

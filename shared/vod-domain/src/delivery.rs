@@ -190,7 +190,7 @@ impl Filter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Selection<'a> {
     pub video: Vec<&'a Rendition>,
-    pub audio: Option<&'a AudioRendition>,
+    pub audio: Vec<&'a AudioRendition>,
     pub start: f64,
     pub end: f64,
 }
@@ -214,11 +214,12 @@ pub fn select<'a>(output: &'a AssetOutput, filters: &[Filter]) -> Result<Selecti
         .iter()
         .filter(|r| filters.iter().all(|f| f.keeps_video(r)))
         .collect();
-    let audio = output
+    let audio: Vec<&AudioRendition> = output
         .audio
-        .as_ref()
-        .filter(|a| filters.iter().all(|f| f.keeps_audio(a)));
-    if video.is_empty() && audio.is_none() {
+        .iter()
+        .filter(|a| filters.iter().all(|f| f.keeps_audio(a)))
+        .collect();
+    if video.is_empty() && audio.is_empty() {
         return Err(DomainError::invalid("the filters select no track"));
     }
     Ok(Selection {
@@ -474,7 +475,8 @@ mod tests {
             segment_count: 3,
             duration_secs: 10.0,
             renditions: vec![r("360p", 500_000), r("720p", 2_000_000)],
-            audio: Some(AudioRendition {
+            audio: vec![AudioRendition {
+                name: "audio".into(),
                 codecs: "opus".into(),
                 channels: 2,
                 sample_rate: 48_000,
@@ -482,7 +484,7 @@ mod tests {
                 timescale: 48_000,
                 init: String::new(),
                 index: String::new(),
-            }),
+            }],
         }
     }
 
@@ -510,7 +512,7 @@ mod tests {
     fn filters_intersect_time_and_select_tracks() {
         let out = output();
         let all = select(&out, &[]).unwrap();
-        assert_eq!((all.video.len(), all.audio.is_some(), all.end), (2, true, 10.0));
+        assert_eq!((all.video.len(), all.audio.len(), all.end), (2, 1, 10.0));
         let mut time = filter("t");
         time.start = Some(2.0);
         time.end = Some(6.0);
@@ -534,13 +536,13 @@ mod tests {
             s.video.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
             vec!["360p"]
         );
-        assert!(s.audio.is_some());
+        assert_eq!(s.audio.len(), 1);
         let mut video_only = filter("v");
         video_only.tracks = vec![TrackSelection {
             track_type: TrackType::Video,
             bitrate: None,
         }];
-        assert!(select(&out, &[video_only]).unwrap().audio.is_none());
+        assert!(select(&out, &[video_only]).unwrap().audio.is_empty());
         let mut empty = filter("e");
         empty.start = Some(20.0);
         assert!(select(&out, &[empty]).is_err());

@@ -117,12 +117,47 @@ pub struct RungSpec {
     pub encoding: VideoEncoding,
 }
 
+/// An audio encoder of a preset; each gives the asset an audio track of its own, at the preset's bitrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioEncoding {
+    /// Opus by libopus (48 kHz, 20 ms packets).
+    Opus,
+    /// AAC-LC by libavcodec (48 kHz): what Safari before 17, iPhones, TVs and set-top boxes decode.
+    Aac,
+}
+
+impl AudioEncoding {
+    /// The name of its track (URL path segment and object prefix); Opus keeps the name it had alone.
+    pub fn track(self) -> &'static str {
+        match self {
+            AudioEncoding::Opus => "audio",
+            AudioEncoding::Aac => "audio-aac",
+        }
+    }
+
+    /// The encoding of a track name.
+    pub fn of_track(name: &str) -> Option<Self> {
+        [AudioEncoding::Opus, AudioEncoding::Aac]
+            .into_iter()
+            .find(|a| a.track() == name)
+    }
+}
+
 /// Audio output settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AudioSpec {
     pub bitrate_kbps: u32,
     /// Output channels (1 or 2; 5.1 sources are downmixed).
     pub channels: u8,
+    /// The audio tracks, by encoder (the source is decoded once for all); Opus alone when not given (presets
+    /// stored before AAC existed).
+    #[serde(default = "default_audio_codecs")]
+    pub codecs: Vec<AudioEncoding>,
+}
+
+fn default_audio_codecs() -> Vec<AudioEncoding> {
+    vec![AudioEncoding::Opus]
 }
 
 /// How a preset picks its rungs.
@@ -180,6 +215,7 @@ fn default_audio() -> AudioSpec {
     AudioSpec {
         bitrate_kbps: 128,
         channels: 2,
+        codecs: default_audio_codecs(),
     }
 }
 fn default_chunk() -> f64 {
@@ -231,10 +267,7 @@ impl Preset {
                 encode: true,
                 ladder: Ladder::Adaptive { speed: 8, h264: None },
                 segment_duration: 4.0,
-                audio: AudioSpec {
-                    bitrate_kbps: 128,
-                    channels: 2,
-                },
+                audio: default_audio(),
                 max_chunk_secs: 8.0,
                 index: None,
             },
@@ -262,6 +295,7 @@ impl Preset {
                 audio: AudioSpec {
                     bitrate_kbps: 64,
                     channels: 2,
+                    codecs: default_audio_codecs(),
                 },
                 max_chunk_secs: 2.0,
                 index: None,
@@ -286,15 +320,18 @@ impl Preset {
         let mut adaptive = presets[0].clone();
         adaptive.name = "adaptive".into();
         adaptive.description = "AV1 ladder 1080p/720p/480p/360p and an H.264 High ladder at 6000/3500/1800/900 kb/s \
-                                (no upscaling), 4 s segments, Opus 128 kb/s"
+                                (no upscaling), 4 s segments, Opus and AAC-LC 128 kb/s"
             .into();
+        adaptive.audio.codecs = vec![AudioEncoding::Opus, AudioEncoding::Aac];
         adaptive.ladder = Ladder::Adaptive {
             speed: 8,
             h264: Some("veryfast".into()),
         };
         let mut tiny_avc = presets[1].clone();
         tiny_avc.name = "tiny-avc".into();
-        tiny_avc.description = "The tiny ladder in AV1 and in H.264 (180p + 120p each), for tests and demos".into();
+        tiny_avc.description =
+            "The tiny ladder in AV1 and in H.264 (180p + 120p each), Opus and AAC-LC, for tests and demos".into();
+        tiny_avc.audio.codecs = vec![AudioEncoding::Opus, AudioEncoding::Aac];
         if let Ladder::Fixed { rungs } = &mut tiny_avc.ladder {
             let h264: Vec<FixedRung> = rungs
                 .iter()
@@ -349,6 +386,10 @@ impl Preset {
         }
         if !(8..=512).contains(&self.audio.bitrate_kbps) || !(1..=2).contains(&self.audio.channels) {
             return Err("audio needs 8..=512 kb/s and 1 or 2 channels".into());
+        }
+        let codecs = &self.audio.codecs;
+        if codecs.is_empty() || codecs.iter().enumerate().any(|(i, c)| codecs[..i].contains(c)) {
+            return Err("audio codecs must list opus and/or aac, each once".into());
         }
         match &self.ladder {
             Ladder::Adaptive { speed, h264 } => {
@@ -528,6 +569,17 @@ pub struct SegmentRecord {
     pub start: u64,
     pub duration: u64,
     pub size: u64,
+    /// Video: where its key frame (the first sample) lies in the segment object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_frame: Option<KeyFrame>,
+}
+
+/// Where a video segment's key frame lies in its object: bytes `at..at + len` (after `styp`, `moof` and the
+/// `mdat` header). An HLS I-frame playlist entry is the segment's bytes `0..at + len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyFrame {
+    pub at: u64,
+    pub len: u64,
 }
 
 /// What a finished task produced, per track (rendition name or "audio").
@@ -963,6 +1015,57 @@ mod tests {
             rungs: vec![fixed.clone(), fixed],
         };
         assert!(p.validate().unwrap_err().contains("same height"));
+    }
+
+    #[test]
+    fn audio_tracks_by_codec_and_old_presets_and_outputs_read_as_opus() {
+        let old: AudioSpec = serde_json::from_str(r#"{"bitrate_kbps":96,"channels":2}"#).expect("an old audio spec");
+        assert_eq!(old.codecs, vec![AudioEncoding::Opus]);
+        let both: AudioSpec =
+            serde_json::from_str(r#"{"bitrate_kbps":96,"channels":2,"codecs":["opus","aac"]}"#).expect("both");
+        assert_eq!(
+            both.codecs.iter().map(|c| c.track()).collect::<Vec<_>>(),
+            ["audio", "audio-aac"]
+        );
+        assert_eq!(AudioEncoding::of_track("audio-aac"), Some(AudioEncoding::Aac));
+        assert!(serde_json::from_str::<AudioSpec>(r#"{"bitrate_kbps":96,"channels":2,"codecs":["mp3"]}"#).is_err());
+        for (name, codecs) in [("adaptive", 2), ("tiny-avc", 2), ("adaptive-av1", 1), ("tiny", 1)] {
+            assert_eq!(builtin(name).audio.codecs.len(), codecs, "{name}");
+        }
+        let mut p = builtin("tiny");
+        p.name = "x".into();
+        for bad in [vec![], vec![AudioEncoding::Aac, AudioEncoding::Aac]] {
+            p.audio.codecs = bad;
+            assert!(p.validate().unwrap_err().contains("audio codecs"));
+        }
+
+        // Outputs stored with one Opus rendition (an object or null) read as a list.
+        let rendition = r#"{"codecs":"opus","channels":2,"sample_rate":48000,"bitrate":1,"timescale":48000,"init":"i","index":"x"}"#;
+        let output = |audio: &str| {
+            format!(
+                r#"{{"job_id":"{}","bucket":"b","prefix":"p","segment_duration":1.0,"segment_count":1,"duration_secs":1.0,"renditions":[]{audio}}}"#,
+                JobId::new_random()
+            )
+        };
+        for (audio, names) in [
+            (format!(r#","audio":{rendition}"#), vec!["audio"]),
+            (r#","audio":null"#.to_string(), vec![]),
+            (String::new(), vec![]),
+            (
+                format!(
+                    r#","audio":[{rendition},{}]"#,
+                    rendition.replacen('{', r#"{"name":"audio-aac","#, 1)
+                ),
+                vec!["audio", "audio-aac"],
+            ),
+        ] {
+            let out: crate::AssetOutput = serde_json::from_str(&output(&audio)).expect("an output");
+            assert_eq!(
+                out.audio.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+                names,
+                "{audio}"
+            );
+        }
     }
 
     #[test]

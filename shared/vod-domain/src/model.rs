@@ -227,9 +227,13 @@ pub struct Rendition {
     pub progressive: String,
 }
 
-/// The audio rendition (Opus in CMAF).
+/// An audio rendition (Opus or AAC in CMAF).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioRendition {
+    /// Its track name (`audio` for Opus, `audio-aac`), as in stream URLs; outputs stored before AAC had one
+    /// unnamed Opus track.
+    #[serde(default = "opus_track_name")]
+    pub name: String,
     pub codecs: String,
     pub channels: u8,
     pub sample_rate: u32,
@@ -249,8 +253,38 @@ pub struct AssetOutput {
     pub segment_count: u32,
     pub duration_secs: f64,
     pub renditions: Vec<Rendition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audio: Option<AudioRendition>,
+    /// The audio renditions, one per audio codec (none for a silent source). Outputs stored before AAC held one
+    /// Opus rendition (an object, or null): they read as a list of it.
+    #[serde(
+        default,
+        deserialize_with = "audio_renditions",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub audio: Vec<AudioRendition>,
+}
+
+fn opus_track_name() -> String {
+    "audio".into()
+}
+
+fn audio_renditions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<AudioRendition>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Many(Vec<AudioRendition>),
+        One(Option<AudioRendition>),
+    }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Many(all) => all,
+        Stored::One(one) => one.into_iter().collect(),
+    })
+}
+
+impl AssetOutput {
+    /// The audio rendition of a track name.
+    pub fn audio_track(&self, name: &str) -> Option<&AudioRendition> {
+        self.audio.iter().find(|a| a.name == name)
+    }
 }
 
 /// One media segment of a track, as listed in the track's segment index.
@@ -263,6 +297,9 @@ pub struct IndexedSegment {
     pub start: u64,
     pub duration: u64,
     pub size: u64,
+    /// Video: where its key frame lies in the object (indexes written before I-frame playlists have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_frame: Option<crate::job::KeyFrame>,
 }
 
 /// A track's segment index (`index.json` beside its segments), written by the finalizer, read by the packager.

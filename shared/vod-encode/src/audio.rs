@@ -1,5 +1,6 @@
-//! The audio pipeline: decode (libavcodec) → resample and remix to 48 kHz float (libswresample) → Opus
-//! (libopus, 20 ms frames) → packets grouped per segment.
+//! The audio pipeline: decode (libavcodec) → resample and remix to 48 kHz float (libswresample) → every audio
+//! encoder asked (Opus 20 ms frames, AAC-LC 1024-sample frames) → packets grouped per segment. The source is
+//! decoded once whatever the number of codecs.
 //!
 //! libavcodec rather than symphonia decodes: the video path already opens the source with libavformat,
 //! libavcodec covers every audio codec a mezzanine may carry (HE-AAC, AC-3/E-AC-3, Opus, ALAC, PCM
@@ -28,30 +29,50 @@ pub(crate) const AUDIO_TRACK_ID: u32 = 2;
 const MAX_CONSECUTIVE_ERRORS: u32 = 64;
 
 /// See [`crate::encode_audio`].
-pub(crate) fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeError> {
+pub(crate) fn encode_audio(req: &AudioRequest) -> Result<Vec<AudioOutput>, EncodeError> {
     let seg = duration_fraction(req.segment_duration)
         .ok_or_else(|| EncodeError::InvalidRequest("segment duration must be positive and finite".into()))?;
-    let mut encoder = audio_encoder(req.codec, req.channels, req.bitrate_kbps)?;
-    let (rate, packet) = (encoder.sample_rate(), encoder.packet_samples());
+    if req.codecs.is_empty() {
+        return Err(EncodeError::InvalidRequest("no audio codec asked".into()));
+    }
+    let mut encoders = req
+        .codecs
+        .iter()
+        .map(|c| audio_encoder(*c, req.channels, req.bitrate_kbps))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rate = encoders[0].sample_rate();
+    if encoders.iter().any(|e| e.sample_rate() != rate) {
+        return Err(EncodeError::InvalidRequest(
+            "the audio encoders take different sample rates".into(),
+        ));
+    }
     let out_layout = ChannelLayout::default(i32::from(req.channels));
     let input_rate = decode(req.source, out_layout, rate, |pcm| {
-        encoder.push(pcm)?;
+        for e in encoders.iter_mut() {
+            e.push(pcm)?;
+        }
         Ok(true)
     })?;
-    let out = encoder.finish(input_rate)?;
-    if out.duration == 0 {
-        return Err(EncodeError::Decode("the audio stream is empty".into()));
+    let mut outputs = Vec::with_capacity(encoders.len());
+    for (codec, encoder) in req.codecs.iter().zip(encoders) {
+        let packet = encoder.packet_samples();
+        let out = encoder.finish(input_rate)?;
+        if out.duration == 0 {
+            return Err(EncodeError::Decode("the audio stream is empty".into()));
+        }
+        outputs.push(AudioOutput {
+            codec: *codec,
+            track: TrackConfig {
+                track_id: AUDIO_TRACK_ID,
+                timescale: rate,
+                codec: out.codec,
+                language: "und".into(),
+            },
+            segments: group(out.packets, packet, rate, seg),
+            duration_samples_48k: out.duration,
+        });
     }
-    Ok(AudioOutput {
-        track: TrackConfig {
-            track_id: AUDIO_TRACK_ID,
-            timescale: rate,
-            codec: out.codec,
-            language: "und".into(),
-        },
-        segments: group(out.packets, packet, rate, seg),
-        duration_samples_48k: out.duration,
-    })
+    Ok(outputs)
 }
 
 /// Decodes the source's main audio stream, converted to interleaved f32 in `out_layout` at `out_rate`, handing

@@ -1,6 +1,7 @@
 //! The encoder seam. A rung names its video encoder with that encoder's own settings ([`VideoCodec`]), the audio
 //! track its audio encoder ([`AudioCodec`]); each encoder is one module implementing [`VideoEncoder`] or
-//! [`AudioEncoder`] (rav1e: `av1`, x264: `h264`, libopus: `opus_enc`), and [`video_encoder`] / [`audio_encoder`] are the registry.
+//! [`AudioEncoder`] (rav1e: `av1`, x264: `h264`, libopus: `opus_enc`, libavcodec's AAC: `aac_enc`), and
+//! [`video_encoder`] / [`audio_encoder`] are the registry.
 //! The pipelines (`video`, `audio`) only see the traits: adding an encoder is its module, its variant here and its
 //! registry arm.
 use vod_cmaf::CodecConfig;
@@ -75,11 +76,13 @@ impl VideoCodec {
     }
 }
 
-/// The audio encoder of the audio track.
+/// The audio encoder of an audio track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudioCodec {
     /// Opus by libopus, 48 kHz, 20 ms packets.
     Opus,
+    /// AAC-LC by libavcodec, 48 kHz, 1024-sample packets.
+    Aac,
 }
 
 /// What every rung's encoder is told besides its codec.
@@ -143,5 +146,6 @@ pub fn video_encoder(codec: VideoCodec, s: &VideoSettings) -> Result<Box<dyn Vid
 pub fn audio_encoder(codec: AudioCodec, channels: u8, bitrate_kbps: u32) -> Result<Box<dyn AudioEncoder>, EncodeError> {
     match codec {
         AudioCodec::Opus => Ok(Box::new(crate::opus_enc::OpusEncoder::new(channels, bitrate_kbps)?)),
+        AudioCodec::Aac => Ok(Box::new(crate::aac_enc::AacEncoder::new(channels, bitrate_kbps)?)),
     }
 }

@@ -1,19 +1,21 @@
-//! Encoding of source chunks into AV1 renditions and of source audio into Opus, as per-segment
+//! Encoding of source chunks into AV1 or H.264 renditions and of source audio into Opus and AAC, as per-segment
 //! [`vod_cmaf::Sample`]s ready to be muxed as CMAF fragments.
 //!
 //! Stages, one module each:
 //! - [`source`](crate::source): demux and decode the source's video with libavformat/libavcodec;
 //! - [`select`](crate::select): map decoded frames onto the constant-frame-rate output grid;
 //! - [`scale`](crate::scale): scale each picture to every rung (libswscale, bicubic, 8-bit 4:2:0);
-//! - [`encoder`]: the encoder seam — each rung's video encoder and the audio encoder, by codec (rav1e AV1 in
-//!   `av1`, a key frame at every segment start; libopus in `opus_enc`);
+//! - [`encoder`]: the encoder seam — each rung's video encoder and the audio encoders, by codec (rav1e AV1 in
+//!   `av1`, x264 in `h264`, a key frame at every segment start; libopus in `opus_enc`, AAC-LC in `aac_enc`);
 //! - [`video`](crate::video): run the pipeline for one chunk and group frames into segments;
-//! - [`audio`](crate::audio): decode, resample to 48 kHz, encode Opus and group into segments;
+//! - [`audio`](crate::audio): decode once, resample to 48 kHz, encode every audio codec asked and group into
+//!   segments;
 //! - [`timing`](crate::timing): exact segment boundaries and timescales.
 //!
 //! Workers are stateless: a chunk is a whole number of segments `[first_segment, end_segment)`, decoded
 //! from the key frame at or before its start, so any worker can encode any chunk of any source.
 
+mod aac_enc;
 mod audio;
 mod av1;
 mod encoder;
@@ -107,9 +109,9 @@ pub fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<RenditionChunk>
 pub struct AudioRequest<'a> {
     /// Local source file.
     pub source: &'a Path,
-    /// The audio encoder.
-    pub codec: AudioCodec,
-    /// Bitrate (Opus: 6..=510).
+    /// The audio encoders, one track each (the source is decoded once for all).
+    pub codecs: &'a [AudioCodec],
+    /// Bitrate of each track (Opus: 6..=510, AAC: 8..=512).
     pub bitrate_kbps: u32,
     /// Output channels: 1 or 2 (5.1 and other layouts are downmixed).
     pub channels: u8,
@@ -117,19 +119,22 @@ pub struct AudioRequest<'a> {
     pub segment_duration: f64,
 }
 
-/// The encoded audio track.
+/// One encoded audio track.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioOutput {
-    /// Track configuration (track id 2, Opus, timescale 48000).
+    /// The encoder that made it.
+    pub codec: AudioCodec,
+    /// Track configuration (track id 2, timescale 48000).
     pub track: vod_cmaf::TrackConfig,
-    /// Segments of 20 ms Opus packets.
+    /// Segments of packets (Opus: 20 ms; AAC: 1024 samples).
     pub segments: Vec<SegmentSamples>,
-    /// Source audio duration in 48 kHz samples, excluding `pre_skip` and the final padding.
+    /// Source audio duration in 48 kHz samples, excluding the encoder's delay (Opus `pre_skip`, AAC priming) and
+    /// the final padding.
     pub duration_samples_48k: u64,
 }
 
-/// Whole audio track (audio is cheap; one task per job).
-pub fn encode_audio(req: &AudioRequest) -> Result<AudioOutput, EncodeError> {
+/// Whole audio tracks, one per codec asked, in that order (audio is cheap; one task per job).
+pub fn encode_audio(req: &AudioRequest) -> Result<Vec<AudioOutput>, EncodeError> {
     audio::encode_audio(req)
 }
 

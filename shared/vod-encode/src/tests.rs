@@ -501,29 +501,108 @@ fn check_audio(out: &AudioOutput, channels: u8, seconds: f64) {
 fn audio_aac_stereo_to_opus() {
     let src = source_mp4();
     let out = encode_audio(&AudioRequest {
-        codec: AudioCodec::Opus,
+        codecs: &[AudioCodec::Opus],
         source: &src,
         bitrate_kbps: 128,
         channels: 2,
         segment_duration: 1.0,
     })
-    .expect("audio");
+    .expect("audio")
+    .remove(0);
     check_audio(&out, 2, 6.0);
     assert_eq!(out.segments.len(), 7, "6 s + pre-skip padding in 1 s segments");
     assert_eq!(out.segments[0].samples.len(), 50);
 }
 
 #[test]
+fn aac_beside_opus_from_one_decode_in_sync() {
+    // 20 ms bursts of 1 kHz every second from 0.5 s (4.1 s in all), at 44.1 kHz (so both tracks are resampled).
+    let mut args = vod_testkit::burst_args(4.1, 44_100);
+    args.extend(["-c:a".into(), "pcm_s16le".into()]);
+    let src = generated("bursts.wav", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let outs = encode_audio(&AudioRequest {
+        codecs: &[AudioCodec::Opus, AudioCodec::Aac],
+        source: &src,
+        bitrate_kbps: 96,
+        channels: 2,
+        segment_duration: 1.0,
+    })
+    .expect("opus + aac");
+    let [opus, aac] = &outs[..] else {
+        panic!("two tracks: {}", outs.len())
+    };
+    assert_eq!((opus.codec, aac.codec), (AudioCodec::Opus, AudioCodec::Aac));
+    assert_eq!(
+        opus.duration_samples_48k, aac.duration_samples_48k,
+        "same input, same duration"
+    );
+    let CodecConfig::Aac {
+        channels,
+        sample_rate,
+        priming,
+        ..
+    } = aac.track.codec
+    else {
+        panic!("not AAC: {:?}", aac.track.codec)
+    };
+    assert_eq!((channels, sample_rate, priming), (2, 48_000, 1024));
+    assert_eq!(
+        vod_cmaf::codec_string(&aac.track.codec).expect("codec string"),
+        "mp4a.40.2"
+    );
+    // 1024-sample packets grouped per 1 s segment on the 48 kHz grid, covering priming + input.
+    let mut t = 0;
+    for (k, s) in aac.segments.iter().enumerate() {
+        assert_eq!((s.number as usize, s.base_media_decode_time), (k, t));
+        assert!(s.base_media_decode_time >= (k as u64 * 48_000) && s.samples.iter().all(|x| x.duration == 1024));
+        t += 1024 * s.samples.len() as u64;
+    }
+    assert!(
+        t >= aac.duration_samples_48k + 1024,
+        "packets cover priming + input: {t}"
+    );
+
+    // Both tracks muxed as the platform stores them: ffmpeg presents each (the edit list skips AAC's priming and
+    // Opus's pre-skip) at the input's length, with every burst where the source has it. libopus agrees for Opus.
+    let expected: Vec<usize> = (0..4).map(|k| 24_000 + k * 48_000).collect();
+    let libopus: Vec<f32> = decode_opus(opus).chunks_exact(2).map(|c| (c[0] + c[1]) / 2.0).collect();
+    for (name, out) in [("Opus", opus), ("AAC", aac)] {
+        let file = work_dir().join(format!("bursts-{name}.mp4"));
+        let segs: Vec<&SegmentSamples> = out.segments.iter().collect();
+        write_cmaf(&file, &out.track, &segs);
+        let pcm = vod_testkit::presented_pcm(&file.to_string_lossy(), &[]);
+        assert!(
+            pcm.len().abs_diff(out.duration_samples_48k as usize) <= 1024,
+            "{name} is presented at the input's length: {} vs {}",
+            pcm.len(),
+            out.duration_samples_48k
+        );
+        let mut runs = vec![(name, vod_testkit::onsets(&pcm))];
+        if name == "Opus" {
+            runs.push(("Opus by libopus", vod_testkit::onsets(&libopus)));
+        }
+        for (name, got) in runs {
+            assert_eq!(got.len(), expected.len(), "{name} bursts: {got:?}");
+            for (g, e) in got.iter().zip(&expected) {
+                // Within 1 ms (48 samples).
+                assert!(g.abs_diff(*e) <= 48, "{name}: a burst at {g}, the source's at {e}");
+            }
+        }
+    }
+}
+
+#[test]
 fn audio_wav_mono_44k_and_surround_downmix() {
     let wav = mono44_wav();
     let out = encode_audio(&AudioRequest {
-        codec: AudioCodec::Opus,
+        codecs: &[AudioCodec::Opus],
         source: &wav,
         bitrate_kbps: 64,
         channels: 1,
         segment_duration: 2.0,
     })
-    .expect("mono wav");
+    .expect("mono wav")
+    .remove(0);
     check_audio(&out, 1, 3.0);
     assert!(matches!(
         out.track.codec,
@@ -549,17 +628,18 @@ fn audio_wav_mono_44k_and_surround_downmix() {
         ],
     );
     let out = encode_audio(&AudioRequest {
-        codec: AudioCodec::Opus,
+        codecs: &[AudioCodec::Opus],
         source: &surround,
         bitrate_kbps: 96,
         channels: 2,
         segment_duration: 1.0,
     })
-    .expect("5.1 downmix");
+    .expect("5.1 downmix")
+    .remove(0);
     check_audio(&out, 2, 2.0);
     assert!(matches!(
         encode_audio(&AudioRequest {
-            codec: AudioCodec::Opus,
+            codecs: &[AudioCodec::Opus],
             source: &surround,
             bitrate_kbps: 96,
             channels: 6,
@@ -586,7 +666,7 @@ fn hostile_inputs_are_errors() {
     std::fs::write(&random, &bytes).expect("write");
     assert!(encode_video_chunk(&request(&random, &rungs, 0, 1)).is_err());
     assert!(encode_audio(&AudioRequest {
-        codec: AudioCodec::Opus,
+        codecs: &[AudioCodec::Opus],
         source: &random,
         bitrate_kbps: 96,
         channels: 2,
@@ -600,7 +680,7 @@ fn hostile_inputs_are_errors() {
         std::fs::write(&truncated, &full[..cut]).expect("write");
         let _ = encode_video_chunk(&request(&truncated, &rungs, 0, 1));
         let _ = encode_audio(&AudioRequest {
-            codec: AudioCodec::Opus,
+            codecs: &[AudioCodec::Opus],
             source: &truncated,
             bitrate_kbps: 96,
             channels: 2,
@@ -622,7 +702,7 @@ fn hostile_inputs_are_errors() {
     std::fs::write(&damaged_path, &damaged).expect("write");
     let _ = encode_video_chunk(&request(&damaged_path, &rungs, 0, 3));
     let _ = encode_audio(&AudioRequest {
-        codec: AudioCodec::Opus,
+        codecs: &[AudioCodec::Opus],
         source: &damaged_path,
         bitrate_kbps: 96,
         channels: 2,
@@ -644,7 +724,7 @@ fn hostile_inputs_are_errors() {
     );
     assert!(matches!(
         encode_audio(&AudioRequest {
-            codec: AudioCodec::Opus,
+            codecs: &[AudioCodec::Opus],
             source: &video_only,
             bitrate_kbps: 96,
             channels: 2,

@@ -157,7 +157,8 @@ pub fn mpd(p: &Presentation, protection: Option<&DashProtection>) -> String {
         iso_duration(max_seg.ceil())
     );
     // One video AdaptationSet per codec family (`av01`, `avc1`…): a player switches bitrates within a set and
-    // picks the set its decoders support. The first keeps id 0; audio is 1, text 2, further video sets 3, 4…
+    // picks the set its decoders support; one audio AdaptationSet per audio codec likewise. The first video set
+    // keeps id 0, the first audio set 1, text 2; further video sets 3, 4…, then further audio sets.
     let mut families: Vec<&str> = Vec::new();
     for v in &p.video {
         let family = codec_family(v.codecs);
@@ -185,10 +186,13 @@ pub fn mpd(p: &Presentation, protection: Option<&DashProtection>) -> String {
         }
         out.push_str("    </AdaptationSet>\n");
     }
-    if let Some(a) = &p.audio {
-        out.push_str(
-            "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" \
-             segmentAlignment=\"true\" startWithSAP=\"1\">\n",
+    let next_id = families.len().max(1) + 2;
+    for (j, a) in p.audio.iter().enumerate() {
+        let id = if j == 0 { 1 } else { next_id + j - 1 };
+        let _ = writeln!(
+            out,
+            "    <AdaptationSet id=\"{id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" \
+             segmentAlignment=\"true\" startWithSAP=\"1\">"
         );
         if let Some(prot) = protection {
             content_protection(&mut out, prot);
@@ -238,6 +242,7 @@ mod tests {
                         start,
                         duration: *d,
                         size: 1000,
+                        key_frame: None,
                     };
                     start += d;
                     s
@@ -257,7 +262,7 @@ mod tests {
         };
         let p = Presentation {
             video: vec![t(0.0, 13.0)],
-            audio: None,
+            audio: Vec::new(),
             uri_prefix: String::new(),
             query: String::new(),
             text: None,
@@ -328,5 +333,41 @@ mod tests {
         let m = mpd(&p, None);
         assert!(m.contains("presentationTimeOffset=\"4000\" startNumber=\"1\""), "{m}");
         assert!(m.contains("mediaPresentationDuration=\"PT4.000S\""), "{m}");
+    }
+
+    #[test]
+    fn a_set_per_video_codec_family_and_per_audio_codec_with_unique_ids() {
+        use crate::timeline::tests::{audio_track, video_track};
+        let v = crate::timeline::tests::index(12800, &[51200, 51200]);
+        let a = crate::timeline::tests::index(48000, &[192000, 192000]);
+        let video = |name, codecs| video_track(name, codecs, &v);
+        let audio = |name, codecs| audio_track(name, codecs, &a);
+        let p = Presentation {
+            video: vec![
+                video("360p", "av01.0.04M.08"),
+                video("360p-h264", "avc1.64001e"),
+                video("180p", "av01.0.00M.08"),
+            ],
+            audio: vec![audio("audio", "opus"), audio("audio-aac", "mp4a.40.2")],
+            uri_prefix: String::new(),
+            query: String::new(),
+            text: None,
+        };
+        let mpd = mpd(&p, None);
+        let sets: Vec<&str> = mpd.split("<AdaptationSet ").skip(1).collect();
+        assert_eq!(sets.len(), 4, "{mpd}");
+        let ids: Vec<&str> = sets
+            .iter()
+            .map(|s| s.trim_start_matches("id=\"").split('"').next().unwrap_or_default())
+            .collect();
+        assert_eq!(ids, ["0", "3", "1", "4"], "{mpd}");
+        let audio_sets: Vec<&&str> = sets.iter().filter(|s| s.contains("contentType=\"audio\"")).collect();
+        assert_eq!(audio_sets.len(), 2);
+        assert!(audio_sets[0].contains("codecs=\"opus\"") && !audio_sets[0].contains("mp4a"));
+        assert!(audio_sets[1].contains("codecs=\"mp4a.40.2\"") && !audio_sets[1].contains("opus"));
+        assert!(
+            audio_sets[1].contains("media=\"audio-aac/seg-$Number%05d$.m4s\""),
+            "{mpd}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Dynamic encryption of the stored CMAF renditions, as pure functions over bytes: Common Encryption
 //! (ISO/IEC 23001-7, `cenc` and `cbcs`) of init and media segments, with AV1 subsample encryption as the
-//! AV1-ISOBMFF binding requires and whole-sample encryption of Opus (the DRM systems' `pssh` boxes come from
+//! AV1-ISOBMFF binding requires and whole-sample encryption of audio (Opus, AAC) (the DRM systems' `pssh` boxes come from
 //! `crate::drm`); whole-segment AES-128-CBC for HLS `METHOD=AES-128`. Keys come from the caller; no I/O here.
 //!
 //! Boxes are walked by hand (every size checked against its parent) rather than decoded with mp4-atom, which has no
@@ -319,7 +319,8 @@ fn splice(buf: &[u8], range: Range<usize>, insertions: &[(usize, &[u8])], grown:
 enum Codec {
     Av1,
     Avc,
-    Opus,
+    /// Opus or AAC: samples are encrypted whole.
+    Audio,
 }
 
 /// What the encryption of a track needs from its (clear) init segment, and where its boxes are.
@@ -361,7 +362,7 @@ fn parse_init(init: &[u8]) -> Result<Init<'_>> {
     let (codec, fixed) = match &entry.kind {
         b"av01" => (Codec::Av1, 78),
         b"avc1" => (Codec::Avc, 78),
-        b"Opus" => (Codec::Opus, 28),
+        b"Opus" | b"mp4a" => (Codec::Audio, 28),
         b"encv" | b"enca" => return Err(unsupported("the init segment is already protected")),
         other => return Err(unsupported(format!("sample entry '{}'", fourcc(other)))),
     };
@@ -389,8 +390,11 @@ fn parse_init(init: &[u8]) -> Result<Init<'_>> {
             }
             &[][..]
         }
-        Codec::Opus => {
-            one(&entry_children, b"dOps", "Opus")?;
+        Codec::Audio => {
+            match &entry.kind {
+                b"mp4a" => one(&entry_children, b"esds", "mp4a")?,
+                _ => one(&entry_children, b"dOps", "Opus")?,
+            };
             &[][..]
         }
     };
@@ -429,7 +433,7 @@ fn cbcs_constant_iv(kid: &[u8; 16]) -> [u8; 16] {
 fn cbcs_pattern(codec: Codec) -> (u8, u8) {
     match codec {
         Codec::Av1 | Codec::Avc => (1, 9),
-        Codec::Opus => (0, 0),
+        Codec::Audio => (0, 0),
     }
 }
 
@@ -467,7 +471,7 @@ fn sinf(original: &[u8; 4], scheme: Scheme, codec: Codec, kid: &[u8; 16]) -> Vec
     plain_box(b"sinf", &body)
 }
 
-/// Rewrites an init segment for Common Encryption: the sample entry becomes `encv` (AV1) or `enca` (Opus) and
+/// Rewrites an init segment for Common Encryption: the sample entry becomes `encv` (AV1) or `enca` (Opus, AAC) and
 /// gets a `sinf` (frma with the original format, schm `cenc`/`cbcs` version 1.0, schi/tenc with `kid`): `cenc` is
 /// tenc version 0 with 8-byte per-sample IVs; `cbcs` is tenc version 1 with the 1:9 pattern for video and 0:0
 /// (whole-sample) for audio, no per-sample IVs and a 16-byte constant IV derived from `kid`. `pssh_boxes` are
@@ -496,7 +500,7 @@ pub fn protect_init(
     // The entry's type is before both insertions, so its position did not move.
     let new_kind = match info.codec {
         Codec::Av1 | Codec::Avc => b"encv",
-        Codec::Opus => b"enca",
+        Codec::Audio => b"enca",
     };
     out[info.entry.start + 4..info.entry.start + 8].copy_from_slice(new_kind);
     Ok(out)
@@ -795,9 +799,9 @@ fn aux_boxes(ivs: &[[u8; 8]], layouts: &[Layout], scheme: Scheme, aux_start_in_m
 
 /// Encrypts one media segment (see the module doc): the segment is copied once and its protected ranges encrypted
 /// in place — `cenc`: AES-128-CTR per sample with an 8-byte IV; `cbcs`: AES-128-CBC restarted from the constant IV
-/// at every subsample, 1:9 pattern for AV1, every whole block for Opus. AV1 samples get one subsample per tile
-/// (only tile data protected, per the AV1-ISOBMFF binding), Opus samples are encrypted whole. The traf gets
-/// `saiz`, `saio` and `senc` (with subsamples for AV1; none for `cbcs` Opus, which has no auxiliary information),
+/// at every subsample, 1:9 pattern for AV1, every whole block for audio. AV1 samples get one subsample per tile
+/// (only tile data protected, per the AV1-ISOBMFF binding), audio samples are encrypted whole. The traf gets
+/// `saiz`, `saio` and `senc` (with subsamples for AV1; none for `cbcs` audio, which has no auxiliary information),
 /// and the moof/traf sizes and trun data offsets are fixed. `init` is the clear init segment of the track. `cenc`
 /// IVs are `segment_number:32 ‖ sample_index:32` XOR a mask derived from the key id and the init segment: the same
 /// request gives the same bytes, and no IV repeats within a track.
@@ -812,7 +816,7 @@ pub fn protect_segment(
     Protector::new(init, scheme, kid)?.protect(segment.to_vec(), key, segment_number)
 }
 
-/// [`protect_segment`] on a segment the caller owns: where the boxes do not change (`cbcs` Opus, which has no
+/// [`protect_segment`] on a segment the caller owns: where the boxes do not change (`cbcs` audio, which has no
 /// auxiliary information) the samples are encrypted in place and the buffer returned, without a copy.
 pub fn protect_segment_owned(
     init: &[u8],
@@ -866,7 +870,7 @@ impl Protector {
                     reason: format!("av1C: {e}"),
                 })?,
             ),
-            Codec::Avc | Codec::Opus => None,
+            Codec::Avc | Codec::Audio => None,
         };
         Ok(Protector {
             track: TrackInfo::from(&info),
@@ -884,7 +888,7 @@ impl Protector {
         key: &[u8; 16],
         segment_number: u32,
     ) -> std::result::Result<Vec<u8>, EncryptError> {
-        if self.scheme == Scheme::Cbcs && self.track.codec == Codec::Opus {
+        if self.scheme == Scheme::Cbcs && self.track.codec == Codec::Audio {
             let frag = parse_fragment(&segment, &self.track)?;
             cbc_whole_samples(key, &cbcs_constant_iv(&self.kid), &mut segment, &frag.samples, 0)?;
             return Ok(segment);
@@ -899,7 +903,7 @@ fn protect_parsed(p: &Protector, segment: &[u8], key: &[u8; 16], segment_number:
 
     // Layout of every sample.
     let layouts: Vec<Layout> = match (info.codec, &p.av1) {
-        (Codec::Opus, _) | (Codec::Av1, None) => vec![None; frag.samples.len()],
+        (Codec::Audio, _) | (Codec::Av1, None) => vec![None; frag.samples.len()],
         (Codec::Avc, _) => frag
             .samples
             .iter()
@@ -1168,7 +1172,7 @@ mod tests {
                 assert_well_formed(&out, 0..out.len());
                 assert_eq!(
                     out.len(),
-                    init.len() + sinf(original, scheme, Codec::Opus, &KID).len() + 52 + 50
+                    init.len() + sinf(original, scheme, Codec::Audio, &KID).len() + 52 + 50
                 );
                 let entry = find(&out, b"stsd") + 16;
                 assert_eq!(&out[entry + 4..entry + 8], protected, "sample entry renamed");
@@ -1376,11 +1380,14 @@ mod tests {
         assert!(protect_init(&seg, Scheme::Cenc, &KID, &[]).is_err());
         let mut other = init.clone();
         let entry = find(&other, b"stsd") + 16;
-        other[entry + 4..entry + 8].copy_from_slice(b"mp4a");
+        other[entry + 4..entry + 8].copy_from_slice(b"ac-3");
         assert!(matches!(
             protect_init(&other, Scheme::Cenc, &KID, &[]),
             Err(EncryptError::Unsupported(_))
         ));
+        // An `mp4a` entry without its `esds`.
+        other[entry + 4..entry + 8].copy_from_slice(b"mp4a");
+        assert!(protect_init(&other, Scheme::Cenc, &KID, &[]).is_err());
     }
 
     #[test]

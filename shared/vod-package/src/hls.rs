@@ -1,5 +1,5 @@
-//! HLS (RFC 8216, version 7 for fMP4): the multivariant playlist (one variant per video rendition, Opus in an
-//! audio group, captions in a subtitles group) and media playlists with EXT-X-MAP, exact EXTINF durations and
+//! HLS (RFC 8216, version 7 for fMP4): the multivariant playlist (an audio group per audio codec, one variant per
+//! video rendition and audio group, captions in a subtitles group) and media playlists with EXT-X-MAP, exact EXTINF durations and
 //! ENDLIST; the subtitles playlist lists segmented WebVTT aligned with the media segments.
 use std::fmt::Write;
 
@@ -26,7 +26,9 @@ pub fn multivariant(p: &Presentation) -> String {
         );
     }
     let subs = if p.text.is_some() { ",SUBTITLES=\"subs\"" } else { "" };
-    if let Some(a) = &p.audio {
+    // One AUDIO group per audio codec, named by its track; every video rendition is offered with each group, so
+    // a player that decodes one audio codec only still has the whole ladder of each video codec.
+    for a in &p.audio {
         let channels = match a.kind {
             TrackKind::Audio { channels, .. } => channels,
             TrackKind::Video { .. } => 2,
@@ -34,12 +36,12 @@ pub fn multivariant(p: &Presentation) -> String {
         if !p.video.is_empty() {
             let _ = writeln!(
                 out,
-                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{}\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,\
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{}\",NAME=\"{}\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,\
                  CHANNELS=\"{channels}\",URI=\"{pre}{}/media.m3u8{q}\"",
-                a.name, a.name
+                a.name, a.name, a.name
             );
         } else {
-            // Audio only: the audio playlist is the one variant.
+            // Audio only: each audio playlist is a variant.
             let _ = writeln!(
                 out,
                 "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"{subs}\n{pre}{}/media.m3u8{q}",
@@ -50,32 +52,39 @@ pub fn multivariant(p: &Presentation) -> String {
             );
         }
     }
-    for v in &p.video {
-        let (w, h, fr) = match v.kind {
-            TrackKind::Video {
-                width,
-                height,
-                frame_rate,
-            } => (width, height, frame_rate),
-            TrackKind::Audio { .. } => continue,
-        };
-        let (mut peak, mut avg, mut codecs) = (v.peak_bitrate(), v.average_bitrate(), v.codecs.to_string());
-        if let Some(a) = &p.audio {
-            peak += a.peak_bitrate();
-            avg += a.average_bitrate();
-            codecs = format!("{codecs},{}", a.codecs);
+    let groups: Vec<Option<&TrackTimeline>> = if p.audio.is_empty() {
+        vec![None]
+    } else {
+        p.audio.iter().map(Some).collect()
+    };
+    for audio in groups {
+        for v in &p.video {
+            let (w, h, fr) = match v.kind {
+                TrackKind::Video {
+                    width,
+                    height,
+                    frame_rate,
+                } => (width, height, frame_rate),
+                TrackKind::Audio { .. } => continue,
+            };
+            let (mut peak, mut avg, mut codecs) = (v.peak_bitrate(), v.average_bitrate(), v.codecs.to_string());
+            if let Some(a) = audio {
+                peak += a.peak_bitrate();
+                avg += a.average_bitrate();
+                codecs = format!("{codecs},{}", a.codecs);
+            }
+            let _ = write!(
+                out,
+                "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS=\"{codecs}\",RESOLUTION={w}x{h},\
+                 FRAME-RATE={}",
+                frame_rate(fr)
+            );
+            if let Some(a) = audio {
+                let _ = write!(out, ",AUDIO=\"{}\"", a.name);
+            }
+            out.push_str(subs);
+            let _ = writeln!(out, "\n{pre}{}/media.m3u8{q}", v.name);
         }
-        let _ = write!(
-            out,
-            "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS=\"{codecs}\",RESOLUTION={w}x{h},\
-             FRAME-RATE={}",
-            frame_rate(fr)
-        );
-        if p.audio.is_some() {
-            out.push_str(",AUDIO=\"audio\"");
-        }
-        out.push_str(subs);
-        let _ = writeln!(out, "\n{pre}{}/media.m3u8{q}", v.name);
     }
     out
 }
@@ -175,6 +184,7 @@ mod tests {
                         start,
                         duration: *d,
                         size,
+                        key_frame: None,
                     };
                     start += d;
                     s
@@ -210,7 +220,7 @@ mod tests {
         };
         let p = Presentation {
             video: vec![video.clone()],
-            audio: Some(audio),
+            audio: vec![audio],
             uri_prefix: "clip.ism/".into(),
             query: "?filter=f".into(),
             text: None,
@@ -252,5 +262,56 @@ mod tests {
             subs.ends_with("#EXTINF:2.00000,\nseg-00002.vtt\n#EXT-X-ENDLIST\n"),
             "{subs}"
         );
+    }
+
+    #[test]
+    fn an_audio_group_per_codec_and_every_video_with_each() {
+        use crate::timeline::tests::{audio_track, video_track};
+        let v = idx(12800, &[51200, 51200], 50_000);
+        let a = idx(48000, &[192000, 192000], 16_000);
+        let video = |name, codecs| video_track(name, codecs, &v);
+        let audio = |name, codecs| audio_track(name, codecs, &a);
+        let p = Presentation {
+            video: vec![video("360p", "av01.0.04M.08"), video("360p-h264", "avc1.64001e")],
+            audio: vec![audio("audio", "opus"), audio("audio-aac", "mp4a.40.2")],
+            uri_prefix: String::new(),
+            query: String::new(),
+            text: None,
+        };
+        let m = multivariant(&p);
+        for group in ["audio", "audio-aac"] {
+            assert!(
+                m.contains(&format!(
+                    "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{group}\",NAME=\"{group}\","
+                )),
+                "{m}"
+            );
+        }
+        let variants: Vec<(&str, &str)> = m
+            .lines()
+            .zip(m.lines().skip(1))
+            .filter(|(inf, _)| inf.starts_with("#EXT-X-STREAM-INF"))
+            .collect();
+        assert_eq!(variants.len(), 4, "{m}");
+        for (codecs, group, uri) in [
+            ("av01.0.04M.08,opus", "audio", "360p/"),
+            ("avc1.64001e,opus", "audio", "360p-h264/"),
+            ("av01.0.04M.08,mp4a.40.2", "audio-aac", "360p/"),
+            ("avc1.64001e,mp4a.40.2", "audio-aac", "360p-h264/"),
+        ] {
+            assert!(
+                variants
+                    .iter()
+                    .any(|(inf, u)| inf.contains(&format!("CODECS=\"{codecs}\""))
+                        && inf.ends_with(&format!("AUDIO=\"{group}\""))
+                        && u.starts_with(uri)),
+                "{codecs} with {group}: {m}"
+            );
+        }
+        // Audio only: each audio playlist is a variant of its own.
+        let m = multivariant(&Presentation { video: Vec::new(), ..p });
+        assert!(m.contains("CODECS=\"opus\"\naudio/media.m3u8\n"), "{m}");
+        assert!(m.contains("CODECS=\"mp4a.40.2\"\naudio-aac/media.m3u8\n"), "{m}");
+        assert!(!m.contains("EXT-X-MEDIA:TYPE=AUDIO"), "{m}");
     }
 }

@@ -80,7 +80,8 @@ impl TrackTimeline<'_> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Presentation<'a> {
     pub video: Vec<TrackTimeline<'a>>,
-    pub audio: Option<TrackTimeline<'a>>,
+    /// The audio tracks, one per audio codec.
+    pub audio: Vec<TrackTimeline<'a>>,
     /// Prefix of track URIs relative to the manifest: `""` beside `{name}.ism/manifest(…)`, `"{name}.ism/"` for
     /// the `main.*` aliases.
     pub uri_prefix: String,
@@ -111,7 +112,7 @@ impl Presentation<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn index(timescale: u32, durations: &[u64]) -> SegmentIndex {
@@ -131,11 +132,41 @@ mod tests {
                         start,
                         duration: *d,
                         size: 1000 * (i as u64 + 1),
+                        key_frame: None,
                     };
                     start += d;
                     s
                 })
                 .collect(),
+        }
+    }
+
+    /// A 640x360 25 fps video track over `idx` (whole).
+    pub(crate) fn video_track<'a>(name: &'a str, codecs: &'a str, idx: &'a SegmentIndex) -> TrackTimeline<'a> {
+        TrackTimeline {
+            name,
+            codecs,
+            timescale: idx.timescale,
+            kind: TrackKind::Video {
+                width: 640,
+                height: 360,
+                frame_rate: (25, 1),
+            },
+            segments: overlapping(idx, 0.0, f64::MAX),
+        }
+    }
+
+    /// A stereo 48 kHz audio track over `idx` (whole).
+    pub(crate) fn audio_track<'a>(name: &'a str, codecs: &'a str, idx: &'a SegmentIndex) -> TrackTimeline<'a> {
+        TrackTimeline {
+            name,
+            codecs,
+            timescale: idx.timescale,
+            kind: TrackKind::Audio {
+                channels: 2,
+                sample_rate: 48000,
+            },
+            segments: overlapping(idx, 0.0, f64::MAX),
         }
     }
 

@@ -218,15 +218,21 @@ fn encode_rendition(codec: vod_encode::VideoCodec) -> Track {
 
 fn encode_media() -> (Track, Track) {
     let video = encode_rendition(vod_encode::VideoCodec::Av1 { speed: 10 });
+    (video, encode_audio_track(vod_encode::AudioCodec::Opus))
+}
+
+/// The source's audio by `codec`, stereo, 2 s segments, muxed as the platform stores it.
+fn encode_audio_track(codec: vod_encode::AudioCodec) -> Track {
     let audio = encode_audio(&AudioRequest {
-        codec: vod_encode::AudioCodec::Opus,
+        codecs: &[codec],
         source: source_clip(),
         bitrate_kbps: 96,
         channels: 2,
         segment_duration: 2.0,
     })
-    .expect("encode audio");
-    (video, track(audio.track, &audio.segments))
+    .expect("encode audio")
+    .remove(0);
+    track(audio.track, &audio.segments)
 }
 
 /// H.264 (x264 through the encoder seam): ffmpeg decrypts cenc and cbcs to the clear frames and fails without the
@@ -650,7 +656,7 @@ fn check_av1_layout(t: &Track, scheme: Scheme) -> (usize, usize) {
 /// clear segment; without the key, or with another one, the frames differ.
 fn check_with_ffmpeg(t: &Track, scheme: Scheme, kind: &str) {
     let (init, segments) = protect(t, scheme);
-    let is_audio = t.init.windows(4).any(|w| w == b"dOps");
+    let is_audio = t.init.windows(4).any(|w| w == b"dOps" || w == b"esds");
     let marker: &[u8] = if is_audio { b"enca" } else { b"encv" };
     assert!(init.windows(4).any(|w| w == marker), "protected sample entry");
     for ((n, clear_seg), enc_seg) in t.segments.iter().zip(segments) {
@@ -758,6 +764,27 @@ fn opus_decrypts_to_the_same_frames_with_ffmpeg() {
     for scheme in [Scheme::Cenc, Scheme::Cbcs] {
         let enc = protected_file(audio, scheme, &format!("audio-{scheme:?}.mp4"));
         let decrypted = framemd5(&enc, Some(&KEY)).unwrap_or_else(|| panic!("ffmpeg decrypts {scheme:?} Opus"));
+        assert_eq!(decrypted, reference, "{scheme:?}: same audio after decryption");
+    }
+}
+
+/// AAC-LC (libavcodec through the encoder seam) is protected like Opus, whole samples: ffmpeg decrypts cenc and
+/// cbcs to the clear audio and not without the key; the `mp4a` entry becomes `enca` with `frma` naming `mp4a`.
+#[test]
+fn aac_decrypts_to_the_same_frames_with_ffmpeg() {
+    let aac = encode_audio_track(vod_encode::AudioCodec::Aac);
+    assert!(aac.init.windows(4).any(|w| w == b"esds"), "an mp4a/esds track");
+    check_with_ffmpeg(&aac, Scheme::Cenc, "aac");
+    check_with_ffmpeg(&aac, Scheme::Cbcs, "aac");
+    let clear = clear_file(&aac, "aac-clear.mp4");
+    let reference = framemd5(&clear, None).expect("clear AAC decodes");
+    assert!(reference.len() > 150, "{} AAC frames in 4 s", reference.len());
+    for scheme in [Scheme::Cenc, Scheme::Cbcs] {
+        let (init, _) = protect(&aac, scheme);
+        let frma = init.windows(4).position(|w| w == b"frma").expect("frma");
+        assert_eq!(&init[frma + 4..frma + 8], b"mp4a", "{scheme:?}: the original format");
+        let enc = protected_file(&aac, scheme, &format!("aac-{scheme:?}.mp4"));
+        let decrypted = framemd5(&enc, Some(&KEY)).unwrap_or_else(|| panic!("ffmpeg decrypts {scheme:?} AAC"));
         assert_eq!(decrypted, reference, "{scheme:?}: same audio after decryption");
     }
 }

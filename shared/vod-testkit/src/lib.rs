@@ -64,6 +64,72 @@ pub fn h264_aac_mp4(dir: &Path, name: &str, size: &str, rate: u32, secs: u32) ->
     )
 }
 
+/// The ffmpeg arguments of a sync-check sound (after any other inputs): 20 ms bursts of a 1 kHz tone every second
+/// from 0.5 s, lasting `secs`, at `rate` Hz (the bursts start at 48 kHz samples `24_000 + k × 48_000`, see
+/// [`onsets`]).
+pub fn burst_args(secs: f64, rate: u32) -> Vec<String> {
+    vec![
+        "-f".into(),
+        "lavfi".into(),
+        "-i".into(),
+        format!(
+            "aevalsrc=0.8*sin(2*PI*1000*t)*lt(mod(t\\,1)\\,0.02):s={rate}:d={}",
+            (secs - 0.5).max(0.0)
+        ),
+        "-filter:a".into(),
+        "adelay=500:all=1".into(),
+    ]
+}
+
+/// Decodes the audio of a file or URL to mono f32 at 48 kHz as presented: with its timestamps kept (`-copyts`),
+/// so an edit list or pre-skip that makes the stream start before 0 is honoured, and `aresample` drops what
+/// comes before time 0.
+pub fn presented_pcm(input: &str, extra: &[&str]) -> Vec<f32> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin"])
+        .args(extra)
+        .args(["-copyts", "-i", input, "-vn"])
+        .args([
+            "-af",
+            "aresample=async=1:first_pts=0",
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            "-f",
+            "f32le",
+            "-",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg: {e}"));
+    assert!(
+        out.status.success(),
+        "ffmpeg {input}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// Onsets of the bursts in mono 48 kHz `pcm`: the first sample above 0.1 after at least 0.2 s below.
+pub fn onsets(pcm: &[f32]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut quiet = 9600;
+    for (i, v) in pcm.iter().enumerate() {
+        if v.abs() > 0.1 {
+            if quiet >= 9600 {
+                out.push(i);
+            }
+            quiet = 0;
+        } else {
+            quiet += 1;
+        }
+    }
+    out
+}
+
 /// ffprobe's JSON (`-of json`, errors only) for `args` (options, then the file or URL); panics with ffprobe's
 /// message if it fails.
 pub fn ffprobe(args: &[&str]) -> serde_json::Value {

@@ -19,7 +19,9 @@ use tracing::info;
 use vod_cmaf::sample::SampleRow;
 use vod_cmaf::spooled::{place_spooled_runs, write_row, write_run, write_spooled_head, SpooledTrack};
 use vod_cmaf::{CodecConfig, TrackConfig};
-use vod_domain::job::{Job, JobId, JobState, SegmentRecord, TaskKind, TaskState};
+use vod_domain::job::{
+    AudioEncoding, Job, JobId, JobState, KeyFrame, SegmentRecord, TaskKind, TaskState, VideoEncoding,
+};
 use vod_domain::{
     AssetOutput, AssetState, AudioRendition, BlobRef, IndexedSegment, ProgressiveFile, ProgressiveRun, Rendition,
     RunPage, RunPages, StoreError,
@@ -128,7 +130,7 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
 struct TrackSegments {
     codecs: String,
     timescale: u32,
-    /// Records of `RECORD_BYTES` each (number, start, duration, size), in order.
+    /// Records of `RECORD_BYTES` each (number, start, duration, size, key frame at and len — len 0: none), in order.
     records: BufWriter<File>,
     _guard: TempFile,
     count: u32,
@@ -141,7 +143,7 @@ struct TrackSegments {
 }
 
 /// Bytes of one spooled segment record.
-const RECORD_BYTES: usize = 28;
+const RECORD_BYTES: usize = 44;
 
 impl TrackSegments {
     fn add(&mut self, s: &SegmentRecord) -> Result<(), TaskError> {
@@ -154,6 +156,10 @@ impl TrackSegments {
         b[4..12].copy_from_slice(&s.start.to_le_bytes());
         b[12..20].copy_from_slice(&s.duration.to_le_bytes());
         b[20..28].copy_from_slice(&s.size.to_le_bytes());
+        if let Some(k) = s.key_frame {
+            b[28..36].copy_from_slice(&k.at.to_le_bytes());
+            b[36..44].copy_from_slice(&k.len.to_le_bytes());
+        }
         self.records.write_all(&b).map_err(io("segment records"))?;
         self.count += 1;
         self.next = s.number + 1;
@@ -193,6 +199,10 @@ impl Iterator for Records {
             start: u64_at(4),
             duration: u64_at(12),
             size: u64_at(20),
+            key_frame: match (u64_at(28), u64_at(36)) {
+                (_, 0) => None,
+                (at, len) => Some(KeyFrame { at, len }),
+            },
         }))
     }
 }
@@ -258,8 +268,11 @@ async fn finalize_encoding(
     tracks: &mut BTreeMap<String, TrackSegments>,
 ) -> Result<AssetOutput, TaskError> {
     let want = job.plan.segment_count;
+    // Audio tracks are named by their encoding (jobs stored before AAC wrote one, "audio"); video tracks have
+    // every segment.
+    let is_audio = |name: &str| AudioEncoding::of_track(name).is_some();
     for (name, t) in tracks.iter() {
-        if name != "audio" && (t.gap || t.count != want) {
+        if !is_audio(name) && (t.gap || t.count != want) {
             return Err(TaskError::Permanent(format!(
                 "track {name} has {} of {want} segments",
                 t.count
@@ -270,33 +283,37 @@ async fn finalize_encoding(
         write_index(ctx, job, name, t).await?;
     }
 
-    let mut audio = match tracks.get_mut("audio") {
-        Some(t) => {
-            let track = read_track(ctx, job, "audio", t).await?;
-            let channels = match track.config.codec {
-                CodecConfig::Opus { channels, .. } => channels,
-                _ => 2,
-            };
-            let secs = track.media as f64 / t.timescale as f64;
-            Some((
-                AudioRendition {
-                    codecs: t.codecs.clone(),
-                    channels,
-                    sample_rate: 48_000,
-                    bitrate: if secs > 0.0 {
-                        (track.payload as f64 * 8.0 / secs) as u64
-                    } else {
-                        0
-                    },
-                    timescale: t.timescale,
-                    init: init_key(job, "audio"),
-                    index: index_key(job, "audio"),
-                },
-                track,
-            ))
-        }
-        None => None,
-    };
+    let mut audio: Vec<(AudioEncoding, AudioRendition, ReadTrack)> = Vec::new();
+    for (name, t) in tracks.iter_mut() {
+        let Some(encoding) = AudioEncoding::of_track(name) else {
+            continue;
+        };
+        let track = read_track(ctx, job, name, t).await?;
+        let channels = match track.config.codec {
+            CodecConfig::Opus { channels, .. } | CodecConfig::Aac { channels, .. } => channels,
+            _ => 2,
+        };
+        // The presented duration: without the AAC encoder's priming.
+        let presented = track.media.saturating_sub(track.config.codec.priming().into());
+        let secs = presented as f64 / t.timescale as f64;
+        let rendition = AudioRendition {
+            name: name.clone(),
+            codecs: t.codecs.clone(),
+            channels,
+            sample_rate: 48_000,
+            bitrate: if secs > 0.0 {
+                (track.payload as f64 * 8.0 / secs) as u64
+            } else {
+                0
+            },
+            timescale: t.timescale,
+            init: init_key(job, name),
+            index: index_key(job, name),
+        };
+        audio.push((encoding, rendition, track));
+    }
+    // Listed in the preset's order (Opus first where both exist).
+    audio.sort_by_key(|(e, _, _)| job.preset.audio.codecs.iter().position(|c| c == e));
 
     let mut renditions = Vec::new();
     let fps = job.plan.frame_rate.0 as f64 / job.plan.frame_rate.1.max(1) as f64;
@@ -307,7 +324,13 @@ async fn finalize_encoding(
         };
         let video = read_track(ctx, job, &rung.name, t).await?;
         let mut files = vec![video];
-        if let Some((_, a)) = &audio {
+        // The progressive file pairs each video codec with the audio its players have: AAC beside H.264, Opus
+        // beside AV1 (the other one where only one exists).
+        let preferred = match rung.encoding {
+            VideoEncoding::H264 { .. } => AudioEncoding::Aac,
+            VideoEncoding::Av1 { .. } => AudioEncoding::Opus,
+        };
+        if let Some((_, _, a)) = audio.iter().find(|(e, _, _)| *e == preferred).or(audio.first()) {
             files.push(a.try_clone()?);
         }
         write_progressive(ctx, job, &rung.name, files).await?;
@@ -337,7 +360,7 @@ async fn finalize_encoding(
         segment_count: job.plan.segment_count,
         duration_secs,
         renditions,
-        audio: audio.take().map(|(a, _)| a),
+        audio: audio.into_iter().map(|(_, a, _)| a).collect(),
     };
     Ok(output)
 }
@@ -368,6 +391,7 @@ async fn write_index(ctx: &WorkerContext, job: &Job, name: &str, t: &mut TrackSe
             start: s.start,
             duration: s.duration,
             size: s.size,
+            key_frame: s.key_frame,
         };
         serde_json::to_writer(&mut out, &entry).map_err(json)?;
     }

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
-use vod_cmaf::{codec_string, init_segment, media_segment, Sample, TrackConfig};
-use vod_domain::job::{Job, JobState, SegmentRecord, TaskKind, TaskState, TrackOutput, VideoEncoding};
+use vod_cmaf::{codec_string, init_segment, media_segment_with_key, Sample, TrackConfig};
+use vod_domain::job::{
+    AudioEncoding, Job, JobState, KeyFrame, SegmentRecord, TaskKind, TaskState, TrackOutput, VideoEncoding,
+};
 use vod_domain::{BlobRef, StoreError, TaskMessage};
-use vod_encode::{AudioRequest, EncodeError, Rung, SegmentSamples, VideoChunkRequest};
+use vod_encode::{AudioCodec, AudioRequest, EncodeError, Rung, SegmentSamples, VideoChunkRequest};
 
 use crate::WorkerContext;
 
@@ -296,9 +298,17 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
         }
         TaskKind::Audio => {
             let (spec, seg, src) = (job.preset.audio.clone(), job.plan.segment_duration, path.clone());
-            let audio = tokio::task::spawn_blocking(move || {
+            let codecs: Vec<AudioCodec> = spec
+                .codecs
+                .iter()
+                .map(|c| match c {
+                    AudioEncoding::Opus => AudioCodec::Opus,
+                    AudioEncoding::Aac => AudioCodec::Aac,
+                })
+                .collect();
+            let tracks = tokio::task::spawn_blocking(move || {
                 vod_encode::encode_audio(&AudioRequest {
-                    codec: vod_encode::AudioCodec::Opus,
+                    codecs: &codecs,
                     source: &src,
                     bitrate_kbps: spec.bitrate_kbps,
                     channels: spec.channels,
@@ -307,7 +317,11 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             })
             .await
             .map_err(|e| TaskError::Transient(format!("encoder crashed: {e}")))??;
-            vec![write_track(ctx, &job, "audio", &audio.track, &audio.segments).await?]
+            let mut outputs = Vec::with_capacity(tracks.len());
+            for (encoding, audio) in job.preset.audio.codecs.iter().zip(&tracks) {
+                outputs.push(write_track(ctx, &job, encoding.track(), &audio.track, &audio.segments).await?);
+            }
+            outputs
         }
         kind @ TaskKind::Index { .. } => {
             crate::index::run_task(ctx, &job, msg.task, &kind, &path).await?;
@@ -356,7 +370,7 @@ async fn write_track(
         .await?;
     let mut records = Vec::with_capacity(segments.len());
     for seg in segments {
-        let bytes = media_segment(track, seg.number + 1, seg.base_media_decode_time, &seg.samples)
+        let (bytes, key) = media_segment_with_key(track, seg.number + 1, seg.base_media_decode_time, &seg.samples)
             .map_err(|e| TaskError::Permanent(format!("muxing {name} segment {}: {e}", seg.number)))?;
         let table = SampleTable {
             timescale: track.timescale,
@@ -376,6 +390,10 @@ async fn write_track(
             start: seg.base_media_decode_time,
             duration: seg.samples.iter().map(|s| s.duration as u64).sum(),
             size: bytes.len() as u64,
+            key_frame: track.codec.is_video().then_some(KeyFrame {
+                at: key.start,
+                len: key.end - key.start,
+            }),
         });
         ctx.blobs
             .put(&media(segment_key(job, name, seg.number)), bytes, "video/iso.segment")

@@ -324,6 +324,7 @@ pub async fn generate(minutes: u32) -> Result<Generated, StoreError> {
                 start: u64::from(n * *per_segment * *duration),
                 duration: u64::from(*per_segment * *duration),
                 size: (SEGMENT_HEAD + payload) as u64,
+                key_frame: None,
             });
         }
         outputs.push(vod_domain::job::TrackOutput {
