@@ -96,6 +96,83 @@ async fn h264_renditions_play_where_av1_cannot() {
             );
         }
     }
+    // I-frame playlists: a variant per video rendition; an entry per key frame (one per 1 s segment), each entry's
+    // byte range alone (with the init segment) decodes to exactly one key frame. (ffmpeg's HLS demuxer reads
+    // byte ranges as one stream, so it cannot play clear I-frame playlists; the encrypted ones below it plays.)
+    for name in ["180p", "120p", "180p-h264", "120p-h264"] {
+        assert!(
+            master.contains(&format!("CODECS=\"{}\"", codecs_of(name)))
+                && master
+                    .lines()
+                    .any(|l| l.starts_with("#EXT-X-I-FRAME-STREAM-INF:")
+                        && l.contains(&format!("/{name}/iframes.m3u8\""))),
+            "{name} I-frame variant: {master}"
+        );
+    }
+    let ism_url = loc["urls"]["hls_cmaf"]
+        .as_str()
+        .and_then(|u| u.rsplit_once('/'))
+        .map(|(a, _)| a.to_string())
+        .expect("ism");
+    for name in ["180p", "180p-h264"] {
+        let playlist = text(format!("{ism_url}/{name}/iframes.m3u8")).await;
+        assert!(playlist.contains("#EXT-X-I-FRAMES-ONLY\n"), "{playlist}");
+        let entries: Vec<(u64, String)> = playlist
+            .lines()
+            .zip(playlist.lines().skip(1))
+            .filter_map(|(range, uri)| {
+                let len = range
+                    .strip_prefix("#EXT-X-BYTERANGE:")?
+                    .strip_suffix("@0")?
+                    .parse()
+                    .ok()?;
+                Some((len, uri.to_string()))
+            })
+            .collect();
+        let key_frames = ffprobe(&["-show_entries", "packet=flags", &format!("{ism_url}/{name}/media.m3u8")])
+            ["packets"]
+            .as_array()
+            .map(|p| {
+                p.iter()
+                    .filter(|p| p["flags"].as_str().is_some_and(|f| f.starts_with('K')))
+                    .count()
+            })
+            .unwrap_or(0);
+        assert_eq!(
+            (entries.len(), key_frames),
+            (5, 5),
+            "{name}: entries = key frames: {playlist}"
+        );
+        let init = http
+            .get(format!("{ism_url}/{name}/init.mp4"))
+            .send()
+            .await
+            .expect("init")
+            .bytes()
+            .await
+            .expect("init bytes");
+        for (i, (len, uri)) in entries.iter().enumerate() {
+            let r = http
+                .get(format!("{ism_url}/{name}/{uri}"))
+                .header("range", format!("bytes=0-{}", len - 1))
+                .send()
+                .await
+                .expect("range");
+            assert_eq!(r.status(), 206, "{name} entry {i}");
+            let bytes = r.bytes().await.expect("entry bytes");
+            assert_eq!(bytes.len() as u64, *len, "{name} entry {i}");
+            let file = dir.join(format!("{name}-iframe-{i}.mp4"));
+            std::fs::write(&file, [init.as_ref(), bytes.as_ref()].concat()).expect("write");
+            let frames = ffprobe(&["-show_entries", "frame=key_frame", &file.to_string_lossy()]);
+            let keys: Vec<&Value> = frames["frames"]
+                .as_array()
+                .map(|f| f.iter().collect())
+                .unwrap_or_default();
+            assert_eq!(keys.len(), 1, "{name} entry {i} decodes to one frame: {frames}");
+            assert_eq!(keys[0]["key_frame"], 1, "{name} entry {i}: a key frame");
+        }
+    }
+
     // DASH: one video AdaptationSet per codec family, one audio AdaptationSet per codec.
     let mpd = text(dash.clone()).await;
     let video_sets: Vec<&str> = mpd
@@ -229,6 +306,22 @@ async fn h264_renditions_play_where_av1_cannot() {
     ]))
     .await;
     let licence = loc["urls"]["clearkey_license"].as_str().expect("licence").to_string();
+    // Encrypted I-frame playlists: each entry is its key frame alone, AES-128 encrypted; ffmpeg fetches the key
+    // and decodes every one.
+    for name in ["180p", "180p-h264"] {
+        let url = format!("{ism_url}/{name}/iframes.m3u8");
+        let playlist = text(url.clone()).await;
+        assert!(
+            playlist.contains("METHOD=AES-128") && playlist.contains("aes128/key-00004.m4s"),
+            "{playlist}"
+        );
+        let p = ffprobe(&["-count_frames", "-show_streams", &url]);
+        assert_eq!(
+            stream(&p, "video").map(|v| &v["nb_read_frames"]),
+            Some(&json!("5")),
+            "{name} encrypted I-frames: {p}"
+        );
+    }
     let mpd = text(dash.clone()).await;
     assert!(mpd.contains("value=\"cenc\"") && mpd.contains("avc1.64"), "{mpd}");
     for (player, src, lic) in [

@@ -79,7 +79,7 @@ pub fn scratch(test: &str) -> PathBuf {
     dir
 }
 
-pub use vod_testkit::{ffmpeg, ffprobe, h264_aac_mp4};
+pub use vod_testkit::{ffmpeg, ffprobe, h264_aac_mp4, psnr};
 
 pub struct Api {
     pub base: String,
@@ -419,31 +419,6 @@ pub fn probe_json(file: &Path) -> Value {
         "-show_format",
         file.to_str().expect("path"),
     ])
-}
-
-/// Mean PSNR of `file` against `source` scaled to w×h.
-pub fn psnr(file: &Path, source: &Path, w: u64, h: u64) -> f64 {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-i"])
-        .arg(file)
-        .arg("-i")
-        .arg(source)
-        .args([
-            "-lavfi",
-            &format!("[1:v]scale={w}:{h}:flags=bicubic[ref];[0:v][ref]psnr"),
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg psnr");
-    let err = String::from_utf8_lossy(&out.stderr);
-    let avg = err
-        .split("average:")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|v| v.parse().ok());
-    avg.unwrap_or_else(|| panic!("no PSNR in ffmpeg output: {err}"))
 }
 
 /// The first stream of a kind in ffprobe JSON.

@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "bench_common.rs"]
+mod common;
+use common::{cpu_seconds, write_mp4};
+
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use vod_cmaf::{init_segment, media_segment};
 use vod_encode::{encode_video_chunk, RenditionChunk, Rung, VideoChunkRequest};
 
 const FPS: (u32, u32) = (30, 1);
@@ -30,14 +33,6 @@ const SPEED: u8 = 10;
 
 /// Runs per CPU-time figure; the least is reported (run-to-run spread here is about 5%).
 const REPS: usize = 5;
-
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes the struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
-}
 
 /// Makes (once) `secs` of testsrc2 720p30 H.264 with x264's defaults plus `extra` arguments.
 fn make_source(dir: &Path, name: &str, secs: u32, extra: &[&str]) -> Result<PathBuf> {
@@ -101,7 +96,7 @@ fn least_cpu(source: &Path, secs: u32, cuts: &[&[(u32, u32)]]) -> Result<Vec<(f6
     let mut least = vec![(f64::INFINITY, 0u64); cuts.len()];
     for _ in 0..REPS {
         for (cut, least) in cuts.iter().zip(least.iter_mut()) {
-            let (c, mut bytes) = (cpu_seconds(), 0u64);
+            let (c, mut bytes) = (cpu_seconds(libc::RUSAGE_SELF), 0u64);
             for (a, b) in cut.iter() {
                 let chunk = encode_of(source, secs, *a, *b)?;
                 bytes += chunk
@@ -111,52 +106,10 @@ fn least_cpu(source: &Path, secs: u32, cuts: &[&[(u32, u32)]]) -> Result<Vec<(f6
                     .map(|x| x.data.len() as u64)
                     .sum::<u64>();
             }
-            *least = (least.0.min(cpu_seconds() - c), bytes);
+            *least = (least.0.min(cpu_seconds(libc::RUSAGE_SELF) - c), bytes);
         }
     }
     Ok(least)
-}
-
-/// Writes chunks as one fragmented MP4 and returns (bytes of samples, path).
-fn write_mp4(chunks: &[RenditionChunk], out: &Path) -> Result<u64> {
-    let track = &chunks[0].track;
-    let mut bytes = init_segment(track)?;
-    let mut payload = 0u64;
-    for c in chunks {
-        for s in &c.segments {
-            payload += s.samples.iter().map(|x| x.data.len() as u64).sum::<u64>();
-            bytes.extend(media_segment(
-                track,
-                s.number + 1,
-                s.base_media_decode_time,
-                &s.samples,
-            )?);
-        }
-    }
-    std::fs::write(out, bytes)?;
-    Ok(payload)
-}
-
-fn psnr(file: &Path, source: &Path) -> Result<f64> {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-i"])
-        .arg(file)
-        .arg("-i")
-        .arg(source)
-        .args([
-            "-lavfi",
-            &format!("[1:v]scale={WIDTH}:{HEIGHT}:flags=bicubic[r];[0:v][r]psnr"),
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.split("average:")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no PSNR in ffmpeg output")
 }
 
 fn main() -> Result<()> {
@@ -215,7 +168,10 @@ fn main() -> Result<()> {
     let chunked_file = dir.join("encode-chunked.mp4");
     let whole_bytes = write_mp4(std::slice::from_ref(&whole), &whole_file)?;
     let chunked_bytes = write_mp4(&chunks, &chunked_file)?;
-    let (whole_psnr, chunked_psnr) = (psnr(&whole_file, &source)?, psnr(&chunked_file, &source)?);
+    let (whole_psnr, chunked_psnr) = (
+        vod_testkit::psnr(&whole_file, &source, u64::from(WIDTH), u64::from(HEIGHT)),
+        vod_testkit::psnr(&chunked_file, &source, u64::from(WIDTH), u64::from(HEIGHT)),
+    );
 
     // CPU overhead: one-segment chunks of the default-GOP source and of the 2 s-GOP source (no frames to decode
     // before a chunk's start).

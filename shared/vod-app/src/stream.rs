@@ -835,7 +835,11 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
     };
 
     match &sreq.resource {
-        Resource::Manifest { .. } | Resource::MediaPlaylist { .. } | Resource::TextPlaylist | Resource::TextFile => {
+        Resource::Manifest { .. }
+        | Resource::MediaPlaylist { .. }
+        | Resource::IframePlaylist { .. }
+        | Resource::TextPlaylist
+        | Resource::TextFile => {
             let protocol = match sreq.resource {
                 Resource::Manifest {
                     format: Format::Dash, ..
@@ -944,6 +948,23 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     };
                     (hls::media(t, enc, &tags), "application/vnd.apple.mpegurl")
                 }
+                Resource::IframePlaylist { track } => {
+                    let t = video
+                        .iter()
+                        .find(|t| t.name == track)
+                        .ok_or_else(|| not_found(format!("no video track {track} in this presentation")))?;
+                    let (enc, tags) = match policy.zip(key.as_deref()) {
+                        Some((p, k)) => (enc_of(p.protection), hls_key_tags(p, k)),
+                        None => (None, Vec::new()),
+                    };
+                    let body = hls::iframes(t, enc, &tags).ok_or_else(|| {
+                        not_found(format!(
+                            "the key frames of {track} are not indexed (encoded before I-frame playlists): encode \
+                             again"
+                        ))
+                    })?;
+                    (body, "application/vnd.apple.mpegurl")
+                }
                 Resource::TextPlaylist => {
                     captions()?;
                     let reference = video
@@ -1037,7 +1058,8 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
             r.headers.push(("cache-control", cache_control(manifest_age, false)));
             Ok(r)
         }
-        Resource::Segment { track, number, enc } => {
+        Resource::Segment { track, number, enc } | Resource::KeyFrame { track, number, enc } => {
+            let key_frame_only = matches!(sreq.resource, Resource::KeyFrame { .. });
             check_scheme(&asset.delivery_policies, *enc)?;
             let idx = ctx.index(&index_key(track)?, bucket).await?;
             let seg = idx
@@ -1046,7 +1068,26 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 .ok()
                 .map(|i| &idx.segments[i])
                 .ok_or_else(|| not_found(format!("track {track} has no segment {number}")))?;
-            let tag = enc.map_or("clear", |e| e.as_str());
+            // A key frame alone: the segment's bytes through it, as a segment of its own.
+            let (size, key_frame) = match (key_frame_only, seg.key_frame) {
+                (false, _) => (seg.size, None),
+                (true, Some(k)) => (k.at + k.len, Some(k)),
+                (true, None) => {
+                    return Err(not_found(format!(
+                        "the key frame of {track} segment {number} is not indexed"
+                    )))
+                }
+            };
+            let tag = match (enc, key_frame_only) {
+                (None, false) => "clear",
+                (None, true) => "key",
+                (Some(e), false) => e.as_str(),
+                (Some(e), true) => match e {
+                    Enc::Aes128 => "key-aes128",
+                    Enc::Cenc => "key-cenc",
+                    Enc::Cbcs => "key-cbcs",
+                },
+            };
             // Encrypted bytes are deterministic per key: the key id is part of the tag.
             let key = match enc {
                 Some(_) => Some(ctx.content_key(asset.id).await?),
@@ -1059,9 +1100,14 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 .get(http::header::IF_NONE_MATCH)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+            // Byte ranges of a clear segment (the entries of clear I-frame playlists).
+            let range = match (enc, key_frame_only) {
+                (None, false) => req.headers().get(http::header::RANGE).and_then(|v| v.to_str().ok()),
+                _ => None,
+            };
             let blob = BlobRef::new(bucket, &seg.key);
-            let mut r = if seg.size > MAX_BODY {
-                if enc.is_some() {
+            let mut r = if size > MAX_BODY {
+                if enc.is_some() || key_frame_only {
                     return Err(err(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "segment_too_large",
@@ -1069,15 +1115,55 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     ));
                 }
                 redirect(ctx, &blob, left).await?
-            } else if conditional || (req.method() == Method::HEAD && enc.is_none()) {
+            } else if conditional || (req.method() == Method::HEAD && enc.is_none() && !key_frame_only) {
                 // Answered from the index alone: no S3 request.
                 let mut r = reply(StatusCode::OK, "video/mp4", Vec::new());
                 if !conditional {
                     r.headers.push(("content-length", seg.size.to_string()));
                 }
                 r
+            } else if let Some(range) = range {
+                match parse_range(Some(range), size) {
+                    RangeOutcome::Partial { start, end } => {
+                        let body = ctx
+                            .blobs
+                            .read_range(&blob, start, end - start + 1)
+                            .await
+                            .map_err(unavailable)?;
+                        let mut r = reply(StatusCode::PARTIAL_CONTENT, "video/mp4", body);
+                        r.headers.push(("content-range", format!("bytes {start}-{end}/{size}")));
+                        r.headers.push(("etag", etag.clone()));
+                        r.headers.push(("cache-control", cache_control(segment_age, true)));
+                        r
+                    }
+                    RangeOutcome::Unsatisfiable => {
+                        let mut r = reply(
+                            StatusCode::RANGE_NOT_SATISFIABLE,
+                            "application/json",
+                            serde_json::to_vec(&serde_json::json!({"error": {"code": "range_not_satisfiable",
+                                "message": format!("the segment has {size} bytes")}}))
+                            .unwrap_or_default(),
+                        );
+                        r.headers.push(("content-range", format!("bytes */{size}")));
+                        r
+                    }
+                    RangeOutcome::Full => {
+                        let body = ctx.blobs.read_range(&blob, 0, size).await.map_err(unavailable)?;
+                        reply(StatusCode::OK, "video/mp4", body)
+                    }
+                }
             } else {
-                let clear = ctx.blobs.read_range(&blob, 0, seg.size).await.map_err(unavailable)?;
+                let mut clear = ctx.blobs.read_range(&blob, 0, size).await.map_err(unavailable)?;
+                if let Some(k) = key_frame {
+                    clear = vod_package::key_frame_fragment(&clear, k.at..k.at + k.len).map_err(|e| {
+                        warn!(error = %e, "key frame cannot be cut out");
+                        err(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "package_failed",
+                            "cannot cut out the key frame",
+                        )
+                    })?;
+                }
                 let body = match (enc, &key) {
                     (None, _) | (_, None) => clear,
                     (Some(Enc::Aes128), Some((_, k))) => {
@@ -1105,6 +1191,9 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
             if r.status == StatusCode::OK {
                 r.headers.push(("etag", etag));
                 r.headers.push(("cache-control", cache_control(segment_age, true)));
+            }
+            if range.is_some() || (enc.is_none() && !key_frame_only) {
+                r.headers.push(("accept-ranges", "bytes".into()));
             }
             Ok(r)
         }

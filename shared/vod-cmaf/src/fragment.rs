@@ -1,6 +1,6 @@
 //! CMAF media segment: `styp` + one `moof` (mfhd, traf with tfhd/tfdt/trun) + one `mdat`.
 
-use mp4_atom::{Mfhd, Moof, Styp, Tfdt, Tfhd, Traf, Trun, TrunEntry};
+use mp4_atom::{Decode, Mfhd, Moof, Styp, Tfdt, Tfhd, Traf, Trun, TrunEntry};
 
 use crate::{
     boxes::{encode, fourcc, mdat_header, mdat_header_len},
@@ -31,7 +31,7 @@ fn trun_entries(rows: &[SampleRow]) -> Vec<TrunEntry> {
         .collect()
 }
 
-fn moof(
+fn moof_box(
     track_id: u32,
     sequence_number: u32,
     base_media_decode_time: u64,
@@ -87,7 +87,7 @@ pub fn media_segment_with_key(
     let entries = trun_entries(&rows);
 
     // The moof's size does not depend on the data offset's value: measure it, then write the real offset.
-    let probe = encode(&moof(
+    let probe = encode(&moof_box(
         track.track_id,
         sequence_number,
         base_media_decode_time,
@@ -96,7 +96,7 @@ pub fn media_segment_with_key(
     ))?;
     let data_offset = i32::try_from(probe.len() as u64 + mdat_header_len(payload_len))
         .map_err(|_| MuxError::Overflow("trun data_offset"))?;
-    let moof_bytes = encode(&moof(
+    let moof_bytes = encode(&moof_box(
         track.track_id,
         sequence_number,
         base_media_decode_time,
@@ -122,6 +122,69 @@ pub fn media_segment_with_key(
         out.extend_from_slice(&p.data);
     }
     Ok((out, key))
+}
+
+/// A video segment's key frame as a segment of its own: from `prefix`, the bytes of a segment written by
+/// [`media_segment_with_key`] from its start through its key frame (at `key`), the `styp`, a `moof` listing that
+/// one sample (its entry, track, sequence number and decode time kept) and an `mdat` holding it. Encrypted HLS
+/// I-frame playlists name these: protecting a segment changes its `moof`, so byte ranges of the protected segment
+/// cannot be known before it is made.
+pub fn key_frame_fragment(prefix: &[u8], key: std::ops::Range<u64>) -> Result<Vec<u8>, MuxError> {
+    let bad = |reason: &str| MuxError::InvalidSample {
+        index: 0,
+        reason: format!("not a segment prefix through its key frame: {reason}"),
+    };
+    let (at, end) = (
+        usize::try_from(key.start).map_err(|_| bad("offset"))?,
+        usize::try_from(key.end).map_err(|_| bad("offset"))?,
+    );
+    if at >= end || end > prefix.len() {
+        return Err(bad("the key frame is outside the bytes"));
+    }
+    let (mut pos, mut found) = (0usize, None);
+    while pos + 8 <= at {
+        let size = u32::from_be_bytes([prefix[pos], prefix[pos + 1], prefix[pos + 2], prefix[pos + 3]]) as usize;
+        let kind = &prefix[pos + 4..pos + 8];
+        if kind == b"mdat" {
+            break;
+        }
+        if size < 8 || pos + size > at {
+            return Err(bad("a box runs past the key frame"));
+        }
+        if kind == b"moof" {
+            let mut body = &prefix[pos..pos + size];
+            found = Some(Moof::decode(&mut body)?);
+        }
+        pos += size;
+    }
+    let moof = found.ok_or_else(|| bad("no moof"))?;
+    let traf = moof.traf.first().ok_or_else(|| bad("no traf"))?;
+    let first = traf
+        .trun
+        .first()
+        .and_then(|t| t.samples.get(0))
+        .ok_or_else(|| bad("no sample"))?;
+    if first.size.map(u64::from) != Some(key.end - key.start) {
+        return Err(bad("the first sample's size is not the key frame's"));
+    }
+    let one = |offset| {
+        moof_box(
+            traf.tfhd.track_id,
+            moof.mfhd.sequence_number,
+            traf.tfdt.as_ref().map_or(0, |t| t.base_media_decode_time),
+            vec![first],
+            offset,
+        )
+    };
+    let len = key.end - key.start;
+    let probe = encode(&one(0))?;
+    let offset =
+        i32::try_from(probe.len() as u64 + mdat_header_len(len)).map_err(|_| MuxError::Overflow("trun data_offset"))?;
+    let mut out = encode(&styp())?;
+    out.extend(encode(&one(offset))?);
+    out.extend(mdat_header(len)?);
+    out.extend_from_slice(&prefix[at..end]);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -168,6 +231,34 @@ mod tests {
         assert_eq!(&buf[4..8], b"mdat");
         assert_eq!(size, buf.len(), "mdat runs to the end and its size is right");
         (styp, moof, moof_start, mdat_start + 8, buf[8..].to_vec())
+    }
+
+    #[test]
+    fn key_frame_fragment_is_the_first_sample_alone() {
+        let samples = vec![sample(1, 10, true, 0), sample(2, 20, false, 0), sample(3, 5, false, 0)];
+        let (bytes, key) = media_segment_with_key(&track(), 7, 9_600, &samples).unwrap();
+        assert_eq!(&bytes[key.start as usize..key.end as usize], &[1u8; 10][..]);
+        assert_eq!(bytes.len() as u64, key.end + 25, "the other samples follow");
+        let prefix = &bytes[..key.end as usize];
+        let one = key_frame_fragment(prefix, key.clone()).unwrap();
+        let (_, moof, _, _, payload) = parse(&one);
+        assert_eq!(payload, vec![1u8; 10]);
+        assert_eq!(moof.mfhd.sequence_number, 7);
+        let traf = &moof.traf[0];
+        assert_eq!(traf.tfdt.as_ref().map(|t| t.base_media_decode_time), Some(9_600));
+        assert_eq!(traf.trun[0].samples.len(), 1);
+        assert_eq!(
+            traf.trun[0].samples.get(0).and_then(|e| e.flags),
+            Some(SYNC_SAMPLE_FLAGS)
+        );
+        // Not a prefix through the key frame: errors, never a panic.
+        assert!(key_frame_fragment(&prefix[..prefix.len() - 1], key.clone()).is_err());
+        assert!(key_frame_fragment(prefix, key.start..key.end - 1).is_err());
+        assert!(key_frame_fragment(&prefix[40..], key.start - 40..key.end - 40).is_err());
+        assert!(key_frame_fragment(prefix, 0..0).is_err());
+        let mut lying = prefix.to_vec();
+        lying[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+        let _ = key_frame_fragment(&lying, key);
     }
 
     #[test]

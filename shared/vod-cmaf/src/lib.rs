@@ -28,7 +28,7 @@ mod boxes;
 
 pub use codec::codec_string;
 pub use error::MuxError;
-pub use fragment::{media_segment, media_segment_with_key};
+pub use fragment::{key_frame_fragment, media_segment, media_segment_with_key};
 pub use index::{segment_index, SegmentIndexEntry};
 pub use init::init_segment;
 pub use progressive::{progressive_layout, progressive_mp4, PlacedRun, ProgressiveLayout, StoredTrack};

@@ -1,5 +1,6 @@
 //! HLS (RFC 8216, version 7 for fMP4): the multivariant playlist (an audio group per audio codec, one variant per
-//! video rendition and audio group, captions in a subtitles group) and media playlists with EXT-X-MAP, exact EXTINF durations and
+//! video rendition and audio group, an I-frame variant per video rendition, captions in a subtitles group), media
+//! playlists with EXT-X-MAP, exact EXTINF durations and
 //! ENDLIST; the subtitles playlist lists segmented WebVTT aligned with the media segments.
 use std::fmt::Write;
 
@@ -86,6 +87,20 @@ pub fn multivariant(p: &Presentation) -> String {
             let _ = writeln!(out, "\n{pre}{}/media.m3u8{q}", v.name);
         }
     }
+    // Trick play: an I-frame playlist per video rendition whose key frames are indexed.
+    for v in &p.video {
+        let (TrackKind::Video { width, height, .. }, Some(bandwidth)) = (&v.kind, v.iframe_peak_bitrate()) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},CODECS=\"{}\",RESOLUTION={width}x{height},\
+             URI=\"{pre}{}/iframes.m3u8{q}\"",
+            bandwidth.max(1),
+            v.codecs,
+            v.name
+        );
+    }
     out
 }
 
@@ -93,6 +108,19 @@ pub fn multivariant(p: &Presentation) -> String {
 /// segments under `{enc}/` and carries `key_tags` (`#EXT-X-KEY` lines): after the clear EXT-X-MAP for AES-128 (the
 /// init segment holds no media), before the protected EXT-X-MAP for CENC.
 pub fn media(t: &TrackTimeline, enc: Option<Enc>, key_tags: &[String]) -> String {
+    playlist(t, enc, key_tags, false)
+}
+
+/// The I-frame playlist of a video track (`{track}/iframes.m3u8`): one entry per key frame, lasting until the
+/// next. Clear, an entry is the byte range of its segment from the start through the key frame (`styp`, `moof`,
+/// `mdat` header, the key frame's sample); encrypted, it is the key frame as a segment of its own
+/// (`{enc}/key-{n}.m4s`), protected like the segments. `None` when a key frame is not indexed.
+pub fn iframes(t: &TrackTimeline, enc: Option<Enc>, key_tags: &[String]) -> Option<String> {
+    t.iframe_peak_bitrate()?;
+    Some(playlist(t, enc, key_tags, true))
+}
+
+fn playlist(t: &TrackTimeline, enc: Option<Enc>, key_tags: &[String], iframes: bool) -> String {
     let max = t.segments.iter().map(|s| t.segment_secs(s)).fold(0.0, f64::max);
     let target = (max.round() as u64).max(1);
     let mut out = String::new();
@@ -102,6 +130,9 @@ pub fn media(t: &TrackTimeline, enc: Option<Enc>, key_tags: &[String]) -> String
          #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS",
         t.segments.first().map_or(0, |s| s.number)
     );
+    if iframes {
+        out.push_str("#EXT-X-I-FRAMES-ONLY\n");
+    }
     let prefix = enc.map(|e| format!("{}/", e.as_str())).unwrap_or_default();
     match enc {
         None => out.push_str("#EXT-X-MAP:URI=\"init.mp4\"\n"),
@@ -119,12 +150,17 @@ pub fn media(t: &TrackTimeline, enc: Option<Enc>, key_tags: &[String]) -> String
         }
     }
     for s in t.segments {
-        let _ = writeln!(
-            out,
-            "#EXTINF:{:.5},\n{prefix}seg-{:05}.m4s",
-            t.segment_secs(s),
-            s.number
-        );
+        let secs = t.segment_secs(s);
+        let _ = match (iframes, enc, s.key_frame) {
+            (true, None, Some(k)) => writeln!(
+                out,
+                "#EXTINF:{secs:.5},\n#EXT-X-BYTERANGE:{}@0\nseg-{:05}.m4s",
+                k.at + k.len,
+                s.number
+            ),
+            (true, _, _) => writeln!(out, "#EXTINF:{secs:.5},\n{prefix}key-{:05}.m4s", s.number),
+            (false, _, _) => writeln!(out, "#EXTINF:{secs:.5},\n{prefix}seg-{:05}.m4s", s.number),
+        };
     }
     out.push_str("#EXT-X-ENDLIST\n");
     out
@@ -313,5 +349,52 @@ mod tests {
         assert!(m.contains("CODECS=\"opus\"\naudio/media.m3u8\n"), "{m}");
         assert!(m.contains("CODECS=\"mp4a.40.2\"\naudio-aac/media.m3u8\n"), "{m}");
         assert!(!m.contains("EXT-X-MEDIA:TYPE=AUDIO"), "{m}");
+    }
+
+    #[test]
+    fn iframe_playlists_name_each_key_frame() {
+        use crate::timeline::tests::video_track;
+        use vod_domain::job::KeyFrame;
+        let mut v = idx(12800, &[51200, 51200, 25600], 50_000);
+        fn p(v: &vod_domain::SegmentIndex) -> Presentation<'_> {
+            Presentation {
+                video: vec![video_track("360p", "avc1.64001e", v)],
+                audio: Vec::new(),
+                uri_prefix: String::new(),
+                query: String::new(),
+                text: None,
+            }
+        }
+        // Not indexed (an output made before): no I-frame variant, no playlist.
+        assert!(!multivariant(&p(&v)).contains("I-FRAME"));
+        assert!(iframes(&video_track("360p", "avc1.64001e", &v), None, &[]).is_none());
+        for (i, s) in v.segments.iter_mut().enumerate() {
+            s.key_frame = Some(KeyFrame {
+                at: 800,
+                len: 9_000 + i as u64 * 100,
+            });
+        }
+        let m = multivariant(&p(&v));
+        // The largest entry over its duration: 10 000 B in the last, 2 s segment = 40 kb/s.
+        assert!(
+            m.contains("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=40000,CODECS=\"avc1.64001e\",RESOLUTION=640x360,URI=\"360p/iframes.m3u8\"\n"),
+            "{m}"
+        );
+        let t = video_track("360p", "avc1.64001e", &v);
+        let clear = iframes(&t, None, &[]).expect("indexed");
+        assert!(
+            clear.contains("#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI=\"init.mp4\"\n"),
+            "{clear}"
+        );
+        assert!(
+            clear.contains("#EXTINF:4.00000,\n#EXT-X-BYTERANGE:9800@0\nseg-00000.m4s\n#EXTINF:4.00000,\n#EXT-X-BYTERANGE:9900@0\nseg-00001.m4s\n"),
+            "{clear}"
+        );
+        let cbcs = iframes(&t, Some(Enc::Cbcs), &["#EXT-X-KEY:METHOD=SAMPLE-AES".into()]).expect("indexed");
+        assert!(
+            cbcs.contains("#EXT-X-KEY:METHOD=SAMPLE-AES\n#EXT-X-MAP:URI=\"cbcs/init.mp4\"\n#EXTINF:4.00000,\ncbcs/key-00000.m4s\n"),
+            "{cbcs}"
+        );
+        assert!(!cbcs.contains("BYTERANGE"), "{cbcs}");
     }
 }

@@ -15,3 +15,5 @@ pub mod url;
 
 pub use timeline::{Presentation, TrackTimeline};
 pub use url::{Format, Resource, StreamRequest, UrlError};
+/// The I-frame stage: a segment's key frame as a segment of its own (encrypted I-frame playlist entries).
+pub use vod_cmaf::key_frame_fragment;

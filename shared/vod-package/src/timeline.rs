@@ -65,6 +65,18 @@ impl TrackTimeline<'_> {
         }
         (self.segments.iter().map(|s| s.size).sum::<u64>() as f64 * 8.0 / d).ceil() as u64
     }
+    /// Largest bits per second of one I-frame entry (a segment's bytes through its key frame over the segment's
+    /// duration); `None` when a segment's key frame is not indexed (outputs made before I-frame playlists).
+    pub fn iframe_peak_bitrate(&self) -> Option<u64> {
+        let mut peak = 0;
+        for s in self.segments {
+            let k = s.key_frame?;
+            if s.duration > 0 {
+                peak = peak.max(((k.at + k.len) as f64 * 8.0 / self.secs(s.duration)).ceil() as u64);
+            }
+        }
+        Some(peak)
+    }
     /// Largest bits per second of one segment (HLS BANDWIDTH, DASH @bandwidth).
     pub fn peak_bitrate(&self) -> u64 {
         self.segments

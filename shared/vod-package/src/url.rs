@@ -1,8 +1,9 @@
 //! The streaming URL grammar. Paths are relative to the packager's base (`/stream`):
 //! - `{locator}/{name}.ism/manifest(format=m3u8-cmaf|m3u8-aapl|mpd-time-cmaf|mpd-time-csf[,filter=a;b])[.m3u8|.mpd]`
 //! - `{locator}/main.m3u8`, `{locator}/main.mpd` (aliases of the CMAF manifests)
-//! - `{locator}/{name}.ism/{track}/media.m3u8` (HLS media playlist), `…/{track}/init.mp4`,
-//!   `…/{track}/seg-{n}.m4s`, the same under `…/{track}/{aes128|cenc|cbcs}/` when encrypted, and
+//! - `{locator}/{name}.ism/{track}/media.m3u8` (HLS media playlist), `…/{track}/iframes.m3u8` (HLS I-frame
+//!   playlist), `…/{track}/init.mp4`, `…/{track}/seg-{n}.m4s`, `…/{track}/key-{n}.m4s` (segment `n`'s key frame
+//!   alone), the same under `…/{track}/{aes128|cenc|cbcs}/` when encrypted, and
 //!   `{locator}/{name}.ism/{rendition}.mp4` (progressive download)
 //! - captions: `{locator}/{name}.ism/captions/media.m3u8` (HLS subtitles playlist), `…/captions/seg-{n}.vtt`
 //!   (segmented WebVTT, aligned with the media segments) and `…/captions/captions.vtt` (whole file, for DASH)
@@ -65,11 +66,21 @@ pub enum Resource {
     MediaPlaylist {
         track: String,
     },
+    /// The HLS I-frame playlist of a video track: one entry per key frame.
+    IframePlaylist {
+        track: String,
+    },
     Init {
         track: String,
         enc: Option<Enc>,
     },
     Segment {
+        track: String,
+        number: u32,
+        enc: Option<Enc>,
+    },
+    /// Segment `number`'s key frame as a segment of its own (the entries of encrypted I-frame playlists).
+    KeyFrame {
         track: String,
         number: u32,
         enc: Option<Enc>,
@@ -91,7 +102,12 @@ pub enum Resource {
 pub const CAPTIONS_TRACK: &str = "captions";
 
 fn segment_number(f: &str, ext: &str) -> Option<u32> {
-    f.strip_prefix("seg-")
+    numbered(f, "seg-", ext)
+}
+
+/// The number `n` of a file named `{prefix}{n}{ext}` (1 to 9 digits).
+fn numbered(f: &str, prefix: &str, ext: &str) -> Option<u32> {
+    f.strip_prefix(prefix)
         .and_then(|f| f.strip_suffix(ext))
         .filter(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|n| n.parse::<u32>().ok())
@@ -278,7 +294,12 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                     let track = (*track).to_string();
                     let resource = match (*file, enc) {
                         ("media.m3u8", None) => Resource::MediaPlaylist { track },
+                        ("iframes.m3u8", None) => Resource::IframePlaylist { track },
                         ("init.mp4", enc) => Resource::Init { track, enc },
+                        (f, enc) if f.starts_with("key-") => {
+                            let n = numbered(f, "key-", ".m4s").ok_or_else(|| UrlError::NotFound(f.into()))?;
+                            Resource::KeyFrame { track, number: n, enc }
+                        }
                         (f, enc) => {
                             let n = segment_number(f, ".m4s").ok_or_else(|| UrlError::NotFound(f.into()))?;
                             Resource::Segment { track, number: n, enc }
@@ -298,6 +319,39 @@ mod tests {
     use super::*;
 
     const L: &str = "6f1c9a0e-4b6d-4c1e-9d3a-6a0b2f1e7c55";
+
+    #[test]
+    fn parses_iframe_resources() {
+        let p = |rest: &str| parse(&format!("/{L}/clip.ism/{rest}"), None).map(|r| r.resource);
+        assert_eq!(
+            p("360p/iframes.m3u8"),
+            Ok(Resource::IframePlaylist { track: "360p".into() })
+        );
+        assert_eq!(
+            p("360p/cbcs/key-00012.m4s"),
+            Ok(Resource::KeyFrame {
+                track: "360p".into(),
+                number: 12,
+                enc: Some(Enc::Cbcs)
+            })
+        );
+        assert_eq!(
+            p("360p/key-3.m4s"),
+            Ok(Resource::KeyFrame {
+                track: "360p".into(),
+                number: 3,
+                enc: None
+            })
+        );
+        for bad in [
+            "360p/cenc/iframes.m3u8",
+            "360p/key-.m4s",
+            "360p/key-1234567890.m4s",
+            "360p/key-1.mp4",
+        ] {
+            assert!(matches!(p(bad), Err(UrlError::NotFound(_))), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_caption_resources() {

@@ -130,6 +130,29 @@ pub fn onsets(pcm: &[f32]) -> Vec<usize> {
     out
 }
 
+/// Mean PSNR (dB, ffmpeg's `psnr` filter) of the video of `file` (a path or URL) against `source` scaled to
+/// `w`×`h` (bicubic); panics with ffmpeg's output if there is none.
+pub fn psnr(file: &Path, source: &Path, w: u64, h: u64) -> f64 {
+    let (_, err) = run(Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(file)
+        .arg("-i")
+        .arg(source)
+        .args([
+            "-lavfi",
+            &format!("[1:v]scale={w}:{h}:flags=bicubic[ref];[0:v][ref]psnr"),
+            "-f",
+            "null",
+            "-",
+        ]));
+    let avg = err
+        .split("average:")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|v| v.parse().ok());
+    avg.unwrap_or_else(|| panic!("no PSNR in ffmpeg output: {err}"))
+}
+
 /// ffprobe's JSON (`-of json`, errors only) for `args` (options, then the file or URL); panics with ffprobe's
 /// message if it fails.
 pub fn ffprobe(args: &[&str]) -> serde_json::Value {
