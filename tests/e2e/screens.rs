@@ -1,7 +1,7 @@
 //! Every screen: a preset with an AV1 and an H.264 ladder and Opus and AAC-LC audio ("tiny-avc"), played where
 //! neither AV1 nor Opus can be decoded. The manifests offer a complete ladder per codec (HLS variants with exact
 //! CODECS for each video rendition with each AUDIO group, one DASH AdaptationSet per video codec family and per
-//! audio codec); ffmpeg decodes every frame of each H.264 rendition over HLS, and both audio tracks put every
+//! audio codec); ffmpeg decodes every frame of each H.264 and AV1 rendition over HLS, and both audio tracks put every
 //! burst of the source where it is; each download pairs H.264 with AAC and AV1 with Opus; hls.js, dash.js and
 //! shaka-player in headless Chromium that reports `av01` and `opus` unsupported play H.264 + AAC, and with
 //! everything allowed they still play; the same for the encrypted asset (AES-128 HLS, cenc and cbcs with Clear
@@ -196,17 +196,22 @@ async fn h264_renditions_play_where_av1_cannot() {
     assert!(audio_sets.iter().any(|s| s.contains("codecs=\"opus\"")), "{mpd}");
     assert!(audio_sets.iter().any(|s| s.contains("codecs=\"mp4a.40.2\"")), "{mpd}");
 
-    // ffmpeg decodes every frame of each H.264 rendition (5 s at 25 fps), close to the scaled source.
+    // ffmpeg decodes every frame of each H.264 and AV1 rendition (5 s at 25 fps), close to the scaled source.
     let ism = loc["urls"]["hls_cmaf"]
         .as_str()
         .and_then(|u| u.rsplit_once('/'))
         .map(|(a, _)| a.to_string())
         .expect("ism");
-    for (name, w, h) in [("180p-h264", 240, 180), ("120p-h264", 160, 120)] {
+    for (name, codec, w, h) in [
+        ("180p-h264", "h264", 240, 180),
+        ("120p-h264", "h264", 160, 120),
+        ("180p", "av1", 240, 180),
+        ("120p", "av1", 160, 120),
+    ] {
         let url = format!("{ism}/{name}/media.m3u8");
         let p = ffprobe(&["-count_frames", "-show_streams", &url]);
         let v = stream(&p, "video").unwrap_or_else(|| panic!("{name}: {p}"));
-        assert_eq!(v["codec_name"], "h264", "{name}");
+        assert_eq!(v["codec_name"], codec, "{name}");
         assert_eq!(
             (v["width"].as_u64(), v["height"].as_u64()),
             (Some(w), Some(h)),

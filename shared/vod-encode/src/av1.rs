@@ -36,13 +36,19 @@ impl Av1Encoder {
         enc.chroma_sampling = ChromaSampling::Cs420;
         enc.time_base = Rational::new(u64::from(s.frame_rate.1), u64::from(s.frame_rate.0));
         enc.bitrate = i32::try_from(u64::from(s.bitrate_kbps) * 1000).unwrap_or(i32::MAX);
+        // In bitrate mode `quantizer` is the rate controller's ceiling (rav1e's default, 100, kept it from going
+        // below about twice the target on ordinary content); 255 leaves it the whole range.
+        enc.quantizer = 255;
+        // The rate controller plans for a key frame every segment (where they are forced) over a reservoir of
+        // one segment, so a chunk lands near its target instead of paying for key frames it did not expect.
         enc.min_key_frame_interval = 0;
-        enc.max_key_frame_interval = s.frames.saturating_add(1).max(1);
+        enc.max_key_frame_interval = s.key_interval.max(1);
+        enc.reservoir_frame_delay = Some(i32::try_from(s.key_interval.clamp(12, 240)).unwrap_or(240));
         enc.low_latency = true;
         // The real level (Annex A) for the picture size, frame rate and a peak of twice the target (rav1e's
         // one-pass rate control overshoots), not 31 ("unconstrained"), which hardware decoders may refuse.
         let fps = f64::from(s.frame_rate.0) / f64::from(s.frame_rate.1.max(1));
-        let level = vod_cmaf::av1::level_for(s.width, s.height, fps, s.bitrate_kbps.saturating_mul(2)).unwrap_or(31);
+        let level = vod_cmaf::av1::level_for(s.width, s.height, fps, s.nominal_kbps.saturating_mul(2)).unwrap_or(31);
         enc.level_idx = Some(level);
         enc.tiles = s.threads.max(1);
         enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;

@@ -90,12 +90,16 @@ pub enum AudioCodec {
 pub struct VideoSettings {
     pub width: u32,
     pub height: u32,
+    /// The rate controller's target (the rung's, or corrected by a pass that missed it).
     pub bitrate_kbps: u32,
+    /// The rung's target: what the stream signals (level, VBV caps), the same in every chunk of the rung, so all
+    /// chunks share one sequence header / SPS and one init segment.
+    pub nominal_kbps: u32,
+    /// Frames of the longest segment: the key frame cadence (one forced at every segment start).
+    pub key_interval: u64,
     /// Frame rate as num/den.
     pub frame_rate: (u32, u32),
     pub threads: usize,
-    /// Number of frames the encoder will see.
-    pub frames: u64,
 }
 
 /// One encoded frame.

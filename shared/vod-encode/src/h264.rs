@@ -64,7 +64,8 @@ impl H264Encoder {
         opts.set("preset", preset.as_str());
         opts.set("profile", "high");
         opts.set("forced-idr", "1");
-        let kbps = s.bitrate_kbps;
+        // VBV caps from the rung's nominal target: the same in every chunk (x264 derives the level from them).
+        let kbps = s.nominal_kbps;
         opts.set(
             "x264-params",
             &format!(

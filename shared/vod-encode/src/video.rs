@@ -3,6 +3,11 @@
 //!
 //! The decoder runs on the calling thread and fans each selected, scaled picture out to one encoder thread
 //! per rung over a bounded channel, so one decode feeds every rung.
+//!
+//! Rate control keeps its promise by measuring: a rung whose chunk delivered more than [`RATE_TOLERANCE`] off its
+//! target is encoded again (from a fresh decode, only the rungs that missed) with the target corrected by what
+//! was delivered, at most [`RATE_RETRIES`] times, keeping the pass closest to the target. Encoders whose one-pass
+//! rate control is close already (x264 with VBV) rarely pay for it.
 
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -22,6 +27,13 @@ pub(crate) const VIDEO_TRACK_ID: u32 = 1;
 
 /// Pictures queued per rung before the decoder waits for the encoder.
 const QUEUE_DEPTH: usize = 4;
+
+/// How far a chunk's delivered bitrate may be from its rung's target before the rung is encoded again.
+pub(crate) const RATE_TOLERANCE: f64 = 0.08;
+/// Extra passes for a rung that missed its target.
+pub(crate) const RATE_RETRIES: usize = 2;
+/// Chunks shorter than this (in seconds) are not re-encoded: one key frame dominates them.
+const RATE_MIN_SECS: f64 = 1.0;
 
 /// One segment of the chunk: number and first/end frame index on the CFR grid.
 #[derive(Debug, Clone, Copy)]
@@ -99,9 +111,96 @@ fn rung_worker(codec: VideoCodec, settings: VideoSettings, rx: Receiver<Job>) ->
     enc.finish()
 }
 
+/// Bits per second a chunk delivered.
+fn delivered_bps(chunk: &RenditionChunk, frame_rate: (u32, u32)) -> f64 {
+    let (bytes, frames) = chunk
+        .segments
+        .iter()
+        .flat_map(|s| &s.samples)
+        .fold((0u64, 0u64), |(b, n), x| (b + x.data.len() as u64, n + 1));
+    let secs = frames as f64 * f64::from(frame_rate.1) / f64::from(frame_rate.0.max(1));
+    if secs > 0.0 {
+        bytes as f64 * 8.0 / secs
+    } else {
+        0.0
+    }
+}
+
 /// See [`crate::encode_video_chunk`].
 pub(crate) fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<RenditionChunk>, EncodeError> {
     let spans = plan(req)?;
+    let frames: u64 = spans.iter().map(|s| s.end - s.start).sum();
+    let secs = frames as f64 * f64::from(req.frame_rate.1) / f64::from(req.frame_rate.0);
+    let nominal: Vec<u32> = req.rungs.iter().map(|r| r.bitrate_kbps).collect();
+    let mut best = encode_pass(req, req.rungs, &nominal, &spans)?;
+    if secs < RATE_MIN_SECS {
+        return Ok(best);
+    }
+    // Per rung: the (rate controller target, delivered) kb/s of every pass so far.
+    let mut tries: Vec<Vec<(f64, f64)>> = req
+        .rungs
+        .iter()
+        .zip(&best)
+        .map(|(r, c)| vec![(f64::from(r.bitrate_kbps), delivered_bps(c, req.frame_rate) / 1000.0)])
+        .collect();
+    let off = |target: u32, got: f64| (got / f64::from(target) - 1.0).abs();
+    for _ in 0..RATE_RETRIES {
+        let mut again: Vec<(usize, Rung)> = Vec::new();
+        for (i, (rung, t)) in req.rungs.iter().zip(&tries).enumerate() {
+            let want = f64::from(rung.bitrate_kbps);
+            let Some(&(used, got)) = t.last() else { continue };
+            if off(rung.bitrate_kbps, delivered_bps(&best[i], req.frame_rate) / 1000.0) <= RATE_TOLERANCE || got <= 0.0
+            {
+                continue;
+            }
+            // The next target: proportional from the last pass, or along the line through the last two (log-log).
+            let next = match t.len() {
+                1 => used * want / got,
+                n => {
+                    let ((u0, g0), (u1, g1)) = (t[n - 2], t[n - 1]);
+                    let slope = (g1.ln() - g0.ln()) / (u1.ln() - u0.ln());
+                    if slope.is_finite() && slope > 0.1 {
+                        (u1.ln() + (want.ln() - g1.ln()) / slope).exp()
+                    } else {
+                        used * want / got
+                    }
+                }
+            };
+            let next = next.clamp(want / 8.0, want * 4.0).round().max(1.0) as u32;
+            again.push((
+                i,
+                Rung {
+                    bitrate_kbps: next,
+                    ..rung.clone()
+                },
+            ));
+        }
+        if again.is_empty() {
+            break;
+        }
+        let rungs: Vec<Rung> = again.iter().map(|(_, r)| r.clone()).collect();
+        let nominals: Vec<u32> = again.iter().map(|(i, _)| nominal[*i]).collect();
+        let redone = encode_pass(req, &rungs, &nominals, &spans)?;
+        for ((i, r), chunk) in again.iter().zip(redone) {
+            let got = delivered_bps(&chunk, req.frame_rate) / 1000.0;
+            tracing::info!(rung = %r.name, target = nominal[*i], asked = r.bitrate_kbps, delivered = got, "rate pass");
+            tries[*i].push((f64::from(r.bitrate_kbps), got));
+            let before = delivered_bps(&best[*i], req.frame_rate) / 1000.0;
+            if off(nominal[*i], got) < off(nominal[*i], before) {
+                best[*i] = chunk;
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// One pass of the pipeline for `rungs` (`nominal`: each rung's own target, what the stream signals).
+fn encode_pass(
+    req: &VideoChunkRequest,
+    rungs: &[Rung],
+    nominal: &[u32],
+    spans: &[SegmentSpan],
+) -> Result<Vec<RenditionChunk>, EncodeError> {
     let (first, last) = match (spans.first(), spans.last()) {
         (Some(f), Some(l)) => (*f, *l),
         _ => return Err(EncodeError::InvalidRequest("empty chunk".into())),
@@ -117,18 +216,20 @@ pub(crate) fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<Renditio
     let mut pending = position_at_chunk(&mut source, req, &mut selector, start, threads)?;
 
     let key_frames: Vec<u64> = spans.iter().map(|s| s.start).collect();
+    let key_interval = spans.iter().map(|s| s.end - s.start).max().unwrap_or(1);
     let results = std::thread::scope(|scope| {
-        let mut senders = Vec::with_capacity(req.rungs.len());
-        let mut handles = Vec::with_capacity(req.rungs.len());
-        for rung in req.rungs {
+        let mut senders = Vec::with_capacity(rungs.len());
+        let mut handles = Vec::with_capacity(rungs.len());
+        for (rung, nominal) in rungs.iter().zip(nominal) {
             let (tx, rx) = sync_channel::<Job>(QUEUE_DEPTH);
             let settings = VideoSettings {
                 width: rung.width,
                 height: rung.height,
                 bitrate_kbps: rung.bitrate_kbps,
+                nominal_kbps: *nominal,
+                key_interval,
                 frame_rate: req.frame_rate,
                 threads,
-                frames: end - start,
             };
             senders.push(tx);
             let codec = rung.codec;
@@ -190,17 +291,17 @@ pub(crate) fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<Renditio
     tracing::info!(
         frames = end - start,
         decoded = source.frames_decoded(),
-        rungs = req.rungs.len(),
+        rungs = rungs.len(),
         seconds = elapsed,
         fps = (end - start) as f64 / elapsed.max(1e-9),
         "video chunk encoded"
     );
 
-    req.rungs
+    rungs
         .iter()
         .zip(results)
         .map(|(rung, (codec, frames))| {
-            let segments = group(&spans, start, frame_duration, frames)?;
+            let segments = group(spans, start, frame_duration, frames)?;
             Ok(RenditionChunk {
                 rung: rung.name.clone(),
                 track: TrackConfig {
