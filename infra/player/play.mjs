@@ -2,7 +2,7 @@
 // Test driver: plays one stream in headless Debian Chromium and prints ONE JSON line.
 //
 //   node infra/player/play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL]
-//                              [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--no-opus] [--screenshot FILE]
+//                              [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--no-opus] [--thumbnails URL --thumbnail-at F] [--screenshot FILE]
 //
 // Serves dist/ (built by `npm run build`) on 127.0.0.1:<random port>, opens
 // index.html?player=..&src=..&autoplay=1 in Chromium (process.env.CHROMIUM or
@@ -13,7 +13,9 @@
 // the result is in "textEnable" and the showing cues in "cues". --no-av1 makes the page report AV1
 // unsupported (MediaSource, MediaCapabilities, canPlayType, EME), as a device without an AV1 decoder; --no-opus
 // does the same for Opus (older iPhones, TVs: AAC only);
-// "sourceBuffers" lists the MIME types the player created SourceBuffers for.
+// "sourceBuffers" lists the MIME types the player created SourceBuffers for. --thumbnails gives the page the
+// WebVTT index of the sprite sheets; --thumbnail-at F then moves the mouse over the seek bar at fraction F once
+// playback runs and reports the preview it shows ("preview": time, sheet URL, x/y/w/h, whether the sheet loaded).
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { dirname, extname, join, normalize, sep } from 'node:path';
@@ -31,7 +33,7 @@ const MIME = {
   '.map': 'application/json',
 };
 
-const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL] [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--no-opus] [--screenshot FILE]\n' +
+const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL] [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--no-opus] [--thumbnails URL --thumbnail-at F] [--screenshot FILE]\n' +
   '       node play.mjs --serve [--port 8080]   (only serve dist/ for a browser, until Ctrl-C)';
 
 function usage(message) {
@@ -53,6 +55,8 @@ try {
       text: { type: 'string' },
       'no-av1': { type: 'boolean' },
       'no-opus': { type: 'boolean' },
+      thumbnails: { type: 'string' },
+      'thumbnail-at': { type: 'string' },
       serve: { type: 'boolean' },
       port: { type: 'string', default: '0' },
       help: { type: 'boolean', short: 'h' },
@@ -250,6 +254,7 @@ async function main() {
   const q = new URLSearchParams({ player: opts.player, src: opts.src, autoplay: '1' });
   if (opts.token) q.set('token', opts.token);
   if (opts.license) q.set('license', opts.license);
+  if (opts.thumbnails) q.set('thumbnails', opts.thumbnails);
   const url = `http://127.0.0.1:${port}/index.html?${q}`;
   await page.goto(url, { waitUntil: 'load', timeout: timeoutS * 1000 });
 
@@ -274,6 +279,24 @@ async function main() {
     }
     if (vod && vod.currentTime >= seconds && vod.decodedFrames > 0) {
       result = { ok: true, vod };
+      if (opts['thumbnail-at'] !== undefined) {
+        // A real pointer over the seek bar; the preview's sheet must load.
+        const at = Math.max(0, Math.min(1, parseFloat(opts['thumbnail-at'])));
+        const box = await page.locator('#seekbar').boundingBox();
+        if (!box) { result = { ok: false, vod, error: 'no seek bar on the page' }; break; }
+        await page.mouse.move(box.x + box.width * at, box.y + box.height / 2, { steps: 4 });
+        const until = Date.now() + 5000;
+        let preview = null;
+        while (Date.now() < until) {
+          preview = await page.evaluate(() => window.__vod.preview && { ...window.__vod.preview });
+          if (preview && preview.loaded) break;
+          await page.mouse.move(box.x + box.width * at + 1, box.y + box.height / 2);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const thumbs = await page.evaluate(() => window.__vod.thumbnails);
+        result = { ok: !!(preview && preview.loaded), vod: { ...vod, preview, thumbnails: thumbs },
+          ...(preview && preview.loaded ? {} : { error: `no thumbnail preview loaded (${JSON.stringify({ preview, thumbs })})` }) };
+      }
       break;
     }
     if (vod && vod.ended) {

@@ -7,6 +7,8 @@
 //   token=JWT               sent as "Authorization: Bearer" on key / licence requests only
 //   license=URL             ClearKey (org.w3.clearkey) licence server for dash.js and shaka
 //   autoplay=1              muted autoplay
+//   thumbnails=URL          WebVTT index of thumbnail sprite sheets (`sheet.jpg#xywh=x,y,w,h` cues): the seek bar
+//                           under the video shows the tile of the time under the pointer
 'use strict';
 
 (function () {
@@ -19,6 +21,7 @@
   const token = params.get('token') || '';
   const license = params.get('license') || '';
   const autoplay = params.get('autoplay') === '1';
+  const thumbnails = params.get('thumbnails') || '';
 
   const video = document.getElementById('video');
   const t0 = performance.now();
@@ -40,6 +43,8 @@
     height: 0,
     tracks: { video: 0, audio: 0, text: [], textDetails: [], codecs: { video: [], audio: [] } },
     cues: [], // text of the active cues of the showing text tracks of the video element
+    thumbnails: null, // { cues, error } once the WebVTT index is read
+    preview: null, // the seek-bar preview shown last: { time, url, x, y, w, h, loaded }
     events: [],
   };
   window.__vod = status;
@@ -426,18 +431,76 @@
     field('f-src').value = src;
     field('f-token').value = token;
     field('f-license').value = license;
+    if (field('f-thumbnails')) field('f-thumbnails').value = thumbnails;
     if (playerName) field('f-autoplay').checked = autoplay;
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       const q = new URLSearchParams();
       q.set('player', field('f-player').value);
-      for (const name of ['src', 'token', 'license']) {
+      for (const name of ['src', 'token', 'license', 'thumbnails']) {
         const v = field('f-' + name).value.trim();
         if (v) q.set(name, v);
       }
       if (field('f-autoplay').checked) q.set('autoplay', '1');
       location.search = q.toString();
     });
+  }
+
+  // ---- seek bar with thumbnail previews ----------------------------------------
+
+  // WebVTT cues "start --> end" followed by "url#xywh=x,y,w,h"; URLs relative to the index.
+  function parseThumbnails(text, base) {
+    const seconds = (t) => t.split(':').reduce((acc, part) => acc * 60 + parseFloat(part), 0);
+    const cues = [];
+    for (const block of text.split(/\r?\n\r?\n/)) {
+      const lines = block.split(/\r?\n/).filter(Boolean);
+      const timing = lines.findIndex((l) => l.includes('-->'));
+      if (timing < 0 || !lines[timing + 1]) continue;
+      const [a, b] = lines[timing].split('-->').map((x) => x.trim().split(/\s+/)[0]);
+      const [file, frag] = lines[timing + 1].trim().split('#');
+      const m = /xywh=(\d+),(\d+),(\d+),(\d+)/.exec(frag || '');
+      if (!m) continue;
+      cues.push({ start: seconds(a), end: seconds(b), url: new URL(file, base).href, x: +m[1], y: +m[2], w: +m[3], h: +m[4] });
+    }
+    return cues;
+  }
+
+  function setupSeekBar() {
+    const bar = document.getElementById('seekbar');
+    const preview = document.getElementById('preview');
+    if (!bar || !preview || !thumbnails) return;
+    let cues = [];
+    const images = new Map();
+    fetch(thumbnails)
+      .then((r) => { if (!r.ok) throw new Error(`HTTP ${r.status}`); return r.text(); })
+      .then((text) => { cues = parseThumbnails(text, thumbnails); status.thumbnails = { cues: cues.length, error: null }; })
+      .catch((e) => { status.thumbnails = { cues: 0, error: errText(e) }; });
+    const duration = () => (Number.isFinite(video.duration) && video.duration > 0 ? video.duration
+      : cues.length ? cues[cues.length - 1].end : 0);
+    const show = (fraction) => {
+      const time = Math.max(0, Math.min(1, fraction)) * duration();
+      const cue = cues.find((c) => time >= c.start && time < c.end) || cues[cues.length - 1];
+      if (!cue) return null;
+      let img = images.get(cue.url);
+      if (!img) { img = new Image(); img.src = cue.url; images.set(cue.url, img); }
+      const shown = { time, url: cue.url, x: cue.x, y: cue.y, w: cue.w, h: cue.h, loaded: false };
+      const done = () => { shown.loaded = img.naturalWidth > 0; };
+      if (img.complete) done(); else img.addEventListener('load', done, { once: true });
+      Object.assign(preview.style, {
+        display: 'block', width: `${cue.w}px`, height: `${cue.h}px`,
+        backgroundImage: `url("${cue.url}")`, backgroundPosition: `-${cue.x}px -${cue.y}px`,
+        left: `calc(${fraction * 100}% - ${cue.w / 2}px)`,
+      });
+      status.preview = shown;
+      return shown;
+    };
+    bar.addEventListener('pointermove', (e) => {
+      const r = bar.getBoundingClientRect();
+      show((e.clientX - r.left) / r.width);
+    });
+    bar.addEventListener('pointerleave', () => { preview.style.display = 'none'; });
+    bar.addEventListener('input', () => { if (duration()) video.currentTime = (bar.value / 1000) * duration(); });
+    video.addEventListener('timeupdate', () => { if (duration()) bar.value = Math.round((video.currentTime / duration()) * 1000); });
   }
 
   // ---- start -------------------------------------------------------------
@@ -457,6 +520,7 @@
   setInterval(update, 250);
 
   setupForm();
+  setupSeekBar();
   render();
 
   if (!playerName) return;

@@ -264,6 +264,99 @@ async fn h264_renditions_play_where_av1_cannot() {
         assert_eq!(v.map(|v| &v["nb_read_frames"]), Some(&json!("125")), "{name}");
     }
 
+    // Thumbnails: sprite sheets and their WebVTT index agree (tiles, sizes, times covering the title), the poster
+    // decodes, DASH has an image AdaptationSet, and the player page's seek bar previews the tile under the pointer.
+    let t = &ready["output"]["thumbnails"];
+    assert_eq!(
+        (&t["count"], &t["width"], &t["height"], &t["columns"], &t["rows"]),
+        (&json!(5), &json!(96), &json!(72), &json!(2), &json!(2)),
+        "one tile a second of the 5 s title, 96 wide at 4:3, 2×2 per sheet: {t}"
+    );
+    let vtt_url = loc["urls"]["thumbnails"].as_str().expect("thumbnails url").to_string();
+    let vtt = text(vtt_url.clone()).await;
+    let cues: Vec<(String, String, String, [u64; 4])> = vtt
+        .split("\n\n")
+        .filter_map(|block| {
+            let mut lines = block.lines();
+            let (start, end) = lines.next()?.split_once(" --> ")?;
+            let (sheet, xywh) = lines.next()?.split_once("#xywh=")?;
+            let v: Vec<u64> = xywh.split(',').filter_map(|n| n.parse().ok()).collect();
+            Some((start.into(), end.into(), sheet.into(), [v[0], v[1], v[2], v[3]]))
+        })
+        .collect();
+    assert_eq!(cues.len(), 5, "a cue per tile: {vtt}");
+    assert_eq!(cues[0].0, "00:00:00.000", "{vtt}");
+    assert_eq!(cues[4].1, "00:00:05.000", "the cues cover the title: {vtt}");
+    assert!(cues.windows(2).all(|w| w[0].1 == w[1].0), "contiguous cues: {vtt}");
+    let sheet_base = vtt_url.rsplit_once('/').map(|(a, _)| a.to_string()).expect("base");
+    let mut sheets_seen = std::collections::BTreeMap::new();
+    for (i, (_, _, sheet, [x, y, w, h])) in cues.iter().enumerate() {
+        assert_eq!((*w, *h), (96, 72), "tile {i}");
+        assert_eq!(sheet, &format!("sheet-{:05}.jpg", i / 4), "tile {i} is on its sheet");
+        assert_eq!(
+            (*x, *y),
+            ((i as u64 % 2) * 96, (i as u64 % 4 / 2) * 72),
+            "tile {i} row by row"
+        );
+        if !sheets_seen.contains_key(sheet) {
+            let file = dir.join(sheet);
+            let bytes = http.get(format!("{sheet_base}/{sheet}")).send().await.expect("sheet");
+            assert_eq!(bytes.status(), 200, "{sheet}");
+            std::fs::write(&file, bytes.bytes().await.expect("sheet bytes")).expect("write");
+            let p = ffprobe(&["-count_frames", "-show_streams", &file.to_string_lossy()]);
+            let v = stream(&p, "video").unwrap_or_else(|| panic!("{sheet}: {p}"));
+            sheets_seen.insert(sheet.clone(), (v["width"].as_u64(), v["height"].as_u64()));
+        }
+    }
+    assert_eq!(
+        sheets_seen.values().collect::<Vec<_>>(),
+        [&(Some(192), Some(144)), &(Some(192), Some(144))],
+        "two 2×2 sheets of 96×72 tiles"
+    );
+    let poster = dir.join("poster.jpg");
+    let url = loc["urls"]["poster"].as_str().expect("poster url");
+    std::fs::write(
+        &poster,
+        http.get(url)
+            .send()
+            .await
+            .expect("poster")
+            .bytes()
+            .await
+            .expect("bytes"),
+    )
+    .expect("write");
+    let p = ffprobe(&["-count_frames", "-show_streams", &poster.to_string_lossy()]);
+    let v = stream(&p, "video").unwrap_or_else(|| panic!("poster: {p}"));
+    assert_eq!(
+        (
+            &v["codec_name"],
+            v["width"].as_u64(),
+            v["height"].as_u64(),
+            &v["nb_read_frames"]
+        ),
+        (&json!("mjpeg"), Some(320), Some(240), &json!("1")),
+        "the poster decodes at the source's size"
+    );
+    assert!(
+        mpd.contains("contentType=\"image\"")
+            && mpd.contains("schemeIdUri=\"http://dashif.org/thumbnail_tile\" value=\"2x2\""),
+        "{mpd}"
+    );
+    let r = play_with(
+        "hls",
+        &hls,
+        None,
+        None,
+        &["--thumbnails", &vtt_url, "--thumbnail-at", "0.7"],
+    );
+    let preview = &r["preview"];
+    assert!(
+        preview["url"].as_str().is_some_and(|u| u.ends_with("/sheet-00000.jpg"))
+            && (&preview["x"], &preview["y"], &preview["loaded"]) == (&json!(96), &json!(72), &json!(true)),
+        "the seek bar at 70 % (3.5 s) previews tile 3, on sheet 0 at (96, 72): {r}"
+    );
+
     // Players on a device without AV1 and Opus decoders get H.264 + AAC; with both allowed they still play.
     let fed = |r: &Value| -> Vec<String> {
         r["sourceBuffers"]

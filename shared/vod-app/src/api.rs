@@ -574,13 +574,22 @@ async fn locator_view(ctx: &AppContext, locator: Locator) -> Result<LocatorView,
                 // Key delivery shares the CDN: W3C Clear Key licences (protected assets).
                 "clearkey_license": format!("{}/keys/clearkey", base.strip_suffix("/stream").unwrap_or("")),
             });
+            // Thumbnails: the WebVTT index of the sprite sheets (seek-bar previews) and the poster.
+            let asset = ctx.assets.get_asset(view.locator.asset_id).await?;
+            let enc =
+                |u: &str| percent_encoding::utf8_percent_encode(u, percent_encoding::NON_ALPHANUMERIC).to_string();
+            let mut previews = String::new();
+            if asset.output.as_ref().is_some_and(|o| o.thumbnails.is_some()) {
+                let vtt = format!("{ism}/thumbnails/thumbnails.vtt");
+                previews = format!("&thumbnails={}", enc(&vtt));
+                urls["thumbnails"] = serde_json::json!(vtt);
+                urls["poster"] = serde_json::json!(format!("{ism}/thumbnails/poster.jpg"));
+            }
             if let Some(player) = &ctx.config.player_url {
-                let enc =
-                    |u: &str| percent_encoding::utf8_percent_encode(u, percent_encoding::NON_ALPHANUMERIC).to_string();
                 urls["player"] = serde_json::json!({
-                    "hls.js": format!("{player}?player=hls&src={}", enc(&hls)),
-                    "dash.js": format!("{player}?player=dash&src={}", enc(&dash)),
-                    "shaka": format!("{player}?player=shaka&src={}", enc(&dash)),
+                    "hls.js": format!("{player}?player=hls&src={}{previews}", enc(&hls)),
+                    "dash.js": format!("{player}?player=dash&src={}{previews}", enc(&dash)),
+                    "shaka": format!("{player}?player=shaka&src={}{previews}", enc(&dash)),
                 });
             }
             view.urls = Some(urls);

@@ -927,6 +927,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                             language: c.language.clone(),
                             name: caption_track_name(&c.language),
                         }),
+                        thumbnails: output.thumbnails.as_ref().filter(|_| sel.start <= 0.0),
                     };
                     match format {
                         Format::Hls => (hls::multivariant(&p), "application/vnd.apple.mpegurl"),
@@ -1195,6 +1196,34 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
             if range.is_some() || (enc.is_none() && !key_frame_only) {
                 r.headers.push(("accept-ranges", "bytes".into()));
             }
+            Ok(r)
+        }
+        Resource::ThumbnailIndex | Resource::ThumbnailSheet { .. } | Resource::Poster => {
+            let t = output
+                .thumbnails
+                .as_ref()
+                .ok_or_else(|| not_found("the asset has no thumbnails (its preset made none)"))?;
+            let (body, content_type) = match &sreq.resource {
+                Resource::ThumbnailIndex => (
+                    vod_package::thumbnails::webvtt(t, output.duration_secs).into_bytes(),
+                    "text/vtt",
+                ),
+                Resource::ThumbnailSheet { number } if *number < t.sheet_count() => {
+                    let blob = BlobRef::new(bucket, t.sheet_key(*number));
+                    let sheet = ctx.blobs.get(&blob).await.map_err(unavailable)?;
+                    (sheet.ok_or_else(|| not_found("the sheet is missing"))?, "image/jpeg")
+                }
+                Resource::Poster => {
+                    let blob = BlobRef::new(bucket, &t.poster);
+                    let poster = ctx.blobs.get(&blob).await.map_err(unavailable)?;
+                    (poster.ok_or_else(|| not_found("the poster is missing"))?, "image/jpeg")
+                }
+                _ => return Err(not_found("no such thumbnail sheet")),
+            };
+            let mut r = reply(StatusCode::OK, content_type, body);
+            r.headers
+                .push(("etag", etag_of(&[t.sheets.as_bytes(), path.as_bytes(), &r.body])));
+            r.headers.push(("cache-control", cache_control(segment_age, true)));
             Ok(r)
         }
         Resource::Progressive { rendition } => {

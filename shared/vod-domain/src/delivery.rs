@@ -485,6 +485,7 @@ mod tests {
                 init: String::new(),
                 index: String::new(),
             }],
+            thumbnails: None,
         }
     }
 

@@ -196,6 +196,87 @@ pub struct IndexSpec {
     pub max_chunk_secs: f64,
 }
 
+/// Thumbnails of an encoding: sprite sheets of small frames at a fixed interval (a WebVTT index with `#xywh=`
+/// points into them, and DASH's image AdaptationSet), and a poster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThumbnailSpec {
+    /// Seconds between thumbnails.
+    #[serde(default = "default_thumb_interval")]
+    pub interval_secs: f64,
+    /// Tile width in pixels (the height follows the display aspect ratio).
+    #[serde(default = "default_thumb_width")]
+    pub width: u32,
+    /// Tiles per sheet: columns × rows.
+    #[serde(default = "default_thumb_grid")]
+    pub columns: u32,
+    #[serde(default = "default_thumb_grid")]
+    pub rows: u32,
+    /// Time of the poster in seconds (a tenth into the title when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poster_secs: Option<f64>,
+}
+
+fn default_thumb_interval() -> f64 {
+    10.0
+}
+fn default_thumb_width() -> u32 {
+    160
+}
+fn default_thumb_grid() -> u32 {
+    5
+}
+
+impl ThumbnailSpec {
+    fn validate(&self) -> Result<(), String> {
+        let ok = self.interval_secs.is_finite()
+            && (0.5..=600.0).contains(&self.interval_secs)
+            && (32..=640).contains(&self.width)
+            && self.width.is_multiple_of(2)
+            && (1..=20).contains(&self.columns)
+            && (1..=20).contains(&self.rows)
+            && self.poster_secs.is_none_or(|p| p.is_finite() && p >= 0.0);
+        if ok {
+            Ok(())
+        } else {
+            Err(
+                "thumbnails need interval_secs 0.5..=600, an even width 32..=640, columns and rows 1..=20 and a \
+                 poster time ≥ 0"
+                    .into(),
+            )
+        }
+    }
+}
+
+/// The thumbnails of a job, as planned from the source: one every `interval_secs` from 0 while inside the title,
+/// `columns × rows` per sheet, tiles of `width × height` (display aspect, even), and the poster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThumbnailPlan {
+    pub interval_secs: f64,
+    pub width: u32,
+    pub height: u32,
+    pub columns: u32,
+    pub rows: u32,
+    pub count: u32,
+    pub poster_secs: f64,
+    pub poster_width: u32,
+    pub poster_height: u32,
+}
+
+impl ThumbnailPlan {
+    /// Sheets in all.
+    pub fn sheets(&self) -> u32 {
+        self.count.div_ceil((self.columns * self.rows).max(1))
+    }
+    /// The times of sheet `k`'s tiles.
+    pub fn times(&self, k: u32) -> Vec<f64> {
+        let per = self.columns * self.rows;
+        (k * per..((k + 1) * per).min(self.count))
+            .map(|i| f64::from(i) * self.interval_secs)
+            .collect()
+    }
+}
+
 fn default_language() -> String {
     "en-US".into()
 }
@@ -248,6 +329,9 @@ pub struct Preset {
     /// Speech indexing (captions and search), if wanted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<IndexSpec>,
+    /// Thumbnails (sprite sheets and a poster), if wanted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnails: Option<ThumbnailSpec>,
 }
 
 /// The standard ladder: (height, kbps).
@@ -270,6 +354,7 @@ impl Preset {
                 audio: default_audio(),
                 max_chunk_secs: 8.0,
                 index: None,
+                thumbnails: None,
             },
             Preset {
                 name: "tiny".into(),
@@ -299,6 +384,7 @@ impl Preset {
                 },
                 max_chunk_secs: 2.0,
                 index: None,
+                thumbnails: None,
             },
         ];
         // Indexing only (captions and search for an asset, encoded or not), and the tiny ladder with indexing.
@@ -323,6 +409,13 @@ impl Preset {
                                 (no upscaling), 4 s segments, Opus and AAC-LC 128 kb/s"
             .into();
         adaptive.audio.codecs = vec![AudioEncoding::Opus, AudioEncoding::Aac];
+        adaptive.thumbnails = Some(ThumbnailSpec {
+            interval_secs: default_thumb_interval(),
+            width: default_thumb_width(),
+            columns: default_thumb_grid(),
+            rows: default_thumb_grid(),
+            poster_secs: None,
+        });
         adaptive.ladder = Ladder::Adaptive {
             speed: 8,
             h264: Some("veryfast".into()),
@@ -332,6 +425,13 @@ impl Preset {
         tiny_avc.description =
             "The tiny ladder in AV1 and in H.264 (180p + 120p each), Opus and AAC-LC, for tests and demos".into();
         tiny_avc.audio.codecs = vec![AudioEncoding::Opus, AudioEncoding::Aac];
+        tiny_avc.thumbnails = Some(ThumbnailSpec {
+            interval_secs: 1.0,
+            width: 96,
+            columns: 2,
+            rows: 2,
+            poster_secs: Some(2.0),
+        });
         if let Ladder::Fixed { rungs } = &mut tiny_avc.ladder {
             let h264: Vec<FixedRung> = rungs
                 .iter()
@@ -387,6 +487,9 @@ impl Preset {
         if !(8..=512).contains(&self.audio.bitrate_kbps) || !(1..=2).contains(&self.audio.channels) {
             return Err("audio needs 8..=512 kb/s and 1 or 2 channels".into());
         }
+        if let Some(t) = &self.thumbnails {
+            t.validate()?;
+        }
         let codecs = &self.audio.codecs;
         if codecs.is_empty() || codecs.iter().enumerate().any(|(i, c)| codecs[..i].contains(c)) {
             return Err("audio codecs must list opus and/or aac, each once".into());
@@ -429,14 +532,7 @@ impl Preset {
                 Ok(Vec::new())
             };
         };
-        let (mut w, mut h) = (v.width.max(1) as f64, v.height.max(1) as f64);
-        // Non-square pixels: rungs are sized for the display aspect (output pixels are square).
-        if let Some((ph, pv)) = v.pixel_aspect.filter(|(a, b)| *a > 0 && *b > 0) {
-            w *= ph as f64 / pv as f64;
-        }
-        if matches!(v.rotation, Some(90) | Some(270)) {
-            std::mem::swap(&mut w, &mut h);
-        }
+        let (w, h) = display_size(v);
         let aspect = w / h;
         let even = |x: f64| ((x / 2.0).round() as u32 * 2).max(2);
         let wanted: Vec<(u32, u32, VideoEncoding)> = match &self.ladder {
@@ -559,6 +655,8 @@ pub enum TaskKind {
     Audio,
     /// Recognize speech in the audio window [start_ms, end_ms) (decoded with a little overlap on both sides).
     Index { start_ms: u64, end_ms: u64 },
+    /// Make thumbnail sprite sheet `sheet` (and, the first, the poster).
+    Thumbnails { sheet: u32 },
 }
 
 /// One segment a task wrote: its object and timing.
@@ -624,6 +722,9 @@ pub struct Plan {
     /// Clockwise display rotation of the source (0, 90, 180 or 270), applied to the pixels when encoding.
     #[serde(default)]
     pub rotation: u32,
+    /// Thumbnails, when the preset asks for them and the source has video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnails: Option<ThumbnailPlan>,
 }
 
 /// An encoding job of one asset with one preset.
@@ -698,6 +799,7 @@ pub fn plan(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
             has_audio: !media.audio.is_empty(),
             tasks: Vec::new(),
             rotation: 0,
+            thumbnails: None,
         }
     };
     if let Some(ix) = &preset.index {
@@ -785,6 +887,15 @@ fn plan_encoding(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
     if has_audio {
         tasks.push(TaskKind::Audio);
     }
+    let title_secs = total_frames as f64 * frame_rate.1 as f64 / frame_rate.0 as f64;
+    let thumbnails = preset
+        .thumbnails
+        .as_ref()
+        .map(|spec| plan_thumbnails(spec, display_size(v), title_secs))
+        .transpose()?;
+    if let Some(t) = &thumbnails {
+        tasks.extend((0..t.sheets()).map(|sheet| TaskKind::Thumbnails { sheet }));
+    }
     Ok(Plan {
         frame_rate,
         total_frames,
@@ -796,6 +907,44 @@ fn plan_encoding(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
             Some(r @ (90 | 180 | 270)) => r as u32,
             _ => 0,
         },
+        thumbnails,
+    })
+}
+
+/// The display size of a video stream: pixel aspect and rotation applied.
+fn display_size(v: &vod_media::VideoStream) -> (f64, f64) {
+    let (mut w, mut h) = (v.width.max(1) as f64, v.height.max(1) as f64);
+    // Non-square pixels: sized for the display aspect (output pixels are square).
+    if let Some((ph, pv)) = v.pixel_aspect.filter(|(a, b)| *a > 0 && *b > 0) {
+        w *= ph as f64 / pv as f64;
+    }
+    if matches!(v.rotation, Some(90) | Some(270)) {
+        std::mem::swap(&mut w, &mut h);
+    }
+    (w, h)
+}
+
+/// Thumbnails of a title of `secs` shown at `display` size: tiles `spec.width` wide (never wider than the
+/// source), the poster at the source's size up to 1280 wide.
+fn plan_thumbnails(spec: &ThumbnailSpec, display: (f64, f64), secs: f64) -> Result<ThumbnailPlan, String> {
+    let even = |x: f64| ((x / 2.0).round() as u32 * 2).max(16);
+    let aspect = display.0 / display.1;
+    let width = even(f64::from(spec.width).min(display.0));
+    let poster_width = even(display.0.min(1280.0));
+    let count = (secs / spec.interval_secs).ceil().max(1.0);
+    if count > 100_000.0 {
+        return Err("too many thumbnails: raise interval_secs".into());
+    }
+    Ok(ThumbnailPlan {
+        interval_secs: spec.interval_secs,
+        width,
+        height: even(f64::from(width) / aspect),
+        columns: spec.columns,
+        rows: spec.rows,
+        count: count as u32,
+        poster_secs: spec.poster_secs.unwrap_or(secs / 10.0).min(secs).max(0.0),
+        poster_width,
+        poster_height: even(f64::from(poster_width) / aspect),
     })
 }
 
@@ -888,6 +1037,7 @@ fn plan_audio_only(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
         has_audio: true,
         tasks: vec![TaskKind::Audio],
         rotation: 0,
+        thumbnails: None,
     })
 }
 
@@ -1015,6 +1165,44 @@ mod tests {
             rungs: vec![fixed.clone(), fixed],
         };
         assert!(p.validate().unwrap_err().contains("same height"));
+    }
+
+    #[test]
+    fn thumbnails_are_planned_as_sheet_tasks() {
+        let p = builtin("tiny-avc");
+        let planned = plan(&media(320, 240, 25.0, 5.0, None), &p).expect("plan");
+        let t = planned.thumbnails.clone().expect("thumbnails");
+        assert_eq!((t.width, t.height, t.count, t.sheets()), (96, 72, 5, 2));
+        assert_eq!((t.poster_width, t.poster_height, t.poster_secs), (320, 240, 2.0));
+        assert_eq!(t.times(1), vec![4.0]);
+        let sheets: Vec<&TaskKind> = planned
+            .tasks
+            .iter()
+            .filter(|k| matches!(k, TaskKind::Thumbnails { .. }))
+            .collect();
+        assert_eq!(
+            sheets,
+            [&TaskKind::Thumbnails { sheet: 0 }, &TaskKind::Thumbnails { sheet: 1 }]
+        );
+        // Portrait (rotated) sources get portrait tiles; presets without thumbnails plan none.
+        let t = plan_thumbnails(
+            p.thumbnails.as_ref().expect("spec"),
+            display_size(&media(1920, 1080, 30.0, 60.0, Some(90)).video[0]),
+            60.0,
+        )
+        .expect("portrait");
+        assert_eq!(
+            (t.width, t.height, t.poster_width, t.poster_height, t.poster_secs),
+            (96, 170, 1080, 1920, 2.0)
+        );
+        let none = plan(&media(320, 240, 25.0, 5.0, None), &builtin("tiny")).expect("plan");
+        assert!(none.thumbnails.is_none() && !none.tasks.iter().any(|k| matches!(k, TaskKind::Thumbnails { .. })));
+        let mut bad = builtin("tiny-avc");
+        bad.name = "x".into();
+        if let Some(t) = bad.thumbnails.as_mut() {
+            t.width = 33;
+        }
+        assert!(bad.validate().unwrap_err().contains("thumbnails"));
     }
 
     #[test]

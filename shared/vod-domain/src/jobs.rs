@@ -511,6 +511,7 @@ impl JobService {
                 has_audio: false,
                 tasks: Vec::new(),
                 rotation: 0,
+                thumbnails: None,
             },
             state: JobState::Error,
             created_at: now,

@@ -261,6 +261,47 @@ pub struct AssetOutput {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub audio: Vec<AudioRendition>,
+    /// Thumbnail sprite sheets and the poster, when the preset made them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnails: Option<Thumbnails>,
+}
+
+/// The thumbnails of an encoded asset: as planned (`count` tiles of `width × height`, one every `interval_secs`
+/// from 0, laid out row by row `columns × rows` to a JPEG sheet), where the sheets are (`sheet_key`), and the poster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thumbnails {
+    #[serde(flatten)]
+    pub layout: crate::job::ThumbnailPlan,
+    /// Object key of sheet `k` is `{sheets}sheet-{k:05}.jpg` (media bucket).
+    pub sheets: String,
+    /// Object key of the poster (JPEG, `poster_width × poster_height`).
+    pub poster: String,
+}
+
+impl Thumbnails {
+    /// Sheets in all.
+    pub fn sheet_count(&self) -> u32 {
+        self.layout.sheets()
+    }
+    /// The file name of sheet `k` (beside the WebVTT index in stream URLs, after `sheets` in the bucket).
+    pub fn sheet_name(k: u32) -> String {
+        format!("sheet-{k:05}.jpg")
+    }
+    /// Object key of sheet `k`.
+    pub fn sheet_key(&self, k: u32) -> String {
+        format!("{}{}", self.sheets, Self::sheet_name(k))
+    }
+    /// Tile `i`: its sheet and its top-left corner there.
+    pub fn tile(&self, i: u32) -> (u32, u32, u32) {
+        let l = &self.layout;
+        let per = (l.columns * l.rows).max(1);
+        let (sheet, at) = (i / per, i % per);
+        (
+            sheet,
+            (at % l.columns.max(1)) * l.width,
+            (at / l.columns.max(1)) * l.height,
+        )
+    }
 }
 
 fn opus_track_name() -> String {

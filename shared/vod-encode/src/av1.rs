@@ -39,11 +39,10 @@ impl Av1Encoder {
         // In bitrate mode `quantizer` is the rate controller's ceiling (rav1e's default, 100, kept it from going
         // below about twice the target on ordinary content); 255 leaves it the whole range.
         enc.quantizer = 255;
-        // The rate controller plans for a key frame every segment (where they are forced) over a reservoir of
-        // one segment, so a chunk lands near its target instead of paying for key frames it did not expect.
+        // Key frames only where forced. (A key-frame interval or a reservoir of one segment, to tell the rate
+        // controller the cadence, makes rav1e 0.8's rate model overflow on static pictures.)
         enc.min_key_frame_interval = 0;
-        enc.max_key_frame_interval = s.key_interval.max(1);
-        enc.reservoir_frame_delay = Some(i32::try_from(s.key_interval.clamp(12, 240)).unwrap_or(240));
+        enc.max_key_frame_interval = s.frames.saturating_add(1).max(1);
         enc.low_latency = true;
         // The real level (Annex A) for the picture size, frame rate and a peak of twice the target (rav1e's
         // one-pass rate control overshoots), not 31 ("unconstrained"), which hardware decoders may refuse.

@@ -95,11 +95,12 @@ pub struct VideoSettings {
     /// The rung's target: what the stream signals (level, VBV caps), the same in every chunk of the rung, so all
     /// chunks share one sequence header / SPS and one init segment.
     pub nominal_kbps: u32,
-    /// Frames of the longest segment: the key frame cadence (one forced at every segment start).
-    pub key_interval: u64,
+
     /// Frame rate as num/den.
     pub frame_rate: (u32, u32),
     pub threads: usize,
+    /// Number of frames the encoder will see.
+    pub frames: u64,
 }
 
 /// One encoded frame.

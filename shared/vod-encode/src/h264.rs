@@ -120,15 +120,7 @@ impl VideoEncoder for H264Encoder {
             return Err(EncodeError::Encode("picture size does not match the encoder".into()));
         }
         // A fresh frame per picture: the encoder may keep a reference to the one sent before.
-        let mut frame = ffmpeg::frame::Video::new(Pixel::YUV420P, self.width as u32, self.height as u32);
-        for i in 0..3 {
-            let (pw, ph) = pic.plane_size(i);
-            let stride = frame.stride(i);
-            let dst = frame.data_mut(i);
-            for (row, src) in pic.planes[i].chunks_exact(pw).take(ph).enumerate() {
-                dst[row * stride..row * stride + pw].copy_from_slice(src);
-            }
-        }
+        let mut frame = pic.to_frame();
         frame.set_pts(Some(self.sent));
         frame.set_kind(if key { picture::Type::I } else { picture::Type::None });
         self.sent += 1;

@@ -10,6 +10,7 @@
 //! - [`video`](crate::video): run the pipeline for one chunk and group frames into segments;
 //! - [`audio`](crate::audio): decode once, resample to 48 kHz, encode every audio codec asked and group into
 //!   segments;
+//! - [`thumbs`](crate::thumbs): the frames shown at given times as JPEG sprite sheets and posters;
 //! - [`timing`](crate::timing): exact segment boundaries and timescales.
 //!
 //! Workers are stateless: a chunk is a whole number of segments `[first_segment, end_segment)`, decoded
@@ -25,6 +26,7 @@ mod opus_enc;
 mod scale;
 mod select;
 mod source;
+mod thumbs;
 mod timing;
 mod video;
 
@@ -154,4 +156,30 @@ pub struct PcmRequest<'a> {
 /// shorter than the window at the end of the source. Decoding stops at the window's end.
 pub fn decode_speech_pcm(req: &PcmRequest) -> Result<Vec<i16>, EncodeError> {
     audio::decode_pcm(req)
+}
+
+/// A sprite sheet of thumbnails: the frame shown at each time, scaled to the tile, laid out row by row.
+#[derive(Debug, Clone)]
+pub struct ThumbnailRequest<'a> {
+    /// Local source file.
+    pub source: &'a Path,
+    /// Presentation times in seconds, ascending; at most `columns × rows`.
+    pub times: &'a [f64],
+    /// Tile size as displayed (even).
+    pub tile: (u32, u32),
+    pub columns: u32,
+    pub rows: u32,
+    /// Clockwise rotation of the source's display matrix (0, 90, 180, 270).
+    pub rotation: u32,
+    pub threads: usize,
+}
+
+/// The sheet as one JPEG (`columns × tile width` by `rows × tile height`; cells past the times are black).
+pub fn sprite_sheet(req: &ThumbnailRequest) -> Result<Vec<u8>, EncodeError> {
+    thumbs::sprite_sheet(req)
+}
+
+/// The frame shown at `time` seconds as a JPEG of `size` (even, as displayed).
+pub fn poster(source: &Path, time: f64, size: (u32, u32), rotation: u32) -> Result<Vec<u8>, EncodeError> {
+    thumbs::poster(source, time, size, rotation)
 }

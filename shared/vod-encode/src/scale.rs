@@ -28,6 +28,22 @@ impl Picture {
     }
 }
 
+impl Picture {
+    /// A new YUV420P frame holding the picture (for libavcodec's encoders).
+    pub(crate) fn to_frame(&self) -> frame::Video {
+        let mut frame = frame::Video::new(Pixel::YUV420P, self.width as u32, self.height as u32);
+        for i in 0..3 {
+            let (pw, ph) = self.plane_size(i);
+            let stride = frame.stride(i);
+            let dst = frame.data_mut(i);
+            for (row, src) in self.planes[i].chunks_exact(pw).take(ph).enumerate() {
+                dst[row * stride..row * stride + pw].copy_from_slice(src);
+            }
+        }
+        frame
+    }
+}
+
 /// Copies a YUV420P frame into a tight [`Picture`].
 pub(crate) fn picture_from_yuv420p(f: &frame::Video) -> Result<Picture, EncodeError> {
     if f.format() != Pixel::YUV420P || f.planes() < 3 {

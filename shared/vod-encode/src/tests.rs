@@ -318,6 +318,70 @@ fn chunks_deliver_their_rung_target() {
     }
 }
 
+/// A corrective pass encodes only the rungs that missed: each at its own size and target, whatever its place in
+/// the ladder.
+#[test]
+fn a_pass_over_some_rungs_encodes_each_at_its_size() {
+    let src = source_mp4();
+    let rungs = ladder();
+    let req = request(&src, &rungs, 0, 2);
+    let spans = crate::video::plan(&req).expect("spans");
+    let subset = &rungs[1..];
+    let out = crate::video::encode_pass(&req, subset, &[subset[0].bitrate_kbps], &spans).expect("pass");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].rung, "120p");
+    assert_eq!(out[0].track.codec.size(), (160, 120));
+    assert_eq!(out[0].segments.len(), 2);
+}
+
+/// Static pictures (colour bars) need fewer bits than any target: the encoders neither fail (rav1e 0.8's rate
+/// model overflowed with a one-segment reservoir) nor overshoot.
+#[test]
+fn static_pictures_encode_under_their_target() {
+    let src = generated(
+        "bars.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "smptebars=size=640x360:rate=25",
+            "-t",
+            "6",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "10",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    for codec in [
+        VideoCodec::Av1 { speed: 10 },
+        VideoCodec::H264 {
+            preset: X264Preset::Veryfast,
+        },
+    ] {
+        let rungs = vec![Rung {
+            name: "bars".into(),
+            width: 320,
+            height: 180,
+            bitrate_kbps: 300,
+            codec,
+        }];
+        let mut req = request(&src, &rungs, 0, 3);
+        req.segment_duration = 2.0;
+        let out = encode_video_chunk(&req).unwrap_or_else(|e| panic!("{codec:?}: {e}"));
+        let bytes: usize = out[0]
+            .segments
+            .iter()
+            .flat_map(|s| &s.samples)
+            .map(|x| x.data.len())
+            .sum();
+        let kbps = bytes as f64 * 8.0 / 6.0 / 1000.0;
+        assert!(kbps <= 330.0, "{codec:?}: {kbps:.0} kb/s for 300");
+    }
+}
+
 #[test]
 fn encodes_chunks_with_key_frames_at_segment_starts() {
     let src = source_mp4();
@@ -712,6 +776,116 @@ fn audio_wav_mono_44k_and_surround_downmix() {
         }),
         Err(EncodeError::InvalidRequest(_))
     ));
+}
+
+/// Sprite sheets hold the frame shown at each time (compared with ffmpeg's own `fps`+`tile` sheet of the same
+/// times), posters decode at their size, and bad requests are errors.
+#[test]
+fn sprite_sheets_and_posters() {
+    let src = source_mp4();
+    let times = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+    let req = ThumbnailRequest {
+        source: &src,
+        times: &times,
+        tile: (80, 60),
+        columns: 3,
+        rows: 2,
+        rotation: 0,
+        threads: 2,
+    };
+    let sheet = sprite_sheet(&req).expect("sheet");
+    let ours = work_dir().join("sheet.jpg");
+    std::fs::write(&ours, &sheet).expect("write");
+    assert_eq!(
+        ffprobe(&ours, "stream=codec_name,width,height"),
+        "mjpeg,240,120",
+        "one 3×2 sheet of 80×60 tiles"
+    );
+    // ffmpeg's sheet of frames 0, 25, 50… (the times at 25 fps).
+    let reference = generated(
+        "sheet-ref.png",
+        &[
+            "-i",
+            &src.to_string_lossy(),
+            "-vf",
+            "select='not(mod(n\\,25))',scale=80:60:flags=bicubic,tile=3x2",
+            "-fps_mode",
+            "passthrough",
+            "-frames:v",
+            "1",
+        ],
+    );
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(&ours)
+        .arg("-i")
+        .arg(&reference)
+        .args([
+            "-lavfi",
+            "[0:v]format=yuv420p[a];[1:v]format=yuv420p[b];[a][b]psnr",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let db: f64 = err
+        .split("average:")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no PSNR: {err}"));
+    assert!(
+        db > 30.0,
+        "the sheet shows the frames at its times: PSNR {db:.2} dB against ffmpeg's"
+    );
+
+    // A later time seeks (over DECODE_ON_SECS ahead), a poster too.
+    let far = sprite_sheet(&ThumbnailRequest {
+        times: &[0.0, 5.5],
+        ..req.clone()
+    })
+    .expect("seeking sheet");
+    assert!(!far.is_empty());
+    let poster = poster(&src, 2.0, (320, 240), 0).expect("poster");
+    let file = work_dir().join("poster.jpg");
+    std::fs::write(&file, &poster).expect("write");
+    assert_eq!(ffprobe(&file, "stream=codec_name,width,height"), "mjpeg,320,240");
+
+    for bad in [
+        ThumbnailRequest {
+            times: &[],
+            ..req.clone()
+        },
+        ThumbnailRequest {
+            tile: (81, 60),
+            ..req.clone()
+        },
+        ThumbnailRequest {
+            times: &[1.0, 0.5],
+            ..req.clone()
+        },
+        ThumbnailRequest {
+            columns: 1,
+            rows: 1,
+            ..req.clone()
+        },
+        ThumbnailRequest {
+            times: &[f64::NAN],
+            ..req.clone()
+        },
+    ] {
+        assert!(
+            matches!(sprite_sheet(&bad), Err(EncodeError::InvalidRequest(_))),
+            "{bad:?}"
+        );
+    }
+    assert!(sprite_sheet(&ThumbnailRequest {
+        source: &work_dir().join("missing.mp4"),
+        ..req.clone()
+    })
+    .is_err());
 }
 
 #[test]

@@ -37,7 +37,7 @@ const RATE_MIN_SECS: f64 = 1.0;
 
 /// One segment of the chunk: number and first/end frame index on the CFR grid.
 #[derive(Debug, Clone, Copy)]
-struct SegmentSpan {
+pub(crate) struct SegmentSpan {
     number: u32,
     start: u64,
     end: u64,
@@ -59,7 +59,7 @@ fn validate_rung(r: &Rung) -> Result<(), EncodeError> {
 }
 
 /// Segments of the request clipped to the presentation's `total_frames`.
-fn plan(req: &VideoChunkRequest) -> Result<Vec<SegmentSpan>, EncodeError> {
+pub(crate) fn plan(req: &VideoChunkRequest) -> Result<Vec<SegmentSpan>, EncodeError> {
     let (num, den) = req.frame_rate;
     if num == 0 || den == 0 {
         return Err(EncodeError::InvalidRequest(
@@ -153,6 +153,13 @@ pub(crate) fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<Renditio
             {
                 continue;
             }
+            // An encoder that did not answer a large change of target (static pictures need fewer bits than any
+            // target) is not asked again.
+            if let [.., (u0, g0), (u1, g1)] = t[..] {
+                if (u1 / u0 - 1.0).abs() > 0.25 && (g1 / g0 - 1.0).abs() < 0.05 {
+                    continue;
+                }
+            }
             // The next target: proportional from the last pass, or along the line through the last two (log-log).
             let next = match t.len() {
                 1 => used * want / got,
@@ -195,7 +202,7 @@ pub(crate) fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<Renditio
 }
 
 /// One pass of the pipeline for `rungs` (`nominal`: each rung's own target, what the stream signals).
-fn encode_pass(
+pub(crate) fn encode_pass(
     req: &VideoChunkRequest,
     rungs: &[Rung],
     nominal: &[u32],
@@ -216,7 +223,6 @@ fn encode_pass(
     let mut pending = position_at_chunk(&mut source, req, &mut selector, start, threads)?;
 
     let key_frames: Vec<u64> = spans.iter().map(|s| s.start).collect();
-    let key_interval = spans.iter().map(|s| s.end - s.start).max().unwrap_or(1);
     let results = std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(rungs.len());
         let mut handles = Vec::with_capacity(rungs.len());
@@ -227,16 +233,15 @@ fn encode_pass(
                 height: rung.height,
                 bitrate_kbps: rung.bitrate_kbps,
                 nominal_kbps: *nominal,
-                key_interval,
                 frame_rate: req.frame_rate,
                 threads,
+                frames: end - start,
             };
             senders.push(tx);
             let codec = rung.codec;
             handles.push(scope.spawn(move || rung_worker(codec, settings, rx)));
         }
-        let mut scalers: Vec<(Scaler, Option<CachedPicture>)> = req
-            .rungs
+        let mut scalers: Vec<(Scaler, Option<CachedPicture>)> = rungs
             .iter()
             .map(|r| (Scaler::new(r.width, r.height, req.rotation), None))
             .collect();

@@ -200,6 +200,13 @@ pub fn mpd(p: &Presentation, protection: Option<&DashProtection>) -> String {
         representation(&mut out, a, &prefix, enc);
         out.push_str("    </AdaptationSet>\n");
     }
+    if let Some(t) = p.thumbnails {
+        out.push_str(&crate::thumbnails::dash_adaptation_set(
+            t,
+            &prefix,
+            next_id + p.audio.len().max(1) - 1,
+        ));
+    }
     if let Some(t) = &p.text {
         // Captions as one WebVTT file in presentation time (never encrypted).
         let _ = writeln!(
@@ -266,6 +273,7 @@ mod tests {
             uri_prefix: String::new(),
             query: String::new(),
             text: None,
+            thumbnails: None,
         };
         let m = mpd(&p, None);
         assert!(m.contains("mediaPresentationDuration=\"PT13.000S\""), "{m}");
@@ -352,6 +360,7 @@ mod tests {
             uri_prefix: String::new(),
             query: String::new(),
             text: None,
+            thumbnails: None,
         };
         let mpd = mpd(&p, None);
         let sets: Vec<&str> = mpd.split("<AdaptationSet ").skip(1).collect();

@@ -260,6 +260,7 @@ mod tests {
             uri_prefix: "clip.ism/".into(),
             query: "?filter=f".into(),
             text: None,
+            thumbnails: None,
         };
         let m = multivariant(&p);
         assert!(m.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{m}");
@@ -313,6 +314,7 @@ mod tests {
             uri_prefix: String::new(),
             query: String::new(),
             text: None,
+            thumbnails: None,
         };
         let m = multivariant(&p);
         for group in ["audio", "audio-aac"] {
@@ -363,6 +365,7 @@ mod tests {
                 uri_prefix: String::new(),
                 query: String::new(),
                 text: None,
+                thumbnails: None,
             }
         }
         // Not indexed (an output made before): no I-frame variant, no playlist.

@@ -10,6 +10,7 @@ pub mod encrypt;
 pub mod hls;
 pub mod progressive;
 pub mod range;
+pub mod thumbnails;
 pub mod timeline;
 pub mod url;
 

@@ -101,6 +101,8 @@ pub struct Presentation<'a> {
     pub query: String,
     /// The captions track, if the asset was indexed.
     pub text: Option<TextTrack>,
+    /// The thumbnails (DASH image AdaptationSet), when the asset has them and the presentation starts at 0.
+    pub thumbnails: Option<&'a vod_domain::Thumbnails>,
 }
 
 /// A captions (subtitles) track: WebVTT, segmented like the media for HLS, one file for DASH.

@@ -7,6 +7,8 @@
 //!   `{locator}/{name}.ism/{rendition}.mp4` (progressive download)
 //! - captions: `{locator}/{name}.ism/captions/media.m3u8` (HLS subtitles playlist), `…/captions/seg-{n}.vtt`
 //!   (segmented WebVTT, aligned with the media segments) and `…/captions/captions.vtt` (whole file, for DASH)
+//! - thumbnails: `{locator}/{name}.ism/thumbnails/thumbnails.vtt` (WebVTT index of the sprite sheets),
+//!   `…/thumbnails/sheet-{n}.jpg`, `…/thumbnails/poster.jpg`
 //!
 //! Filters also come from the query (`?filter=a,b`). Every element is checked against a strict alphabet, so no
 //! request can name anything outside its asset.
@@ -96,7 +98,18 @@ pub enum Resource {
     },
     /// All captions as one WebVTT file (DASH), in presentation time.
     TextFile,
+    /// The WebVTT index of the thumbnail sprite sheets (a cue per tile, `sheet-n.jpg#xywh=…`).
+    ThumbnailIndex,
+    /// Thumbnail sprite sheet `number` (JPEG).
+    ThumbnailSheet {
+        number: u32,
+    },
+    /// The poster (JPEG).
+    Poster,
 }
+
+/// The path element of the thumbnails.
+pub const THUMBNAILS_TRACK: &str = "thumbnails";
 
 /// The path element of the captions track.
 pub const CAPTIONS_TRACK: &str = "captions";
@@ -283,6 +296,16 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                     };
                     Ok(req(Some(name), resource))
                 }
+                [track, file] if *track == THUMBNAILS_TRACK => {
+                    let resource = match *file {
+                        "thumbnails.vtt" => Resource::ThumbnailIndex,
+                        "poster.jpg" => Resource::Poster,
+                        f => Resource::ThumbnailSheet {
+                            number: numbered(f, "sheet-", ".jpg").ok_or_else(|| UrlError::NotFound(f.into()))?,
+                        },
+                    };
+                    Ok(req(Some(name), resource))
+                }
                 [track, file] | [track, _, file] => {
                     if !valid_track_name(track) {
                         return Err(UrlError::NotFound((*track).into()));
@@ -319,6 +342,17 @@ mod tests {
     use super::*;
 
     const L: &str = "6f1c9a0e-4b6d-4c1e-9d3a-6a0b2f1e7c55";
+
+    #[test]
+    fn parses_thumbnail_resources() {
+        let p = |rest: &str| parse(&format!("/{L}/clip.ism/thumbnails/{rest}"), None).map(|r| r.resource);
+        assert_eq!(p("thumbnails.vtt"), Ok(Resource::ThumbnailIndex));
+        assert_eq!(p("poster.jpg"), Ok(Resource::Poster));
+        assert_eq!(p("sheet-00002.jpg"), Ok(Resource::ThumbnailSheet { number: 2 }));
+        for bad in ["sheet-x.jpg", "sheet-1.png", "media.m3u8", "seg-1.m4s"] {
+            assert!(matches!(p(bad), Err(UrlError::NotFound(_))), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_iframe_resources() {

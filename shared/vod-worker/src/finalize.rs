@@ -24,11 +24,13 @@ use vod_domain::job::{
 };
 use vod_domain::{
     AssetOutput, AssetState, AudioRendition, BlobRef, IndexedSegment, ProgressiveFile, ProgressiveRun, Rendition,
-    RunPage, RunPages, StoreError,
+    RunPage, RunPages, StoreError, Thumbnails,
 };
 
 use crate::scratch::{spool, TempFile};
-use crate::task::{init_key, job_prefix, segment_key, table_key, track_key, SampleTable, TaskError};
+use crate::task::{
+    init_key, job_prefix, poster_key, segment_key, table_key, thumbnails_prefix, track_key, SampleTable, TaskError,
+};
 use crate::WorkerContext;
 
 pub fn index_key(job: &Job, track: &str) -> String {
@@ -361,6 +363,11 @@ async fn finalize_encoding(
         duration_secs,
         renditions,
         audio: audio.into_iter().map(|(_, a, _)| a).collect(),
+        thumbnails: job.plan.thumbnails.as_ref().map(|t| Thumbnails {
+            layout: t.clone(),
+            sheets: thumbnails_prefix(job),
+            poster: poster_key(job),
+        }),
     };
     Ok(output)
 }

@@ -9,8 +9,8 @@ use vod_cmaf::{codec_string, init_segment, media_segment_with_key, Sample, Track
 use vod_domain::job::{
     AudioEncoding, Job, JobState, KeyFrame, SegmentRecord, TaskKind, TaskState, TrackOutput, VideoEncoding,
 };
-use vod_domain::{BlobRef, StoreError, TaskMessage};
-use vod_encode::{AudioCodec, AudioRequest, EncodeError, Rung, SegmentSamples, VideoChunkRequest};
+use vod_domain::{BlobRef, StoreError, TaskMessage, Thumbnails};
+use vod_encode::{AudioCodec, AudioRequest, EncodeError, Rung, SegmentSamples, ThumbnailRequest, VideoChunkRequest};
 
 use crate::WorkerContext;
 
@@ -58,6 +58,13 @@ pub struct SampleEntry {
 /// Key prefix of a job's outputs.
 pub fn job_prefix(job: &Job) -> String {
     format!("assets/{}/jobs/{}", job.asset_id, job.id)
+}
+/// Where a job's thumbnail sheets are (`Thumbnails::sheets`).
+pub fn thumbnails_prefix(job: &Job) -> String {
+    format!("{}/thumbnails/", job_prefix(job))
+}
+pub fn poster_key(job: &Job) -> String {
+    format!("{}/thumbnails/poster.jpg", job_prefix(job))
 }
 pub fn segment_key(job: &Job, track: &str, number: u32) -> String {
     format!("{}/{track}/seg-{number:05}.m4s", job_prefix(job))
@@ -187,6 +194,22 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             end_secs: *end_segment as f64 * job.plan.segment_duration,
         },
         TaskKind::Audio | TaskKind::Index { .. } => vod_media::Need::Audio,
+        TaskKind::Thumbnails { sheet } => {
+            let times = job
+                .plan
+                .thumbnails
+                .as_ref()
+                .map(|t| t.times(*sheet))
+                .unwrap_or_default();
+            let poster = match (sheet, &job.plan.thumbnails) {
+                (0, Some(t)) => t.poster_secs,
+                _ => 0.0,
+            };
+            vod_media::Need::Video {
+                start_secs: times.first().copied().unwrap_or(0.0),
+                end_secs: times.last().copied().unwrap_or(0.0).max(poster) + 1.0,
+            }
+        }
     };
     let blob = BlobRef::new(&source.bucket, &source.key);
     // The task encodes the file that was probed, or nothing: a new upload to the same key is not it.
@@ -322,6 +345,50 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
                 outputs.push(write_track(ctx, &job, encoding.track(), &audio.track, &audio.segments).await?);
             }
             outputs
+        }
+        TaskKind::Thumbnails { sheet } => {
+            let plan = job
+                .plan
+                .thumbnails
+                .clone()
+                .ok_or_else(|| TaskError::Permanent("the job plans no thumbnails".into()))?;
+            let (src, rotation) = (path.clone(), job.plan.rotation);
+            let times = plan.times(sheet);
+            let made = tokio::task::spawn_blocking(move || {
+                let sheet_jpeg = vod_encode::sprite_sheet(&ThumbnailRequest {
+                    source: &src,
+                    times: &times,
+                    tile: (plan.width, plan.height),
+                    columns: plan.columns,
+                    rows: plan.rows,
+                    rotation,
+                    threads: 2,
+                })?;
+                let poster = match sheet {
+                    0 => Some(vod_encode::poster(
+                        &src,
+                        plan.poster_secs,
+                        (plan.poster_width, plan.poster_height),
+                        rotation,
+                    )?),
+                    _ => None,
+                };
+                Ok::<_, EncodeError>((sheet_jpeg, poster))
+            })
+            .await
+            .map_err(|e| TaskError::Transient(format!("thumbnails crashed: {e}")))??;
+            let media = |key: String| BlobRef::new(&ctx.media_bucket, key);
+            ctx.blobs
+                .put(
+                    &media(format!("{}{}", thumbnails_prefix(&job), Thumbnails::sheet_name(sheet))),
+                    made.0,
+                    "image/jpeg",
+                )
+                .await?;
+            if let Some(poster) = made.1 {
+                ctx.blobs.put(&media(poster_key(&job)), poster, "image/jpeg").await?;
+            }
+            Vec::new()
         }
         kind @ TaskKind::Index { .. } => {
             crate::index::run_task(ctx, &job, msg.task, &kind, &path).await?;

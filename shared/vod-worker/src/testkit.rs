@@ -385,6 +385,7 @@ pub async fn generate(minutes: u32) -> Result<Generated, StoreError> {
             has_audio: true,
             tasks: Vec::new(),
             rotation: 0,
+            thumbnails: None,
         },
         state: JobState::Processing,
         created_at: now,
