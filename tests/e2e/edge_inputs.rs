@@ -222,7 +222,7 @@ async fn edge_inputs_encode_to_playable_renditions() {
     let (_, a) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
     assert_eq!(a["state"], "Ready");
     assert_eq!(a["output"]["renditions"].as_array().map(Vec::len), Some(0));
-    assert_eq!(a["output"]["audio"]["codecs"], "opus");
+    assert_eq!(a["output"]["audio"][0]["codecs"], "opus", "{a}");
     let loc = api.locator(json!({"asset": id, "kind": "streaming"})).await;
     for url in [
         loc["urls"]["hls"].as_str().expect("hls"),
