@@ -347,11 +347,13 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         (["locators"], Method::POST) => {
             let body: CreateLocatorRequest = parse_json(req)?;
             let locator = ctx.delivery.create_locator(body).await?;
-            Ok(json_response(StatusCode::CREATED, &locator_view(ctx, locator).await?))
+            let asset = ctx.assets.get_asset(locator.asset_id).await?;
+            Ok(json_response(StatusCode::CREATED, &locator_view(ctx, locator, &asset)))
         }
         (["locators", id], Method::GET) => {
             let locator = ctx.delivery.get_locator(parse_locator_id(id)?).await?;
-            Ok(json_response(StatusCode::OK, &locator_view(ctx, locator).await?))
+            let asset = ctx.assets.get_asset(locator.asset_id).await?;
+            Ok(json_response(StatusCode::OK, &locator_view(ctx, locator, &asset)))
         }
         (["locators", id], Method::DELETE) => {
             ctx.delivery.delete_locator(parse_locator_id(id)?).await?;
@@ -359,11 +361,15 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         }
         (["assets", id, "locators"], Method::GET) => {
             let id = parse_id(id)?;
-            ctx.assets.get_asset(id).await?;
-            let mut items = Vec::new();
-            for l in ctx.delivery.list_locators(id).await? {
-                items.push(locator_view(ctx, l).await?);
-            }
+            // One read of the asset for all its locators' URLs.
+            let asset = ctx.assets.get_asset(id).await?;
+            let items: Vec<LocatorView> = ctx
+                .delivery
+                .list_locators(id)
+                .await?
+                .into_iter()
+                .map(|l| locator_view(ctx, l, &asset))
+                .collect();
             Ok(json_response(StatusCode::OK, &serde_json::json!({ "items": items })))
         }
         (["assets", id, "filters"], Method::POST) => {
@@ -553,7 +559,8 @@ struct LocatorView {
     downloads: Vec<serde_json::Value>,
 }
 
-async fn locator_view(ctx: &AppContext, locator: Locator) -> Result<LocatorView, ApiError> {
+/// The URLs a locator grants on `asset` (its asset).
+fn locator_view(ctx: &AppContext, locator: Locator, asset: &vod_domain::Asset) -> LocatorView {
     let base = ctx.config.stream_base_url.as_deref().unwrap_or("/stream");
     let root = format!("{base}/{}", locator.id);
     let ism = format!("{root}/{}.ism", locator.name);
@@ -575,7 +582,6 @@ async fn locator_view(ctx: &AppContext, locator: Locator) -> Result<LocatorView,
                 "clearkey_license": format!("{}/keys/clearkey", base.strip_suffix("/stream").unwrap_or("")),
             });
             // Thumbnails: the WebVTT index of the sprite sheets (seek-bar previews) and the poster.
-            let asset = ctx.assets.get_asset(view.locator.asset_id).await?;
             let enc =
                 |u: &str| percent_encoding::utf8_percent_encode(u, percent_encoding::NON_ALPHANUMERIC).to_string();
             let mut previews = String::new();
@@ -596,14 +602,13 @@ async fn locator_view(ctx: &AppContext, locator: Locator) -> Result<LocatorView,
         }
         LocatorKind::Download => {
             // The progressive files are assembled on request from the segments: there is no object to presign.
-            let asset = ctx.assets.get_asset(view.locator.asset_id).await?;
             for r in asset.output.iter().flat_map(|o| o.renditions.iter()) {
                 view.downloads
                     .push(serde_json::json!({"rendition": r.name, "url": format!("{ism}/{}.mp4", r.name)}));
             }
         }
     }
-    Ok(view)
+    view
 }
 
 /// A `limit` query parameter: 1..=1000, `default` when absent.

@@ -797,6 +797,19 @@ async fn resolve(ctx: &StreamContext, req: &Request) -> Result<Resolved, ApiErro
     })
 }
 
+/// 416 for a range past the end of a `what` of `size` bytes (JSON body, `Content-Range: bytes */size`).
+fn range_not_satisfiable(what: &str, size: u64) -> Reply {
+    let mut r = reply(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "application/json",
+        serde_json::to_vec(&serde_json::json!({"error": {"code": "range_not_satisfiable",
+            "message": format!("the {what} has {size} bytes")}}))
+        .unwrap_or_default(),
+    );
+    r.headers.push(("content-range", format!("bytes */{size}")));
+    r
+}
+
 /// The packager's stages: resolve (authorisation), then per resource select and produce (manifest writers, or a
 /// segment read and protected, or a progressive range assembled), then the response with its cache headers.
 async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
@@ -1079,16 +1092,11 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     )))
                 }
             };
-            let tag = match (enc, key_frame_only) {
-                (None, false) => "clear",
-                (None, true) => "key",
-                (Some(e), false) => e.as_str(),
-                (Some(e), true) => match e {
-                    Enc::Aes128 => "key-aes128",
-                    Enc::Cenc => "key-cenc",
-                    Enc::Cbcs => "key-cbcs",
-                },
-            };
+            let tag = format!(
+                "{}{}",
+                if key_frame_only { "key-" } else { "" },
+                enc.map_or("clear", |e| e.as_str())
+            );
             // Encrypted bytes are deterministic per key: the key id is part of the tag.
             let key = match enc {
                 Some(_) => Some(ctx.content_key(asset.id).await?),
@@ -1137,17 +1145,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         r.headers.push(("cache-control", cache_control(segment_age, true)));
                         r
                     }
-                    RangeOutcome::Unsatisfiable => {
-                        let mut r = reply(
-                            StatusCode::RANGE_NOT_SATISFIABLE,
-                            "application/json",
-                            serde_json::to_vec(&serde_json::json!({"error": {"code": "range_not_satisfiable",
-                                "message": format!("the segment has {size} bytes")}}))
-                            .unwrap_or_default(),
-                        );
-                        r.headers.push(("content-range", format!("bytes */{size}")));
-                        r
-                    }
+                    RangeOutcome::Unsatisfiable => range_not_satisfiable("segment", size),
                     RangeOutcome::Full => {
                         let body = ctx.blobs.read_range(&blob, 0, size).await.map_err(unavailable)?;
                         reply(StatusCode::OK, "video/mp4", body)
@@ -1284,17 +1282,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 };
             }
             let mut r = match outcome {
-                RangeOutcome::Unsatisfiable => {
-                    let mut r = reply(
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        "application/json",
-                        serde_json::to_vec(&serde_json::json!({"error": {"code": "range_not_satisfiable",
-                            "message": format!("the file has {size} bytes")}}))
-                        .unwrap_or_default(),
-                    );
-                    r.headers.push(("content-range", format!("bytes */{size}")));
-                    r
-                }
+                RangeOutcome::Unsatisfiable => range_not_satisfiable("file", size),
                 RangeOutcome::Full => reply(
                     StatusCode::OK,
                     "video/mp4",

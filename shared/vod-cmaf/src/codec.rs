@@ -269,11 +269,17 @@ mod tests {
             priming: 1024,
         };
         // AAC-LC, 48 kHz (index 3), stereo.
-        assert_eq!(codec_string(&aac(vec![0x11, 0x90])).unwrap(), "mp4a.40.2");
+        assert_eq!(codec_string(&aac(vec![0x11, 0x90])).expect("AAC-LC"), "mp4a.40.2");
         // HE-AAC (SBR, 5).
-        assert_eq!(codec_string(&aac(vec![0x2b, 0x92, 0x08, 0x00])).unwrap(), "mp4a.40.5");
+        assert_eq!(
+            codec_string(&aac(vec![0x2b, 0x92, 0x08, 0x00])).expect("HE-AAC"),
+            "mp4a.40.5"
+        );
         // The escape: object type 32 + 10 = 42 (USAC).
-        assert_eq!(codec_string(&aac(vec![0xf9, 0x46, 0x40])).unwrap(), "mp4a.40.42");
+        assert_eq!(
+            codec_string(&aac(vec![0xf9, 0x46, 0x40])).expect("escaped object type"),
+            "mp4a.40.42"
+        );
         for bad in [vec![], vec![0x00, 0x00], vec![0xf8]] {
             assert!(codec_string(&aac(bad.clone())).is_err(), "{bad:?}");
         }

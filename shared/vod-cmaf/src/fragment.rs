@@ -236,11 +236,11 @@ mod tests {
     #[test]
     fn key_frame_fragment_is_the_first_sample_alone() {
         let samples = vec![sample(1, 10, true, 0), sample(2, 20, false, 0), sample(3, 5, false, 0)];
-        let (bytes, key) = media_segment_with_key(&track(), 7, 9_600, &samples).unwrap();
+        let (bytes, key) = media_segment_with_key(&track(), 7, 9_600, &samples).expect("a segment");
         assert_eq!(&bytes[key.start as usize..key.end as usize], &[1u8; 10][..]);
         assert_eq!(bytes.len() as u64, key.end + 25, "the other samples follow");
         let prefix = &bytes[..key.end as usize];
-        let one = key_frame_fragment(prefix, key.clone()).unwrap();
+        let one = key_frame_fragment(prefix, key.clone()).expect("the key frame alone");
         let (_, moof, _, _, payload) = parse(&one);
         assert_eq!(payload, vec![1u8; 10]);
         assert_eq!(moof.mfhd.sequence_number, 7);

@@ -352,7 +352,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
                 .thumbnails
                 .clone()
                 .ok_or_else(|| TaskError::Permanent("the job plans no thumbnails".into()))?;
-            let (src, rotation) = (path.clone(), job.plan.rotation);
+            let (src, rotation, threads) = (path.clone(), job.plan.rotation, ctx.threads);
             let times = plan.times(sheet);
             let made = tokio::task::spawn_blocking(move || {
                 let sheet_jpeg = vod_encode::sprite_sheet(&ThumbnailRequest {
@@ -362,7 +362,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
                     columns: plan.columns,
                     rows: plan.rows,
                     rotation,
-                    threads: 2,
+                    threads,
                 })?;
                 let poster = match sheet {
                     0 => Some(vod_encode::poster(
