@@ -40,10 +40,10 @@ fn jwt(claims: Value, alg: Algorithm, secret: &[u8]) -> String {
     encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret)).expect("jwt")
 }
 
-fn claims(kid: &str) -> Value {
+fn claims(kid: &str, asset: &str) -> Value {
     let now = Utc::now().timestamp();
     json!({"iss": ISSUER, "aud": AUDIENCE, "exp": now + 600, "nbf": now - 5, "sub": "viewer-1",
-           "entitled": "yes", "kid": kid})
+           "entitled": "yes", "kid": kid, "asset": asset})
 }
 
 fn b64(b: &[u8]) -> String {
@@ -70,7 +70,7 @@ async fn protected_streams_play_only_with_valid_tokens() {
     let sink = logs.clone();
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter("debug,aws_smithy_runtime=info,aws_config=info,hyper=info,h2=info,rustls=info")
+        .with_env_filter("trace")
         .with_writer(move || sink.clone())
         .try_init();
 
@@ -219,7 +219,7 @@ async fn protected_streams_play_only_with_valid_tokens() {
     assert!(!enc_seg.windows(4).any(|w| w == b"moof"), "the segment is encrypted");
 
     // Tokens.
-    let good = jwt(claims(&kid), Algorithm::HS256, SECRET);
+    let good = jwt(claims(&kid, &id), Algorithm::HS256, SECRET);
     let key_with = |auth: Option<String>| {
         let mut r = http.get(&key_url);
         if let Some(a) = auth {
@@ -234,7 +234,7 @@ async fn protected_streams_play_only_with_valid_tokens() {
     assert_eq!(key.len(), 16);
     let r = http.get(format!("{key_url}?token={good}")).send().await.expect("send");
     assert_eq!(r.status(), 200, "token in the query");
-    let rotated = jwt(claims(&kid), Algorithm::HS512, OLD_SECRET);
+    let rotated = jwt(claims(&kid, &id), Algorithm::HS512, OLD_SECRET);
     assert_eq!(
         key_with(Some(rotated)).await.expect("send").status(),
         200,
@@ -243,19 +243,19 @@ async fn protected_streams_play_only_with_valid_tokens() {
 
     let now = Utc::now().timestamp();
     let with = |k: &str, v: Value| {
-        let mut c = claims(&kid);
+        let mut c = claims(&kid, &id);
         c[k] = v;
         c
     };
     let without = |k: &str| {
-        let mut c = claims(&kid);
+        let mut c = claims(&kid, &id);
         c.as_object_mut().expect("obj").remove(k);
         c
     };
     let none_alg = format!(
         "{}.{}.",
         b64url(br#"{"alg":"none","typ":"JWT"}"#),
-        b64url(claims(&kid).to_string().as_bytes())
+        b64url(claims(&kid, &id).to_string().as_bytes())
     );
     let cases: Vec<(&str, Option<String>, u16)> = vec![
         ("no token", None, 401),
@@ -263,7 +263,11 @@ async fn protected_streams_play_only_with_valid_tokens() {
         ("alg none", Some(none_alg), 401),
         (
             "wrong signature",
-            Some(jwt(claims(&kid), Algorithm::HS256, b"another-secret-another-secret-00")),
+            Some(jwt(
+                claims(&kid, &id),
+                Algorithm::HS256,
+                b"another-secret-another-secret-00",
+            )),
             401,
         ),
         (
@@ -454,6 +458,148 @@ async fn protected_streams_play_only_with_valid_tokens() {
         assert!(!logs.contains(s), "the logs hold a plaintext secret");
     }
     assert!(!logs.contains(&good), "the logs hold a token");
+    stack.shutdown().await;
+}
+
+/// Issue 15 item 1: the key service honours the delivery policy. A Widevine/PlayReady-only asset gets neither the
+/// raw key nor a Clear Key licence (before: both, with a valid token); HLS AES-128 gets the raw key but no licence;
+/// Clear Key gets the licence but not the raw key. Tokens are bound to their asset, live no longer than the policy
+/// allows, and a retired key is never released again (its replacement is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_leave_only_as_the_delivery_policies_say() {
+    let stack = stack("keyrules").await;
+    let api = Api::new(&stack);
+    let http = reqwest::Client::new();
+    let dir = scratch("keyrules");
+    let source = h264_aac_mp4(&dir, "clip.mp4", "160x120", 25, 1);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let id = api.upload_id(&source).await;
+        assert_eq!(api.wait_final(&id).await["state"], "Probed");
+        ids.push(id);
+    }
+    let (id, other) = (ids[0].clone(), ids[1].clone());
+    let policy = json!({"name": "viewers", "options": [{"restriction": "token", "issuer": ISSUER, "audience": AUDIENCE,
+        "primary_key": {"type": "symmetric", "key": b64(SECRET)}, "key_id_claim": "kid", "max_lifetime_secs": 3600}]});
+    let (s, v) = api.call(Method::POST, "/key-policies", Some(policy)).await;
+    assert_eq!(s, 201, "{v}");
+    let set = |policies: Value| {
+        let api = &api;
+        let id = id.clone();
+        async move {
+            let (s, v) = api
+                .call(
+                    Method::PUT,
+                    &format!("/assets/{id}/delivery-policies"),
+                    Some(json!({ "policies": policies })),
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            v["content_keys"].as_array().expect("keys").clone()
+        }
+    };
+    let keys = set(
+        json!([{"protocols": ["dash", "hls"], "protection": "cenc", "key_policy": "viewers", "drm": [
+        {"system": "widevine", "license_url": "https://licence.example/widevine"},
+        {"system": "playready", "license_url": "https://licence.example/playready"}]}]),
+    )
+    .await;
+    let kid = keys[0]["kid"].as_str().expect("kid").to_string();
+    let kid_b64 = b64url(uuid::Uuid::parse_str(&kid).expect("uuid").as_bytes());
+    let origin = stack.api_url();
+    let token = jwt(claims(&kid, &id), Algorithm::HS256, SECRET);
+    let raw = |token: String, kid: String| http.get(format!("{origin}/keys/{kid}")).bearer_auth(token).send();
+    let licence = |token: String, kid: String| {
+        let kid = b64url(uuid::Uuid::parse_str(&kid).expect("uuid").as_bytes());
+        http.post(format!("{origin}/keys/clearkey"))
+            .bearer_auth(token)
+            .body(json!({ "kids": [kid] }).to_string())
+            .send()
+    };
+    let status = |r: reqwest::Response| async move {
+        let s = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        (s, body)
+    };
+    // Widevine + PlayReady only: neither.
+    let (s, body) = status(raw(token.clone(), kid.clone()).await.expect("send")).await;
+    assert_eq!(s, 403, "raw key of a Widevine-only asset: {body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| m.contains("AES-128")),
+        "{body}"
+    );
+    let (s, body) = status(licence(token.clone(), kid.clone()).await.expect("send")).await;
+    assert_eq!(s, 403, "Clear Key licence of a Widevine-only asset: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Clear Key")),
+        "{body}"
+    );
+    // HLS AES-128: the raw key, no licence.
+    set(json!([{"protocols": ["hls"], "protection": "aes128", "key_policy": "viewers"}])).await;
+    let (s, body) = status(raw(token.clone(), kid.clone()).await.expect("send")).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        status(licence(token.clone(), kid.clone()).await.expect("send")).await.0,
+        403
+    );
+    // Clear Key: the licence, not the raw key.
+    set(json!([{"protocols": ["dash"], "protection": "cenc", "key_policy": "viewers", "drm": [{"system": "clearkey"}]}]))
+        .await;
+    let r = licence(token.clone(), kid.clone()).await.expect("send");
+    assert_eq!(r.status(), 200);
+    let lic: Value = r.json().await.expect("licence");
+    assert_eq!(lic["keys"][0]["kid"], kid_b64.as_str());
+    assert_eq!(
+        status(raw(token.clone(), kid.clone()).await.expect("send")).await.0,
+        403
+    );
+    // Bound to the asset: a token for another asset, or for none, does not open this one.
+    let (s, body) = status(
+        licence(jwt(claims(&kid, &other), Algorithm::HS256, SECRET), kid.clone())
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 403, "another asset's token: {body}");
+    let mut unbound = claims(&kid, &id);
+    unbound.as_object_mut().expect("claims").remove("asset");
+    let (s, _) = status(
+        licence(jwt(unbound, Algorithm::HS256, SECRET), kid.clone())
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 403, "a token bound to no asset");
+    // Lifetime: a token living two hours under a one-hour policy is refused.
+    let mut long = claims(&kid, &id);
+    long["exp"] = json!(Utc::now().timestamp() + 7200);
+    let (s, body) = status(
+        licence(jwt(long, Algorithm::HS256, SECRET), kid.clone())
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 401, "{body}");
+    // Retired: never released again; the replacement is.
+    let (s, v) = api
+        .call(Method::POST, &format!("/content-keys/{kid}/retire"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["retired"]["retired_at"].is_string(), "{v}");
+    let new_kid = v["replacement"]["kid"].as_str().expect("a replacement key").to_string();
+    assert_ne!(new_kid, kid);
+    let (s, body) = status(licence(token.clone(), kid.clone()).await.expect("send")).await;
+    assert_eq!(s, 403, "a retired key: {body}");
+    let fresh = jwt(claims(&new_kid, &id), Algorithm::HS256, SECRET);
+    assert_eq!(
+        status(licence(fresh, new_kid.clone()).await.expect("send")).await.0,
+        200
+    );
+    let (s, v) = api.call(Method::GET, &format!("/assets/{id}/content-keys"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "{v}");
     stack.shutdown().await;
 }
 

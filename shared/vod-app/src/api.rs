@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 use tracing::{error, warn};
 use vod_domain::delivery::{CreateLocatorRequest, Filter, Locator, LocatorId, LocatorKind};
 use vod_domain::job::{JobId, Preset};
-use vod_domain::protection::{redact, ContentKeyView, DeliveryPolicy, KeyPolicy};
+use vod_domain::protection::{redact, ContentKeyView, DeliveryPolicy, KeyId, KeyPolicy};
 use vod_domain::search::CaptionFormat;
 use vod_domain::service::CreateAssetRequest;
 use vod_domain::{AssetId, CompletedPart, DomainError};
@@ -485,6 +485,17 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             let key = ctx.protection.create_content_key(body.asset, &body.key_policy).await?;
             Ok(json_response(StatusCode::CREATED, &ContentKeyView::from(&key)))
         }
+        (["content-keys", kid, "retire"], Method::POST) => {
+            let kid = KeyId::parse(kid).ok_or_else(|| ApiError::bad_request("not a key id"))?;
+            let (retired, replacement) = ctx.protection.retire_content_key(kid).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "retired": ContentKeyView::from(&retired),
+                    "replacement": replacement.as_ref().map(ContentKeyView::from),
+                }),
+            ))
+        }
         (["assets"], _)
         | (["assets", _], _)
         | (["key-policies"], _)
@@ -492,6 +503,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         | (["assets", _, "delivery-policies"], _)
         | (["assets", _, "content-keys"], _)
         | (["content-keys"], _)
+        | (["content-keys", _, "retire"], _)
         | (["locators"], _)
         | (["locators", _], _)
         | (["assets", _, "locators"], _)

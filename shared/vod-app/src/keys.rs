@@ -1,14 +1,16 @@
 //! Key delivery (lambda_http, its own route on the stream API and the CDN, never cached): `GET /keys/{kid}` answers
 //! the raw 16-byte AES-128 key for HLS, `POST /keys/clearkey` a W3C Clear Key licence for the requested key ids.
-//! Every key is released only as its KeyPolicy allows: the token comes from `Authorization: Bearer` or `?token=`;
-//! 401 for a missing or invalid token, 403 for a valid one the policy does not allow. Keys and tokens are never
+//! A key leaves only as its asset's DeliveryPolicies use it (the raw key for HLS AES-128, a licence where Clear Key
+//! is listed; Widevine/PlayReady/FairPlay-only assets get neither), never once retired, and only as its KeyPolicy
+//! allows: the token comes from `Authorization: Bearer` or `?token=`; 401 for a missing or invalid token, 403 for a
+//! valid one the policies do not allow. Keys and tokens are never
 //! logged.
 use base64::Engine as _;
 use http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use tracing::{info, warn};
-use vod_domain::protection::{AuthorizeError, KeyId, ProtectionService, TokenError};
+use vod_domain::protection::{AuthorizeError, KeyId, KeyRelease, ProtectionService, TokenError};
 
 use crate::api::{error_response, ApiError};
 use crate::config::ConfigError;
@@ -110,7 +112,12 @@ pub async fn handle(ctx: &KeysContext, req: Request) -> Response<Body> {
     }
 }
 
-async fn release(ctx: &KeysContext, kid: KeyId, token: Option<&str>) -> Result<zeroize::Zeroizing<[u8; 16]>, ApiError> {
+async fn release(
+    ctx: &KeysContext,
+    kid: KeyId,
+    token: Option<&str>,
+    how: KeyRelease,
+) -> Result<zeroize::Zeroizing<[u8; 16]>, ApiError> {
     let key = ctx
         .protection
         .store()
@@ -121,7 +128,7 @@ async fn release(ctx: &KeysContext, kid: KeyId, token: Option<&str>) -> Result<z
             err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "key store unavailable")
         })?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, "not_found", format!("no content key {kid}")))?;
-    match ctx.protection.authorize(&key, token).await {
+    match ctx.protection.authorize(&key, token, how).await {
         Ok(()) => {}
         Err(AuthorizeError::Token(TokenError::Unauthorized(m))) => {
             info!(%kid, reason = %m, "key request refused (401)");
@@ -192,7 +199,7 @@ async fn route(ctx: &KeysContext, req: &Request) -> Result<Response<Body>, ApiEr
                         )
                     })?;
                 let kid = KeyId::from_bytes(raw);
-                let plain = release(ctx, kid, token.as_deref()).await?;
+                let plain = release(ctx, kid, token.as_deref(), KeyRelease::ClearKeyLicence).await?;
                 keys.push(serde_json::json!({"kty": "oct", "kid": b64url().encode(raw), "k": b64url().encode(*plain)}));
             }
             let licence = serde_json::json!({"keys": keys, "type": lr.kind.as_deref().unwrap_or("temporary")});
@@ -203,7 +210,7 @@ async fn route(ctx: &KeysContext, req: &Request) -> Result<Response<Body>, ApiEr
         }
         (kid, Method::GET) => {
             let kid = KeyId::parse(kid).ok_or_else(|| err(StatusCode::NOT_FOUND, "not_found", "not a key id"))?;
-            let plain = release(ctx, kid, token.as_deref()).await?;
+            let plain = release(ctx, kid, token.as_deref(), KeyRelease::RawKey).await?;
             let mut r = Response::new(Body::Binary(plain.to_vec()));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,

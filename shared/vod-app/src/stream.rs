@@ -324,6 +324,7 @@ impl StreamContext {
                     .await
                     .map_err(unavailable)?
                     .into_iter()
+                    .filter(|k| k.retired_at.is_none())
                     .max_by_key(|k| k.created_at)
                     .map(Arc::new);
                 self.asset_keys.insert(asset, k.clone());

@@ -667,23 +667,10 @@ mod tests {
             }],
             audio: vec![],
         };
-        let now = Utc::now();
         assets
             .insert(&Asset {
-                id,
-                name: "a".into(),
-                state,
-                created_at: now,
-                updated_at: now,
-                upload_key: None,
-                source: None,
                 media: Some(media),
-                error: None,
-                output: None,
-                delivery_policies: Vec::new(),
-                storage_key: None,
-                captions: None,
-                version: 0,
+                ..Asset::new(id, "a", state)
             })
             .await
             .unwrap();

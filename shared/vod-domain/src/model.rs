@@ -120,6 +120,29 @@ pub struct Asset {
     pub version: u64,
 }
 
+impl Asset {
+    /// A new asset record in `state`, created now, with nothing yet known about its media.
+    pub fn new(id: AssetId, name: impl Into<String>, state: AssetState) -> Self {
+        let now = chrono::Utc::now();
+        Asset {
+            id,
+            name: name.into(),
+            state,
+            created_at: now,
+            updated_at: now,
+            upload_key: None,
+            source: None,
+            media: None,
+            error: None,
+            output: None,
+            storage_key: None,
+            delivery_policies: Vec::new(),
+            captions: None,
+            version: 0,
+        }
+    }
+}
+
 /// What an indexing job produced: captions, transcript and search data (objects in the media bucket).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptionsInfo {

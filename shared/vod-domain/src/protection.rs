@@ -52,6 +52,9 @@ pub struct ContentKey {
     /// The key policy that decides who receives it.
     pub key_policy: String,
     pub created_at: DateTime<Utc>,
+    /// When it was retired: a retired key is never released again and never used to encrypt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<DateTime<Utc>>,
 }
 
 /// What may be said about a content key outside the key service: no key material.
@@ -61,6 +64,8 @@ pub struct ContentKeyView {
     pub asset_id: AssetId,
     pub key_policy: String,
     pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<DateTime<Utc>>,
 }
 
 impl From<&ContentKey> for ContentKeyView {
@@ -70,6 +75,7 @@ impl From<&ContentKey> for ContentKeyView {
             asset_id: k.asset_id,
             key_policy: k.key_policy.clone(),
             created_at: k.created_at,
+            retired_at: k.retired_at,
         }
     }
 }
@@ -132,18 +138,46 @@ pub struct TokenRestriction {
     /// Tolerance for exp and nbf, seconds (default 60, at most 300).
     #[serde(default = "default_skew")]
     pub clock_skew_secs: u64,
+    /// The claim whose value must be the id of the asset whose key is asked for (default `asset`).
+    #[serde(default = "default_asset_claim")]
+    pub asset_claim: String,
+    /// Tokens open one asset (`asset_claim`) unless this is `false`: then one token opens every asset whose key
+    /// this policy guards.
+    #[serde(default = "default_true")]
+    pub bind_to_asset: bool,
+    /// The longest life a token may have, `exp` − `nbf` (and `exp` − `iat` where present), seconds (default one
+    /// day, 60 to 2,592,000).
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime_secs: u64,
 }
 
 fn default_skew() -> u64 {
     60
 }
 
+fn default_asset_claim() -> String {
+    "asset".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_max_lifetime() -> u64 {
+    DEFAULT_MAX_TOKEN_LIFETIME_SECS
+}
+
+/// A token restriction's default `max_lifetime_secs`: one day.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 86_400;
+/// The largest `max_lifetime_secs` a policy may set: 30 days.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 30 * 86_400;
+
 /// One way to be granted a key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "restriction", rename_all = "lowercase")]
 pub enum KeyPolicyOption {
     Open,
-    Token(TokenRestriction),
+    Token(Box<TokenRestriction>),
 }
 
 /// A named key authorization policy: a key is released if any option allows it.
@@ -258,6 +292,36 @@ pub fn delivery_for(policies: &[DeliveryPolicy], protocol: Protocol) -> Delivery
         Some(p) if p.protection == Protection::Clear => Delivery::Clear,
         Some(p) => Delivery::Protected(p),
     }
+}
+
+/// How the key service hands out a content key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRelease {
+    /// The raw 16 bytes (`GET /keys/{kid}`): what HLS AES-128 players fetch.
+    RawKey,
+    /// A W3C Clear Key licence (`POST /keys/clearkey`).
+    ClearKeyLicence,
+}
+
+/// Whether an asset's delivery policies let the key service release its content key `how`: the raw key only where
+/// a policy streams HLS AES-128, a Clear Key licence only where a policy lists Clear Key. Assets protected only for
+/// Widevine, PlayReady or FairPlay get their licences from those services, never a key from this one.
+pub fn release_allowed(policies: &[DeliveryPolicy], how: KeyRelease) -> Result<(), String> {
+    let allowed = policies.iter().any(|p| match how {
+        KeyRelease::RawKey => p.protection == Protection::Aes128,
+        KeyRelease::ClearKeyLicence => {
+            matches!(p.protection, Protection::Cenc | Protection::Cbcs)
+                && p.drm.iter().any(|d| d.system == DrmId::ClearKey)
+        }
+    });
+    if allowed {
+        return Ok(());
+    }
+    Err(match how {
+        KeyRelease::RawKey => "the asset's delivery policies do not use HLS AES-128: its key is not released raw",
+        KeyRelease::ClearKeyLicence => "the asset's delivery policies do not list Clear Key: no Clear Key licence",
+    }
+    .into())
 }
 
 /// Checks a set of delivery policies against AMS's rules; returns the key policy protected ones share.
@@ -383,22 +447,129 @@ impl ReadyKey {
     }
 }
 
-/// Verifies `token` against a token restriction for key `kid`: signature with the primary or an alternate key (the
-/// algorithm must belong to that key's family: no `none`, no HMAC keyed with a public key), exp and nbf (required)
-/// within the clock skew, issuer, audience, required claims, and the key-id binding.
-pub fn verify_token(
+/// What a token must open: one content key of one asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSubject {
+    pub kid: KeyId,
+    pub asset: AssetId,
+}
+
+type Claims = HashMap<String, serde_json::Value>;
+
+fn claim_secs(claims: &Claims, name: &str) -> Option<i64> {
+    let v = claims.get(name)?;
+    v.as_i64()
+        .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+}
+
+/// Checks what a token says without its signature, so that junk never costs a key-service call: its form, an
+/// algorithm one of the restriction's keys accepts, issuer, audience, `exp` and `nbf` (required, within the clock
+/// skew), its life against `max_lifetime_secs`, the required claims and the key and asset bindings. Returns the
+/// claims; `verify_token` then checks the signature over exactly these bytes.
+pub fn precheck_token(
     token: &str,
     restriction: &TokenRestriction,
-    keys: &[ReadyKey],
-    kid: KeyId,
-) -> Result<(), TokenError> {
+    subject: TokenSubject,
+    now: i64,
+) -> Result<Claims, TokenError> {
     let unauthorized = |m: &str| TokenError::Unauthorized(m.to_string());
     if token.len() > 8192 {
         return Err(unauthorized("token too long"));
     }
     let header = decode_header(token).map_err(|_| unauthorized("malformed token"))?;
+    let accepts = std::iter::once(&restriction.primary_key)
+        .chain(restriction.alternate_keys.iter())
+        .any(|k| algorithms_for(k).contains(&header.alg));
+    if !accepts {
+        return Err(unauthorized("no verification key accepts the token's algorithm"));
+    }
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(unauthorized("malformed token"));
+    };
+    let claims: Claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| unauthorized("malformed token"))?;
+    let skew = restriction.clock_skew_secs.min(300) as i64;
+    let exp = claim_secs(&claims, "exp").ok_or_else(|| unauthorized("token lacks exp"))?;
+    let nbf = claim_secs(&claims, "nbf").ok_or_else(|| unauthorized("token lacks nbf"))?;
+    if exp.saturating_add(skew) < now {
+        return Err(unauthorized("token expired"));
+    }
+    if nbf.saturating_sub(skew) > now {
+        return Err(unauthorized("token not yet valid"));
+    }
+    let longest = restriction.max_lifetime_secs.min(MAX_TOKEN_LIFETIME_SECS) as i64;
+    let born = claim_secs(&claims, "iat").map_or(nbf, |iat| iat.min(nbf));
+    if exp.saturating_sub(born) > longest {
+        return Err(unauthorized(&format!(
+            "token lives longer than the key policy allows ({longest} s)"
+        )));
+    }
+    if claims.get("iss").and_then(|v| v.as_str()) != Some(restriction.issuer.as_str()) {
+        return Err(unauthorized("wrong issuer"));
+    }
+    let audience_ok = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => *a == restriction.audience,
+        Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(restriction.audience.as_str())),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(unauthorized("wrong audience"));
+    }
+    for rc in &restriction.required_claims {
+        let Some(v) = claims.get(&rc.claim) else {
+            return Err(TokenError::Forbidden(format!(
+                "token lacks the required claim {}",
+                rc.claim
+            )));
+        };
+        if let Some(want) = &rc.value {
+            let got = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            if &got != want {
+                return Err(TokenError::Forbidden(format!("claim {} has another value", rc.claim)));
+            }
+        }
+    }
+    if let Some(c) = &restriction.key_id_claim {
+        let bound = claims.get(c).and_then(|v| v.as_str()).and_then(KeyId::parse);
+        if bound != Some(subject.kid) {
+            return Err(TokenError::Forbidden("the token is not for this key".into()));
+        }
+    }
+    if restriction.bind_to_asset {
+        let bound = claims
+            .get(&restriction.asset_claim)
+            .and_then(|v| v.as_str())
+            .and_then(|s| Uuid::parse_str(s).ok());
+        if bound != Some(subject.asset.0) {
+            return Err(TokenError::Forbidden(format!(
+                "the token is not for this asset (claim {})",
+                restriction.asset_claim
+            )));
+        }
+    }
+    Ok(claims)
+}
+
+/// Verifies `token` against a token restriction for `subject`: everything `precheck_token` checks, then the
+/// signature with the primary or an alternate key (the algorithm must belong to that key's family: no `none`, no
+/// HMAC keyed with a public key).
+pub fn verify_token(
+    token: &str,
+    restriction: &TokenRestriction,
+    keys: &[ReadyKey],
+    subject: TokenSubject,
+) -> Result<(), TokenError> {
+    precheck_token(token, restriction, subject, Utc::now().timestamp())?;
+    verify_signature(token, restriction, keys)
+}
+
+fn verify_signature(token: &str, restriction: &TokenRestriction, keys: &[ReadyKey]) -> Result<(), TokenError> {
+    let header = decode_header(token).map_err(|_| TokenError::Unauthorized("malformed token".into()))?;
     let mut last = "no verification key accepts the token's algorithm".to_string();
-    let mut claims: Option<HashMap<String, serde_json::Value>> = None;
     for key in keys {
         if !key.algorithms().contains(&header.alg) {
             continue;
@@ -415,11 +586,8 @@ pub fn verify_token(
         v.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
         v.set_issuer(&[&restriction.issuer]);
         v.set_audience(&[&restriction.audience]);
-        match decode::<HashMap<String, serde_json::Value>>(token, &dk, &v) {
-            Ok(data) => {
-                claims = Some(data.claims);
-                break;
-            }
+        match decode::<Claims>(token, &dk, &v) {
+            Ok(_) => return Ok(()),
             Err(e) => {
                 use jsonwebtoken::errors::ErrorKind as K;
                 last = match e.kind() {
@@ -439,28 +607,7 @@ pub fn verify_token(
             }
         }
     }
-    let claims = claims.ok_or(TokenError::Unauthorized(last))?;
-    for rc in &restriction.required_claims {
-        let Some(v) = claims.get(&rc.claim) else {
-            return Err(TokenError::Forbidden(format!(
-                "token lacks the required claim {}",
-                rc.claim
-            )));
-        };
-        if let Some(want) = &rc.value {
-            let got = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-            if &got != want {
-                return Err(TokenError::Forbidden(format!("claim {} has another value", rc.claim)));
-            }
-        }
-    }
-    if let Some(c) = &restriction.key_id_claim {
-        let bound = claims.get(c).and_then(|v| v.as_str()).and_then(KeyId::parse);
-        if bound != Some(kid) {
-            return Err(TokenError::Forbidden("the token is not for this key".into()));
-        }
-    }
-    Ok(())
+    Err(TokenError::Unauthorized(last))
 }
 
 /// Persistence of content keys and key policies.
@@ -505,17 +652,29 @@ pub fn redact(mut p: KeyPolicy) -> KeyPolicy {
     p
 }
 
+/// Unwrapped symmetric verification keys of this instance, by their ciphertext (a changed secret is a new entry).
+type VerifierCache = Arc<std::sync::Mutex<HashMap<String, Zeroizing<Vec<u8>>>>>;
+
+/// Most verification secrets one warm instance keeps unwrapped.
+const VERIFIER_CACHE: usize = 256;
+
 /// Content keys, key policies and delivery policies.
 #[derive(Clone)]
 pub struct ProtectionService {
     assets: Arc<dyn AssetStore>,
     keys: Arc<dyn KeyStore>,
     kms: Arc<dyn KeyService>,
+    verifiers: VerifierCache,
 }
 
 impl ProtectionService {
     pub fn new(assets: Arc<dyn AssetStore>, keys: Arc<dyn KeyStore>, kms: Arc<dyn KeyService>) -> Self {
-        ProtectionService { assets, keys, kms }
+        ProtectionService {
+            assets,
+            keys,
+            kms,
+            verifiers: VerifierCache::default(),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn KeyStore> {
@@ -545,6 +704,14 @@ impl ProtectionService {
             }
             if t.alternate_keys.len() > 4 {
                 return Err(DomainError::invalid("at most 4 alternate keys"));
+            }
+            if !(60..=MAX_TOKEN_LIFETIME_SECS).contains(&t.max_lifetime_secs) {
+                return Err(DomainError::invalid(format!(
+                    "max_lifetime_secs is 60 to {MAX_TOKEN_LIFETIME_SECS}"
+                )));
+            }
+            if t.asset_claim.is_empty() || t.asset_claim.len() > 64 {
+                return Err(DomainError::invalid("asset_claim names a claim (1 to 64 characters)"));
             }
             for k in std::iter::once(&mut t.primary_key).chain(t.alternate_keys.iter_mut()) {
                 match k {
@@ -618,7 +785,7 @@ impl ProtectionService {
         }
         let mut keys = self.keys.list_content_keys(asset_id).await?;
         if let Some(kp) = key_policy {
-            if keys.is_empty() {
+            if keys.iter().all(|k| k.retired_at.is_some()) {
                 keys.push(self.create_content_key(asset_id, &kp).await?);
             } else {
                 for k in keys.iter_mut().filter(|k| k.key_policy != kp) {
@@ -641,6 +808,7 @@ impl ProtectionService {
             wrapped: b64().encode(wrapped),
             key_policy: key_policy.to_string(),
             created_at: Utc::now(),
+            retired_at: None,
         };
         self.keys.put_content_key(&key).await?;
         Ok(key)
@@ -659,16 +827,58 @@ impl ProtectionService {
         Ok(Zeroizing::new(arr))
     }
 
-    /// The verification keys of a token restriction, secrets unwrapped.
+    /// Retires a content key: it is never released or used to encrypt again. When its asset is still delivered
+    /// protected and no active key remains, a new one (same key policy) takes its place and is returned.
+    pub async fn retire_content_key(&self, kid: KeyId) -> Result<(ContentKey, Option<ContentKey>), DomainError> {
+        let mut key = self
+            .keys
+            .get_content_key(kid)
+            .await?
+            .ok_or_else(|| DomainError::NotFound {
+                kind: "content key",
+                id: kid.to_string(),
+            })?;
+        if key.retired_at.is_none() {
+            key.retired_at = Some(Utc::now());
+            self.keys.put_content_key(&key).await?;
+        }
+        let asset = self.assets.get(key.asset_id).await?;
+        let protected = asset.is_some_and(|a| validate_policies(&a.delivery_policies).ok().flatten().is_some());
+        let active = self.keys.list_content_keys(key.asset_id).await?;
+        let replacement = if protected && active.iter().all(|k| k.retired_at.is_some()) {
+            Some(self.create_content_key(key.asset_id, &key.key_policy).await?)
+        } else {
+            None
+        };
+        Ok((key, replacement))
+    }
+
+    /// The verification keys of a token restriction, secrets unwrapped once per warm instance.
     pub async fn ready_keys(&self, policy: &str, t: &TokenRestriction) -> Result<Vec<ReadyKey>, DomainError> {
         let mut out = Vec::new();
         for k in std::iter::once(&t.primary_key).chain(t.alternate_keys.iter()) {
             out.push(match k {
                 VerificationKey::Symmetric { wrapped, .. } => {
-                    let w = b64()
-                        .decode(wrapped.as_deref().unwrap_or_default())
-                        .map_err(|_| DomainError::Store(StoreError::Corrupt("wrapped key is not base64".into())))?;
-                    ReadyKey::Symmetric(self.kms.unwrap(&w, &policy_context(policy)).await?)
+                    let wrapped = wrapped.as_deref().unwrap_or_default();
+                    let cache_key = format!("{policy}\n{wrapped}");
+                    let cached = self.verifiers.lock().ok().and_then(|c| c.get(&cache_key).cloned());
+                    let secret = match cached {
+                        Some(s) => s,
+                        None => {
+                            let w = b64().decode(wrapped).map_err(|_| {
+                                DomainError::Store(StoreError::Corrupt("wrapped key is not base64".into()))
+                            })?;
+                            let s = self.kms.unwrap(&w, &policy_context(policy)).await?;
+                            if let Ok(mut c) = self.verifiers.lock() {
+                                if c.len() >= VERIFIER_CACHE {
+                                    c.clear();
+                                }
+                                c.insert(cache_key, s.clone());
+                            }
+                            s
+                        }
+                    };
+                    ReadyKey::Symmetric(secret)
                 }
                 VerificationKey::Rsa { pem } => ReadyKey::Rsa(pem.clone()),
                 VerificationKey::Ecdsa { pem } => ReadyKey::Ecdsa(pem.clone()),
@@ -677,20 +887,48 @@ impl ProtectionService {
         Ok(out)
     }
 
-    /// Decides whether `token` may receive key `kid` under the key's policy.
-    pub async fn authorize(&self, key: &ContentKey, token: Option<&str>) -> Result<(), AuthorizeError> {
+    /// Decides whether `token` may receive key `key`, released `how`: the key is not retired, its asset's delivery
+    /// policies use that kind of release, and an option of the key's policy allows the token. A token is read
+    /// (`precheck_token`) before any verification key is unwrapped.
+    pub async fn authorize(
+        &self,
+        key: &ContentKey,
+        token: Option<&str>,
+        how: KeyRelease,
+    ) -> Result<(), AuthorizeError> {
+        if key.retired_at.is_some() {
+            return Err(AuthorizeError::Token(TokenError::Forbidden(format!(
+                "content key {} is retired",
+                key.kid
+            ))));
+        }
+        let asset = self
+            .assets
+            .get(key.asset_id)
+            .await
+            .map_err(|e| AuthorizeError::Domain(e.into()))?
+            .ok_or_else(|| AuthorizeError::Token(TokenError::Forbidden("the key's asset no longer exists".into())))?;
+        release_allowed(&asset.delivery_policies, how).map_err(|m| AuthorizeError::Token(TokenError::Forbidden(m)))?;
         let policy = self
             .get_key_policy(&key.key_policy)
             .await
             .map_err(AuthorizeError::Domain)?;
+        let subject = TokenSubject {
+            kid: key.kid,
+            asset: key.asset_id,
+        };
         let mut last = TokenError::Unauthorized("a token is required".into());
         for o in &policy.options {
             match o {
                 KeyPolicyOption::Open => return Ok(()),
                 KeyPolicyOption::Token(t) => {
                     let Some(token) = token else { continue };
+                    if let Err(e) = precheck_token(token, t, subject, Utc::now().timestamp()) {
+                        last = e;
+                        continue;
+                    }
                     let keys = self.ready_keys(&policy.name, t).await.map_err(AuthorizeError::Domain)?;
-                    match verify_token(token, t, &keys, key.kid) {
+                    match verify_signature(token, t, &keys) {
                         Ok(()) => return Ok(()),
                         Err(e) => last = e,
                     }
@@ -772,6 +1010,9 @@ mod tests {
             ],
             key_id_claim: Some("kid".into()),
             clock_skew_secs: 30,
+            asset_claim: "asset".into(),
+            bind_to_asset: true,
+            max_lifetime_secs: 3600,
         }
     }
 
@@ -779,28 +1020,31 @@ mod tests {
         encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret)).unwrap()
     }
 
+    const ASSET: AssetId = AssetId(Uuid::from_u128(0x5eed));
+
     fn good(kid: KeyId) -> serde_json::Value {
         let now = Utc::now().timestamp();
         json!({"iss": "https://issuer.example", "aud": "vod", "exp": now + 600, "nbf": now - 10,
-               "entitled": "yes", "sub": "viewer", "kid": kid.to_string()})
+               "entitled": "yes", "sub": "viewer", "kid": kid.to_string(), "asset": ASSET.to_string()})
     }
 
     #[test]
     fn verifies_tokens_like_ams() {
         let kid = KeyId::new_random();
+        let subj = TokenSubject { kid, asset: ASSET };
         let keys = [ReadyKey::Symmetric(Zeroizing::new(SECRET.to_vec()))];
         let r = restriction();
         assert_eq!(
-            verify_token(&token(good(kid), Algorithm::HS256, SECRET), &r, &keys, kid),
+            verify_token(&token(good(kid), Algorithm::HS256, SECRET), &r, &keys, subj),
             Ok(())
         );
         assert_eq!(
-            verify_token(&token(good(kid), Algorithm::HS512, SECRET), &r, &keys, kid),
+            verify_token(&token(good(kid), Algorithm::HS512, SECRET), &r, &keys, subj),
             Ok(())
         );
         let unauthorized = |c: serde_json::Value, secret: &[u8]| {
             matches!(
-                verify_token(&token(c, Algorithm::HS256, secret), &r, &keys, kid),
+                verify_token(&token(c, Algorithm::HS256, secret), &r, &keys, subj),
                 Err(TokenError::Unauthorized(_))
             )
         };
@@ -824,13 +1068,13 @@ mod tests {
                 &token(with("exp", json!(now - 5)), Algorithm::HS256, SECRET),
                 &r,
                 &keys,
-                kid
+                subj
             ),
             Ok(())
         );
         let forbidden = |c: serde_json::Value| {
             matches!(
-                verify_token(&token(c, Algorithm::HS256, SECRET), &r, &keys, kid),
+                verify_token(&token(c, Algorithm::HS256, SECRET), &r, &keys, subj),
                 Err(TokenError::Forbidden(_))
             )
         };
@@ -843,15 +1087,15 @@ mod tests {
         let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(good(kid).to_string());
         assert!(matches!(
-            verify_token(&format!("{none_header}.{body}."), &r, &keys, kid),
+            verify_token(&format!("{none_header}.{body}."), &r, &keys, subj),
             Err(TokenError::Unauthorized(_))
         ));
         assert!(matches!(
-            verify_token("not.a.jwt", &r, &keys, kid),
+            verify_token("not.a.jwt", &r, &keys, subj),
             Err(TokenError::Unauthorized(_))
         ));
         assert!(matches!(
-            verify_token("", &r, &keys, kid),
+            verify_token("", &r, &keys, subj),
             Err(TokenError::Unauthorized(_))
         ));
         // Rotation: an alternate key verifies.
@@ -860,20 +1104,237 @@ mod tests {
             ReadyKey::Symmetric(Zeroizing::new(SECRET.to_vec())),
         ];
         assert_eq!(
-            verify_token(&token(good(kid), Algorithm::HS256, SECRET), &r, &rotated, kid),
+            verify_token(&token(good(kid), Algorithm::HS256, SECRET), &r, &rotated, subj),
             Ok(())
         );
+    }
+
+    #[test]
+    fn tokens_are_bound_to_their_asset_and_live_no_longer_than_allowed() {
+        let kid = KeyId::new_random();
+        let keys = [ReadyKey::Symmetric(Zeroizing::new(SECRET.to_vec()))];
+        let mut r = restriction();
+        let other = TokenSubject {
+            kid,
+            asset: AssetId::new_random(),
+        };
+        let subj = TokenSubject { kid, asset: ASSET };
+        let t = token(good(kid), Algorithm::HS256, SECRET);
+        assert!(
+            matches!(verify_token(&t, &r, &keys, other), Err(TokenError::Forbidden(m)) if m.contains("asset")),
+            "a token for one asset does not open another"
+        );
+        let mut unbound = good(kid);
+        unbound.as_object_mut().unwrap().remove("asset");
+        let unbound = token(unbound, Algorithm::HS256, SECRET);
+        assert!(matches!(
+            verify_token(&unbound, &r, &keys, subj),
+            Err(TokenError::Forbidden(_))
+        ));
+        // Opted out: one token opens every asset of the policy.
+        r.bind_to_asset = false;
+        assert_eq!(verify_token(&unbound, &r, &keys, other), Ok(()));
+        assert_eq!(verify_token(&t, &r, &keys, other), Ok(()));
+        // Lifetime: exp − nbf, or exp − iat where iat is earlier, within max_lifetime_secs (3600 here).
+        let now = Utc::now().timestamp();
+        let life = |nbf: i64, exp: i64, iat: Option<i64>| {
+            let mut c = good(kid);
+            c["nbf"] = json!(nbf);
+            c["exp"] = json!(exp);
+            if let Some(i) = iat {
+                c["iat"] = json!(i);
+            }
+            verify_token(&token(c, Algorithm::HS256, SECRET), &r, &keys, subj)
+        };
+        assert_eq!(life(now - 10, now + 3000, None), Ok(()));
+        assert!(matches!(life(now - 10, now + 4000, None), Err(TokenError::Unauthorized(m)) if m.contains("longer")));
+        assert!(matches!(
+            life(now - 10, now + 86_400 * 365, None),
+            Err(TokenError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            life(now - 10, now + 3000, Some(now - 2000)),
+            Err(TokenError::Unauthorized(_))
+        ));
+        let stored: TokenRestriction = serde_json::from_value(json!({"issuer": "i", "audience": "a",
+            "primary_key": {"type": "rsa", "pem": "x"}}))
+        .unwrap();
+        assert!(stored.bind_to_asset, "tokens are bound to the asset by default");
+        assert_eq!(stored.asset_claim, "asset");
+        assert_eq!(stored.max_lifetime_secs, DEFAULT_MAX_TOKEN_LIFETIME_SECS);
+    }
+
+    #[test]
+    fn keys_leave_only_as_the_delivery_policies_say() {
+        let p = |v: serde_json::Value| -> Vec<DeliveryPolicy> { serde_json::from_value(v).unwrap() };
+        let aes = p(json!([{"protocols": ["hls"], "protection": "aes128", "key_policy": "k"}]));
+        let widevine = p(
+            json!([{"protocols": ["dash", "hls"], "protection": "cenc", "key_policy": "k",
+            "drm": [{"system": "widevine", "license_url": "https://wv.example/l"},
+                    {"system": "playready", "license_url": "https://pr.example/l"}]}]),
+        );
+        let fairplay = p(json!([{"protocols": ["hls"], "protection": "cbcs", "key_policy": "k",
+            "drm": [{"system": "fairplay", "license_url": "https://fps.example/l"}]}]));
+        let clearkey = p(json!([{"protocols": ["dash"], "protection": "cenc", "key_policy": "k",
+            "drm": [{"system": "clearkey"}]}]));
+        let both = p(
+            json!([{"protocols": ["hls"], "protection": "aes128", "key_policy": "k"},
+            {"protocols": ["dash"], "protection": "cbcs", "key_policy": "k", "drm": [{"system": "clearkey"}]}]),
+        );
+        for (name, policies, raw, licence) in [
+            ("aes128", &aes, true, false),
+            ("widevine+playready", &widevine, false, false),
+            ("fairplay", &fairplay, false, false),
+            ("clearkey", &clearkey, false, true),
+            ("both", &both, true, true),
+            ("none", &Vec::new(), false, false),
+        ] {
+            assert_eq!(release_allowed(policies, KeyRelease::RawKey).is_ok(), raw, "{name} raw");
+            assert_eq!(
+                release_allowed(policies, KeyRelease::ClearKeyLicence).is_ok(),
+                licence,
+                "{name} licence"
+            );
+        }
+    }
+
+    /// Counts the key service's unwraps.
+    #[derive(Default)]
+    struct CountingKms {
+        inner: crate::memory::MemoryKeyService,
+        unwraps: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl KeyService for CountingKms {
+        async fn generate(
+            &self,
+            len: usize,
+            context: &[(&str, String)],
+        ) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), StoreError> {
+            self.inner.generate(len, context).await
+        }
+        async fn wrap(&self, plaintext: &[u8], context: &[(&str, String)]) -> Result<Vec<u8>, StoreError> {
+            self.inner.wrap(plaintext, context).await
+        }
+        async fn unwrap(&self, wrapped: &[u8], context: &[(&str, String)]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+            self.unwraps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.unwrap(wrapped, context).await
+        }
+    }
+
+    #[tokio::test]
+    async fn key_release_checks_policy_retirement_and_token_before_the_key_service() {
+        use crate::memory::{MemoryAssetStore, MemoryKeyStore};
+        use crate::model::Asset;
+        let assets = Arc::new(MemoryAssetStore::default());
+        let kms = Arc::new(CountingKms::default());
+        let service = ProtectionService::new(assets.clone(), Arc::new(MemoryKeyStore::default()), kms.clone());
+        let mut r = restriction();
+        r.primary_key = VerificationKey::Symmetric {
+            key: Some(b64().encode(SECRET)),
+            wrapped: None,
+        };
+        let policy = KeyPolicy {
+            name: "viewers".into(),
+            description: String::new(),
+            options: vec![KeyPolicyOption::Token(Box::new(r))],
+        };
+        service.put_key_policy(policy).await.unwrap();
+        assets.insert(&Asset::new(ASSET, "a", AssetState::Ready)).await.unwrap();
+        let set = |v: serde_json::Value| {
+            let service = service.clone();
+            async move {
+                service
+                    .set_delivery_policies(ASSET, serde_json::from_value(v).unwrap())
+                    .await
+                    .unwrap()
+            }
+        };
+        let keys = set(json!([{"protocols": ["hls"], "protection": "aes128", "key_policy": "viewers"}])).await;
+        let key = service.store().get_content_key(keys[0].kid).await.unwrap().unwrap();
+        let unwraps = || kms.unwraps.load(std::sync::atomic::Ordering::SeqCst);
+        let base = unwraps();
+        let valid = token(good(key.kid), Algorithm::HS256, SECRET);
+        let forbidden =
+            |r: Result<(), AuthorizeError>| matches!(r, Err(AuthorizeError::Token(TokenError::Forbidden(_))));
+        let unauthorized =
+            |r: Result<(), AuthorizeError>| matches!(r, Err(AuthorizeError::Token(TokenError::Unauthorized(_))));
+        // Junk costs no key-service call.
+        let expired = {
+            let mut c = good(key.kid);
+            c["exp"] = json!(Utc::now().timestamp() - 1000);
+            token(c, Algorithm::HS256, b"not-the-secret-not-the-secret-00")
+        };
+        for junk in ["", "garbage", "a.b.c", expired.as_str()] {
+            assert!(
+                unauthorized(service.authorize(&key, Some(junk), KeyRelease::RawKey).await),
+                "{junk}"
+            );
+        }
+        assert!(unauthorized(service.authorize(&key, None, KeyRelease::RawKey).await));
+        assert_eq!(unwraps(), base, "no unwrap for a token that cannot be valid");
+        // The secret is unwrapped once per instance.
+        for _ in 0..3 {
+            service.authorize(&key, Some(&valid), KeyRelease::RawKey).await.unwrap();
+        }
+        assert_eq!(unwraps(), base + 1, "one unwrap for three good requests");
+        // HLS AES-128 only: no Clear Key licence.
+        assert!(forbidden(
+            service.authorize(&key, Some(&valid), KeyRelease::ClearKeyLicence).await
+        ));
+        // Widevine-only: neither.
+        set(
+            json!([{"protocols": ["dash"], "protection": "cenc", "key_policy": "viewers",
+            "drm": [{"system": "widevine", "license_url": "https://wv.example/l"}]}]),
+        )
+        .await;
+        assert!(forbidden(
+            service.authorize(&key, Some(&valid), KeyRelease::RawKey).await
+        ));
+        assert!(forbidden(
+            service.authorize(&key, Some(&valid), KeyRelease::ClearKeyLicence).await
+        ));
+        // Clear Key listed: the licence, not the raw key.
+        set(
+            json!([{"protocols": ["dash"], "protection": "cenc", "key_policy": "viewers",
+            "drm": [{"system": "clearkey"}]}]),
+        )
+        .await;
+        service
+            .authorize(&key, Some(&valid), KeyRelease::ClearKeyLicence)
+            .await
+            .unwrap();
+        assert!(forbidden(
+            service.authorize(&key, Some(&valid), KeyRelease::RawKey).await
+        ));
+        // Retired: never again; a new key takes its place.
+        let (retired, replacement) = service.retire_content_key(key.kid).await.unwrap();
+        assert!(retired.retired_at.is_some());
+        let replacement = replacement.expect("a protected asset gets a new key");
+        assert_ne!(replacement.kid, key.kid);
+        assert!(forbidden(
+            service
+                .authorize(&retired, Some(&valid), KeyRelease::ClearKeyLicence)
+                .await
+        ));
+        let fresh = token(good(replacement.kid), Algorithm::HS256, SECRET);
+        service
+            .authorize(&replacement, Some(&fresh), KeyRelease::ClearKeyLicence)
+            .await
+            .unwrap();
     }
 
     #[test]
     fn hmac_signed_with_a_public_key_is_refused() {
         // Key confusion: an attacker signs HS256 with the RSA public key's PEM bytes.
         let kid = KeyId::new_random();
+        let subj = TokenSubject { kid, asset: ASSET };
         let pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7Y5TfHeV+0T1Rp3CZKkqYvGWWmtG\n4b+gJrWsoCSNqQZzUt0mWr7aWWl0U8Gc8D+kzYB2XHhOHZpCT8q9QEXHnA==\n-----END PUBLIC KEY-----\n";
         let keys = [ReadyKey::Ecdsa(pem.into())];
         let forged = token(good(kid), Algorithm::HS256, pem.as_bytes());
         assert!(matches!(
-            verify_token(&forged, &restriction(), &keys, kid),
+            verify_token(&forged, &restriction(), &keys, subj),
             Err(TokenError::Unauthorized(_))
         ));
     }

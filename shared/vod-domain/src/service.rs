@@ -571,24 +571,8 @@ impl AssetService {
             }
         }
         let id = AssetId::for_object(&obj.bucket, &obj.key, &meta.etag);
-        let now = Utc::now();
         let name = obj.key.rsplit('/').next().unwrap_or(&obj.key).to_string();
-        let fresh = Asset {
-            id,
-            name,
-            state: AssetState::Uploaded,
-            created_at: now,
-            updated_at: now,
-            upload_key: None,
-            source: None,
-            media: None,
-            error: None,
-            output: None,
-            delivery_policies: Vec::new(),
-            storage_key: None,
-            captions: None,
-            version: 0,
-        };
+        let fresh = Asset::new(id, name, AssetState::Uploaded);
         if self.store.insert(&fresh).await? {
             info!(asset_id = %id, key = %obj.key, "asset created for direct upload");
         }

@@ -406,24 +406,7 @@ pub async fn generate(minutes: u32) -> Result<Generated, StoreError> {
     }
     jobs.finish_task(job_id, task_count - 1, std::slice::from_ref(audio))
         .await?;
-    assets
-        .insert(&Asset {
-            id: asset_id,
-            name: "long".into(),
-            state: AssetState::Probed,
-            created_at: now,
-            updated_at: now,
-            upload_key: None,
-            source: None,
-            media: None,
-            error: None,
-            output: None,
-            delivery_policies: Vec::new(),
-            storage_key: None,
-            captions: None,
-            version: 0,
-        })
-        .await?;
+    assets.insert(&Asset::new(asset_id, "long", AssetState::Probed)).await?;
     let ctx = WorkerContext {
         assets,
         jobs,
