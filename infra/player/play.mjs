@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Test driver: plays one stream in headless Debian Chromium and prints ONE JSON line.
 //
-//   node infra/player/play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL]
+//   node infra/player/play.mjs --player hls|dash|shaka --src URL [--token T] [--keys ORIGIN] [--license URL]
 //                              [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--no-opus] [--thumbnails URL --thumbnail-at F] [--screenshot FILE]
 //
 // Serves dist/ (built by `npm run build`) on 127.0.0.1:<random port>, opens
@@ -33,7 +33,7 @@ const MIME = {
   '.map': 'application/json',
 };
 
-const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--license URL] [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--no-opus] [--thumbnails URL --thumbnail-at F] [--screenshot FILE]\n' +
+const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--keys ORIGIN] [--license URL] [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--no-opus] [--thumbnails URL --thumbnail-at F] [--screenshot FILE]\n' +
   '       node play.mjs --serve [--port 8080]   (only serve dist/ for a browser, until Ctrl-C)';
 
 function usage(message) {
@@ -48,6 +48,7 @@ try {
       player: { type: 'string' },
       src: { type: 'string' },
       token: { type: 'string' },
+      keys: { type: 'string' },
       license: { type: 'string' },
       seconds: { type: 'string', default: '3' },
       timeout: { type: 'string', default: '60' },
@@ -253,6 +254,7 @@ async function main() {
 
   const q = new URLSearchParams({ player: opts.player, src: opts.src, autoplay: '1' });
   if (opts.token) q.set('token', opts.token);
+  if (opts.keys) q.set('keys', opts.keys);
   if (opts.license) q.set('license', opts.license);
   if (opts.thumbnails) q.set('thumbnails', opts.thumbnails);
   const url = `http://127.0.0.1:${port}/index.html?${q}`;

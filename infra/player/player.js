@@ -4,7 +4,9 @@
 // Query parameters:
 //   player=hls|dash|shaka   which player library to use (none: only the form)
 //   src=URL                 manifest URL (.m3u8 or .mpd), usually on another origin
-//   token=JWT               sent as "Authorization: Bearer" on key / licence requests only
+//   token=JWT               sent as "Authorization: Bearer" on key / licence requests only, and only to the key
+//                           server's origin (never to a key URI a playlist points elsewhere)
+//   keys=ORIGIN             the key server's origin (default: the licence URL's origin, else the manifest's)
 //   license=URL             ClearKey (org.w3.clearkey) licence server for dash.js and shaka
 //   autoplay=1              muted autoplay
 //   thumbnails=URL          WebVTT index of thumbnail sprite sheets (`sheet.jpg#xywh=x,y,w,h` cues): the seek bar
@@ -22,6 +24,7 @@
   const license = params.get('license') || '';
   const autoplay = params.get('autoplay') === '1';
   const thumbnails = params.get('thumbnails') || '';
+  const keyOrigin = originOf(params.get('keys') || license || src);
 
   const video = document.getElementById('video');
   const t0 = performance.now();
@@ -159,6 +162,17 @@
 
   // ---- players -----------------------------------------------------------
 
+  function originOf(url) {
+    try { return new URL(url, location.href).origin; } catch (e) { return ''; }
+  }
+
+  // The token is for the key server alone: a key or licence URL on any other origin gets no token.
+  function tokenFor(url) {
+    const ok = !!token && !!keyOrigin && originOf(url) === keyOrigin;
+    if (token && !ok) log('token-withheld', { url: String(url) });
+    return ok;
+  }
+
   function bearer() { return 'Bearer ' + token; }
 
   function startHls() {
@@ -178,13 +192,13 @@
       // hls.js uses the XHR loader by default; the fetch hook covers a fetch loader.
       // Only key requests get the token, so segments and playlists need no CORS preflight.
       xhrSetup(xhr, url, context) {
-        if (token && context && context.type === 'key') {
+        if (context && context.type === 'key' && tokenFor(url)) {
           if (!xhr.readyState) xhr.open('GET', url, true);
           xhr.setRequestHeader('Authorization', bearer());
         }
       },
       fetchSetup(context, init) {
-        if (token && context && context.type === 'key') init.headers.set('Authorization', bearer());
+        if (context && context.type === 'key' && tokenFor(context.url)) init.headers.set('Authorization', bearer());
         return new Request(context.url, init);
       },
     });
@@ -247,7 +261,7 @@
     p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING } });
     if (license) {
       const clearkey = { serverURL: license };
-      if (token) {
+      if (tokenFor(license)) {
         clearkey.httpRequestHeaders = { Authorization: bearer() };
         // dash.js turns on withCredentials whenever an Authorization header is set, which
         // breaks CORS against "Access-Control-Allow-Origin: *"; the bearer token needs no cookies.
@@ -338,7 +352,9 @@
     if (token) {
       const T = shaka.net.NetworkingEngine.RequestType;
       p.getNetworkingEngine().registerRequestFilter((type, request) => {
-        if (type === T.LICENSE || type === T.KEY) request.headers['Authorization'] = bearer();
+        if ((type === T.LICENSE || type === T.KEY) && tokenFor(request.uris[0])) {
+          request.headers['Authorization'] = bearer();
+        }
       });
     }
     refreshTracks = () => {

@@ -102,7 +102,7 @@ async fn api_upload_is_probed_listed_and_deleted() {
         "source object deleted"
     );
     assert!(api.list_all().await.is_empty());
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +154,7 @@ async fn direct_upload_creates_one_asset_even_with_duplicate_notifications() {
     assert_eq!(after[0]["version"], version, "duplicates changed nothing");
     let (dlq, _) = queue_depth(&stack, "IngestDeadLetterQueue").await;
     assert_eq!(dlq, 0);
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +221,7 @@ async fn corrupt_truncated_empty_and_unsupported_uploads_end_in_error() {
         "Probed",
         "other assets unaffected"
     );
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,7 +267,7 @@ async fn large_upload_uses_multipart_urls() {
     assert_eq!(done["media"]["container"], "wav");
     assert!((done["media"]["duration_secs"].as_f64().unwrap_or(0.0) - 65.0).abs() < 0.01);
     assert_eq!(done["media"]["audio"][0]["channels"], 2);
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +333,7 @@ async fn malformed_requests_get_json_errors() {
         .await;
     assert_eq!(s, 404, "{v}");
     assert_eq!(api.call(Method::GET, "/nowhere", None).await.0, 404);
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,7 +371,7 @@ async fn poison_messages_go_to_the_dead_letter_queue_without_blocking_the_batch(
         .failed_messages
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(failed >= 2, "the poison message was retried ({failed} failures)");
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 /// An upload whose probe never completes (ingest recorded it, then every invocation died: out of memory, a crash,
@@ -433,7 +433,7 @@ async fn an_upload_whose_probe_never_completes_ends_in_error() {
     let all = api.list_all().await;
     let listed = all.iter().find(|a| a["id"] == id.as_str()).expect("listed");
     assert_eq!(listed["state"], "Error");
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 /// The upload key serves one upload (found on a running stack: re-using a Ready, published asset's upload URL
@@ -492,7 +492,7 @@ async fn a_new_upload_to_a_probed_asset_changes_nothing() {
     let (_, after) = api.call(Method::GET, &format!("/assets/{a}"), None).await;
     assert_eq!(after["state"], "Probed", "{after}");
     assert_eq!(after["source"], probed["source"], "the probed source is kept");
-    paused.shutdown().await;
+    finish(paused).await;
 
     // Its tasks find the object replaced and fail the job with the reason.
     let stack = vod_local::LocalStack::start(opts).await.expect("stack");
@@ -518,7 +518,7 @@ async fn a_new_upload_to_a_probed_asset_changes_nothing() {
     assert!(after["error"].is_null(), "{after}");
     assert_eq!(after["source"], ready["source"], "the probed source is kept");
     assert_eq!(after["output"], ready["output"], "the outputs are kept");
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 /// Hostile uploads (`vod_media::testkit::hostile_corpus`: a million `free` boxes, sample-table bombs, entry
@@ -554,7 +554,7 @@ async fn hostile_uploads_end_in_error_within_the_probe_deadline() {
         "every hostile upload ended within the probe's deadline ({:?})",
         start.elapsed()
     );
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 /// `vodctl upload` of a large file interrupted after some parts (the connection dropped, the process died) resumes
@@ -655,5 +655,5 @@ async fn an_interrupted_multipart_upload_is_resumed_by_vodctl() {
     let all = api.list_all().await;
     assert_eq!(all.len(), 1, "one asset for the two runs");
     println!("interrupted after {stored_before} parts, resumed");
-    stack.shutdown().await;
+    finish(stack).await;
 }

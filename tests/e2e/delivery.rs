@@ -336,5 +336,5 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
         )
         .await;
     assert_eq!(s, 404);
-    stack.shutdown().await;
+    finish(stack).await;
 }

@@ -243,5 +243,5 @@ async fn edge_inputs_encode_to_playable_renditions() {
             .unwrap_or(0.0);
         assert!((d - 3.0).abs() < 0.15, "{url}: duration {d}");
     }
-    stack.shutdown().await;
+    finish(stack).await;
 }

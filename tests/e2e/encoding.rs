@@ -326,7 +326,7 @@ async fn clip_is_encoded_into_a_playable_av1_ladder() {
     // Deleting the asset removes its jobs and tasks too.
     assert_eq!(api.call(Method::DELETE, &format!("/assets/{id}"), None).await.0, 204);
     assert_eq!(api.call(Method::GET, &format!("/jobs/{job_id}"), None).await.0, 404);
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,7 +437,7 @@ async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
     assert!(finished < total, "remaining tasks were stopped: {end}");
     let (status, _) = api.call(Method::POST, &format!("/jobs/{jid}/cancel"), None).await;
     assert_eq!(status, 409, "a finished job cannot be cancelled again");
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 /// A stack of `opts` with the encoder paused, `source` uploaded and probed, and a job created with `preset` (its
@@ -492,7 +492,7 @@ async fn a_worker_killed_mid_task_is_replaced_by_the_redelivery() {
         .send()
         .await
         .expect("put");
-    paused.shutdown().await;
+    finish(paused).await;
 
     // The replacement worker gets every message (task 0's among them) and finishes the job once.
     let stack = vod_local::LocalStack::start(opts).await.expect("stack");
@@ -519,7 +519,7 @@ async fn a_worker_killed_mid_task_is_replaced_by_the_redelivery() {
         Some("75"),
         "one correct output: {p}"
     );
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 /// A task whose every invocation runs past the encoder's timeout (the host abandons it, as Lambda does) reaches
@@ -534,7 +534,7 @@ async fn a_task_that_outlives_the_function_timeout_fails_its_job_after_the_retri
     // A 360p chunk of the AV1 ladder (two rungs) takes several seconds to encode.
     let source = h264_aac_mp4(&dir, "t.mp4", "640x360", 25, 2);
     let (paused, id, job) = job_with_encoder_paused(&opts, &source, "adaptive-av1").await;
-    paused.shutdown().await;
+    finish(paused).await;
 
     opts.params.insert("EncodeTimeoutSeconds".into(), "1".into());
     let stack = vod_local::LocalStack::start(opts).await.expect("stack");
@@ -568,7 +568,7 @@ async fn a_task_that_outlives_the_function_timeout_fails_its_job_after_the_retri
     assert_eq!(status, 400, "{refused}");
     let msg = refused["error"]["message"].as_str().unwrap_or_default();
     assert!(msg.contains("half of the encoder's 1 s timeout"), "{msg}");
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 /// A job whose task messages are lost (here: purged from the queue before any worker took them — the fate of the
@@ -625,5 +625,5 @@ async fn a_job_whose_task_messages_were_lost_is_ended_by_the_sweeper() {
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 1
     );
-    stack.shutdown().await;
+    finish(stack).await;
 }

@@ -285,7 +285,7 @@ async fn speech_becomes_captions_search_and_caption_tracks() {
         let cues = r["cues"].as_array().cloned().unwrap_or_default();
         assert!(!cues.is_empty(), "{player} shows no caption at 3 s: {r}");
     }
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,5 +364,5 @@ async fn silence_and_music_give_empty_captions_and_no_audio_is_an_error() {
     // Captions of an asset never indexed: 404 with a reason.
     let (s, e) = api.call(Method::GET, &format!("/assets/{id}/transcript"), None).await;
     assert_eq!(s, 404, "{e}");
-    stack.shutdown().await;
+    finish(stack).await;
 }

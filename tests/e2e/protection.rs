@@ -458,7 +458,7 @@ async fn protected_streams_play_only_with_valid_tokens() {
         assert!(!logs.contains(s), "the logs hold a plaintext secret");
     }
     assert!(!logs.contains(&good), "the logs hold a token");
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 /// Issue 15 item 1: the key service honours the delivery policy. A Widevine/PlayReady-only asset gets neither the
@@ -600,7 +600,141 @@ async fn keys_leave_only_as_the_delivery_policies_say() {
     let (s, v) = api.call(Method::GET, &format!("/assets/{id}/content-keys"), None).await;
     assert_eq!(s, 200);
     assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "{v}");
-    stack.shutdown().await;
+    finish(stack).await;
+}
+
+/// A tiny HTTP server for the player test: serves `dir` with CORS (preflights answered) and records, per request,
+/// the method, path and whether it carried (or asked to carry) an `Authorization` header.
+fn recording_server(dir: std::path::PathBuf) -> (String, Arc<Mutex<Vec<(String, String, bool)>>>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let mut auth = false;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                let l = line.to_ascii_lowercase();
+                auth |= l.starts_with("authorization:")
+                    || (l.starts_with("access-control-request-headers:") && l.contains("authorization"));
+            }
+            let mut parts = request.split_whitespace();
+            let method = parts.next().unwrap_or_default().to_string();
+            let path = parts.next().unwrap_or_default().to_string();
+            if let Ok(mut l) = log.lock() {
+                l.push((method.clone(), path.clone(), auth));
+            }
+            let body = if method == "GET" {
+                std::fs::read(dir.join(path.trim_start_matches('/'))).ok()
+            } else {
+                Some(Vec::new())
+            };
+            let (status, body) = match body {
+                Some(b) => ("200 OK", b),
+                None => ("404 Not Found", Vec::new()),
+            };
+            let mut out = stream;
+            let head = format!(
+                "HTTP/1.1 {status}\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: authorization\r\nAccess-Control-Allow-Methods: GET, OPTIONS\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = out.write_all(head.as_bytes());
+            let _ = out.write_all(&body);
+        }
+    });
+    (origin, seen)
+}
+
+/// Issue 15 item 9: the player page sends a viewer's token only to the key server's origin. Before, hls.js sent it
+/// with every key request, so a playlist whose `EXT-X-KEY` pointed at another host received the token.
+#[test]
+fn the_player_sends_tokens_only_to_the_key_server() {
+    let dir = scratch("token-origin");
+    std::fs::write(dir.join("key"), [7u8; 16]).expect("key");
+    std::fs::write(dir.join("keyinfo"), format!("KEYURI\n{}\n", dir.join("key").display())).expect("keyinfo");
+    let info = dir.join("keyinfo");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=25:duration=3",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-hls_time",
+            "1",
+            "-hls_playlist_type",
+            "vod",
+            "-hls_key_info_file",
+            info.to_str().expect("utf-8"),
+            "-hls_segment_filename",
+            dir.join("seg%d.ts").to_str().expect("utf-8"),
+        ],
+        &dir.join("base.m3u8"),
+    );
+    let (streams, stream_log) = recording_server(dir.clone());
+    let (elsewhere, elsewhere_log) = recording_server(dir.clone());
+    let playlist = std::fs::read_to_string(dir.join("base.m3u8")).expect("playlist");
+    assert!(playlist.contains("URI=\"KEYURI\""), "{playlist}");
+    std::fs::write(
+        dir.join("good.m3u8"),
+        playlist.replace("KEYURI", &format!("{streams}/key")),
+    )
+    .expect("good");
+    std::fs::write(
+        dir.join("evil.m3u8"),
+        playlist.replace("KEYURI", &format!("{elsewhere}/key")),
+    )
+    .expect("evil");
+    let token = "viewer-token";
+    let authorized = |log: &Arc<Mutex<Vec<(String, String, bool)>>>| -> Vec<(String, String, bool)> {
+        log.lock()
+            .expect("log")
+            .iter()
+            .filter(|(_, p, _)| p == "/key")
+            .cloned()
+            .collect()
+    };
+    // A playlist pointing its key elsewhere: the key is fetched (and the stream plays) but without the token.
+    let r = play_with(
+        "hls",
+        &format!("{streams}/evil.m3u8"),
+        Some(token),
+        None,
+        &["--keys", &streams],
+    );
+    let fetched = authorized(&elsewhere_log);
+    assert!(!fetched.is_empty(), "the key was fetched from the other origin");
+    assert!(
+        fetched.iter().all(|(_, _, auth)| !auth),
+        "no token (nor a preflight for one) went to another origin: {fetched:?}"
+    );
+    assert!(r.to_string().contains("token-withheld"), "{r}");
+    // The key server's own key URI gets the token.
+    play_with(
+        "hls",
+        &format!("{streams}/good.m3u8"),
+        Some(token),
+        None,
+        &["--keys", &streams],
+    );
+    assert!(
+        authorized(&stream_log).iter().any(|(m, _, auth)| m == "GET" && *auth),
+        "the key server received the token: {:?}",
+        authorized(&stream_log)
+    );
 }
 
 /// Downloads a rendition's protected init segment and `segments` fragments into one file.
@@ -776,5 +910,5 @@ async fn storage_encrypted_asset_is_ciphertext_at_rest_and_plays_through_the_pac
         vec![75],
         "the download decrypts through the packager"
     );
-    stack.shutdown().await;
+    finish(stack).await;
 }

@@ -234,7 +234,7 @@ async fn a_plan_of_ten_thousand_tasks_is_created_at_once_fanned_out_and_paged() 
         .call(Method::GET, &format!("/jobs/{job_id}?tasks_after=x"), None)
         .await;
     assert_eq!(s, 400, "{bad}");
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,7 +295,7 @@ async fn plans_beyond_the_limits_and_incredible_durations_are_refused_with_400()
     assert_eq!(s, 400, "{err}");
     let msg = err["error"]["message"].as_str().unwrap_or_default();
     assert!(msg.contains("9 tasks") && msg.contains("MaxJobTasks"), "{msg}");
-    stack.shutdown().await;
+    finish(stack).await;
 }
 
 /// What ffprobe decodes of a URL: per stream type, frames decoded and where the last packet ends (seconds).
@@ -452,5 +452,5 @@ async fn a_sixty_minute_title_goes_end_to_end() {
         body[..] == assembled[..],
         "the stored file is the file the packager serves by ranges"
     );
-    stack.shutdown().await;
+    finish(stack).await;
 }

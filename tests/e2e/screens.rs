@@ -444,4 +444,5 @@ async fn h264_renditions_play_where_av1_cannot() {
         fed(&r).iter().any(|t| t.contains("avc1")) && fed(&r).iter().any(|t| t.contains("mp4a")),
         "shaka cbcs without AV1 and Opus: {r}"
     );
+    finish(stack).await;
 }

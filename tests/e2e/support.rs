@@ -425,3 +425,14 @@ pub fn probe_json(file: &Path) -> Value {
 pub fn stream<'a>(p: &'a Value, kind: &str) -> Option<&'a Value> {
     p["streams"].as_array()?.iter().find(|s| s["codec_type"] == kind)
 }
+
+/// Stops a stack after checking that no function sent an AWS request its role in template.yaml refuses (the local
+/// host enforces each function's policies, `vod_local::iam`).
+pub async fn finish(stack: LocalStack) {
+    let denied = stack.host.denials.lock().map(|d| d.clone()).unwrap_or_default();
+    stack.shutdown().await;
+    assert!(
+        denied.is_empty(),
+        "requests the functions' roles refuse (function, action, resource): {denied:?}"
+    );
+}

@@ -16,7 +16,14 @@ use tokio::sync::watch;
 use tracing::{error, info, warn, Instrument};
 use vod_app::{AppConfig, AppContext};
 
+use crate::iam::{Arns, Denials, RoleClient};
 use crate::provision::QueueUrls;
+
+/// What the host enforces IAM with.
+struct Iam {
+    arns: Arns,
+    denials: Denials,
+}
 use crate::template::{FunctionSpec, SqsEventSpec, StackSpec};
 
 /// How the host runs functions.
@@ -34,6 +41,8 @@ pub struct HostOptions {
     /// Locally, scheduled functions may run more often than their `rate(…)` (EventBridge's minimum is a
     /// minute). `None` keeps the template's period.
     pub schedule_every: Option<Duration>,
+    /// Each function's AWS requests are checked against its role in template.yaml (`crate::iam`).
+    pub enforce_iam: bool,
 }
 
 impl Default for HostOptions {
@@ -44,6 +53,7 @@ impl Default for HostOptions {
             poll_wait: Duration::from_secs(1),
             paused: Vec::new(),
             schedule_every: None,
+            enforce_iam: true,
         }
     }
 }
@@ -68,7 +78,25 @@ pub struct LocalFunction {
 }
 
 impl LocalFunction {
-    fn new(sdk: &aws_config::SdkConfig, spec: &FunctionSpec, opts: &HostOptions) -> Result<Self> {
+    fn new(sdk: &aws_config::SdkConfig, spec: &FunctionSpec, opts: &HostOptions, iam: &Iam) -> Result<Self> {
+        let role_sdk;
+        let sdk = if opts.enforce_iam {
+            let inner = sdk
+                .http_client()
+                .unwrap_or_else(|| aws_smithy_http_client::Builder::new().build_http());
+            role_sdk = sdk
+                .to_builder()
+                .http_client(RoleClient::new(
+                    inner,
+                    spec.role.clone(),
+                    iam.arns.clone(),
+                    iam.denials.clone(),
+                ))
+                .build();
+            &role_sdk
+        } else {
+            sdk
+        };
         let mut env = spec.environment.clone();
         if let Some(t) = &opts.admin_token {
             env.insert("ADMIN_TOKEN".into(), t.clone());
@@ -168,6 +196,8 @@ impl LocalFunction {
 /// The running host: functions, pollers and the stop signal.
 pub struct FunctionHost {
     pub functions: HashMap<String, Arc<LocalFunction>>,
+    /// Requests the functions' roles refused.
+    pub denials: Denials,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -179,8 +209,16 @@ impl FunctionHost {
         let mut functions = HashMap::new();
         let mut tasks = Vec::new();
         let sqs = aws_sdk_sqs::Client::new(sdk);
+        let iam = Iam {
+            arns: Arns {
+                region: spec.region.clone(),
+                account: crate::template::LOCAL_ACCOUNT.into(),
+                kms_key: spec.kms_key_arn.clone().unwrap_or_default(),
+            },
+            denials: Denials::default(),
+        };
         for f in &spec.functions {
-            let func = Arc::new(LocalFunction::new(sdk, f, opts)?);
+            let func = Arc::new(LocalFunction::new(sdk, f, opts, &iam)?);
             let events = if opts.paused.contains(&f.logical_id) {
                 &[][..]
             } else {
@@ -230,7 +268,12 @@ impl FunctionHost {
             }
             functions.insert(f.logical_id.clone(), func);
         }
-        Ok(FunctionHost { functions, stop, tasks })
+        Ok(FunctionHost {
+            functions,
+            denials: iam.denials,
+            stop,
+            tasks,
+        })
     }
 
     pub fn stop_signal(&self) -> watch::Receiver<bool> {

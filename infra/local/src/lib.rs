@@ -3,6 +3,7 @@
 //! HTTP gateway that turns requests into API Gateway events — on the very handlers the Lambdas run.
 pub mod gateway;
 pub mod host;
+pub mod iam;
 pub mod provision;
 pub mod stack;
 pub mod template;

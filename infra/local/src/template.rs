@@ -88,6 +88,8 @@ pub struct FunctionSpec {
     pub http_routes: Vec<HttpRoute>,
     /// The period of its `Schedule` event (`rate(…)`), if any.
     pub schedule: Option<std::time::Duration>,
+    /// The function's permissions (its `Policies`), enforced on its AWS requests by the local host.
+    pub role: crate::iam::Role,
 }
 
 /// The period of an EventBridge `rate(N unit)` expression (cron expressions are not run locally).
@@ -126,6 +128,8 @@ pub struct StackSpec {
     pub event_buses: Vec<String>,
     /// KMS keys to create, by alias (`alias/…`).
     pub kms_aliases: Vec<String>,
+    /// The ARN the functions' policies give the content KMS key (its logical ARN locally, or the given key's).
+    pub kms_key_arn: Option<String>,
 }
 
 impl StackSpec {
@@ -251,6 +255,7 @@ impl Template {
             functions: vec![],
             event_buses: vec![],
             kms_aliases: vec![],
+            kms_key_arn: values_kms_arn(&ctx),
         };
         for (id, res) in resources {
             if let Some(c) = res.get("Condition").and_then(Value::as_str) {
@@ -265,6 +270,7 @@ impl Template {
                 "AWS::SQS::Queue" => spec.queues.push(ctx.queue(id, &props)?),
                 "AWS::DynamoDB::Table" => spec.tables.push(ctx.table(id, &props)?),
                 "AWS::Events::EventBus" => spec.event_buses.push(ctx.physical_name(id)?),
+                "AWS::KMS::Key" => spec.kms_key_arn = Some(ctx.get_att(id, "Arn")?),
                 "AWS::KMS::Alias" => spec.kms_aliases.push(str_of(
                     &ctx.eval(props.get("AliasName").ok_or_else(|| anyhow!("{id}: no AliasName"))?)?,
                 )?),
@@ -277,6 +283,11 @@ impl Template {
         }
         Ok(spec)
     }
+}
+
+/// The content key ARN given as a parameter, if any (a key created by the template replaces it).
+fn values_kms_arn(ctx: &Ctx) -> Option<String> {
+    ctx.params.get("ContentKeyKmsKeyArn").filter(|v| !v.is_empty()).cloned()
 }
 
 struct Ctx<'a> {
@@ -358,6 +369,8 @@ impl Ctx<'_> {
             (Some("AWS::Events::EventBus"), "Arn") => {
                 format!("arn:aws:events:{}:{LOCAL_ACCOUNT}:event-bus/{name}", self.region)
             }
+            // Locally the emulator picks key ids: a KMS key stands for itself by its logical id.
+            (Some("AWS::KMS::Key"), "Arn") => format!("arn:aws:kms:{}:{LOCAL_ACCOUNT}:key/{id}", self.region),
             (Some("AWS::DynamoDB::Table"), "Arn") => {
                 format!("arn:aws:dynamodb:{}:{LOCAL_ACCOUNT}:table/{name}", self.region)
             }
@@ -705,6 +718,7 @@ impl Ctx<'_> {
             sqs_events,
             http_routes,
             schedule,
+            role: crate::iam::Role::from_policies(id, &self.eval(props.get("Policies").unwrap_or(&Value::Null))?)?,
         })
     }
 }
@@ -716,6 +730,109 @@ mod tests {
     fn repo_template() -> Template {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
         Template::load(&path).expect("template.yaml parses")
+    }
+
+    /// What AWS runs is hardened (issue 15 items 5, 6, 9): TLS-only buckets, an alarm per dead-letter queue and per
+    /// function, access logs on both APIs, throttling and reserved concurrency on the public stream functions, the
+    /// webhook secret only where events are signed, storage keys decryptable where storage is read, and no function
+    /// but the API writes content keys or key policies.
+    #[test]
+    fn the_template_hardens_what_aws_runs() {
+        use crate::iam::Access;
+        let t = repo_template();
+        let resources = t.doc["Resources"].as_object().expect("resources");
+        let of_type = |ty: &str| -> Vec<&String> {
+            resources
+                .iter()
+                .filter(|(_, r)| r["Type"] == ty)
+                .map(|(id, _)| id)
+                .collect()
+        };
+        for bucket in of_type("AWS::S3::Bucket") {
+            let tls_only = resources.values().any(|r| {
+                r["Type"] == "AWS::S3::BucketPolicy"
+                    && r["Properties"]["Bucket"]["Ref"] == bucket.as_str()
+                    && r["Properties"]["PolicyDocument"]["Statement"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|s| s["Effect"] == "Deny" && s["Condition"]["Bool"]["aws:SecureTransport"] == "false")
+            });
+            assert!(tls_only, "{bucket} refuses requests without TLS");
+        }
+        let alarmed = |id: &str| {
+            resources.values().any(|r| {
+                r["Type"] == "AWS::CloudWatch::Alarm"
+                    && r["Properties"]["Dimensions"].to_string().contains(&format!("\"{id}\""))
+                    && r["Properties"]["AlarmActions"].is_array()
+            })
+        };
+        for id in of_type("AWS::SQS::Queue")
+            .into_iter()
+            .filter(|q| q.contains("DeadLetter"))
+        {
+            assert!(alarmed(id), "{id} has an alarm");
+        }
+        for id in of_type("AWS::Serverless::Function") {
+            assert!(alarmed(id), "{id} has an errors alarm");
+        }
+        for api in of_type("AWS::Serverless::HttpApi") {
+            assert!(
+                resources[api]["Properties"]["AccessLogSettings"]["DestinationArn"].is_object(),
+                "{api} writes access logs"
+            );
+        }
+        let throttle = &resources["StreamApi"]["Properties"]["DefaultRouteSettings"];
+        assert_eq!(throttle["ThrottlingRateLimit"]["Ref"], "StreamThrottlingRateLimit");
+        assert_eq!(throttle["ThrottlingBurstLimit"]["Ref"], "StreamThrottlingBurstLimit");
+        for f in ["PackagerFunction", "KeysFunction"] {
+            assert!(
+                resources[f]["Properties"]["ReservedConcurrentExecutions"].is_object(),
+                "{f} has a reserved-concurrency parameter"
+            );
+        }
+        let spec = t.resolve(&BTreeMap::new(), "us-east-1").expect("resolves");
+        let table = spec.tables[0].name.clone();
+        let write = |pk: &str| Access {
+            action: "dynamodb:PutItem".into(),
+            resource: format!("arn:aws:dynamodb:us-east-1:{LOCAL_ACCOUNT}:table/{table}"),
+            leading_keys: vec![pk.to_string()],
+        };
+        let kms_decrypt = Access {
+            action: "kms:Decrypt".into(),
+            resource: spec.kms_key_arn.clone().expect("the stack's key"),
+            leading_keys: Vec::new(),
+        };
+        for f in &spec.functions {
+            let signs = matches!(f.binary.as_str(), "api" | "ingest" | "encode" | "sweeper");
+            assert_eq!(
+                f.environment.contains_key("WEBHOOK_SECRET"),
+                signs,
+                "{}: the webhook secret only where job events are signed",
+                f.logical_id
+            );
+            let writes_keys = f.role.allows(&write("KEYPOLICIES")) || f.role.allows(&write("CONTENTKEY#k"));
+            assert_eq!(
+                writes_keys,
+                f.binary == "api",
+                "{}: only the API writes key policies and content keys",
+                f.logical_id
+            );
+            if matches!(f.binary.as_str(), "ingest" | "encode" | "sweeper") {
+                assert!(
+                    f.role.allows(&write("JOB#j")),
+                    "{} still writes its own records",
+                    f.logical_id
+                );
+            }
+            if matches!(f.binary.as_str(), "ingest" | "encode" | "packager" | "keys") {
+                assert!(
+                    f.role.allows(&kms_decrypt),
+                    "{} reads storage-encrypted data or keys",
+                    f.logical_id
+                );
+            }
+        }
     }
 
     /// The API's documentation and its routes in template.yaml list the same operations.

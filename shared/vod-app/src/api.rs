@@ -126,9 +126,36 @@ struct CreateJob {
     preset: String,
 }
 
+/// The management API's authentication, failing closed: a bearer token where `ADMIN_TOKEN` is configured (local),
+/// an IAM caller in the request context where `API_AUTH=iam` (API Gateway's IAM authorizer, in AWS), otherwise no
+/// request at all.
 fn authorize(ctx: &AppContext, req: &Request) -> Result<(), ApiError> {
     let Some(expected) = &ctx.config.admin_token else {
-        return Ok(());
+        if ctx.config.api_auth_iam {
+            let caller = match req.request_context_ref() {
+                Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => c
+                    .authorizer
+                    .as_ref()
+                    .and_then(|a| a.iam.as_ref())
+                    .and_then(|iam| iam.user_arn.clone().or_else(|| iam.caller_id.clone())),
+                _ => None,
+            };
+            if caller.is_some() {
+                return Ok(());
+            }
+            warn!("request without an IAM caller");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "requests must be signed with IAM credentials",
+            ));
+        }
+        warn!("the management API has no authentication configured: request refused");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "auth_not_configured",
+            "the management API has no authentication configured (ADMIN_TOKEN or API_AUTH=iam)",
+        ));
     };
     let given = req
         .headers()
@@ -604,10 +631,12 @@ fn locator_view(ctx: &AppContext, locator: Locator, asset: &vod_domain::Asset) -
                 urls["poster"] = serde_json::json!(format!("{ism}/thumbnails/poster.jpg"));
             }
             if let Some(player) = &ctx.config.player_url {
+                // The page sends a viewer's token to the key server's origin only.
+                let keys = format!("&keys={}", enc(base.strip_suffix("/stream").unwrap_or(base)));
                 urls["player"] = serde_json::json!({
-                    "hls.js": format!("{player}?player=hls&src={}{previews}", enc(&hls)),
-                    "dash.js": format!("{player}?player=dash&src={}{previews}", enc(&dash)),
-                    "shaka": format!("{player}?player=shaka&src={}{previews}", enc(&dash)),
+                    "hls.js": format!("{player}?player=hls&src={}{keys}{previews}", enc(&hls)),
+                    "dash.js": format!("{player}?player=dash&src={}{keys}{previews}", enc(&dash)),
+                    "shaka": format!("{player}?player=shaka&src={}{keys}{previews}", enc(&dash)),
                 });
             }
             view.urls = Some(urls);
@@ -641,4 +670,64 @@ fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "method not allowed on this resource",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(extra: &[(&str, &str)]) -> AppContext {
+        let mut env: std::collections::HashMap<String, String> = [
+            ("TABLE_NAME", "t"),
+            ("UPLOAD_BUCKET", "u"),
+            ("MEDIA_BUCKET", "m"),
+            ("ENCODE_QUEUE_URL", "http://q/q"),
+            ("KMS_KEY_ID", "alias/k"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.retain(|_, v| !v.is_empty());
+        let config = crate::config::AppConfig::from_lookup(|k| env.get(k).cloned()).expect("config");
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        AppContext::new(&sdk, config)
+    }
+
+    async fn status(ctx: &AppContext, auth: Option<&str>) -> (StatusCode, String) {
+        let mut req = http::Request::builder().method("GET").uri("https://api.example/assets");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let r = handle(ctx, req.body(Body::Empty).expect("request")).await;
+        let body = match r.body() {
+            Body::Text(t) => t.clone(),
+            _ => String::new(),
+        };
+        (r.status(), body)
+    }
+
+    /// Issue 15 item 9: before, an API with neither an admin token nor IAM configured answered every request.
+    #[tokio::test]
+    async fn the_api_fails_closed_without_authentication() {
+        let open = context(&[]);
+        let (s, body) = status(&open, None).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("auth_not_configured"), "{body}");
+        // IAM mode: a request that API Gateway did not authorize (no IAM caller in its context) is refused.
+        let iam = context(&[("API_AUTH", "iam")]);
+        let (s, body) = status(&iam, Some("Bearer anything")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+        let token = context(&[("ADMIN_TOKEN", "secret-token")]);
+        assert_eq!(status(&token, Some("Bearer wrong")).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&token, None).await.0, StatusCode::UNAUTHORIZED);
+        // The OpenAPI document stays public.
+        let req = http::Request::builder()
+            .uri("https://api.example/openapi.json")
+            .body(Body::Empty)
+            .expect("request");
+        assert_eq!(handle(&open, req).await.status(), StatusCode::OK);
+    }
 }

@@ -22,6 +22,9 @@ pub struct AppConfig {
     /// Bearer token required by the management API when set (local stack). In AWS the HTTP API checks IAM
     /// signatures instead and this stays unset.
     pub admin_token: Option<String>,
+    /// `API_AUTH=iam`: API Gateway's IAM authorizer admits requests (the function checks that an IAM caller is in
+    /// the request context). With neither this nor `admin_token` the API refuses every request (fails closed).
+    pub api_auth_iam: bool,
     pub multipart_threshold: u64,
     pub part_size: u64,
     pub url_ttl: Duration,
@@ -63,6 +66,7 @@ impl AppConfig {
             upload_bucket: req("UPLOAD_BUCKET")?,
             media_bucket: req("MEDIA_BUCKET")?,
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.is_empty()),
+            api_auth_iam: get("API_AUTH").is_some_and(|a| a.eq_ignore_ascii_case("iam")),
             multipart_threshold: num("MULTIPART_THRESHOLD_BYTES", d.multipart_threshold)?,
             part_size: num("MULTIPART_PART_SIZE_BYTES", d.part_size)?,
             url_ttl: Duration::from_secs(num("UPLOAD_URL_TTL_SECONDS", d.url_ttl.as_secs())?),
