@@ -31,3 +31,15 @@ pub fn write_mp4(chunks: &[RenditionChunk], out: &Path) -> Result<u64> {
     std::fs::write(out, bytes)?;
     Ok(payload)
 }
+
+/// A benchmark's source file with the format ffprobe finds in it (what the probe would have accepted).
+pub fn source_file(path: &Path) -> Result<vod_encode::SourceFile<'_>> {
+    let (demuxer, video_codecs, audio_codecs) =
+        vod_testkit::input_format_of(path).with_context(|| format!("ffprobe cannot read {}", path.display()))?;
+    let format = Box::leak(Box::new(vod_encode::InputFormat {
+        demuxer,
+        video_codecs,
+        audio_codecs,
+    }));
+    Ok(vod_encode::SourceFile { path, format })
+}

@@ -77,7 +77,7 @@ fn encode_of(source: &Path, secs: u32, first: u32, end: u32) -> Result<Rendition
     }];
     let req = VideoChunkRequest {
         rotation: 0,
-        source,
+        source: common::source_file(source)?,
         frame_rate: FPS,
         segment_duration: SEGMENT,
         first_segment: first,

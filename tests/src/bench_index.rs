@@ -177,8 +177,15 @@ fn lavfi_clip(source: &str, out: &Path) -> Result<()> {
 }
 
 fn decode(path: &Path, start: f64, end: f64) -> Result<Vec<i16>> {
+    let (demuxer, video_codecs, audio_codecs) =
+        vod_testkit::input_format_of(path).with_context(|| format!("ffprobe cannot read {}", path.display()))?;
+    let format = vod_encode::InputFormat {
+        demuxer,
+        video_codecs,
+        audio_codecs,
+    };
     Ok(vod_encode::decode_speech_pcm(&vod_encode::PcmRequest {
-        source: path,
+        source: vod_encode::SourceFile { path, format: &format },
         sample_rate: SAMPLE_RATE,
         start_secs: start,
         end_secs: end,

@@ -73,7 +73,7 @@ fn encode(src: &Path, secs: u32, rung: &Rung) -> Result<Vec<RenditionChunk>> {
         let end = (first + CHUNK_SEGMENTS).min(segments);
         let req = VideoChunkRequest {
             rotation: 0,
-            source: src,
+            source: common::source_file(src)?,
             frame_rate: (FPS, 1),
             segment_duration: SEGMENT,
             first_segment: first,

@@ -19,7 +19,7 @@ use ffmpeg_next as ffmpeg;
 use vod_cmaf::{Sample, TrackConfig};
 
 use crate::encoder::audio_encoder;
-use crate::source::open_input;
+use crate::source::{check_codec, open_input, SourceFile};
 use crate::timing::{duration_fraction, segment_start_sample};
 use crate::{AudioOutput, AudioRequest, EncodeError, SegmentSamples};
 
@@ -78,7 +78,7 @@ pub(crate) fn encode_audio(req: &AudioRequest) -> Result<Vec<AudioOutput>, Encod
 /// Decodes the source's main audio stream, converted to interleaved f32 in `out_layout` at `out_rate`, handing
 /// the samples to `sink` in decode order until it returns false. Returns the source's sample rate.
 fn decode(
-    source: &std::path::Path,
+    source: SourceFile,
     out_layout: ChannelLayout,
     out_rate: u32,
     mut sink: impl FnMut(&[f32]) -> Result<bool, EncodeError>,
@@ -87,6 +87,7 @@ fn decode(
     let stream = input.streams().best(media::Type::Audio).ok_or(EncodeError::NoAudio)?;
     let stream_index = stream.index();
     let codec_id = stream.parameters().id();
+    check_codec("audio", codec_id, &source.format.audio_codecs)?;
     if codec::decoder::find(codec_id).is_none() {
         return Err(EncodeError::UnsupportedCodec(format!("{codec_id:?}")));
     }

@@ -33,10 +33,10 @@ mod video;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
 
 pub use encoder::{AudioCodec, VideoCodec, X264Preset};
 pub use error::EncodeError;
+pub use source::{InputFormat, SourceFile};
 pub use timing::segment_start_frame;
 
 /// One rung of the encoding ladder.
@@ -58,7 +58,7 @@ pub struct Rung {
 #[derive(Debug, Clone)]
 pub struct VideoChunkRequest<'a> {
     /// Local source file.
-    pub source: &'a Path,
+    pub source: SourceFile<'a>,
     /// Output constant frame rate as num/den. Each output frame shows the latest decoded frame whose
     /// timestamp is at or before the output frame's time.
     pub frame_rate: (u32, u32),
@@ -110,7 +110,7 @@ pub fn encode_video_chunk(req: &VideoChunkRequest) -> Result<Vec<RenditionChunk>
 #[derive(Debug, Clone)]
 pub struct AudioRequest<'a> {
     /// Local source file.
-    pub source: &'a Path,
+    pub source: SourceFile<'a>,
     /// The audio encoders, one track each (the source is decoded once for all).
     pub codecs: &'a [AudioCodec],
     /// Bitrate of each track (Opus: 6..=510, AAC: 8..=512).
@@ -144,7 +144,7 @@ pub fn encode_audio(req: &AudioRequest) -> Result<Vec<AudioOutput>, EncodeError>
 #[derive(Debug, Clone)]
 pub struct PcmRequest<'a> {
     /// Local source file.
-    pub source: &'a Path,
+    pub source: SourceFile<'a>,
     /// Output sample rate.
     pub sample_rate: u32,
     /// Window [start, end) in seconds of the source's audio timeline.
@@ -162,7 +162,7 @@ pub fn decode_speech_pcm(req: &PcmRequest) -> Result<Vec<i16>, EncodeError> {
 #[derive(Debug, Clone)]
 pub struct ThumbnailRequest<'a> {
     /// Local source file.
-    pub source: &'a Path,
+    pub source: SourceFile<'a>,
     /// Presentation times in seconds, ascending; at most `columns × rows`.
     pub times: &'a [f64],
     /// Tile size as displayed (even).
@@ -180,6 +180,6 @@ pub fn sprite_sheet(req: &ThumbnailRequest) -> Result<Vec<u8>, EncodeError> {
 }
 
 /// The frame shown at `time` seconds as a JPEG of `size` (even, as displayed).
-pub fn poster(source: &Path, time: f64, size: (u32, u32), rotation: u32) -> Result<Vec<u8>, EncodeError> {
+pub fn poster(source: SourceFile, time: f64, size: (u32, u32), rotation: u32) -> Result<Vec<u8>, EncodeError> {
     thumbs::poster(source, time, size, rotation)
 }

@@ -27,16 +27,80 @@ pub(crate) fn init() -> Result<(), EncodeError> {
     .map_err(EncodeError::Open)
 }
 
-/// Opens a media file with libavformat.
-pub(crate) fn open_input(path: &Path) -> Result<format::context::Input, EncodeError> {
+/// What the probe accepted, and so all the encoder opens: the libavformat demuxer the source is read with (no format
+/// detection, no protocol but local files) and the codec of its video and audio streams. A file that probed as one
+/// thing is never decoded as another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFormat {
+    /// libavformat demuxer name: `mov` (MP4, MOV), `matroska` (Matroska, WebM), `yuv4mpegpipe`, `wav`.
+    pub demuxer: String,
+    /// The video streams' codecs as the probe named them (ffmpeg's codec names: `h264`, `hevc`, `prores`, …).
+    pub video_codecs: Vec<String>,
+    /// The audio streams' codecs as the probe named them.
+    pub audio_codecs: Vec<String>,
+}
+
+/// A local source file and the format the probe accepted for it.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceFile<'a> {
+    pub path: &'a Path,
+    pub format: &'a InputFormat,
+}
+
+/// Opens a source with libavformat: its probed demuxer forced, local files only.
+pub(crate) fn open_input(source: SourceFile) -> Result<format::context::Input, EncodeError> {
     init()?;
+    let path = source.path;
     if !path.is_file() {
         return Err(EncodeError::Io(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!("{} is not a readable file", path.display()),
         )));
     }
-    format::input(&path).map_err(|e| EncodeError::Open(format!("{}: {e}", path.display())))
+    let open_err = |m: String| EncodeError::Open(format!("{}: {m}", path.display()));
+    let name = std::ffi::CString::new(source.format.demuxer.as_str()).map_err(|e| open_err(e.to_string()))?;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| open_err(e.to_string()))?;
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("protocol_whitelist", "file");
+    // SAFETY: av_find_input_format reads a NUL-terminated name and returns a static demuxer or null;
+    // avformat_open_input gets a null context pointer to fill, a NUL-terminated path, that demuxer and an owned
+    // dictionary (given back and freed by Dictionary::own); on failure it frees the context itself, and after a
+    // failed avformat_find_stream_info we close it; on success Input::wrap takes ownership.
+    unsafe {
+        let demuxer = ffmpeg::ffi::av_find_input_format(name.as_ptr());
+        if demuxer.is_null() {
+            return Err(open_err(format!("no demuxer {}", source.format.demuxer)));
+        }
+        let mut ctx = std::ptr::null_mut();
+        let mut opts = options.disown();
+        let r = ffmpeg::ffi::avformat_open_input(&mut ctx, c_path.as_ptr(), demuxer, &mut opts);
+        ffmpeg::Dictionary::own(opts);
+        if r < 0 {
+            return Err(open_err(ffmpeg::Error::from(r).to_string()));
+        }
+        let r = ffmpeg::ffi::avformat_find_stream_info(ctx, std::ptr::null_mut());
+        if r < 0 {
+            ffmpeg::ffi::avformat_close_input(&mut ctx);
+            return Err(open_err(ffmpeg::Error::from(r).to_string()));
+        }
+        Ok(format::context::Input::wrap(ctx))
+    }
+}
+
+/// Checks that the stream libavformat found has the codec the probe accepted.
+pub(crate) fn check_codec(kind: &str, found: codec::Id, accepted: &[String]) -> Result<(), EncodeError> {
+    let found_name = found.name();
+    if accepted.iter().any(|a| a.eq_ignore_ascii_case(found_name)) {
+        return Ok(());
+    }
+    Err(EncodeError::Open(format!(
+        "the source's {kind} stream is {found_name}, but the probe accepted {}",
+        if accepted.is_empty() {
+            "none".to_string()
+        } else {
+            accepted.join(", ")
+        }
+    )))
 }
 
 /// A decoded video frame and its source timestamp.
@@ -64,9 +128,9 @@ pub(crate) struct VideoSource {
 }
 
 impl VideoSource {
-    /// Opens `path` and the decoder of its best video stream.
-    pub(crate) fn open(path: &Path, threads: usize) -> Result<Self, EncodeError> {
-        let input = open_input(path)?;
+    /// Opens `source` and the decoder of its best video stream (the codec the probe accepted).
+    pub(crate) fn open(source: SourceFile, threads: usize) -> Result<Self, EncodeError> {
+        let input = open_input(source)?;
         let stream = input.streams().best(media::Type::Video).ok_or(EncodeError::NoVideo)?;
         let stream_index = stream.index();
         let tb = stream.time_base();
@@ -80,6 +144,7 @@ impl VideoSource {
             t => t,
         };
         let codec_id = stream.parameters().id();
+        check_codec("video", codec_id, &source.format.video_codecs)?;
         let mut ctx = codec::context::Context::from_parameters(stream.parameters())
             .map_err(|e| EncodeError::Decode(format!("decoder parameters: {e}")))?;
         if codec::decoder::find(codec_id).is_none() {

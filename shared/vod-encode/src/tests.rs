@@ -157,7 +157,7 @@ fn decode_is_bit_exact_with_b_frames() {
     assert!(expected.status.success());
     let mut decoded = Vec::new();
     let mut frames = 0;
-    let mut source = VideoSource::open(&src, 2).expect("open");
+    let mut source = VideoSource::open(source_file(&src), 2).expect("open");
     while let Some(f) = source.next_frame().expect("decode") {
         let pic = picture_from_yuv420p(&f.frame).expect("yuv420p");
         for p in &pic.planes {
@@ -176,14 +176,14 @@ fn frames_before_a_chunk_skip_decoding_without_changing_the_shown_ones() {
     let planes =
         |f: &ffmpeg_next::frame::Video| -> Vec<u8> { picture_from_yuv420p(f).expect("yuv420p").planes.concat() };
     let mut whole = std::collections::BTreeMap::new();
-    let mut source = VideoSource::open(&src, 2).expect("open");
+    let mut source = VideoSource::open(source_file(&src), 2).expect("open");
     while let Some(f) = source.next_frame().expect("decode") {
         whole.insert(f.pts, planes(&f.frame));
     }
     assert_eq!(whole.len(), 150);
     // x264's defaults: one key frame (the first) and B-frames that nothing references.
     let limit = source.origin + 3 * i64::from(source.time_base.1) / i64::from(source.time_base.0);
-    let mut skipping = VideoSource::open(&src, 2).expect("open");
+    let mut skipping = VideoSource::open(source_file(&src), 2).expect("open");
     skipping.seek(limit).expect("seek");
     skipping.skip_unshown_before(limit);
     let (mut before, mut after) = (0, 0);
@@ -242,7 +242,7 @@ fn ladder() -> Vec<Rung> {
 fn request<'a>(src: &'a Path, rungs: &'a [Rung], first: u32, end: u32) -> VideoChunkRequest<'a> {
     VideoChunkRequest {
         rotation: 0,
-        source: src,
+        source: source_file(src),
         frame_rate: (25, 1),
         segment_duration: 1.0,
         first_segment: first,
@@ -631,7 +631,7 @@ fn audio_aac_stereo_to_opus() {
     let src = source_mp4();
     let out = encode_audio(&AudioRequest {
         codecs: &[AudioCodec::Opus],
-        source: &src,
+        source: source_file(&src),
         bitrate_kbps: 128,
         channels: 2,
         segment_duration: 1.0,
@@ -651,7 +651,7 @@ fn aac_beside_opus_from_one_decode_in_sync() {
     let src = generated("bursts.wav", &args.iter().map(String::as_str).collect::<Vec<_>>());
     let outs = encode_audio(&AudioRequest {
         codecs: &[AudioCodec::Opus, AudioCodec::Aac],
-        source: &src,
+        source: source_file(&src),
         bitrate_kbps: 96,
         channels: 2,
         segment_duration: 1.0,
@@ -725,7 +725,7 @@ fn audio_wav_mono_44k_and_surround_downmix() {
     let wav = mono44_wav();
     let out = encode_audio(&AudioRequest {
         codecs: &[AudioCodec::Opus],
-        source: &wav,
+        source: source_file(&wav),
         bitrate_kbps: 64,
         channels: 1,
         segment_duration: 2.0,
@@ -758,7 +758,7 @@ fn audio_wav_mono_44k_and_surround_downmix() {
     );
     let out = encode_audio(&AudioRequest {
         codecs: &[AudioCodec::Opus],
-        source: &surround,
+        source: source_file(&surround),
         bitrate_kbps: 96,
         channels: 2,
         segment_duration: 1.0,
@@ -769,7 +769,7 @@ fn audio_wav_mono_44k_and_surround_downmix() {
     assert!(matches!(
         encode_audio(&AudioRequest {
             codecs: &[AudioCodec::Opus],
-            source: &surround,
+            source: source_file(&surround),
             bitrate_kbps: 96,
             channels: 6,
             segment_duration: 1.0
@@ -785,7 +785,7 @@ fn sprite_sheets_and_posters() {
     let src = source_mp4();
     let times = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
     let req = ThumbnailRequest {
-        source: &src,
+        source: source_file(&src),
         times: &times,
         tile: (80, 60),
         columns: 3,
@@ -848,7 +848,7 @@ fn sprite_sheets_and_posters() {
     })
     .expect("seeking sheet");
     assert!(!far.is_empty());
-    let poster = poster(&src, 2.0, (320, 240), 0).expect("poster");
+    let poster = poster(source_file(&src), 2.0, (320, 240), 0).expect("poster");
     let file = work_dir().join("poster.jpg");
     std::fs::write(&file, &poster).expect("write");
     assert_eq!(ffprobe(&file, "stream=codec_name,width,height"), "mjpeg,320,240");
@@ -882,7 +882,7 @@ fn sprite_sheets_and_posters() {
         );
     }
     assert!(sprite_sheet(&ThumbnailRequest {
-        source: &work_dir().join("missing.mp4"),
+        source: source_file(&work_dir().join("missing.mp4")),
         ..req.clone()
     })
     .is_err());
@@ -906,7 +906,7 @@ fn hostile_inputs_are_errors() {
     assert!(encode_video_chunk(&request(&random, &rungs, 0, 1)).is_err());
     assert!(encode_audio(&AudioRequest {
         codecs: &[AudioCodec::Opus],
-        source: &random,
+        source: source_file(&random),
         bitrate_kbps: 96,
         channels: 2,
         segment_duration: 1.0
@@ -920,7 +920,7 @@ fn hostile_inputs_are_errors() {
         let _ = encode_video_chunk(&request(&truncated, &rungs, 0, 1));
         let _ = encode_audio(&AudioRequest {
             codecs: &[AudioCodec::Opus],
-            source: &truncated,
+            source: source_file(&truncated),
             bitrate_kbps: 96,
             channels: 2,
             segment_duration: 1.0,
@@ -942,7 +942,7 @@ fn hostile_inputs_are_errors() {
     let _ = encode_video_chunk(&request(&damaged_path, &rungs, 0, 3));
     let _ = encode_audio(&AudioRequest {
         codecs: &[AudioCodec::Opus],
-        source: &damaged_path,
+        source: source_file(&damaged_path),
         bitrate_kbps: 96,
         channels: 2,
         segment_duration: 1.0,
@@ -964,7 +964,7 @@ fn hostile_inputs_are_errors() {
     assert!(matches!(
         encode_audio(&AudioRequest {
             codecs: &[AudioCodec::Opus],
-            source: &video_only,
+            source: source_file(&video_only),
             bitrate_kbps: 96,
             channels: 2,
             segment_duration: 1.0
@@ -980,4 +980,62 @@ fn hostile_inputs_are_errors() {
         encode_video_chunk(&request(&dir.join("missing.mp4"), &rungs, 0, 1)),
         Err(EncodeError::Io(_))
     ));
+}
+
+/// Issue 15 item 7: the encoder opens a source only as the probe accepted it — its demuxer forced (no format
+/// detection), local files only, and the stream's codec the accepted one. Before, libavformat detected the format
+/// itself, so a file accepted as one thing was decoded as whatever its bytes said.
+#[test]
+fn sources_open_only_as_the_probe_accepted_them() {
+    let src = source_mp4();
+    let with = |demuxer: &str, video: &str, audio: &str| InputFormat {
+        demuxer: demuxer.into(),
+        video_codecs: vec![video.into()],
+        audio_codecs: vec![audio.into()],
+    };
+    let open = |f: &InputFormat| VideoSource::open(SourceFile { path: &src, format: f }, 1).map(|_| ());
+    open(&with("mov", "h264", "aac")).expect("opens as probed");
+    let err = |r: Result<(), EncodeError>| r.expect_err("refused").to_string();
+    // Another container than the one accepted: the forced demuxer does not read it.
+    assert!(open(&with("yuv4mpegpipe", "h264", "aac")).is_err(), "an MP4 is not opened as Y4M");
+    assert!(open(&with("matroska", "h264", "aac")).is_err(), "an MP4 is not opened as Matroska");
+    assert!(err(open(&with("no-such-demuxer", "h264", "aac"))).contains("no demuxer"));
+    // Another codec than the one accepted.
+    let m = err(open(&with("mov", "hevc", "aac")));
+    assert!(m.contains("h264") && m.contains("hevc"), "{m}");
+    let m = err(
+        crate::audio::decode_pcm(&PcmRequest {
+            source: SourceFile {
+                path: &src,
+                format: &with("mov", "h264", "opus"),
+            },
+            sample_rate: 16_000,
+            start_secs: 0.0,
+            end_secs: 1.0,
+        })
+        .map(|_| ()),
+    );
+    assert!(m.contains("aac") && m.contains("opus"), "{m}");
+    // No protocol but local files: a URL is not a file.
+    let url = std::path::Path::new("http://127.0.0.1:9/x.mp4");
+    assert!(VideoSource::open(
+        SourceFile {
+            path: url,
+            format: &with("mov", "h264", "aac")
+        },
+        1
+    )
+    .is_err());
+}
+
+/// A source file with the format ffprobe finds in it (a probe's verdict); unreadable files are offered as MP4.
+fn source_file(path: &Path) -> SourceFile<'_> {
+    let (demuxer, video_codecs, audio_codecs) =
+        vod_testkit::input_format_of(path).unwrap_or_else(|| ("mov".into(), vec!["h264".into()], vec!["aac".into()]));
+    let format = Box::leak(Box::new(InputFormat {
+        demuxer,
+        video_codecs,
+        audio_codecs,
+    }));
+    SourceFile { path, format }
 }

@@ -55,7 +55,7 @@ pub(crate) fn sprite_sheet(req: &ThumbnailRequest) -> Result<Vec<u8>, EncodeErro
 
 /// See [`crate::poster`].
 pub(crate) fn poster(
-    source: &std::path::Path,
+    source: crate::SourceFile,
     time: f64,
     size: (u32, u32),
     rotation: u32,

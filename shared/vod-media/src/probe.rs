@@ -30,6 +30,18 @@ pub enum Container {
     Wav,
 }
 
+impl Container {
+    /// The libavformat demuxer that reads it (the encoder opens a source with this one only).
+    pub fn ffmpeg_demuxer(self) -> &'static str {
+        match self {
+            Container::Mp4 | Container::Mov => "mov",
+            Container::Matroska | Container::Webm => "matroska",
+            Container::Y4m => "yuv4mpegpipe",
+            Container::Wav => "wav",
+        }
+    }
+}
+
 /// One video stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoStream {

@@ -167,6 +167,15 @@ fn load_track(dir: &Path, name: &str) -> Option<Track> {
 }
 
 /// The 4 s test source (640x360 testsrc2 at 30 fps, H.264 + AAC), made once per process.
+/// The clip's format as the probe accepts it: MP4 with H.264 and AAC.
+fn clip_format() -> vod_encode::InputFormat {
+    vod_encode::InputFormat {
+        demuxer: "mov".into(),
+        video_codecs: vec!["h264".into()],
+        audio_codecs: vec!["aac".into()],
+    }
+}
+
 fn source_clip() -> &'static Path {
     static SOURCE: OnceLock<PathBuf> = OnceLock::new();
     SOURCE.get_or_init(|| {
@@ -202,7 +211,10 @@ fn encode_rendition(codec: vod_encode::VideoCodec) -> Track {
     }];
     let video = encode_video_chunk(&VideoChunkRequest {
         rotation: 0,
-        source: source_clip(),
+        source: vod_encode::SourceFile {
+            path: source_clip(),
+            format: &clip_format(),
+        },
         frame_rate: (30, 1),
         segment_duration: 2.0,
         first_segment: 0,
@@ -225,7 +237,10 @@ fn encode_media() -> (Track, Track) {
 fn encode_audio_track(codec: vod_encode::AudioCodec) -> Track {
     let audio = encode_audio(&AudioRequest {
         codecs: &[codec],
-        source: source_clip(),
+        source: vod_encode::SourceFile {
+            path: source_clip(),
+            format: &clip_format(),
+        },
         bitrate_kbps: 96,
         channels: 2,
         segment_duration: 2.0,

@@ -194,3 +194,26 @@ pub fn start_peak() -> usize {
 pub fn peak_since(base: usize) -> usize {
     PEAK.load(Ordering::Relaxed).saturating_sub(base)
 }
+
+/// What a probe accepts of a file, as ffprobe sees it: the libavformat demuxer (the first name of its format) and
+/// the codec names of its video and audio streams; `None` when ffprobe cannot read it.
+pub fn input_format_of(path: &Path) -> Option<(String, Vec<String>, Vec<String>)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json", "-show_format", "-show_streams"])
+        .arg(path)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let demuxer = p["format"]["format_name"].as_str()?.split(',').next()?.to_string();
+    let codecs = |kind: &str| -> Vec<String> {
+        p["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["codec_type"] == kind)
+            .filter_map(|s| s["codec_name"].as_str().map(str::to_string))
+            .collect()
+    };
+    Some((demuxer, codecs("video"), codecs("audio")))
+}

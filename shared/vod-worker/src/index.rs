@@ -46,16 +46,25 @@ pub(crate) async fn run_task(
     task: u32,
     kind: &TaskKind,
     source: &std::path::Path,
+    input: &vod_encode::InputFormat,
 ) -> Result<(), TaskError> {
     let TaskKind::Index { start_ms, end_ms } = *kind else {
         return Err(TaskError::Permanent("not an index task".into()));
     };
     let (start, end) = (start_ms as f64 / 1000.0, end_ms as f64 / 1000.0);
     let from = (start - OVERLAP_SECS).max(0.0);
-    let (src, cfg, engine) = (source.to_path_buf(), ctx.speech.clone(), ctx.speech_engine.clone());
+    let (src, cfg, engine, input) = (
+        source.to_path_buf(),
+        ctx.speech.clone(),
+        ctx.speech_engine.clone(),
+        input.clone(),
+    );
     let words = tokio::task::spawn_blocking(move || {
         let pcm = vod_encode::decode_speech_pcm(&vod_encode::PcmRequest {
-            source: &src,
+            source: vod_encode::SourceFile {
+                path: &src,
+                format: &input,
+            },
             sample_rate: vod_speech::SAMPLE_RATE,
             start_secs: from,
             end_secs: end + OVERLAP_SECS,

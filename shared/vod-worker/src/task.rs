@@ -10,7 +10,10 @@ use vod_domain::job::{
     AudioEncoding, Job, JobState, KeyFrame, SegmentRecord, TaskKind, TaskState, TrackOutput, VideoEncoding,
 };
 use vod_domain::{BlobRef, StoreError, TaskMessage, Thumbnails};
-use vod_encode::{AudioCodec, AudioRequest, EncodeError, Rung, SegmentSamples, ThumbnailRequest, VideoChunkRequest};
+use vod_encode::{
+    AudioCodec, AudioRequest, EncodeError, InputFormat, Rung, SegmentSamples, SourceFile, ThumbnailRequest,
+    VideoChunkRequest,
+};
 
 use crate::WorkerContext;
 
@@ -228,6 +231,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
         }
         Some(_) => {}
     }
+    let input = input_format(&asset)?;
     let format = asset.media.as_ref().and_then(|m| vod_media::format_of(m.container));
     let part = match format {
         Some(format) => {
@@ -286,11 +290,14 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
                 })
                 .collect::<Result<_, TaskError>>()?;
             let encode = |src: PathBuf| {
-                let (plan, threads, rungs) = (job.plan.clone(), ctx.threads, rungs.clone());
+                let (plan, threads, rungs, input) = (job.plan.clone(), ctx.threads, rungs.clone(), input.clone());
                 tokio::task::spawn_blocking(move || {
                     vod_encode::encode_video_chunk(&VideoChunkRequest {
                         rotation: plan.rotation,
-                        source: &src,
+                        source: SourceFile {
+                            path: &src,
+                            format: &input,
+                        },
                         frame_rate: plan.frame_rate,
                         segment_duration: plan.segment_duration,
                         first_segment,
@@ -329,10 +336,14 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
                     AudioEncoding::Aac => AudioCodec::Aac,
                 })
                 .collect();
+            let input = input.clone();
             let tracks = tokio::task::spawn_blocking(move || {
                 vod_encode::encode_audio(&AudioRequest {
                     codecs: &codecs,
-                    source: &src,
+                    source: SourceFile {
+                        path: &src,
+                        format: &input,
+                    },
                     bitrate_kbps: spec.bitrate_kbps,
                     channels: spec.channels,
                     segment_duration: seg,
@@ -354,9 +365,14 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
                 .ok_or_else(|| TaskError::Permanent("the job plans no thumbnails".into()))?;
             let (src, rotation, threads) = (path.clone(), job.plan.rotation, ctx.threads);
             let times = plan.times(sheet);
+            let input = input.clone();
             let made = tokio::task::spawn_blocking(move || {
+                let source = SourceFile {
+                    path: &src,
+                    format: &input,
+                };
                 let sheet_jpeg = vod_encode::sprite_sheet(&ThumbnailRequest {
-                    source: &src,
+                    source,
                     times: &times,
                     tile: (plan.width, plan.height),
                     columns: plan.columns,
@@ -366,7 +382,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
                 })?;
                 let poster = match sheet {
                     0 => Some(vod_encode::poster(
-                        &src,
+                        source,
                         plan.poster_secs,
                         (plan.poster_width, plan.poster_height),
                         rotation,
@@ -391,7 +407,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             Vec::new()
         }
         kind @ TaskKind::Index { .. } => {
-            crate::index::run_task(ctx, &job, msg.task, &kind, &path).await?;
+            crate::index::run_task(ctx, &job, msg.task, &kind, &path, &input).await?;
             Vec::new()
         }
     };
@@ -596,4 +612,17 @@ mod tests {
         }
         assert!(vod_encode::X264Preset::parse("warp").is_none());
     }
+}
+
+/// The format the probe accepted for the asset's source: all the encoder will open it as.
+fn input_format(asset: &vod_domain::Asset) -> Result<InputFormat, TaskError> {
+    let media = asset
+        .media
+        .as_ref()
+        .ok_or_else(|| TaskError::Permanent("the asset's source has no probe result".into()))?;
+    Ok(InputFormat {
+        demuxer: media.container.ffmpeg_demuxer().into(),
+        video_codecs: media.video.iter().map(|v| v.codec.clone()).collect(),
+        audio_codecs: media.audio.iter().map(|a| a.codec.clone()).collect(),
+    })
 }
