@@ -440,6 +440,88 @@ async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
     finish(stack).await;
 }
 
+/// Issue 15 item 8: deleting an asset while its tasks run leaves nothing behind. Before, a task that was encoding
+/// when the asset was deleted wrote its segments afterwards, under the deleted asset's prefix, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_assets_running_tasks_leave_nothing_behind() {
+    let stack = stack("delete-running").await;
+    let api = Api::new(&stack);
+    let dir = scratch("delete-running");
+    let source = h264_aac_mp4(&dir, "clip.mp4", "640x360", 25, 8);
+    let id = api.upload_id(&source).await;
+    assert_eq!(api.wait_final(&id).await["state"], "Probed");
+    let job = api.start_job(&id, "tiny").await;
+    let jid = job["id"].as_str().expect("job id").to_string();
+    // Delete as soon as a task is being encoded.
+    let started = Instant::now();
+    loop {
+        let (_, j) = api.call(Method::GET, &format!("/jobs/{jid}"), None).await;
+        let running = j["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["state"] == "Processing");
+        if running {
+            break;
+        }
+        assert!(
+            j["state"] != "Finished",
+            "the job finished before a task could be caught running: {j}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(120), "no task started: {j}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, v) = api.call(Method::DELETE, &format!("/assets/{id}"), None).await;
+    assert_eq!(s, 204, "{v}");
+    // Every task message of the job is settled (the running one ends, the others find no job).
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let url = stack.queue_urls["EncodeQueue"].clone();
+    let started = Instant::now();
+    loop {
+        let a = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .expect("queue attributes");
+        let count = |n: aws_sdk_sqs::types::QueueAttributeName| {
+            a.attributes()
+                .and_then(|m| m.get(&n))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let left = count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            + count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
+        if left == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "{left} task messages still in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&stack.sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let media = stack.bucket("MediaBucket").expect("media bucket").to_string();
+    let left = s3
+        .list_objects_v2()
+        .bucket(&media)
+        .prefix(format!("assets/{id}/"))
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<&str> = left.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(keys.is_empty(), "objects of the deleted asset remain: {keys:?}");
+    let (s, _) = api.call(Method::GET, &format!("/jobs/{jid}"), None).await;
+    assert_eq!(s, 404, "the job is gone");
+    finish(stack).await;
+}
+
 /// A stack of `opts` with the encoder paused, `source` uploaded and probed, and a job created with `preset` (its
 /// messages wait in the queue): the stack, the asset id and the job.
 async fn job_with_encoder_paused(

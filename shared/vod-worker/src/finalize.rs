@@ -82,7 +82,11 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
     // Record the outputs on the asset (optimistic concurrency, retried on conflict).
     loop {
         let Some(mut asset) = ctx.assets.get(job.asset_id).await? else {
-            return Err(TaskError::Permanent("the asset was deleted".into()));
+            // Deleted while the job finalized: nothing of it stays (search terms, progressive heads, captions).
+            if captions.is_some() {
+                ctx.search.put_terms(job.asset_id, &[]).await?;
+            }
+            return crate::task::discard(ctx, &job).await;
         };
         if let Some(o) = &output {
             // The asset shows this job's output only if no newer job's output is current (two jobs started on

@@ -129,6 +129,16 @@ pub async fn dead_letter(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), T
     Ok(())
 }
 
+/// Removes every object of a job that no longer exists (its asset was deleted while its tasks ran).
+pub(crate) async fn discard(ctx: &WorkerContext, job: &Job) -> Result<(), TaskError> {
+    let removed = ctx
+        .blobs
+        .delete_prefix(&ctx.media_bucket, &format!("{}/", job_prefix(job)))
+        .await?;
+    info!(job_id = %job.id, asset_id = %job.asset_id, removed, "the job was deleted while it ran: its objects are removed");
+    Ok(())
+}
+
 /// Settles a task of a cancelled job; the job becomes Canceled once no task runs.
 async fn cancel_task(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError> {
     ctx.jobs
@@ -412,11 +422,15 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
         }
     };
 
-    // A job cancelled while this task ran does not finish.
-    if let Some(now) = ctx.jobs.get_job(job.id).await? {
-        if matches!(now.state, JobState::Canceling | JobState::Canceled) {
-            return cancel_task(ctx, msg).await;
+    // A job deleted while this task ran (its asset was deleted) keeps nothing of it: deletion removes the job
+    // records before the asset's objects, so whatever this task wrote before that is swept by the deletion and
+    // what it wrote after is removed here. A job cancelled meanwhile does not finish.
+    match ctx.jobs.get_job(job.id).await? {
+        None => return discard(ctx, &job).await,
+        Some(now) if matches!(now.state, JobState::Canceling | JobState::Canceled) => {
+            return cancel_task(ctx, msg).await
         }
+        Some(_) => {}
     }
     match ctx.jobs.finish_task(job.id, msg.task, &outputs).await? {
         Some(done) => {
