@@ -191,7 +191,23 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
     let seg = format!("{ism}/audio/seg-00001.m4s");
     let (s, h, body) = get(&http, &seg).await;
     assert_eq!(s, 200);
-    assert!(h["cache-control"].to_str().unwrap_or("").contains("immutable"));
+    // Cached for SegmentMaxAgeSeconds (default one hour), not for the locator's whole life (a day here).
+    assert_eq!(
+        h["cache-control"].to_str().unwrap_or(""),
+        "public, max-age=3600, immutable"
+    );
+    // One spelling per URL (issue 15 item 2): the locator's own `{name}.ism`, the manifests' segment numbers, and
+    // the filter query on manifests only — before, each of these answered 200 under another cache key.
+    let (prefix, ism_name) = ism.rsplit_once('/').expect("ism path");
+    for (other, status) in [
+        (format!("{prefix}/another-name.ism/audio/seg-00001.m4s"), 404),
+        (format!("{ism}/audio/seg-1.m4s"), 404),
+        (format!("{ism}/audio/seg-000001.m4s"), 404),
+        (format!("{seg}?filter=first2s"), 400),
+    ] {
+        let (s, _, body) = get(&http, &other).await;
+        assert_eq!(s, status, "{other} ({ism_name}): {}", String::from_utf8_lossy(&body));
+    }
     assert!(
         body.len() > 100 && (&body[4..8] == b"styp" || &body[4..8] == b"moof"),
         "a CMAF fragment"

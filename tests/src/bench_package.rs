@@ -422,6 +422,7 @@ async fn main() -> Result<()> {
         base_path: "/stream".into(),
         kms_key_id: format!("alias/{prefix}-content-keys"),
         encode_queue_url: None,
+        segment_max_age: Duration::from_secs(vod_app::stream::DEFAULT_SEGMENT_MAX_AGE),
     };
     let ctx_for = |blobs: Arc<dyn BlobStore>| {
         let delivery = DeliveryService::new(

@@ -42,6 +42,9 @@ pub const MAX_BODY: u64 = 4 * 1024 * 1024;
 /// Ranged reads of segments in flight for one progressive-download response.
 const PROGRESSIVE_READS: usize = 8;
 
+/// Default `SEGMENT_MAX_AGE_SECONDS`: one hour.
+pub const DEFAULT_SEGMENT_MAX_AGE: u64 = 3600;
+
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
     pub table_name: String,
@@ -55,6 +58,9 @@ pub struct StreamConfig {
     pub kms_key_id: String,
     /// The task queue, where the packager asks for a progressive file to be stored whole (one-request downloads).
     pub encode_queue_url: Option<String>,
+    /// How long segments, init segments and files may be cached (never longer than the locator has left): what a
+    /// CDN may keep serving after an unpublish, a delete or a key change.
+    pub segment_max_age: Duration,
 }
 
 impl StreamConfig {
@@ -68,7 +74,16 @@ impl StreamConfig {
                 .filter(|n| (1..=3600).contains(n))
                 .ok_or(ConfigError::Invalid("MANIFEST_TTL_SECONDS", v))?,
         };
+        let segment_max_age = match get("SEGMENT_MAX_AGE_SECONDS").filter(|v| !v.is_empty()) {
+            None => DEFAULT_SEGMENT_MAX_AGE,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=31_536_000).contains(n))
+                .ok_or(ConfigError::Invalid("SEGMENT_MAX_AGE_SECONDS", v))?,
+        };
         Ok(StreamConfig {
+            segment_max_age: Duration::from_secs(segment_max_age),
             table_name: req("TABLE_NAME")?,
             media_bucket: req("MEDIA_BUCKET")?,
             manifest_ttl: Duration::from_secs(ttl),
@@ -747,6 +762,34 @@ async fn resolve(ctx: &StreamContext, req: &Request) -> Result<Resolved, ApiErro
         UrlError::NotFound(m) => not_found(m),
     })?;
     let locator = ctx.locator(sreq.locator).await?;
+    // One spelling per URL: `{name}.ism` is the locator's own name, and the `filter` query is for manifests and
+    // playlists only (a segment is the same whatever a manifest was filtered by).
+    if sreq.name.as_ref().is_some_and(|n| *n != locator.name) {
+        return Err(not_found(format!(
+            "locator {} has no {}.ism",
+            locator.id,
+            sreq.name.as_deref().unwrap_or("")
+        )));
+    }
+    let manifest = matches!(
+        sreq.resource,
+        Resource::Manifest { .. }
+            | Resource::MediaPlaylist { .. }
+            | Resource::IframePlaylist { .. }
+            | Resource::TextPlaylist
+    );
+    if !manifest
+        && req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv.split('=').next() == Some("filter")))
+    {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the filter query applies to manifests and playlists only",
+        ));
+    }
     let now = Utc::now();
     match locator.window(now) {
         LocatorWindow::Active => {}
@@ -791,7 +834,7 @@ async fn resolve(ctx: &StreamContext, req: &Request) -> Result<Resolved, ApiErro
     Ok(Resolved {
         sreq,
         manifest_age: ctx.config.manifest_ttl.as_secs().min(left),
-        segment_age: left.min(31_536_000),
+        segment_age: left.min(ctx.config.segment_max_age.as_secs()),
         left,
         locator,
         asset,

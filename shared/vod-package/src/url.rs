@@ -118,12 +118,13 @@ fn segment_number(f: &str, ext: &str) -> Option<u32> {
     numbered(f, "seg-", ext)
 }
 
-/// The number `n` of a file named `{prefix}{n}{ext}` (1 to 9 digits).
+/// The number `n` of a file named `{prefix}{n}{ext}`, written as the manifests write it: at least five digits,
+/// zero-padded, no more zeros than that (one spelling per segment, so one cache entry).
 fn numbered(f: &str, prefix: &str, ext: &str) -> Option<u32> {
     f.strip_prefix(prefix)
         .and_then(|f| f.strip_suffix(ext))
         .filter(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|n| n.parse::<u32>().ok())
+        .and_then(|n| n.parse::<u32>().ok().filter(|v| format!("{v:05}") == n))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -370,7 +371,7 @@ mod tests {
             })
         );
         assert_eq!(
-            p("360p/key-3.m4s"),
+            p("360p/key-00003.m4s"),
             Ok(Resource::KeyFrame {
                 track: "360p".into(),
                 number: 3,
@@ -382,6 +383,9 @@ mod tests {
             "360p/key-.m4s",
             "360p/key-1234567890.m4s",
             "360p/key-1.mp4",
+            // One spelling per segment: the manifests' five zero-padded digits, no other padding.
+            "360p/key-3.m4s",
+            "360p/key-000003.m4s",
         ] {
             assert!(matches!(p(bad), Err(UrlError::NotFound(_))), "{bad}");
         }
@@ -442,6 +446,16 @@ mod tests {
 
     #[test]
     fn parses_tracks_segments_and_downloads() {
+        for other in ["seg-12.m4s", "seg-012.m4s", "seg-000012.m4s"] {
+            assert!(
+                parse(&format!("{L}/c.ism/360p/{other}"), None).is_err(),
+                "{other} is not the segment's spelling"
+            );
+        }
+        assert!(
+            parse(&format!("{L}/c.ism/360p/seg-123456.m4s"), None).is_ok(),
+            "six digits past 99999"
+        );
         let r = parse(&format!("{L}/c.ism/360p/seg-00012.m4s"), None).unwrap();
         assert_eq!(
             r.resource,
