@@ -337,6 +337,35 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
     let gone = loc["id"].as_str().expect("id");
     let (s, _) = api.call(Method::DELETE, &format!("/locators/{gone}"), None).await;
     assert_eq!(s, 204);
+    // Unpublishing invalidated the locator's paths on the CDN (recorded by the emulator's CloudFront).
+    let cf = aws_sdk_cloudfront::Client::new(&stack.sdk);
+    let distribution = stack.spec.distributions[0]
+        .1
+        .clone()
+        .expect("a provisioned distribution");
+    let mut invalidated = Vec::new();
+    let list = cf
+        .list_invalidations()
+        .distribution_id(&distribution)
+        .send()
+        .await
+        .expect("list invalidations");
+    for summary in list.invalidation_list().map(|l| l.items()).unwrap_or_default() {
+        let inv = cf
+            .get_invalidation()
+            .distribution_id(&distribution)
+            .id(summary.id())
+            .send()
+            .await
+            .expect("get invalidation");
+        if let Some(batch) = inv.invalidation().and_then(|i| i.invalidation_batch()) {
+            invalidated.extend(batch.paths().map(|p| p.items().to_vec()).unwrap_or_default());
+        }
+    }
+    assert!(
+        invalidated.contains(&format!("/stream/{gone}/*")),
+        "the unpublished locator's paths were invalidated: {invalidated:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (s, _, body) = get(&http, &hls).await;
     assert_eq!((s, error_code(&body)), (404, "not_found".into()));

@@ -214,6 +214,11 @@ impl FunctionHost {
                 region: spec.region.clone(),
                 account: crate::template::LOCAL_ACCOUNT.into(),
                 kms_key: spec.kms_key_arn.clone().unwrap_or_default(),
+                distributions: spec
+                    .distributions
+                    .iter()
+                    .filter_map(|(t, e)| e.clone().map(|e| (t.clone(), e)))
+                    .collect(),
             },
             denials: Denials::default(),
         };

@@ -48,6 +48,8 @@ pub struct Arns {
     pub account: String,
     /// The ARN standing for the stack's KMS key (the emulator's key ids are not known to the template).
     pub kms_key: String,
+    /// CloudFront distributions: (the id the template gives, the emulator's id).
+    pub distributions: Vec<(String, String)>,
 }
 
 /// `*` and `?` as IAM matches them.
@@ -297,6 +299,26 @@ pub fn accesses(req: &HttpRequest, arns: &Arns) -> Result<Vec<Access>> {
             Ok(out)
         }
         "s3" => s3_accesses(req),
+        "cloudfront" => {
+            // REST: /{version}/distribution/{id}/invalidation[/{invalidation}]
+            let uri: http::Uri = req.uri().parse().map_err(|e| anyhow!("bad CloudFront URI: {e}"))?;
+            let parts: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+            let (id, action) = match (req.method().to_uppercase().as_str(), parts.as_slice()) {
+                ("POST", [_, "distribution", id, "invalidation"]) => (*id, "cloudfront:CreateInvalidation"),
+                ("GET", [_, "distribution", id, "invalidation"]) => (*id, "cloudfront:ListInvalidations"),
+                ("GET", [_, "distribution", id, "invalidation", _]) => (*id, "cloudfront:GetInvalidation"),
+                (m, p) => bail!("CloudFront {m} /{} is not mapped to an IAM action locally", p.join("/")),
+            };
+            let id = arns
+                .distributions
+                .iter()
+                .find(|(_, emulator)| emulator == id)
+                .map_or(id, |(template, _)| template.as_str());
+            one(
+                action.into(),
+                format!("arn:aws:cloudfront::{account}:distribution/{id}"),
+            )
+        }
         other => bail!("service {other} is not mapped to IAM actions locally"),
     }
 }

@@ -28,6 +28,64 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Creates every resource of `spec` that does not exist yet; returns the queue URLs.
+/// Creates each CloudFront distribution of the stack on the emulator (a stand-in origin: locally the gateway serves
+/// the CDN's paths) and records its emulator id, so that invalidations are recorded there.
+pub async fn provision_distributions(sdk: &aws_config::SdkConfig, spec: &mut StackSpec) -> Result<()> {
+    use aws_sdk_cloudfront::types::{
+        CustomOriginConfig, DefaultCacheBehavior, DistributionConfig, Origin, OriginProtocolPolicy, Origins,
+        ViewerProtocolPolicy,
+    };
+    let cf = aws_sdk_cloudfront::Client::new(sdk);
+    let err = |what: &str, e: &dyn std::error::Error| anyhow::anyhow!("{what}: {}", e);
+    for (name, emulator_id) in &mut spec.distributions {
+        let config = DistributionConfig::builder()
+            .caller_reference(name.clone())
+            .comment(name.clone())
+            .enabled(true)
+            .origins(
+                Origins::builder()
+                    .quantity(1)
+                    .items(
+                        Origin::builder()
+                            .id("packager")
+                            .domain_name("packager.local.example.com")
+                            .custom_origin_config(
+                                CustomOriginConfig::builder()
+                                    .http_port(80)
+                                    .https_port(443)
+                                    .origin_protocol_policy(OriginProtocolPolicy::HttpsOnly)
+                                    .build()
+                                    .map_err(|e| err("origin", &e))?,
+                            )
+                            .build()
+                            .map_err(|e| err("origin", &e))?,
+                    )
+                    .build()
+                    .map_err(|e| err("origins", &e))?,
+            )
+            .default_cache_behavior(
+                DefaultCacheBehavior::builder()
+                    .target_origin_id("packager")
+                    .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                    .cache_policy_id("4135ea2d-6df8-44a3-9df3-4b5a84be39ad")
+                    .build()
+                    .map_err(|e| err("cache behaviour", &e))?,
+            )
+            .build()
+            .map_err(|e| err("distribution", &e))?;
+        let out = cf
+            .create_distribution()
+            .distribution_config(config)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("creating distribution {name}: {}", chain(&e)))?;
+        let id = out.distribution().map(|d| d.id().to_string()).unwrap_or_default();
+        info!(distribution = %name, id = %id, "CloudFront distribution created on the emulator");
+        *emulator_id = Some(id);
+    }
+    Ok(())
+}
+
 pub async fn provision(sdk: &aws_config::SdkConfig, spec: &StackSpec) -> Result<QueueUrls> {
     let urls = provision_queues(&aws_sdk_sqs::Client::new(sdk), spec).await?;
     provision_tables(&aws_sdk_dynamodb::Client::new(sdk), spec).await?;

@@ -80,6 +80,17 @@ impl LocalStack {
         let queue_urls = provision(&sdk, &spec)
             .await
             .with_context(|| format!("provisioning the stack on {}", opts.endpoint))?;
+        crate::provision::provision_distributions(&sdk, &mut spec)
+            .await
+            .with_context(|| format!("provisioning the CDN on {}", opts.endpoint))?;
+        // The functions name a distribution by the id the template gives it; here that is the emulator's.
+        for f in &mut spec.functions {
+            for v in f.environment.values_mut() {
+                if let Some((_, Some(id))) = spec.distributions.iter().find(|(name, _)| name == v) {
+                    *v = id.clone();
+                }
+            }
+        }
         let listener = gateway::bind(opts.api_addr)
             .await
             .with_context(|| format!("binding the API gateway on {}", opts.api_addr))?;

@@ -130,6 +130,9 @@ pub struct StackSpec {
     pub kms_aliases: Vec<String>,
     /// The ARN the functions' policies give the content KMS key (its logical ARN locally, or the given key's).
     pub kms_key_arn: Option<String>,
+    /// CloudFront distributions: the id the template's references resolve to, and (once provisioned on the
+    /// emulator) the emulator's id for it.
+    pub distributions: Vec<(String, Option<String>)>,
 }
 
 impl StackSpec {
@@ -256,6 +259,7 @@ impl Template {
             event_buses: vec![],
             kms_aliases: vec![],
             kms_key_arn: values_kms_arn(&ctx),
+            distributions: vec![],
         };
         for (id, res) in resources {
             if let Some(c) = res.get("Condition").and_then(Value::as_str) {
@@ -271,6 +275,7 @@ impl Template {
                 "AWS::DynamoDB::Table" => spec.tables.push(ctx.table(id, &props)?),
                 "AWS::Events::EventBus" => spec.event_buses.push(ctx.physical_name(id)?),
                 "AWS::KMS::Key" => spec.kms_key_arn = Some(ctx.get_att(id, "Arn")?),
+                "AWS::CloudFront::Distribution" => spec.distributions.push((ctx.physical_name(id)?, None)),
                 "AWS::KMS::Alias" => spec.kms_aliases.push(str_of(
                     &ctx.eval(props.get("AliasName").ok_or_else(|| anyhow!("{id}: no AliasName"))?)?,
                 )?),

@@ -485,9 +485,11 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
             let id = parse_id(id)?;
             let body: SetDeliveryPolicies = parse_json(req)?;
             let keys = ctx.protection.set_delivery_policies(id, body.policies.clone()).await?;
+            // What the CDN cached under the old policies (clear segments, another scheme) is dropped.
+            let invalidated = ctx.delivery.invalidate_asset(id).await?;
             Ok(json_response(
                 StatusCode::OK,
-                &serde_json::json!({ "policies": body.policies, "content_keys": keys }),
+                &serde_json::json!({ "policies": body.policies, "content_keys": keys, "invalidated": invalidated }),
             ))
         }
         (["assets", id, "delivery-policies"], Method::GET) => {
@@ -515,11 +517,14 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         (["content-keys", kid, "retire"], Method::POST) => {
             let kid = KeyId::parse(kid).ok_or_else(|| ApiError::bad_request("not a key id"))?;
             let (retired, replacement) = ctx.protection.retire_content_key(kid).await?;
+            // Segments the CDN cached under the retired key are dropped.
+            let invalidated = ctx.delivery.invalidate_asset(retired.asset_id).await?;
             Ok(json_response(
                 StatusCode::OK,
                 &serde_json::json!({
                     "retired": ContentKeyView::from(&retired),
                     "replacement": replacement.as_ref().map(ContentKeyView::from),
+                    "invalidated": invalidated,
                 }),
             ))
         }

@@ -24,7 +24,16 @@ impl AppContext {
         let assets = AssetService::new(a.assets.clone(), a.blobs.clone(), config.service_config())
             .with_key_service(a.kms.clone());
         let search = vod_domain::search::SearchService::new(a.assets.clone(), a.blobs.clone(), a.search.clone());
-        let delivery = DeliveryService::new(a.assets.clone(), a.delivery.clone());
+        // The CDN path of the packager's routes: the path of STREAM_BASE_URL (`https://cdn/stream` → `/stream`).
+        let stream_path = config
+            .stream_base_url
+            .as_deref()
+            .and_then(|u| u.split_once("://").map(|(_, rest)| rest))
+            .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+            .unwrap_or("/stream")
+            .to_string();
+        let delivery = DeliveryService::new(a.assets.clone(), a.delivery.clone())
+            .with_cdn(Adapters::cdn(sdk, config.distribution_id.as_deref()), &stream_path);
         let protection = ProtectionService::new(a.assets.clone(), a.keys.clone(), a.kms.clone());
         let jobs = JobService::new(
             a.assets.clone(),

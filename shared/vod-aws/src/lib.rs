@@ -2,6 +2,7 @@
 //! `DynamoDeliveryStore` (one DynamoDB table),
 //! `DynamoKeyStore`, `DynamoSearchStore`, `S3BlobStore`, `SqsTaskQueue`, `EventBridgePublisher`, `KmsKeyService`.
 //! The SDK finds its endpoint the usual way (`AWS_ENDPOINT_URL` points it at the local emulator).
+pub mod cloudfront;
 pub mod dynamo;
 pub mod dynamo_delivery;
 pub mod dynamo_jobs;
@@ -13,6 +14,7 @@ pub mod s3;
 pub mod sqs;
 mod table;
 
+pub use cloudfront::CloudFrontCdn;
 pub use dynamo::DynamoAssetStore;
 pub use dynamo_delivery::DynamoDeliveryStore;
 pub use dynamo_jobs::DynamoJobStore;

@@ -288,16 +288,66 @@ pub fn manifest_name(asset_name: &str) -> String {
     }
 }
 
+/// Most wildcard paths one invalidation names (CloudFront runs at most 15 wildcard paths at a time): an asset
+/// with more locators has the whole stream path invalidated instead.
+pub const MAX_INVALIDATION_PATHS: usize = 10;
+
 /// Locator and filter use cases.
 #[derive(Clone)]
 pub struct DeliveryService {
     assets: Arc<dyn AssetStore>,
     store: Arc<dyn DeliveryStore>,
+    cdn: Arc<dyn crate::ports::CdnCache>,
+    /// The CDN path of the packager's routes (`/stream`).
+    stream_path: String,
 }
 
 impl DeliveryService {
     pub fn new(assets: Arc<dyn AssetStore>, store: Arc<dyn DeliveryStore>) -> Self {
-        DeliveryService { assets, store }
+        DeliveryService {
+            assets,
+            store,
+            cdn: Arc::new(crate::ports::NoCdn),
+            stream_path: "/stream".into(),
+        }
+    }
+
+    /// The CDN whose cached copies of a locator's paths are dropped when what they serve changes, and the CDN path
+    /// of the packager's routes.
+    pub fn with_cdn(mut self, cdn: Arc<dyn crate::ports::CdnCache>, stream_path: &str) -> Self {
+        self.cdn = cdn;
+        self.stream_path = stream_path.trim_end_matches('/').to_string();
+        self
+    }
+
+    /// The CDN paths to drop for these locators: one wildcard each, or the whole stream path beyond
+    /// [`MAX_INVALIDATION_PATHS`].
+    pub fn cdn_paths(&self, locators: &[LocatorId]) -> Vec<String> {
+        if locators.len() > MAX_INVALIDATION_PATHS {
+            return vec![format!("{}/*", self.stream_path)];
+        }
+        locators.iter().map(|l| format!("{}/{l}/*", self.stream_path)).collect()
+    }
+
+    /// Drops the CDN's cached copies of every locator of `asset` (after a delete, a delivery policy change or a
+    /// key retirement). Returns the paths invalidated.
+    pub async fn invalidate_asset(&self, asset: AssetId) -> Result<Vec<String>, DomainError> {
+        let ids: Vec<LocatorId> = self.store.list_locators(asset).await?.iter().map(|l| l.id).collect();
+        self.invalidate(&ids).await
+    }
+
+    /// Best effort: what is deleted stays deleted when the CDN cannot be told (its copies then expire within the
+    /// segments' max-age); the failure is logged as an error for the function's alarm.
+    async fn invalidate(&self, locators: &[LocatorId]) -> Result<Vec<String>, DomainError> {
+        if locators.is_empty() {
+            return Ok(Vec::new());
+        }
+        let paths = self.cdn_paths(locators);
+        if let Err(e) = self.cdn.invalidate(&paths).await {
+            tracing::error!(error = %e, paths = paths.len(), "CDN invalidation failed; cached copies expire with their max-age");
+            return Ok(Vec::new());
+        }
+        Ok(paths)
     }
 
     pub fn store(&self) -> &Arc<dyn DeliveryStore> {
@@ -373,23 +423,30 @@ impl DeliveryService {
         })
     }
 
+    /// Unpublishes a locator: deleted, then its paths dropped from the CDN.
     pub async fn delete_locator(&self, id: LocatorId) -> Result<(), DomainError> {
         self.get_locator(id).await?;
-        Ok(self.store.delete_locator(id).await?)
+        self.store.delete_locator(id).await?;
+        self.invalidate(&[id]).await?;
+        Ok(())
     }
 
     pub async fn list_locators(&self, asset: AssetId) -> Result<Vec<Locator>, DomainError> {
         Ok(self.store.list_locators(asset).await?)
     }
 
-    /// Deletes an asset's locators and filters (when the asset is deleted).
+    /// Deletes an asset's locators and filters (when the asset is deleted) and drops the locators' paths from
+    /// the CDN.
     pub async fn delete_for_asset(&self, asset: AssetId) -> Result<(), DomainError> {
+        let mut ids = Vec::new();
         for l in self.store.list_locators(asset).await? {
             self.store.delete_locator(l.id).await?;
+            ids.push(l.id);
         }
         for f in self.store.list_filters(Some(asset)).await? {
             self.store.delete_filter(Some(asset), &f.name).await?;
         }
+        self.invalidate(&ids).await?;
         Ok(())
     }
 
@@ -451,6 +508,65 @@ impl DeliveryService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records what the service asked the CDN to drop.
+    #[derive(Default)]
+    struct RecordingCdn(std::sync::Mutex<Vec<Vec<String>>>);
+
+    #[async_trait]
+    impl crate::ports::CdnCache for RecordingCdn {
+        async fn invalidate(&self, paths: &[String]) -> Result<(), StoreError> {
+            self.0.lock().unwrap().push(paths.to_vec());
+            Ok(())
+        }
+    }
+
+    /// Issue 15 item 2: unpublishing and deleting drop the locators' paths from the CDN (before: nothing did, and
+    /// a CDN kept serving cached segments for as long as their max-age said).
+    #[tokio::test]
+    async fn unpublish_and_delete_invalidate_the_cdn() {
+        use crate::memory::{MemoryAssetStore, MemoryDeliveryStore};
+        let store = Arc::new(MemoryDeliveryStore::default());
+        let cdn = Arc::new(RecordingCdn::default());
+        let svc = DeliveryService::new(Arc::new(MemoryAssetStore::default()), store.clone())
+            .with_cdn(cdn.clone(), "/stream/");
+        let asset = AssetId::new_random();
+        let now = Utc::now();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let l = Locator {
+                id: LocatorId::new_random(),
+                asset_id: asset,
+                kind: LocatorKind::Streaming,
+                name: "clip".into(),
+                start: now,
+                end: now + ChronoDuration::hours(1),
+                filters: vec![],
+                created_at: now,
+            };
+            store.put_locator(&l).await.unwrap();
+            ids.push(l.id);
+        }
+        svc.delete_locator(ids[0]).await.unwrap();
+        assert_eq!(
+            cdn.0.lock().unwrap().last().unwrap(),
+            &vec![format!("/stream/{}/*", ids[0])]
+        );
+        let paths = svc.invalidate_asset(asset).await.unwrap();
+        assert_eq!(paths.len(), 2, "the remaining locators: {paths:?}");
+        svc.delete_for_asset(asset).await.unwrap();
+        let last = cdn.0.lock().unwrap().last().unwrap().clone();
+        assert!(
+            last.contains(&format!("/stream/{}/*", ids[1])) && last.len() == 2,
+            "{last:?}"
+        );
+        let many: Vec<LocatorId> = (0..=MAX_INVALIDATION_PATHS).map(|_| LocatorId::new_random()).collect();
+        assert_eq!(
+            svc.cdn_paths(&many),
+            vec!["/stream/*".to_string()],
+            "beyond the wildcard limit"
+        );
+    }
     use crate::job::JobId;
 
     fn output() -> AssetOutput {

@@ -180,6 +180,23 @@ pub trait EventPublisher: Send + Sync {
 /// Publishes nothing (no bus configured).
 pub struct NoEvents;
 
+/// The CDN in front of the packager: cached responses under paths can be dropped (CloudFront invalidations).
+#[async_trait]
+pub trait CdnCache: Send + Sync {
+    /// Drops every cached response under each path (`/stream/{locator}/*`).
+    async fn invalidate(&self, paths: &[String]) -> Result<(), StoreError>;
+}
+
+/// No CDN (or none configured): nothing to drop.
+pub struct NoCdn;
+
+#[async_trait]
+impl CdnCache for NoCdn {
+    async fn invalidate(&self, _paths: &[String]) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl EventPublisher for NoEvents {
     async fn publish(&self, _event: &JobEvent) {}

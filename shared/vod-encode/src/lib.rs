@@ -33,7 +33,6 @@ mod video;
 #[cfg(test)]
 mod tests;
 
-
 pub use encoder::{AudioCodec, VideoCodec, X264Preset};
 pub use error::EncodeError;
 pub use source::{InputFormat, SourceFile};

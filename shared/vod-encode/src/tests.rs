@@ -997,24 +997,28 @@ fn sources_open_only_as_the_probe_accepted_them() {
     open(&with("mov", "h264", "aac")).expect("opens as probed");
     let err = |r: Result<(), EncodeError>| r.expect_err("refused").to_string();
     // Another container than the one accepted: the forced demuxer does not read it.
-    assert!(open(&with("yuv4mpegpipe", "h264", "aac")).is_err(), "an MP4 is not opened as Y4M");
-    assert!(open(&with("matroska", "h264", "aac")).is_err(), "an MP4 is not opened as Matroska");
+    assert!(
+        open(&with("yuv4mpegpipe", "h264", "aac")).is_err(),
+        "an MP4 is not opened as Y4M"
+    );
+    assert!(
+        open(&with("matroska", "h264", "aac")).is_err(),
+        "an MP4 is not opened as Matroska"
+    );
     assert!(err(open(&with("no-such-demuxer", "h264", "aac"))).contains("no demuxer"));
     // Another codec than the one accepted.
     let m = err(open(&with("mov", "hevc", "aac")));
     assert!(m.contains("h264") && m.contains("hevc"), "{m}");
-    let m = err(
-        crate::audio::decode_pcm(&PcmRequest {
-            source: SourceFile {
-                path: &src,
-                format: &with("mov", "h264", "opus"),
-            },
-            sample_rate: 16_000,
-            start_secs: 0.0,
-            end_secs: 1.0,
-        })
-        .map(|_| ()),
-    );
+    let m = err(crate::audio::decode_pcm(&PcmRequest {
+        source: SourceFile {
+            path: &src,
+            format: &with("mov", "h264", "opus"),
+        },
+        sample_rate: 16_000,
+        start_secs: 0.0,
+        end_secs: 1.0,
+    })
+    .map(|_| ()));
     assert!(m.contains("aac") && m.contains("opus"), "{m}");
     // No protocol but local files: a URL is not a file.
     let url = std::path::Path::new("http://127.0.0.1:9/x.mp4");

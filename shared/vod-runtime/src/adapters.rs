@@ -50,6 +50,14 @@ impl Adapters {
         }
     }
 
+    /// The CDN whose cached paths are invalidated: the stack's CloudFront distribution, or none.
+    pub fn cdn(sdk: &aws_config::SdkConfig, distribution_id: Option<&str>) -> Arc<dyn vod_domain::CdnCache> {
+        match distribution_id {
+            Some(id) => Arc::new(vod_aws::CloudFrontCdn::from_sdk(sdk, id)),
+            None => Arc::new(vod_domain::NoCdn),
+        }
+    }
+
     /// The task queue at `url`.
     pub fn queue(&self, url: &str) -> Arc<dyn TaskQueue> {
         Arc::new(SqsTaskQueue::new(self.sqs.clone(), url.to_string()))

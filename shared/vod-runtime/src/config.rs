@@ -25,6 +25,9 @@ pub struct AppConfig {
     /// `API_AUTH=iam`: API Gateway's IAM authorizer admits requests (the function checks that an IAM caller is in
     /// the request context). With neither this nor `admin_token` the API refuses every request (fails closed).
     pub api_auth_iam: bool,
+    /// The CloudFront distribution in front of the packager (`DISTRIBUTION_ID`): unpublishing, deleting and
+    /// protection changes invalidate the locators' paths there. None: no CDN to tell.
+    pub distribution_id: Option<String>,
     pub multipart_threshold: u64,
     pub part_size: u64,
     pub url_ttl: Duration,
@@ -67,6 +70,7 @@ impl AppConfig {
             media_bucket: req("MEDIA_BUCKET")?,
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.is_empty()),
             api_auth_iam: get("API_AUTH").is_some_and(|a| a.eq_ignore_ascii_case("iam")),
+            distribution_id: get("DISTRIBUTION_ID").filter(|d| !d.is_empty()),
             multipart_threshold: num("MULTIPART_THRESHOLD_BYTES", d.multipart_threshold)?,
             part_size: num("MULTIPART_PART_SIZE_BYTES", d.part_size)?,
             url_ttl: Duration::from_secs(num("UPLOAD_URL_TTL_SECONDS", d.url_ttl.as_secs())?),
