@@ -603,9 +603,12 @@ async fn keys_leave_only_as_the_delivery_policies_say() {
     finish(stack).await;
 }
 
+/// Requests a recording server saw: method, path, whether it carried (or asked to carry) a token.
+type RequestLog = Arc<Mutex<Vec<(String, String, bool)>>>;
+
 /// A tiny HTTP server for the player test: serves `dir` with CORS (preflights answered) and records, per request,
 /// the method, path and whether it carried (or asked to carry) an `Authorization` header.
-fn recording_server(dir: std::path::PathBuf) -> (String, Arc<Mutex<Vec<(String, String, bool)>>>) {
+fn recording_server(dir: std::path::PathBuf) -> (String, RequestLog) {
     use std::io::{BufRead, BufReader};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let origin = format!("http://{}", listener.local_addr().expect("addr"));
@@ -699,7 +702,7 @@ fn the_player_sends_tokens_only_to_the_key_server() {
     )
     .expect("evil");
     let token = "viewer-token";
-    let authorized = |log: &Arc<Mutex<Vec<(String, String, bool)>>>| -> Vec<(String, String, bool)> {
+    let authorized = |log: &RequestLog| -> Vec<(String, String, bool)> {
         log.lock()
             .expect("log")
             .iter()

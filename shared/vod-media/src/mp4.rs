@@ -149,6 +149,7 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     let moov_header = if be_u32(&moov, 0) == Some(1) { 16 } else { 8 };
     // Sample tables are checked against their boxes and the file before anything is built from them.
     check_sample_tables(moov.get(moov_header..).unwrap_or_default(), file_size)?;
+    check_nested_sizes(moov.get(moov_header..).unwrap_or_default(), None, None, 0)?;
     let mut buf = ftyp.unwrap_or_default();
     buf.extend_from_slice(&moov);
     let ctx = mp4parse::read_mp4(&mut Cursor::new(&buf)).map_err(map_mp4parse_error)?;
@@ -528,6 +529,84 @@ fn check_sample_tables(moov_body: &[u8], file_size: u64) -> Result<(), ProbeErro
     Ok(())
 }
 
+/// Bound on [`check_nested_sizes`]'s recursion (the containers mp4parse reads nest about ten deep).
+const MAX_NESTING: usize = 16;
+
+/// Checks that every box inside the containers mp4parse walks — down to the boxes of the sample entries — fits in
+/// its parent (hand-written: mp4parse reserves the size a box claims before reading it, so a 40-byte `hdlr` claiming
+/// 4 GiB would cost a 4 GiB allocation). `parent` is the kind of the box whose children `body` holds, `handler` the
+/// track's `hdlr` type (which tells where a sample entry's boxes start).
+fn check_nested_sizes(
+    body: &[u8],
+    parent: Option<[u8; 4]>,
+    handler: Option<[u8; 4]>,
+    depth: usize,
+) -> Result<(), ProbeError> {
+    if depth > MAX_NESTING {
+        return Ok(());
+    }
+    let mut pos = 0usize;
+    while body.len() - pos >= 8 {
+        let h = match crate::bmff::header(&body[pos..], pos as u64, (body.len() - pos) as u64, false) {
+            Ok(h) => h,
+            // mp4parse reads `meta` as a full box, which a QuickTime `meta` is not: there, a box that does not fit
+            // is the QuickTime layout misread, which mp4parse skips without reading.
+            Err(crate::bmff::BoxError::Truncated(_)) if parent == Some(*b"meta") => return Ok(()),
+            Err(crate::bmff::BoxError::Truncated(m)) => return Err(ProbeError::Corrupt(m)),
+            // A size of 0 or below its header: mp4parse stops or fails there, reserving nothing.
+            Err(crate::bmff::BoxError::Corrupt(_)) => return Ok(()),
+        };
+        // `h.size <= body.len() - pos` (checked by `header`).
+        let inner = &body[pos + h.len as usize..pos + h.size as usize];
+        let handler = match &h.kind {
+            b"mdia" => child(inner, b"hdlr")
+                .and_then(|hdlr| hdlr.get(8..12))
+                .and_then(|t| <[u8; 4]>::try_from(t).ok()),
+            _ => handler,
+        };
+        // mp4parse reserves the entries a `stsd` or `dref` counts (each needs at least a box header) and an `elst`
+        // counts (12 bytes each, 20 in version 1); the sample tables are `check_sample_tables`'s.
+        let entry_size = match &h.kind {
+            b"stsd" | b"dref" => Some(8),
+            b"elst" if inner.first() == Some(&1) => Some(20),
+            b"elst" => Some(12),
+            _ => None,
+        };
+        if let Some(entry_size) = entry_size {
+            table(&h.kind, inner, entry_size, 4)?;
+        }
+        // Where the box's own boxes start, if it has any that mp4parse reads.
+        let skip = match (parent.as_ref(), &h.kind) {
+            // A sample entry: visual fields, or sound fields that grow with the QuickTime version.
+            (Some(b"stsd"), _) => match handler.as_ref() {
+                Some(b"vide") => Some(78),
+                Some(b"soun") => match inner.get(8..10) {
+                    Some([0, 0]) => Some(28),
+                    Some([0, 1]) => Some(44),
+                    Some([0, 2]) => Some(64),
+                    _ => None,
+                },
+                _ => None,
+            },
+            // A metadata item (`©nam`...): its `data` boxes are read whole.
+            (Some(b"ilst"), _) => Some(0),
+            (_, b"meta") => Some(4),
+            (
+                _,
+                b"moov" | b"trak" | b"edts" | b"mdia" | b"minf" | b"dinf" | b"stbl" | b"mvex" | b"udta" | b"sinf"
+                | b"schi" | b"ilst",
+            ) => Some(0),
+            (_, b"stsd" | b"dref") => Some(8),
+            _ => None,
+        };
+        if let Some(children) = skip.and_then(|skip| inner.get(skip..)) {
+            check_nested_sizes(children, Some(h.kind), handler, depth + 1)?;
+        }
+        pos += h.size as usize;
+    }
+    Ok(())
+}
+
 /// A full box's entry count (after version/flags and `skip` more bytes) and its entries, if `count` entries of
 /// `entry` bytes fit the box.
 fn table<'a>(kind: &[u8; 4], body: &'a [u8], entry: u64, skip: usize) -> Result<(u64, &'a [u8]), ProbeError> {
@@ -669,7 +748,10 @@ fn raw_trak(trak: &[u8]) -> RawTrak {
         .get(78..)
         .and_then(|c| child(c, b"pasp"))
         .and_then(|p| Some((be_u32(p, 0)?, be_u32(p, 4)?)))
-        .filter(|(h, v)| *h > 0 && *v > 0 && h != v && *h <= 1000 * *v && *v <= 1000 * *h);
+        .filter(|&(h, v)| {
+            let (h64, v64) = (u64::from(h), u64::from(v));
+            h > 0 && v > 0 && h != v && h64 <= 1000 * v64 && v64 <= 1000 * h64
+        });
     raw
 }
 
@@ -790,6 +872,12 @@ pub fn mp4_needed_ranges(src: &dyn ReadAt, need: Need) -> Result<Option<Vec<(u64
     let Some(moov) = moov else {
         return Ok(None);
     };
+    // The probe's checks (this may run on a file the probe did not see): no table or box claims what is not there.
+    let moov_body = moov
+        .get(if be_u32(&moov, 0) == Some(1) { 16 } else { 8 }..)
+        .unwrap_or_default();
+    check_sample_tables(moov_body, file_size)?;
+    check_nested_sizes(moov_body, None, None, 0)?;
     let mut buf = ftyp;
     buf.extend_from_slice(&moov);
     let ctx = mp4parse::read_mp4(&mut Cursor::new(&buf)).map_err(map_mp4parse_error)?;

@@ -49,7 +49,10 @@ impl<'a> BudgetedSource<'a> {
     pub fn new(src: &'a dyn ReadAt, budget: std::time::Duration) -> Self {
         BudgetedSource {
             src,
-            cache: std::sync::Mutex::new(SourceReader::new(src)),
+            cache: std::sync::Mutex::new(SourceReader {
+                poll: false,
+                ..SourceReader::new(src)
+            }),
             deadline: std::time::Instant::now() + budget,
         }
     }
@@ -115,6 +118,10 @@ pub struct SourceReader<'a> {
     blocks: Vec<Block>,
     clock: u64,
     reads: u64,
+    /// `read` calls so far.
+    calls: u64,
+    /// Whether every 4096th `read` makes an empty read of the source (not for a `BudgetedSource`'s own cache).
+    poll: bool,
 }
 
 impl<'a> SourceReader<'a> {
@@ -127,6 +134,8 @@ impl<'a> SourceReader<'a> {
             blocks: Vec::with_capacity(MAX_BLOCKS),
             clock: 0,
             reads: 0,
+            calls: 0,
+            poll: true,
         }
     }
 
@@ -185,6 +194,12 @@ impl Read for SourceReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() || self.pos >= self.size {
             return Ok(0);
+        }
+        // A demuxer looping over cached bytes makes no underlying read: every 4096 reads, an empty one lets the
+        // source refuse (a `BudgetedSource` past its deadline fails it).
+        self.calls += 1;
+        if self.poll && self.calls % 4096 == 0 {
+            self.src.read_at(self.pos, 0)?;
         }
         let index = self.pos / BLOCK_SIZE;
         // Always < BLOCK_SIZE, so it fits in usize.

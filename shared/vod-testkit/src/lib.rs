@@ -217,3 +217,19 @@ pub fn input_format_of(path: &Path) -> Option<(String, Vec<String>, Vec<String>)
     };
     Some((demuxer, codecs("video"), codecs("audio")))
 }
+
+/// The inputs a fuzz target's corpus replay reads: the kept seed corpus `fuzz/corpus/{target}` and the crate's own
+/// regressions `tests/fuzz_regressions/{target}` (files only, sorted). `crate_dir` is the crate's manifest directory.
+pub fn fuzz_inputs(crate_dir: &Path, target: &str) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for dir in [
+        crate_dir.join("../../fuzz/corpus").join(target),
+        crate_dir.join("tests/fuzz_regressions").join(target),
+    ] {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            files.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()));
+        }
+    }
+    files.sort();
+    files
+}

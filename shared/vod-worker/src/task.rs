@@ -614,6 +614,19 @@ async fn fetch_source(ctx: &WorkerContext, blob: &BlobRef, etag: &str, size: u64
     Ok(path)
 }
 
+/// The format the probe accepted for the asset's source: all the encoder will open it as.
+fn input_format(asset: &vod_domain::Asset) -> Result<InputFormat, TaskError> {
+    let media = asset
+        .media
+        .as_ref()
+        .ok_or_else(|| TaskError::Permanent("the asset's source has no probe result".into()))?;
+    Ok(InputFormat {
+        demuxer: media.container.ffmpeg_demuxer().into(),
+        video_codecs: media.video.iter().map(|v| v.codec.clone()).collect(),
+        audio_codecs: media.audio.iter().map(|a| a.codec.clone()).collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     /// The presets a rung may name (the domain's list) are exactly the encoder's, in the same order.
@@ -626,17 +639,4 @@ mod tests {
         }
         assert!(vod_encode::X264Preset::parse("warp").is_none());
     }
-}
-
-/// The format the probe accepted for the asset's source: all the encoder will open it as.
-fn input_format(asset: &vod_domain::Asset) -> Result<InputFormat, TaskError> {
-    let media = asset
-        .media
-        .as_ref()
-        .ok_or_else(|| TaskError::Permanent("the asset's source has no probe result".into()))?;
-    Ok(InputFormat {
-        demuxer: media.container.ffmpeg_demuxer().into(),
-        video_codecs: media.video.iter().map(|v| v.codec.clone()).collect(),
-        audio_codecs: media.audio.iter().map(|a| a.codec.clone()).collect(),
-    })
 }
