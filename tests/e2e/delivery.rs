@@ -178,6 +178,29 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
     assert!((dur - 2.0).abs() < 0.1, "{dur}");
     let (s, _, body) = get(&http, &format!("{hls}?filter=nope")).await;
     assert_eq!((s, error_code(&body)), (400, "unknown_filter".into()));
+    // A locator's own filters bind its segments too (issue 15 item 2; before, any segment of the asset was served
+    // under a filtered locator): the first two seconds of the low rendition only.
+    let filtered = api
+        .locator(json!({"asset": id, "kind": "streaming", "filters": ["first2s", "low"]}))
+        .await;
+    let fism = filtered["urls"]["hls_cmaf"]
+        .as_str()
+        .and_then(|u| u.rsplit_once('/'))
+        .map(|(a, _)| a.to_string())
+        .expect("filtered ism");
+    let low = rungs_names(&asset_now(&api, &id).await, lowest);
+    for (path, status) in [
+        (format!("{fism}/{}/seg-00000.m4s", low.0), 200),
+        (format!("{fism}/{}/seg-00001.m4s", low.0), 200),
+        (format!("{fism}/{}/seg-00003.m4s", low.0), 404),
+        (format!("{fism}/{}/seg-00000.m4s", low.1), 404),
+        (format!("{fism}/{}/init.mp4", low.1), 404),
+        (format!("{fism}/audio/seg-00000.m4s"), 200),
+        (format!("{fism}/audio/seg-00004.m4s"), 404),
+    ] {
+        let (s, _, body) = get(&http, &path).await;
+        assert_eq!(s, status, "{path}: {}", String::from_utf8_lossy(&body));
+    }
 
     // Segments: immutable, with an ETag that a conditional request (no S3 read) and HEAD honour.
     let media: String = {
@@ -382,4 +405,25 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
         .await;
     assert_eq!(s, 404);
     finish(stack).await;
+}
+
+/// The asset as the API shows it now.
+async fn asset_now(api: &Api, id: &str) -> Value {
+    let (s, a) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    assert_eq!(s, 200, "{a}");
+    a
+}
+
+/// The names of the video rendition of bitrate `lowest` and of another one.
+fn rungs_names(asset: &Value, lowest: u64) -> (String, String) {
+    let renditions = asset["output"]["renditions"].as_array().expect("renditions");
+    let name = |want_lowest: bool| {
+        renditions
+            .iter()
+            .find(|r| (r["bitrate"].as_u64() == Some(lowest)) == want_lowest)
+            .and_then(|r| r["name"].as_str())
+            .expect("a rendition")
+            .to_string()
+    };
+    (name(true), name(false))
 }

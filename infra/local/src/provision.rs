@@ -37,7 +37,24 @@ pub async fn provision_distributions(sdk: &aws_config::SdkConfig, spec: &mut Sta
     };
     let cf = aws_sdk_cloudfront::Client::new(sdk);
     let err = |what: &str, e: &dyn std::error::Error| anyhow::anyhow!("{what}: {}", e);
+    let existing = cf
+        .list_distributions()
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("listing distributions: {}", chain(&e)))?;
+    let existing: Vec<(String, String)> = existing
+        .distribution_list()
+        .map(|l| l.items())
+        .unwrap_or_default()
+        .iter()
+        .map(|d| (d.comment().to_string(), d.id().to_string()))
+        .collect();
     for (name, emulator_id) in &mut spec.distributions {
+        // A stack started again with the same prefix (a test's second stack) finds its distribution.
+        if let Some((_, id)) = existing.iter().find(|(comment, _)| comment == name) {
+            *emulator_id = Some(id.clone());
+            continue;
+        }
         let config = DistributionConfig::builder()
             .caller_reference(name.clone())
             .comment(name.clone())

@@ -19,8 +19,8 @@ use vod_domain::protection::{
     delivery_for, ContentKey, Delivery, DeliveryPolicy, KeyId, Protection, ProtectionService, Protocol,
 };
 use vod_domain::{
-    Asset, AssetId, AssetState, AssetStore, BlobRef, BlobStore, CaptionsInfo, DomainError, ProgressiveFile,
-    ProgressiveRun, SegmentIndex,
+    Asset, AssetId, AssetOutput, AssetState, AssetStore, BlobRef, BlobStore, CaptionsInfo, DomainError,
+    ProgressiveFile, ProgressiveRun, SegmentIndex,
 };
 use vod_package::dash::DashProtection;
 use vod_package::drm::{self, DrmId, Signal};
@@ -841,6 +841,57 @@ async fn resolve(ctx: &StreamContext, req: &Request) -> Result<Resolved, ApiErro
     })
 }
 
+/// What a locator's own filters keep: its tracks and its time range. They bind segment requests as well as
+/// manifests, so a track or a time a locator does not publish is not served under it, whatever URL asks.
+struct LocatorSelection {
+    tracks: Vec<String>,
+    start: f64,
+    end: f64,
+}
+
+impl LocatorSelection {
+    /// 404 unless `track` (and segment `number` of its index) is kept.
+    fn check(&self, track: &str, segment: Option<(&SegmentIndex, u32)>) -> Result<(), ApiError> {
+        let kept = self.tracks.iter().any(|t| t == track)
+            && segment.is_none_or(|(idx, n)| overlapping(idx, self.start, self.end).iter().any(|s| s.number == n));
+        if kept {
+            return Ok(());
+        }
+        Err(not_found(format!(
+            "the locator's filters do not publish this part of {track}"
+        )))
+    }
+}
+
+/// The locator's own filters' selection, if it has filters.
+async fn locator_selection(
+    ctx: &StreamContext,
+    locator: &Locator,
+    output: &AssetOutput,
+) -> Result<Option<LocatorSelection>, ApiError> {
+    if locator.filters.is_empty() {
+        return Ok(None);
+    }
+    let mut filters = Vec::new();
+    for name in &locator.filters {
+        filters.push((*ctx.filter(locator.asset_id, name).await?).clone());
+    }
+    let sel = select(output, &filters).map_err(|e| match e {
+        DomainError::Invalid(m) => err(StatusCode::BAD_REQUEST, "empty_presentation", m),
+        e => unavailable(e),
+    })?;
+    Ok(Some(LocatorSelection {
+        tracks: sel
+            .video
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(sel.audio.iter().map(|a| a.name.clone()))
+            .collect(),
+        start: sel.start,
+        end: sel.end,
+    }))
+}
+
 /// 416 for a range past the end of a `what` of `size` bytes (JSON body, `Content-Range: bytes */size`).
 fn range_not_satisfiable(what: &str, size: u64) -> Reply {
     let mut r = reply(
@@ -1066,6 +1117,9 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
             Ok(r)
         }
         Resource::Init { track, enc } => {
+            if let Some(kept) = locator_selection(ctx, &locator, output).await? {
+                kept.check(track, None)?;
+            }
             let idx = ctx.index(&index_key(track)?, bucket).await?;
             let clear = ctx.object(&idx.init, bucket).await?;
             let body = match enc {
@@ -1126,6 +1180,9 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 .ok()
                 .map(|i| &idx.segments[i])
                 .ok_or_else(|| not_found(format!("track {track} has no segment {number}")))?;
+            if let Some(kept) = locator_selection(ctx, &locator, output).await? {
+                kept.check(track, Some((&idx, *number)))?;
+            }
             // A key frame alone: the segment's bytes through it, as a segment of its own.
             let (size, key_frame) = match (key_frame_only, seg.key_frame) {
                 (false, _) => (seg.size, None),
