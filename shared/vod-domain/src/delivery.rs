@@ -516,7 +516,7 @@ mod tests {
     #[async_trait]
     impl crate::ports::CdnCache for RecordingCdn {
         async fn invalidate(&self, paths: &[String]) -> Result<(), StoreError> {
-            self.0.lock().unwrap().push(paths.to_vec());
+            self.0.lock().expect("the recording lock").push(paths.to_vec());
             Ok(())
         }
     }
@@ -544,18 +544,28 @@ mod tests {
                 filters: vec![],
                 created_at: now,
             };
-            store.put_locator(&l).await.unwrap();
+            store.put_locator(&l).await.expect("the in-memory stores answer");
             ids.push(l.id);
         }
-        svc.delete_locator(ids[0]).await.unwrap();
+        svc.delete_locator(ids[0]).await.expect("the in-memory stores answer");
         assert_eq!(
-            cdn.0.lock().unwrap().last().unwrap(),
+            cdn.0
+                .lock()
+                .expect("the recording lock")
+                .last()
+                .expect("an invalidation was made"),
             &vec![format!("/stream/{}/*", ids[0])]
         );
-        let paths = svc.invalidate_asset(asset).await.unwrap();
+        let paths = svc.invalidate_asset(asset).await.expect("the in-memory stores answer");
         assert_eq!(paths.len(), 2, "the remaining locators: {paths:?}");
-        svc.delete_for_asset(asset).await.unwrap();
-        let last = cdn.0.lock().unwrap().last().unwrap().clone();
+        svc.delete_for_asset(asset).await.expect("the in-memory stores answer");
+        let last = cdn
+            .0
+            .lock()
+            .expect("the recording lock")
+            .last()
+            .expect("an invalidation was made")
+            .clone();
         assert!(
             last.contains(&format!("/stream/{}/*", ids[1])) && last.len() == 2,
             "{last:?}"

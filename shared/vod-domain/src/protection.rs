@@ -1125,7 +1125,7 @@ mod tests {
             "a token for one asset does not open another"
         );
         let mut unbound = good(kid);
-        unbound.as_object_mut().unwrap().remove("asset");
+        unbound.as_object_mut().expect("claims are an object").remove("asset");
         let unbound = token(unbound, Algorithm::HS256, SECRET);
         assert!(matches!(
             verify_token(&unbound, &r, &keys, subj),
@@ -1158,7 +1158,7 @@ mod tests {
         ));
         let stored: TokenRestriction = serde_json::from_value(json!({"issuer": "i", "audience": "a",
             "primary_key": {"type": "rsa", "pem": "x"}}))
-        .unwrap();
+        .expect("valid test JSON");
         assert!(stored.bind_to_asset, "tokens are bound to the asset by default");
         assert_eq!(stored.asset_claim, "asset");
         assert_eq!(stored.max_lifetime_secs, DEFAULT_MAX_TOKEN_LIFETIME_SECS);
@@ -1166,7 +1166,9 @@ mod tests {
 
     #[test]
     fn keys_leave_only_as_the_delivery_policies_say() {
-        let p = |v: serde_json::Value| -> Vec<DeliveryPolicy> { serde_json::from_value(v).unwrap() };
+        let p = |v: serde_json::Value| -> Vec<DeliveryPolicy> {
+            serde_json::from_value(v).expect("a valid delivery policy")
+        };
         let aes = p(json!([{"protocols": ["hls"], "protection": "aes128", "key_policy": "k"}]));
         let widevine = p(
             json!([{"protocols": ["dash", "hls"], "protection": "cenc", "key_policy": "k",
@@ -1240,19 +1242,30 @@ mod tests {
             description: String::new(),
             options: vec![KeyPolicyOption::Token(Box::new(r))],
         };
-        service.put_key_policy(policy).await.unwrap();
-        assets.insert(&Asset::new(ASSET, "a", AssetState::Ready)).await.unwrap();
+        service
+            .put_key_policy(policy)
+            .await
+            .expect("the in-memory stores answer");
+        assets
+            .insert(&Asset::new(ASSET, "a", AssetState::Ready))
+            .await
+            .expect("the in-memory stores answer");
         let set = |v: serde_json::Value| {
             let service = service.clone();
             async move {
                 service
-                    .set_delivery_policies(ASSET, serde_json::from_value(v).unwrap())
+                    .set_delivery_policies(ASSET, serde_json::from_value(v).expect("a valid delivery policy"))
                     .await
-                    .unwrap()
+                    .expect("the in-memory stores answer")
             }
         };
         let keys = set(json!([{"protocols": ["hls"], "protection": "aes128", "key_policy": "viewers"}])).await;
-        let key = service.store().get_content_key(keys[0].kid).await.unwrap().unwrap();
+        let key = service
+            .store()
+            .get_content_key(keys[0].kid)
+            .await
+            .expect("the key store answers")
+            .expect("the asset's content key");
         let unwraps = || kms.unwraps.load(std::sync::atomic::Ordering::SeqCst);
         let base = unwraps();
         let valid = token(good(key.kid), Algorithm::HS256, SECRET);
@@ -1276,7 +1289,10 @@ mod tests {
         assert_eq!(unwraps(), base, "no unwrap for a token that cannot be valid");
         // The secret is unwrapped once per instance.
         for _ in 0..3 {
-            service.authorize(&key, Some(&valid), KeyRelease::RawKey).await.unwrap();
+            service
+                .authorize(&key, Some(&valid), KeyRelease::RawKey)
+                .await
+                .expect("the policies and the token allow this release");
         }
         assert_eq!(unwraps(), base + 1, "one unwrap for three good requests");
         // HLS AES-128 only: no Clear Key licence.
@@ -1304,12 +1320,15 @@ mod tests {
         service
             .authorize(&key, Some(&valid), KeyRelease::ClearKeyLicence)
             .await
-            .unwrap();
+            .expect("the policies and the token allow this release");
         assert!(forbidden(
             service.authorize(&key, Some(&valid), KeyRelease::RawKey).await
         ));
         // Retired: never again; a new key takes its place.
-        let (retired, replacement) = service.retire_content_key(key.kid).await.unwrap();
+        let (retired, replacement) = service
+            .retire_content_key(key.kid)
+            .await
+            .expect("the in-memory stores answer");
         assert!(retired.retired_at.is_some());
         let replacement = replacement.expect("a protected asset gets a new key");
         assert_ne!(replacement.kid, key.kid);
@@ -1322,7 +1341,7 @@ mod tests {
         service
             .authorize(&replacement, Some(&fresh), KeyRelease::ClearKeyLicence)
             .await
-            .unwrap();
+            .expect("the policies and the token allow this release");
     }
 
     #[test]

@@ -7,6 +7,10 @@ pub enum EncodeError {
     /// The source could not be opened or its container could not be parsed.
     #[error("cannot open source: {0}")]
     Open(String),
+    /// The source is not what the probe accepted (another codec than the probed one): never retried, a whole copy
+    /// of the source would say the same.
+    #[error("the source is not what its probe accepted: {0}")]
+    NotAccepted(String),
     /// The source has no video stream.
     #[error("source has no video stream")]
     NoVideo,

@@ -93,8 +93,8 @@ pub(crate) fn check_codec(kind: &str, found: codec::Id, accepted: &[String]) -> 
     if accepted.iter().any(|a| a.eq_ignore_ascii_case(found_name)) {
         return Ok(());
     }
-    Err(EncodeError::Open(format!(
-        "the source's {kind} stream is {found_name}, but the probe accepted {}",
+    Err(EncodeError::NotAccepted(format!(
+        "its {kind} stream is {found_name}, but the probe accepted {}",
         if accepted.is_empty() {
             "none".to_string()
         } else {
