@@ -488,8 +488,9 @@
     let cues = [];
     const images = new Map();
     fetch(thumbnails)
-      .then((r) => { if (!r.ok) throw new Error(`HTTP ${r.status}`); return r.text(); })
-      .then((text) => { cues = parseThumbnails(text, thumbnails); status.thumbnails = { cues: cues.length, error: null }; })
+      // Sheets are relative to where the index was served from (the link redirects to the content's version).
+      .then((r) => { if (!r.ok) throw new Error(`HTTP ${r.status}`); return r.text().then((t) => [t, r.url || thumbnails]); })
+      .then(([text, at]) => { cues = parseThumbnails(text, at); status.thumbnails = { cues: cues.length, error: null }; })
       .catch((e) => { status.thumbnails = { cues: 0, error: errText(e) }; });
     const duration = () => (Number.isFinite(video.duration) && video.duration > 0 ? video.duration
       : cues.length ? cues[cues.length - 1].end : 0);

@@ -173,6 +173,13 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
     assert!((dur - 2.0).abs() < 0.1, "filtered duration {dur}");
     assert!(video.iter().all(|(_, f)| *f == 50), "{video:?}");
     let ism = hls_cmaf.rsplit_once('/').expect("ism").0.to_string();
+    // Content versions (issue 15 item 2): every URI the manifests write carries the asset's current version.
+    let ver = content_version(&master);
+    for uri in master.lines().filter(|l| !l.starts_with('#')) {
+        assert!(uri.contains(&format!(".ism/{ver}/")), "{uri} in {master}");
+    }
+    assert!(mpd.contains(&format!(".ism/{ver}/")), "{mpd}");
+    let vism = format!("{ism}/{ver}");
     let (video, dur, _) = probe_url(&format!("{ism}/manifest(format=mpd-time-cmaf,filter=first2s;low)"));
     assert_eq!(video, vec![(lowest_width, 50)], "only the lowest rung, two segments");
     assert!((dur - 2.0).abs() < 0.1, "{dur}");
@@ -190,13 +197,13 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
         .expect("filtered ism");
     let low = rungs_names(&asset_now(&api, &id).await, lowest);
     for (path, status) in [
-        (format!("{fism}/{}/seg-00000.m4s", low.0), 200),
-        (format!("{fism}/{}/seg-00001.m4s", low.0), 200),
-        (format!("{fism}/{}/seg-00003.m4s", low.0), 404),
-        (format!("{fism}/{}/seg-00000.m4s", low.1), 404),
-        (format!("{fism}/{}/init.mp4", low.1), 404),
-        (format!("{fism}/audio/seg-00000.m4s"), 200),
-        (format!("{fism}/audio/seg-00004.m4s"), 404),
+        (format!("{fism}/{ver}/{}/seg-00000.m4s", low.0), 200),
+        (format!("{fism}/{ver}/{}/seg-00001.m4s", low.0), 200),
+        (format!("{fism}/{ver}/{}/seg-00003.m4s", low.0), 404),
+        (format!("{fism}/{ver}/{}/seg-00000.m4s", low.1), 404),
+        (format!("{fism}/{ver}/{}/init.mp4", low.1), 404),
+        (format!("{fism}/{ver}/audio/seg-00000.m4s"), 200),
+        (format!("{fism}/{ver}/audio/seg-00004.m4s"), 404),
     ] {
         let (s, _, body) = get(&http, &path).await;
         assert_eq!(s, status, "{path}: {}", String::from_utf8_lossy(&body));
@@ -204,14 +211,14 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
 
     // Segments: immutable, with an ETag that a conditional request (no S3 read) and HEAD honour.
     let media: String = {
-        let (_, _, b) = get(&http, &format!("{ism}/audio/media.m3u8")).await;
+        let (_, _, b) = get(&http, &format!("{vism}/audio/media.m3u8")).await;
         String::from_utf8(b).expect("utf8")
     };
     assert!(
         media.contains("#EXT-X-MAP:URI=\"init.mp4\"") && media.ends_with("#EXT-X-ENDLIST\n"),
         "{media}"
     );
-    let seg = format!("{ism}/audio/seg-00001.m4s");
+    let seg = format!("{vism}/audio/seg-00001.m4s");
     let (s, h, body) = get(&http, &seg).await;
     assert_eq!(s, 200);
     // Cached for SegmentMaxAgeSeconds (default one hour), not for the locator's whole life (a day here).
@@ -223,9 +230,10 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
     // the filter query on manifests only — before, each of these answered 200 under another cache key.
     let (prefix, ism_name) = ism.rsplit_once('/').expect("ism path");
     for (other, status) in [
-        (format!("{prefix}/another-name.ism/audio/seg-00001.m4s"), 404),
-        (format!("{ism}/audio/seg-1.m4s"), 404),
-        (format!("{ism}/audio/seg-000001.m4s"), 404),
+        (format!("{prefix}/another-name.ism/{ver}/audio/seg-00001.m4s"), 404),
+        (format!("{vism}/audio/seg-1.m4s"), 404),
+        (format!("{vism}/audio/seg-000001.m4s"), 404),
+        (format!("{vism}/manifest(format=m3u8-cmaf)"), 404),
         (format!("{seg}?filter=first2s"), 400),
     ] {
         let (s, _, body) = get(&http, &other).await;
@@ -235,6 +243,18 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
         body.len() > 100 && (&body[4..8] == b"styp" || &body[4..8] == b"moof"),
         "a CMAF fragment"
     );
+    // Without a version: a redirect to the current one, cached like a manifest (1 s here); another version: 404.
+    let r = http
+        .get(format!("{ism}/audio/seg-00001.m4s"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["cache-control"], "public, max-age=1");
+    let location = r.headers()["location"].to_str().expect("location").to_string();
+    assert!(seg.ends_with(&location), "{location}");
+    let (s, _, stale) = get(&http, &format!("{ism}/v.0123456789abcdef/audio/seg-00001.m4s")).await;
+    assert_eq!((s, error_code(&stale)), (404, "stale_version".into()));
     let etag = h["etag"].clone();
     let r = http.get(&seg).header("if-none-match", etag).send().await.expect("send");
     assert_eq!(r.status(), 304);
@@ -255,8 +275,8 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
         (format!("{ism}/manifest(format=smooth)"), 400),
         (format!("{ism}/manifest"), 400),
         (format!("{ism}/manifest(format=m3u8-cmaf"), 400),
-        (format!("{ism}/audio/seg-99999.m4s"), 404),
-        (format!("{ism}/1080p/init.mp4"), 404),
+        (format!("{vism}/audio/seg-99999.m4s"), 404),
+        (format!("{vism}/1080p/init.mp4"), 404),
         (format!("{ism}/..%2F..%2Fsource.mp4/init.mp4"), 400),
         // (clients normalise `%2e%2e` away: the path that arrives names no track)
         (format!("{ism}/%2e%2e/init.mp4"), 404),
@@ -282,8 +302,14 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
         .locator(json!({"asset": id, "kind": "download", "duration_secs": 600}))
         .await;
     let d = &dl["downloads"][0];
-    let url = d["url"].as_str().expect("download url").to_string();
+    let link = d["url"].as_str().expect("download url").to_string();
     assert!(d["presigned_url"].is_null(), "{dl}");
+    // The listed link is stable: it redirects to the current version's file.
+    let r = http.get(&link).send().await.expect("send");
+    assert_eq!(r.status(), 302, "{link}");
+    let location = r.headers()["location"].to_str().expect("location").to_string();
+    let url = format!("{}{location}", stack.api_url());
+    assert!(url.contains(&format!("/{ver}/")), "{url}");
     let r = http.get(&url).header("range", "bytes=0-99").send().await.expect("send");
     assert_eq!(r.status(), 206);
     let total: u64 = r.headers()["content-range"]
@@ -314,8 +340,8 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
     assert_eq!(video.len(), 1);
     assert_eq!(video[0].1, 125);
     assert!((dur - 5.0).abs() < 0.1 && audio);
-    let (video, _, _) = probe_url(&url);
-    assert_eq!(video[0].1, 125, "ffprobe over HTTP with ranges");
+    let (video, _, _) = probe_url(&link);
+    assert_eq!(video[0].1, 125, "ffprobe over HTTP with ranges, through the redirect");
     let (s, _, body) = get(
         &http,
         &format!(
@@ -356,6 +382,22 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
         let report = play(player, url, None, None);
         assert!(report["decodedFrames"].as_u64().unwrap_or(0) > 0, "{report}");
     }
+
+    // New captions (an indexing job on the Ready asset) are a new version: the manifests move to it and the old
+    // version's URLs are 404, so no cache serves the old bytes under the new content's URLs (before, both had the
+    // same URLs). A new encode moves the version likewise (unit `content_versions_change_with_…`).
+    let again = api.start_job(&id, "index-speech").await;
+    let done = wait_job(&api, again["id"].as_str().expect("job"), 600).await;
+    assert_eq!(done["state"], "Finished", "{done}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (s, _, body) = get(&http, &hls).await;
+    assert_eq!(s, 200);
+    let newer = content_version(&String::from_utf8(body).expect("utf8"));
+    assert_ne!(newer, ver);
+    let (s, _, body) = get(&http, &seg).await;
+    assert_eq!((s, error_code(&body)), (404, "stale_version".into()));
+    let (s, _, _) = get(&http, &seg.replace(&ver, &newer)).await;
+    assert_eq!(s, 200);
 
     let gone = loc["id"].as_str().expect("id");
     let (s, _) = api.call(Method::DELETE, &format!("/locators/{gone}"), None).await;

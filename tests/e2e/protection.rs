@@ -433,6 +433,23 @@ async fn protected_streams_play_only_with_valid_tokens() {
     assert_eq!(p["streams"][0]["nb_read_frames"], "125", "cbcs decrypted: {p}");
     play("shaka", &dash, Some(&good), Some(&licence));
 
+    // Retiring the key is a new content version (issue 15 item 2): the MPD moves to the replacement key's URLs, and
+    // the old key's segment URLs are 404 (before, both keys' segments had one URL, so a cache could serve either).
+    let old_ver = content_version(&mpd);
+    let (s, v) = api
+        .call(Method::POST, &format!("/content-keys/{kid}/retire"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mpd = http.get(&dash).send().await.expect("send").text().await.expect("mpd");
+    let new_ver = content_version(&mpd);
+    assert_ne!(new_ver, old_ver, "{mpd}");
+    for (ver, status) in [(&old_ver, 404), (&new_ver, 200)] {
+        let url = format!("{ism}/{ver}/{rendition}/cbcs/seg-00000.m4s");
+        let r = http.get(&url).send().await.expect("send");
+        assert_eq!(r.status(), status, "{url}");
+    }
+
     // No plaintext key anywhere: DynamoDB items and this run's logs.
     let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
     let items = dynamo

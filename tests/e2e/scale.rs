@@ -440,7 +440,10 @@ async fn a_sixty_minute_title_goes_end_to_end() {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    assert!(final_url != url, "redirected to the stored file: {final_url}");
+    assert!(
+        !final_url.starts_with(&stack.api_url()),
+        "redirected past the packager to the stored file: {final_url}"
+    );
     let (_, asset) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
     let description = asset["output"]["renditions"][0]["progressive"]
         .as_str()

@@ -436,3 +436,13 @@ pub async fn finish(stack: LocalStack) {
         "requests the functions' roles refuse (function, action, resource): {denied:?}"
     );
 }
+
+/// The content version (`v.` and 16 hex digits) the first versioned URI of a manifest carries.
+pub fn content_version(manifest: &str) -> String {
+    manifest
+        .match_indices("v.")
+        .map(|(i, _)| &manifest[i..])
+        .find(|v| v.len() >= 18 && v.as_bytes()[2..18].iter().all(u8::is_ascii_hexdigit))
+        .map(|v| v[..18].to_string())
+        .unwrap_or_else(|| panic!("no content version in {manifest}"))
+}

@@ -204,6 +204,16 @@ async fn load(urls: Arc<Vec<String>>, secs: f64) -> (f64, f64, f64, f64, u64) {
 }
 
 /// 12 s of the lavfi `picture` source, H.264 + AAC (a 440 Hz tone), made by ffmpeg.
+/// The content version the multivariant playlist at `hls` writes (segment URLs carry it).
+async fn content_version(hls: &str) -> Result<String> {
+    let master = reqwest::get(hls).await?.error_for_status()?.text().await?;
+    master
+        .split('/')
+        .find(|e| vod_domain::delivery::ContentVersion::parse(e).is_some())
+        .map(str::to_string)
+        .with_context(|| format!("no content version in {master}"))
+}
+
 fn make_clip(path: &std::path::Path, picture: &str) -> Result<()> {
     let ok = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i", picture])
@@ -346,6 +356,7 @@ async fn main() -> Result<()> {
         .and_then(|u| u.rsplit_once('/'))
         .map(|(a, _)| a.to_string())
         .context("ism")?;
+    let ism = format!("{ism}/{}", content_version(&hls).await?);
     let asset = api.call(reqwest::Method::GET, &format!("/assets/{id}"), None).await?;
     let output = &asset["output"];
     let bucket = output["bucket"].as_str().context("bucket")?.to_string();
@@ -724,6 +735,10 @@ async fn main() -> Result<()> {
         .and_then(|u| u.rsplit_once('/'))
         .map(|(a, _)| rel(a))
         .context("ism")?;
+    let hd_ism = format!(
+        "{hd_ism}/{}",
+        content_version(hd_loc["urls"]["hls"].as_str().context("hls")?).await?
+    );
     let hd_mem = MemoryBlobStore::default();
     let mut http_rows: Vec<(String, Vec<String>, f64)> = Vec::new();
     for rendition in hd_asset["output"]["renditions"].as_array().into_iter().flatten() {

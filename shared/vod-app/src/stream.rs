@@ -13,7 +13,9 @@ use lambda_http::{Body, Request, Response};
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
-use vod_domain::delivery::{select, DeliveryService, Filter, Locator, LocatorId, LocatorKind, LocatorWindow};
+use vod_domain::delivery::{
+    select, ContentVersion, DeliveryService, Filter, Locator, LocatorId, LocatorKind, LocatorWindow,
+};
 use vod_domain::indexing::{webvtt, webvtt_segment, Cue};
 use vod_domain::protection::{
     delivery_for, ContentKey, Delivery, DeliveryPolicy, KeyId, Protection, ProtectionService, Protocol,
@@ -327,8 +329,27 @@ impl StreamContext {
         Ok(bytes)
     }
 
-    /// The asset's content key (id and policy) and its plaintext.
-    async fn content_key(&self, asset: AssetId) -> Result<(Arc<ContentKey>, Arc<Zeroizing<[u8; 16]>>), ApiError> {
+    /// The content version of `asset`'s streams: its output's job, its captions' job and, where a delivery policy
+    /// protects it, the content key in use.
+    async fn content_version(&self, asset: &Asset) -> Result<ContentVersion, ApiError> {
+        let output = asset.output.as_ref().ok_or_else(|| not_found("asset has no output"))?;
+        let protected = asset
+            .delivery_policies
+            .iter()
+            .any(|p| p.protection != Protection::Clear);
+        let key = match protected {
+            true => Some(self.key_record(asset.id).await?.kid),
+            false => None,
+        };
+        Ok(ContentVersion::of(
+            output.job_id,
+            asset.captions.as_ref().map(|c| c.job_id),
+            key,
+        ))
+    }
+
+    /// The asset's content key in use (its newest key not retired), without its plaintext.
+    async fn key_record(&self, asset: AssetId) -> Result<Arc<ContentKey>, ApiError> {
         let rec = match self.asset_keys.get(&asset) {
             Some(k) => k,
             None => {
@@ -346,13 +367,18 @@ impl StreamContext {
                 k
             }
         };
-        let rec = rec.ok_or_else(|| {
+        rec.ok_or_else(|| {
             err(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_content_key",
                 "the asset's delivery policy is protected but it has no content key",
             )
-        })?;
+        })
+    }
+
+    /// The asset's content key (id and policy) and its plaintext.
+    async fn content_key(&self, asset: AssetId) -> Result<(Arc<ContentKey>, Arc<Zeroizing<[u8; 16]>>), ApiError> {
+        let rec = self.key_record(asset).await?;
         if let Some(p) = self.plain_keys.get(&rec.kid) {
             return Ok((rec, p));
         }
@@ -746,6 +772,8 @@ struct Resolved {
     left: u64,
     manifest_age: u64,
     segment_age: u64,
+    /// The asset's current content version (written into manifests, required of everything else).
+    version: ContentVersion,
 }
 
 /// The resolve stage, where a request is authorised: the URL parsed, the locator found, inside its time window and
@@ -829,6 +857,15 @@ async fn resolve(ctx: &StreamContext, req: &Request) -> Result<Resolved, ApiErro
     if asset.output.is_none() {
         return Err(not_found("asset has no output"));
     }
+    let version = ctx.content_version(&asset).await?;
+    if sreq.version.as_ref().is_some_and(|v| *v != version) {
+        return Err(err(
+            StatusCode::NOT_FOUND,
+            "stale_version",
+            "this version of the content is no longer served (the asset was encoded again, or its key or captions \
+             changed): load the manifest again",
+        ));
+    }
     // Cached responses must not outlive the locator.
     let left = (locator.end - now).num_seconds().max(1) as u64;
     Ok(Resolved {
@@ -838,7 +875,28 @@ async fn resolve(ctx: &StreamContext, req: &Request) -> Result<Resolved, ApiErro
         left,
         locator,
         asset,
+        version,
     })
+}
+
+/// A resource asked for without a content version: a redirect to its current version's URL, cached no longer than
+/// a manifest (so stable links — a download, the poster — keep working, and a cached object is only ever cached
+/// under the version it belongs to).
+fn to_current_version(ctx: &StreamContext, req: &Request, version: &ContentVersion, max_age: u64) -> Reply {
+    let path = req.uri().path();
+    let rel = path.strip_prefix(ctx.config.base_path.as_str()).unwrap_or(path);
+    let mut location = format!(
+        "{}{}",
+        ctx.config.base_path,
+        vod_package::url::with_version(rel, version).unwrap_or_else(|| rel.to_string())
+    );
+    if let Some(q) = req.uri().query() {
+        location = format!("{location}?{q}");
+    }
+    let mut r = reply(StatusCode::FOUND, "application/json", b"{}".to_vec());
+    r.headers.push(("location", location));
+    r.headers.push(("cache-control", cache_control(max_age, false)));
+    r
 }
 
 /// What a locator's own filters keep: its tracks and its time range. They bind segment requests as well as
@@ -915,7 +973,11 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
         left,
         manifest_age,
         segment_age,
+        version,
     } = resolve(ctx, req).await?;
+    if sreq.version.is_none() && !matches!(sreq.resource, Resource::Manifest { .. }) {
+        return Ok(to_current_version(ctx, req, &version, manifest_age));
+    }
     let path = req.uri().path();
     let Some(output) = asset.output.as_ref() else {
         return Err(not_found("asset has no output"));
@@ -1022,9 +1084,9 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         video,
                         audio,
                         uri_prefix: if *alias {
-                            format!("{}.ism/", locator.name)
+                            format!("{}.ism/{version}/", locator.name)
                         } else {
-                            String::new()
+                            format!("{version}/")
                         },
                         query: if sreq.filters.is_empty() {
                             String::new()

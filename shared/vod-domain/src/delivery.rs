@@ -31,6 +31,50 @@ impl std::fmt::Display for LocatorId {
     }
 }
 
+/// The content version of an asset's streams: one path element under `{name}.ism/` in every segment, init,
+/// playlist, caption and thumbnail URL, derived from what those bytes depend on (the encoding job of the output,
+/// the indexing job of the captions, the content key in use). A new encode, new captions or a replaced key give new
+/// URLs, so a CDN never serves a cached object of an older version under the current one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ContentVersion(String);
+
+impl ContentVersion {
+    /// `v.` and 16 hex digits (the `.` keeps it apart from track names, which have none).
+    pub fn of(
+        output_job: crate::job::JobId,
+        captions_job: Option<crate::job::JobId>,
+        key: Option<crate::protection::KeyId>,
+    ) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(output_job.to_string());
+        h.update([0u8]);
+        h.update(captions_job.map(|j| j.to_string()).unwrap_or_default());
+        h.update([0u8]);
+        h.update(key.map(|k| k.to_string()).unwrap_or_default());
+        let d = h.finalize();
+        let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+        ContentVersion(format!("v.{hex}"))
+    }
+
+    /// A path element that is spelled like a content version (whether it is the current one is another question).
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix("v.")?;
+        (hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .then(|| ContentVersion(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ContentVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What a locator grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -508,6 +552,38 @@ impl DeliveryService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15 item 2: every input of a stream's bytes changes its content version; the same inputs give the
+    /// same version (every warm packager instance writes the same URLs).
+    #[test]
+    fn content_versions_change_with_the_encode_the_captions_and_the_key() {
+        use crate::job::JobId;
+        use crate::protection::KeyId;
+        let (job, job2) = (JobId::new_random(), JobId::new_random());
+        let (cap, key, key2) = (JobId::new_random(), KeyId::new_random(), KeyId::new_random());
+        let v = ContentVersion::of(job, Some(cap), Some(key));
+        assert_eq!(v, ContentVersion::of(job, Some(cap), Some(key)));
+        let others = [
+            ContentVersion::of(job2, Some(cap), Some(key)),
+            ContentVersion::of(job, None, Some(key)),
+            ContentVersion::of(job, Some(cap), None),
+            ContentVersion::of(job, Some(cap), Some(key2)),
+        ];
+        for o in &others {
+            assert_ne!(&v, o);
+        }
+        assert_eq!(ContentVersion::parse(v.as_str()), Some(v.clone()));
+        assert_eq!(v.as_str().len(), 18);
+        for bad in [
+            "v.0123",
+            "v.0123456789ABCDEF",
+            "v0123456789abcdef",
+            "720p",
+            "v.0123456789abcdeg",
+        ] {
+            assert_eq!(ContentVersion::parse(bad), None, "{bad}");
+        }
+    }
 
     /// Records what the service asked the CDN to drop.
     #[derive(Default)]

@@ -10,11 +10,14 @@
 //! - thumbnails: `{locator}/{name}.ism/thumbnails/thumbnails.vtt` (WebVTT index of the sprite sheets),
 //!   `…/thumbnails/sheet-{n}.jpg`, `…/thumbnails/poster.jpg`
 //!
+//! Everything under `{name}.ism/` but the manifests also has a form with the content version after it
+//! (`{name}.ism/v.{16 hex}/{track}/seg-{n}.m4s`): the manifests write only that form (see [`ContentVersion`]).
+//!
 //! Filters also come from the query (`?filter=a,b`). Every element is checked against a strict alphabet, so no
 //! request can name anything outside its asset.
 use percent_encoding::percent_decode_str;
 use thiserror::Error;
-use vod_domain::delivery::{valid_filter_name, LocatorId};
+use vod_domain::delivery::{valid_filter_name, ContentVersion, LocatorId};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum UrlError {
@@ -134,6 +137,20 @@ pub struct StreamRequest {
     pub name: Option<String>,
     pub resource: Resource,
     pub filters: Vec<String>,
+    /// The content version the path names, if any.
+    pub version: Option<ContentVersion>,
+}
+
+/// `path` (as parsed: `/{locator}/{name}.ism/…`) with `version` put after its `{name}.ism` element, replacing the
+/// version it had; `None` for a path without a `{name}.ism` element.
+pub fn with_version(path: &str, version: &ContentVersion) -> Option<String> {
+    let mut elems: Vec<&str> = path.split('/').collect();
+    let ism = elems.iter().position(|e| e.ends_with(".ism"))?;
+    match elems.get(ism + 1) {
+        Some(e) if ContentVersion::parse(e).is_some() => elems[ism + 1] = version.as_str(),
+        _ => elems.insert(ism + 1, version.as_str()),
+    }
+    Some(elems.join("/"))
 }
 
 fn bad(msg: impl Into<String>) -> UrlError {
@@ -238,11 +255,13 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
         return Err(UrlError::NotFound("/".into()));
     };
     let locator = LocatorId::parse(loc).ok_or_else(|| UrlError::NotFound(format!("locator {loc}")))?;
-    let req = |name: Option<&str>, resource| StreamRequest {
+    let mut version = None;
+    let req = |name: Option<&str>, resource, version: &Option<ContentVersion>| StreamRequest {
         locator,
         name: name.map(str::to_string),
         resource,
         filters: filters.clone(),
+        version: version.clone(),
     };
     match rest {
         ["main.m3u8"] => Ok(req(
@@ -251,6 +270,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                 format: Format::Hls,
                 alias: true,
             },
+            &None,
         )),
         ["main.mpd"] => Ok(req(
             None,
@@ -258,13 +278,26 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                 format: Format::Dash,
                 alias: true,
             },
+            &None,
         )),
         [ism, tail @ ..] => {
             let name = ism
                 .strip_suffix(".ism")
                 .filter(|n| valid_manifest_name(n))
                 .ok_or_else(|| UrlError::NotFound((*ism).into()))?;
+            let tail = match tail {
+                [v, rest @ ..] if !rest.is_empty() => match ContentVersion::parse(v) {
+                    Some(v) => {
+                        version = Some(v);
+                        rest
+                    }
+                    None => tail,
+                },
+                _ => tail,
+            };
             match tail {
+                // Manifests are the stable entry points: they have no versioned form.
+                [m] if m.starts_with("manifest") && version.is_some() => Err(UrlError::NotFound((*m).into())),
                 [m] if m.starts_with("manifest") => {
                     let mut f = filters.clone();
                     let format = parse_manifest(m, &mut f)?;
@@ -273,6 +306,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                         name: Some(name.into()),
                         resource: Resource::Manifest { format, alias: false },
                         filters: f,
+                        version: None,
                     })
                 }
                 [file] => {
@@ -285,6 +319,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                         Resource::Progressive {
                             rendition: rendition.into(),
                         },
+                        &version,
                     ))
                 }
                 [track, file] if *track == CAPTIONS_TRACK => {
@@ -295,7 +330,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                             number: segment_number(f, ".vtt").ok_or_else(|| UrlError::NotFound(f.into()))?,
                         },
                     };
-                    Ok(req(Some(name), resource))
+                    Ok(req(Some(name), resource, &version))
                 }
                 [track, file] if *track == THUMBNAILS_TRACK => {
                     let resource = match *file {
@@ -305,7 +340,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                             number: numbered(f, "sheet-", ".jpg").ok_or_else(|| UrlError::NotFound(f.into()))?,
                         },
                     };
-                    Ok(req(Some(name), resource))
+                    Ok(req(Some(name), resource, &version))
                 }
                 [track, file] | [track, _, file] => {
                     if !valid_track_name(track) {
@@ -329,7 +364,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                             Resource::Segment { track, number: n, enc }
                         }
                     };
-                    Ok(req(Some(name), resource))
+                    Ok(req(Some(name), resource, &version))
                 }
                 _ => Err(UrlError::NotFound(path.into())),
             }
@@ -389,6 +424,56 @@ mod tests {
         ] {
             assert!(matches!(p(bad), Err(UrlError::NotFound(_))), "{bad}");
         }
+    }
+
+    /// Issue 15 item 2: the versioned form of every resource under `{name}.ism/` but the manifests.
+    #[test]
+    fn parses_content_versions() {
+        let v = "v.0123456789abcdef";
+        let p = |rest: &str| parse(&format!("/{L}/clip.ism/{rest}"), None);
+        let r = p(&format!("{v}/360p/cenc/seg-00004.m4s")).expect("a versioned segment");
+        assert_eq!(r.version.as_ref().map(ContentVersion::as_str), Some(v));
+        assert_eq!(
+            r.resource,
+            Resource::Segment {
+                track: "360p".into(),
+                number: 4,
+                enc: Some(Enc::Cenc)
+            }
+        );
+        assert_eq!(p("360p/seg-00004.m4s").map(|r| r.version), Ok(None));
+        for (rest, want) in [
+            ("captions/seg-00001.vtt", Resource::TextSegment { number: 1 }),
+            ("thumbnails/poster.jpg", Resource::Poster),
+            (
+                "720p.mp4",
+                Resource::Progressive {
+                    rendition: "720p".into(),
+                },
+            ),
+            ("360p/media.m3u8", Resource::MediaPlaylist { track: "360p".into() }),
+        ] {
+            let r = p(&format!("{v}/{rest}")).expect(rest);
+            assert_eq!((r.resource, r.version.is_some()), (want, true), "{rest}");
+        }
+        // Manifests are not versioned; a version alone names nothing; one version per path.
+        for bad in [
+            format!("{v}/manifest(format=m3u8-cmaf)"),
+            v.to_string(),
+            format!("{v}/{v}/360p/seg-00004.m4s"),
+        ] {
+            assert!(matches!(p(&bad), Err(UrlError::NotFound(_))), "{bad}");
+        }
+        let path = format!("/{L}/clip.ism/360p/seg-00004.m4s");
+        let ver = ContentVersion::parse(v).expect("a version");
+        let versioned = with_version(&path, &ver).expect("an ism path");
+        assert_eq!(versioned, format!("/{L}/clip.ism/{v}/360p/seg-00004.m4s"));
+        let newer = ContentVersion::parse("v.fedcba9876543210").expect("a version");
+        assert_eq!(
+            with_version(&versioned, &newer),
+            Some(format!("/{L}/clip.ism/v.fedcba9876543210/360p/seg-00004.m4s"))
+        );
+        assert_eq!(with_version(&format!("/{L}/main.m3u8"), &ver), None);
     }
 
     #[test]
