@@ -469,3 +469,39 @@ fn rungs_names(asset: &Value, lowest: u64) -> (String, String) {
     };
     (name(true), name(false))
 }
+
+/// Issue 15 item 6: the stream API throttles as API Gateway does (the `StreamThrottling*` parameters, the API's
+/// `DefaultRouteSettings`): past its burst a request is answered 429 with a JSON body before the packager runs, and
+/// the rate refills it; the management API is not throttled by them. Before, the local gateway ignored the
+/// settings, so nothing showed they reach the stream API's routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_api_throttles_past_its_burst() {
+    let stack = stack_with(
+        "throttle",
+        &[("StreamThrottlingRateLimit", "1"), ("StreamThrottlingBurstLimit", "5")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/stream/{}/main.m3u8", stack.api_url(), uuid::Uuid::new_v4());
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let (s, h, body) = get(&http, &url).await;
+        if s == 429 {
+            assert_eq!(h["content-type"], "application/json");
+            let v: Value = serde_json::from_slice(&body).expect("a JSON body");
+            assert_eq!(v["message"], "Too Many Requests");
+        }
+        statuses.push(s);
+    }
+    // The packager answers the burst (no such locator: 404), then the gateway refuses (one token a second).
+    assert_eq!(statuses[..5], [404; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().filter(|s| **s == 429).count() >= 6, "{statuses:?}");
+    let api = Api::new(&stack);
+    for _ in 0..12 {
+        let (s, v) = api.call(Method::GET, "/assets", None).await;
+        assert_eq!(s, 200, "the management API is not throttled: {v}");
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(&http, &url).await.0, 404, "the rate refilled a token");
+    finish(stack).await;
+}

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::host::LocalFunction;
-use crate::template::HttpRoute;
+use crate::template::{HttpRoute, Throttle};
 
 /// API Gateway's request payload limit.
 const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
@@ -28,6 +29,50 @@ const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
 pub struct Route {
     pub route: HttpRoute,
     pub function: Arc<LocalFunction>,
+    /// The route's token bucket, when its API throttles.
+    pub bucket: Option<Arc<TokenBucket>>,
+}
+
+impl Route {
+    pub fn new(route: HttpRoute, function: Arc<LocalFunction>) -> Self {
+        let bucket = route.throttle.map(|t| Arc::new(TokenBucket::new(t)));
+        Route {
+            route,
+            function,
+            bucket,
+        }
+    }
+}
+
+/// API Gateway's throttling of a route: `burst` tokens, refilled at `rate` per second; a request without a token
+/// is answered 429 before any function runs.
+pub struct TokenBucket {
+    throttle: Throttle,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl TokenBucket {
+    pub fn new(throttle: Throttle) -> Self {
+        TokenBucket {
+            throttle,
+            state: Mutex::new((throttle.burst as f64, Instant::now())),
+        }
+    }
+
+    /// Takes a token if one is left.
+    pub fn take(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let refilled = s.0 + now.duration_since(s.1).as_secs_f64() * self.throttle.rate;
+        let tokens = refilled.min(self.throttle.burst as f64);
+        if tokens >= 1.0 {
+            *s = (tokens - 1.0, now);
+            true
+        } else {
+            *s = (tokens, now);
+            false
+        }
+    }
 }
 
 /// Matches a path against a route template (`/assets/{id}`, `/{proxy+}`); returns the path parameters.
@@ -158,6 +203,9 @@ async fn dispatch(
     let Some((route, params)) = matched else {
         return plain(404, r#"{"message":"Not Found"}"#);
     };
+    if route.bucket.as_ref().is_some_and(|b| !b.take()) {
+        return plain(429, r#"{"message":"Too Many Requests"}"#);
+    }
     match to_event(req, &route.route, params, peer, local).await {
         Ok(event) => match lambda_http::request::from_str(&event.to_string()) {
             Ok(lreq) => from_lambda(route.function.invoke_http(lreq).await),
@@ -287,6 +335,18 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_bucket_allows_its_burst_then_its_rate() {
+        let b = TokenBucket::new(Throttle { rate: 20.0, burst: 3 });
+        assert_eq!(
+            (0..5).map(|_| b.take()).collect::<Vec<_>>(),
+            [true, true, true, false, false]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        assert!(b.take() && b.take(), "two tokens back after 0.12 s at 20/s");
+        assert!((0..10).filter(|_| b.take()).count() <= 1, "never more than the burst");
+    }
 
     #[test]
     fn matches_route_templates() {

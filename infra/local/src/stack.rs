@@ -113,10 +113,7 @@ impl LocalStack {
         for f in &spec.functions {
             for r in &f.http_routes {
                 if let Some(func) = host.functions.get(&f.logical_id) {
-                    routes.push(Route {
-                        route: r.clone(),
-                        function: func.clone(),
-                    });
+                    routes.push(Route::new(r.clone(), func.clone()));
                 }
             }
         }

@@ -75,6 +75,15 @@ pub struct SqsEventSpec {
 pub struct HttpRoute {
     pub method: String,
     pub path: String,
+    /// Its API's `DefaultRouteSettings` throttling, as API Gateway applies it to each route.
+    pub throttle: Option<Throttle>,
+}
+
+/// API Gateway's route throttling: a token bucket of `burst` requests refilled at `rate` per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    pub rate: f64,
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -514,6 +523,37 @@ impl Ctx<'_> {
     }
 
     /// Logical id of the queue that an ARN expression (`!GetAtt Q.Arn`) names.
+    /// The throttling of API `api`'s routes (its `DefaultRouteSettings`), if it sets one.
+    fn route_throttle(&self, api: &str) -> Result<Option<Throttle>> {
+        let Some(settings) = self
+            .resources
+            .get(api)
+            .and_then(|r| r.pointer("/Properties/DefaultRouteSettings"))
+        else {
+            return Ok(None);
+        };
+        let number = |key: &str| -> Result<Option<f64>> {
+            settings
+                .get(key)
+                .map(|v| {
+                    let e = self.eval(v)?;
+                    e.as_f64()
+                        .or_else(|| e.as_str().and_then(|s| s.trim().parse().ok()))
+                        .ok_or_else(|| anyhow!("{api}.DefaultRouteSettings.{key}: {e} is not a number"))
+                })
+                .transpose()
+        };
+        Ok(
+            match (number("ThrottlingRateLimit")?, number("ThrottlingBurstLimit")?) {
+                (Some(rate), Some(burst)) => Some(Throttle {
+                    rate,
+                    burst: burst as u32,
+                }),
+                _ => None,
+            },
+        )
+    }
+
     fn queue_id_of(&self, v: &Value) -> Result<String> {
         if let Some(parts) = v.get("Fn::GetAtt").and_then(Value::as_array) {
             if let Some(id) = parts.first().and_then(Value::as_str) {
@@ -700,6 +740,10 @@ impl Ctx<'_> {
                     Some("HttpApi") => http_routes.push(HttpRoute {
                         method: str_of(p.get("Method").unwrap_or(&Value::from("ANY")))?.to_uppercase(),
                         path: str_of(p.get("Path").unwrap_or(&Value::from("/{proxy+}")))?,
+                        throttle: match p.pointer("/ApiId/Ref").and_then(Value::as_str) {
+                            Some(api) => self.route_throttle(api)?,
+                            None => None,
+                        },
                     }),
                     _ => {}
                 }
@@ -894,6 +938,19 @@ mod tests {
             .http_routes
             .iter()
             .any(|r| r.method == "GET" && r.path == "/assets/{id}"));
+        // The stream API's throttling reaches its routes (the management API sets none).
+        let throttle = Some(Throttle {
+            rate: 2000.0,
+            burst: 4000,
+        });
+        for f in ["PackagerFunction", "KeysFunction"] {
+            let routes = &spec.function(f).unwrap().http_routes;
+            assert!(
+                !routes.is_empty() && routes.iter().all(|r| r.throttle == throttle),
+                "{f}"
+            );
+        }
+        assert!(api.http_routes.iter().all(|r| r.throttle.is_none()));
     }
 
     #[test]
