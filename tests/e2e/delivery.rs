@@ -63,7 +63,7 @@ fn error_code(body: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_asset_plays_in_ffmpeg_and_browsers() {
-    let stack = stack_with("deliver", &[("ManifestTtlSeconds", "1")]).await;
+    let stack = stack_with("deliver", &[("ManifestTtlSeconds", "1"), ("CdnRecheckSeconds", "2")]).await;
     let api = Api::new(&stack);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -408,36 +408,78 @@ async fn published_asset_plays_in_ffmpeg_and_browsers() {
         .1
         .clone()
         .expect("a provisioned distribution");
-    let mut invalidated = Vec::new();
-    let list = cf
-        .list_invalidations()
-        .distribution_id(&distribution)
-        .send()
-        .await
-        .expect("list invalidations");
-    for summary in list.invalidation_list().map(|l| l.items()).unwrap_or_default() {
-        let inv = cf
-            .get_invalidation()
+    let invalidations = || async {
+        let mut invalidated = Vec::new();
+        let list = cf
+            .list_invalidations()
             .distribution_id(&distribution)
-            .id(summary.id())
             .send()
             .await
-            .expect("get invalidation");
-        if let Some(batch) = inv.invalidation().and_then(|i| i.invalidation_batch()) {
-            invalidated.extend(batch.paths().map(|p| p.items().to_vec()).unwrap_or_default());
+            .expect("list invalidations");
+        for summary in list.invalidation_list().map(|l| l.items()).unwrap_or_default() {
+            let inv = cf
+                .get_invalidation()
+                .distribution_id(&distribution)
+                .id(summary.id())
+                .send()
+                .await
+                .expect("get invalidation");
+            if let Some(batch) = inv.invalidation().and_then(|i| i.invalidation_batch()) {
+                invalidated.extend(batch.paths().map(|p| p.items().to_vec()).unwrap_or_default());
+            }
         }
+        invalidated
+            .iter()
+            .filter(|p| **p == format!("/stream/{gone}/*"))
+            .count()
+    };
+    assert_eq!(
+        invalidations().await,
+        1,
+        "the unpublished locator's paths were invalidated"
+    );
+    // ...and again CdnRecheckSeconds later (2 s here), by the sweeper from its queue, once no packager instance
+    // still trusts the cached locator (before: once only, so a CDN miss in that window was cached again).
+    let started = std::time::Instant::now();
+    while invalidations().await < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the deferred invalidation was never made"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(
-        invalidated.contains(&format!("/stream/{gone}/*")),
-        "the unpublished locator's paths were invalidated: {invalidated:?}"
+        started.elapsed() >= Duration::from_millis(1000),
+        "not before it was due"
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (s, _, body) = get(&http, &hls).await;
     assert_eq!((s, error_code(&body)), (404, "not_found".into()));
 
-    // Deleting the asset removes its locators and filters.
+    // Deleting the asset removes its locators and filters, and the warm packager drops what it cached of the asset
+    // once its next lookup finds it gone (issue 15 item 8; before, the indexes and init segments stayed in memory).
+    let packager_cached = || match &stack.host.functions["PackagerFunction"].handler {
+        vod_local::host::Handler::Packager(ctx) => {
+            ctx.cached_entries_of(vod_domain::AssetId(uuid::Uuid::parse_str(&id).expect("asset id")))
+        }
+        _ => panic!("the packager is a packager"),
+    };
+    let download = |link: String| async move { reqwest::get(&link).await.expect("send").status().as_u16() };
+    assert_eq!(
+        download(link.clone()).await,
+        200,
+        "the download is served (and its data cached)"
+    );
+    assert!(packager_cached() > 0, "the warm packager holds the asset's indexes");
     let (s, _) = api.call(Method::DELETE, &format!("/assets/{id}"), None).await;
     assert_eq!(s, 204);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(download(link.clone()).await, 404, "a deleted asset's download");
+    assert_eq!(
+        packager_cached(),
+        0,
+        "the warm packager dropped the deleted asset's data"
+    );
     let (s, _) = api
         .call(
             Method::GET,

@@ -162,7 +162,8 @@ impl LocalFunction {
         match &self.handler {
             Handler::Ingest(ctx) => Ok(vod_app::ingest::handle_batch(ctx, event).await),
             Handler::Encode(ctx) => Ok(vod_worker::handle_batch(ctx, event).await),
-            Handler::Api(_) | Handler::Packager(_) | Handler::Keys(_) | Handler::Sweeper(_) => {
+            Handler::Sweeper(ctx) => Ok(vod_app::sweeper::handle_deferred(ctx, event).await),
+            Handler::Api(_) | Handler::Packager(_) | Handler::Keys(_) => {
                 Err(anyhow!("function {} does not take SQS events", self.spec.logical_id))
             }
         }

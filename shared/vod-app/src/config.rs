@@ -32,8 +32,18 @@ impl AppContext {
             .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
             .unwrap_or("/stream")
             .to_string();
-        let delivery = DeliveryService::new(a.assets.clone(), a.delivery.clone())
-            .with_cdn(Adapters::cdn(sdk, config.distribution_id.as_deref()), &stream_path);
+        let recheck = config.cdn_recheck.as_ref();
+        let mut delivery = DeliveryService::new(a.assets.clone(), a.delivery.clone()).with_cdn(
+            Adapters::cdn(
+                sdk,
+                config.distribution_id.as_deref(),
+                recheck.map(|(url, _)| url.as_str()),
+            ),
+            &stream_path,
+        );
+        if let Some((_, after)) = recheck {
+            delivery = delivery.with_cdn_recheck(*after);
+        }
         let protection = ProtectionService::new(a.assets.clone(), a.keys.clone(), a.kms.clone());
         let jobs = JobService::new(
             a.assets.clone(),

@@ -108,6 +108,8 @@ pub struct StreamContext {
     delivery: DeliveryService,
     blobs: Arc<dyn BlobStore>,
     locators: Cache<LocatorId, Option<Arc<Locator>>>,
+    /// The asset of each locator this instance served (kept past the locator's TTL, to drop a deleted asset's data).
+    locator_assets: Cache<LocatorId, AssetId>,
     asset_cache: Cache<AssetId, Option<Arc<Asset>>>,
     filters: Cache<(AssetId, String), Option<Arc<Filter>>>,
     /// Segment indexes and init segments never change once written (keys are per job): cached by object key.
@@ -174,23 +176,38 @@ impl StreamContext {
                 .time_to_live(Duration::from_secs(300))
                 .build(),
             locators: Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
+            locator_assets: Cache::builder().max_capacity(10_000).build(),
             asset_cache: Cache::builder().max_capacity(1_000).time_to_live(ttl).build(),
             filters: Cache::builder().max_capacity(1_000).time_to_live(ttl).build(),
-            indexes: Cache::builder().max_capacity(2_000).build(),
-            cues: Cache::builder().max_capacity(500).build(),
+            indexes: Cache::builder()
+                .max_capacity(2_000)
+                .support_invalidation_closures()
+                .build(),
+            cues: Cache::builder()
+                .max_capacity(500)
+                .support_invalidation_closures()
+                .build(),
             objects: Cache::builder()
                 .weigher(|_k: &String, v: &Arc<Vec<u8>>| v.len().try_into().unwrap_or(u32::MAX))
                 .max_capacity(32 * 1024 * 1024)
+                .support_invalidation_closures()
                 .build(),
-            progressive: Cache::builder().max_capacity(1_000).build(),
+            progressive: Cache::builder()
+                .max_capacity(1_000)
+                .support_invalidation_closures()
+                .build(),
             run_pages: Cache::builder()
                 .weigher(|_k: &(String, usize), v: &Arc<Vec<ProgressiveRun>>| {
                     (v.len() * 128).try_into().unwrap_or(u32::MAX)
                 })
                 .max_capacity(16 * 1024 * 1024)
+                .support_invalidation_closures()
                 .build(),
             queue: None,
-            protectors: Cache::builder().max_capacity(4_000).build(),
+            protectors: Cache::builder()
+                .max_capacity(4_000)
+                .support_invalidation_closures()
+                .build(),
             materializing: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(300))
@@ -277,6 +294,16 @@ impl StreamContext {
                     .await
                     .map_err(unavailable)?
                     .map(Arc::new);
+                match &l {
+                    Some(l) => self.locator_assets.insert(id, l.asset_id),
+                    // Gone: if its asset is gone too (a delete), what this instance cached of it goes now.
+                    None => {
+                        if let Some(asset) = self.locator_assets.remove(&id) {
+                            self.asset_cache.invalidate(&asset);
+                            let _ = self.asset(asset).await;
+                        }
+                    }
+                }
                 self.locators.insert(id, l.clone());
                 l
             }
@@ -289,6 +316,9 @@ impl StreamContext {
             Some(a) => a,
             None => {
                 let a = self.assets.get(id).await.map_err(unavailable)?.map(Arc::new);
+                if a.as_ref().is_none_or(|a| a.state != AssetState::Ready) {
+                    self.drop_asset_data(id);
+                }
                 self.asset_cache.insert(id, a.clone());
                 a
             }
@@ -296,6 +326,48 @@ impl StreamContext {
         cached
             .filter(|a| a.state == AssetState::Ready && a.output.is_some())
             .ok_or_else(|| not_found(format!("asset {id} has no published output")))
+    }
+
+    /// Drops what this instance cached of an asset that is gone or no longer Ready: its indexes, init segments,
+    /// cues, progressive maps, protectors and content key (every object key of an asset is under `assets/{id}/`).
+    fn drop_asset_data(&self, id: AssetId) {
+        let prefix = Arc::new(format!("assets/{id}/"));
+        let p = prefix.clone();
+        let _ = self
+            .indexes
+            .invalidate_entries_if(move |k, _| k.starts_with(p.as_str()));
+        let p = prefix.clone();
+        let _ = self.cues.invalidate_entries_if(move |k, _| k.starts_with(p.as_str()));
+        let p = prefix.clone();
+        let _ = self
+            .objects
+            .invalidate_entries_if(move |k, _| k.starts_with(p.as_str()));
+        let p = prefix.clone();
+        let _ = self
+            .progressive
+            .invalidate_entries_if(move |k, _| k.starts_with(p.as_str()));
+        let p = prefix.clone();
+        let _ = self
+            .run_pages
+            .invalidate_entries_if(move |k, _| k.0.starts_with(p.as_str()));
+        let p = prefix;
+        let _ = self
+            .protectors
+            .invalidate_entries_if(move |k, _| k.0.starts_with(p.as_str()));
+        if let Some(Some(key)) = self.asset_keys.remove(&id) {
+            self.plain_keys.invalidate(&key.kid);
+        }
+    }
+
+    /// Entries cached of asset `id`'s objects (tests: what a delete leaves in a warm instance).
+    pub fn cached_entries_of(&self, id: AssetId) -> usize {
+        self.indexes.run_pending_tasks();
+        self.objects.run_pending_tasks();
+        self.protectors.run_pending_tasks();
+        let prefix = format!("assets/{id}/");
+        self.indexes.iter().filter(|(k, _)| k.starts_with(&prefix)).count()
+            + self.objects.iter().filter(|(k, _)| k.starts_with(&prefix)).count()
+            + self.protectors.iter().filter(|(k, _)| k.0.starts_with(&prefix)).count()
     }
 
     async fn filter(&self, asset: AssetId, name: &str) -> Result<Arc<Filter>, ApiError> {

@@ -344,6 +344,10 @@ pub struct DeliveryService {
     cdn: Arc<dyn crate::ports::CdnCache>,
     /// The CDN path of the packager's routes (`/stream`).
     stream_path: String,
+    /// When every invalidation is repeated: after the packager's instances can have stopped trusting what they
+    /// cached (a CDN miss served by an instance still holding the old locator or asset would otherwise be cached
+    /// again after the first invalidation).
+    recheck_after: Option<std::time::Duration>,
 }
 
 impl DeliveryService {
@@ -353,7 +357,20 @@ impl DeliveryService {
             store,
             cdn: Arc::new(crate::ports::NoCdn),
             stream_path: "/stream".into(),
+            recheck_after: None,
         }
+    }
+
+    /// Repeats every invalidation `after` the first (longer than the packager trusts its cached records, plus its
+    /// longest response).
+    pub fn with_cdn_recheck(mut self, after: std::time::Duration) -> Self {
+        self.recheck_after = Some(after);
+        self
+    }
+
+    /// Invalidates `paths` once, now (a deferred invalidation coming due).
+    pub async fn invalidate_paths(&self, paths: &[String]) -> Result<(), DomainError> {
+        Ok(self.cdn.invalidate(paths).await?)
     }
 
     /// The CDN whose cached copies of a locator's paths are dropped when what they serve changes, and the CDN path
@@ -387,11 +404,16 @@ impl DeliveryService {
             return Ok(Vec::new());
         }
         let paths = self.cdn_paths(locators);
-        if let Err(e) = self.cdn.invalidate(&paths).await {
+        let first = self.cdn.invalidate(&paths).await;
+        if let Err(e) = &first {
             tracing::error!(error = %e, paths = paths.len(), "CDN invalidation failed; cached copies expire with their max-age");
-            return Ok(Vec::new());
         }
-        Ok(paths)
+        if let Some(after) = self.recheck_after {
+            if let Err(e) = self.cdn.invalidate_later(&paths, after).await {
+                tracing::error!(error = %e, paths = paths.len(), "the CDN invalidation could not be scheduled again");
+            }
+        }
+        Ok(if first.is_ok() { paths } else { Vec::new() })
     }
 
     pub fn store(&self) -> &Arc<dyn DeliveryStore> {
@@ -585,9 +607,13 @@ mod tests {
         }
     }
 
-    /// Records what the service asked the CDN to drop.
+    /// Records what the service asked the CDN to drop, now (`.0`) and later (`.1`).
     #[derive(Default)]
-    struct RecordingCdn(std::sync::Mutex<Vec<Vec<String>>>);
+    #[allow(clippy::type_complexity)]
+    struct RecordingCdn(
+        std::sync::Mutex<Vec<Vec<String>>>,
+        std::sync::Mutex<Vec<(Vec<String>, std::time::Duration)>>,
+    );
 
     #[async_trait]
     impl crate::ports::CdnCache for RecordingCdn {
@@ -595,6 +621,44 @@ mod tests {
             self.0.lock().expect("the recording lock").push(paths.to_vec());
             Ok(())
         }
+        async fn invalidate_later(&self, paths: &[String], delay: std::time::Duration) -> Result<(), StoreError> {
+            self.1.lock().expect("the recording lock").push((paths.to_vec(), delay));
+            Ok(())
+        }
+    }
+
+    /// A streaming locator of `asset`, valid for the next hour.
+    fn hour_long_locator(asset: AssetId) -> Locator {
+        let now = Utc::now();
+        Locator {
+            id: LocatorId::new_random(),
+            asset_id: asset,
+            kind: LocatorKind::Streaming,
+            name: "clip".into(),
+            start: now,
+            end: now + ChronoDuration::hours(1),
+            filters: vec![],
+            created_at: now,
+        }
+    }
+
+    /// Issue 15 items 2 and 8: every invalidation is asked again once the packager's instances have stopped trusting
+    /// their cached locator and asset (before: once, so a CDN miss served from such a cache was cached again).
+    #[tokio::test]
+    async fn every_invalidation_is_repeated_after_the_packagers_cache_window() {
+        use crate::memory::{MemoryAssetStore, MemoryDeliveryStore};
+        let store = Arc::new(MemoryDeliveryStore::default());
+        let cdn = Arc::new(RecordingCdn::default());
+        let after = std::time::Duration::from_secs(40);
+        let svc = DeliveryService::new(Arc::new(MemoryAssetStore::default()), store.clone())
+            .with_cdn(cdn.clone(), "/stream")
+            .with_cdn_recheck(after);
+        let l = hour_long_locator(AssetId::new_random());
+        store.put_locator(&l).await.expect("the in-memory stores answer");
+        svc.delete_locator(l.id).await.expect("the in-memory stores answer");
+        let paths = vec![format!("/stream/{}/*", l.id)];
+        assert_eq!(*cdn.0.lock().expect("the recording lock"), vec![paths.clone()]);
+        assert_eq!(*cdn.1.lock().expect("the recording lock"), vec![(paths, after)]);
     }
 
     /// Issue 15 item 2: unpublishing and deleting drop the locators' paths from the CDN (before: nothing did, and
@@ -607,19 +671,9 @@ mod tests {
         let svc = DeliveryService::new(Arc::new(MemoryAssetStore::default()), store.clone())
             .with_cdn(cdn.clone(), "/stream/");
         let asset = AssetId::new_random();
-        let now = Utc::now();
         let mut ids = Vec::new();
         for _ in 0..3 {
-            let l = Locator {
-                id: LocatorId::new_random(),
-                asset_id: asset,
-                kind: LocatorKind::Streaming,
-                name: "clip".into(),
-                start: now,
-                end: now + ChronoDuration::hours(1),
-                filters: vec![],
-                created_at: now,
-            };
+            let l = hour_long_locator(asset);
             store.put_locator(&l).await.expect("the in-memory stores answer");
             ids.push(l.id);
         }

@@ -185,6 +185,18 @@ pub struct NoEvents;
 pub trait CdnCache: Send + Sync {
     /// Drops every cached response under each path (`/stream/{locator}/*`).
     async fn invalidate(&self, paths: &[String]) -> Result<(), StoreError>;
+
+    /// Asks for `paths` to be invalidated again once `delay` has passed (a deferred request that survives this
+    /// function). Nothing by default: a CDN without a deferral channel relies on the first invalidation alone.
+    async fn invalidate_later(&self, _paths: &[String], _delay: std::time::Duration) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A deferred invalidation as it waits on its queue (the sweeper makes it when it comes due).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeferredInvalidation {
+    pub paths: Vec<String>,
 }
 
 /// No CDN (or none configured): nothing to drop.

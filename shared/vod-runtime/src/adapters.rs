@@ -50,11 +50,19 @@ impl Adapters {
         }
     }
 
-    /// The CDN whose cached paths are invalidated: the stack's CloudFront distribution, or none.
-    pub fn cdn(sdk: &aws_config::SdkConfig, distribution_id: Option<&str>) -> Arc<dyn vod_domain::CdnCache> {
-        match distribution_id {
-            Some(id) => Arc::new(vod_aws::CloudFrontCdn::from_sdk(sdk, id)),
-            None => Arc::new(vod_domain::NoCdn),
+    /// The CDN whose cached paths are invalidated: the stack's CloudFront distribution (deferred invalidations
+    /// waiting on `deferral_queue`), or none.
+    pub fn cdn(
+        sdk: &aws_config::SdkConfig,
+        distribution_id: Option<&str>,
+        deferral_queue: Option<&str>,
+    ) -> Arc<dyn vod_domain::CdnCache> {
+        match (distribution_id, deferral_queue) {
+            (Some(id), Some(url)) => {
+                Arc::new(vod_aws::CloudFrontCdn::from_sdk(sdk, id).with_deferral(aws_sdk_sqs::Client::new(sdk), url))
+            }
+            (Some(id), None) => Arc::new(vod_aws::CloudFrontCdn::from_sdk(sdk, id)),
+            (None, _) => Arc::new(vod_domain::NoCdn),
         }
     }
 

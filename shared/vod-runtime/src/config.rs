@@ -28,6 +28,9 @@ pub struct AppConfig {
     /// The CloudFront distribution in front of the packager (`DISTRIBUTION_ID`): unpublishing, deleting and
     /// protection changes invalidate the locators' paths there. None: no CDN to tell.
     pub distribution_id: Option<String>,
+    /// Deferred invalidations (`CDN_RECHECK_QUEUE_URL`, `CDN_RECHECK_SECONDS`): every invalidation is made again
+    /// after this long, from this queue, once the packager's instances no longer trust what they cached.
+    pub cdn_recheck: Option<(String, Duration)>,
     pub multipart_threshold: u64,
     pub part_size: u64,
     pub url_ttl: Duration,
@@ -71,6 +74,10 @@ impl AppConfig {
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.is_empty()),
             api_auth_iam: get("API_AUTH").is_some_and(|a| a.eq_ignore_ascii_case("iam")),
             distribution_id: get("DISTRIBUTION_ID").filter(|d| !d.is_empty()),
+            cdn_recheck: match get("CDN_RECHECK_QUEUE_URL").filter(|u| !u.is_empty()) {
+                None => None,
+                Some(url) => Some((url, Duration::from_secs(num("CDN_RECHECK_SECONDS", 60)?.clamp(1, 900)))),
+            },
             multipart_threshold: num("MULTIPART_THRESHOLD_BYTES", d.multipart_threshold)?,
             part_size: num("MULTIPART_PART_SIZE_BYTES", d.part_size)?,
             url_ttl: Duration::from_secs(num("UPLOAD_URL_TTL_SECONDS", d.url_ttl.as_secs())?),
