@@ -180,7 +180,7 @@ async fn corrupt_truncated_empty_and_unsupported_uploads_end_in_error() {
     claim.resize(1024, 0);
     let huge = dir.join("huge-claim.mp4");
     std::fs::write(&huge, &claim).expect("write");
-    let mjpeg = ffmpeg(
+    let cinepak = ffmpeg(
         &[
             "-f",
             "lavfi",
@@ -189,9 +189,9 @@ async fn corrupt_truncated_empty_and_unsupported_uploads_end_in_error() {
             "-t",
             "1",
             "-c:v",
-            "mjpeg",
+            "cinepak",
         ],
-        &dir.join("mjpeg.mov"),
+        &dir.join("cinepak.mov"),
     );
 
     let cases: [(&std::path::Path, &str); 5] = [
@@ -199,7 +199,7 @@ async fn corrupt_truncated_empty_and_unsupported_uploads_end_in_error() {
         (&empty, "empty"),
         (&text, "unsupported format"),
         (&huge, "truncated"),
-        (&mjpeg, "unsupported video codec"),
+        (&cinepak, "unsupported video codec"),
     ];
     let mut ids = Vec::new();
     for (file, _) in &cases {

@@ -143,13 +143,7 @@ async fn edge_inputs_encode_to_playable_renditions() {
         for r in out["renditions"].as_array().expect("renditions") {
             let (w, h) = (r["width"].as_u64().unwrap_or(1), r["height"].as_u64().unwrap_or(1));
             assert!(w % 2 == 0 && h % 2 == 0, "{}: even rendition size {w}x{h}", c.name);
-            let file = dir.join(format!("{}-{}.mp4", c.name, r["name"].as_str().unwrap_or("r")));
-            std::fs::write(
-                &file,
-                progressive_file(&stack, bucket, r["progressive"].as_str().expect("progressive")).await,
-            )
-            .expect("write");
-            let p = probe_json(&file);
+            let (file, p) = rendition_file(&stack, &dir, bucket, r, c.name).await;
             let v = stream(&p, "video").expect("video");
             assert_eq!(
                 (v["width"].as_u64(), v["height"].as_u64()),

@@ -5,6 +5,7 @@ mod delivery;
 mod edge_inputs;
 mod encoding;
 mod indexing;
+mod mezzanine;
 mod protection;
 mod readme;
 mod runtime_emulator;

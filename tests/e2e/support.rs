@@ -437,6 +437,26 @@ pub async fn finish(stack: LocalStack) {
     );
 }
 
+/// Rendition `r` (an item of an asset's `output.renditions`) of the output in `bucket`, assembled as the packager
+/// serves its progressive MP4, written to `dir/{label}-{name}.mp4`: the file and ffprobe's view of it (frames
+/// counted).
+pub async fn rendition_file(
+    stack: &vod_local::LocalStack,
+    dir: &Path,
+    bucket: &str,
+    r: &Value,
+    label: &str,
+) -> (std::path::PathBuf, Value) {
+    let file = dir.join(format!("{label}-{}.mp4", r["name"].as_str().unwrap_or("r")));
+    std::fs::write(
+        &file,
+        progressive_file(stack, bucket, r["progressive"].as_str().expect("progressive")).await,
+    )
+    .expect("write");
+    let p = probe_json(&file);
+    (file, p)
+}
+
 /// The content version (`v.` and 16 hex digits) the first versioned URI of a manifest carries.
 pub fn content_version(manifest: &str) -> String {
     manifest

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use vod_media::{probe, ReadAt, SourceReader};
+use vod_media::{probe_with, ReadAt, SourceReader, PROBE_TIME_BUDGET};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -38,10 +38,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Counts the reads a probe makes.
+/// Counts the reads a probe makes, and their bytes.
 struct Counting<'a> {
     inner: &'a Vec<u8>,
     reads: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
 }
 
 impl ReadAt for Counting<'_> {
@@ -50,7 +51,10 @@ impl ReadAt for Counting<'_> {
     }
     fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.read_at(offset, len)
+        let out = self.inner.read_at(offset, len)?;
+        self.bytes
+            .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(out)
     }
 }
 
@@ -60,6 +64,15 @@ fn bench_probe(dir: &Path) -> Result<Vec<serde_json::Value>> {
     let a = lavfi("sine=frequency=440:sample_rate=48000");
     let mut av: Vec<String> = v.iter().chain(a.iter()).cloned().collect();
     av.extend(["-t", "20"].map(String::from));
+    let mut a60 = a.clone();
+    a60.extend(["-t", "60", "-ac", "2"].map(String::from));
+    let codec = |inputs: &[String], args: &str| -> Vec<String> {
+        inputs
+            .iter()
+            .cloned()
+            .chain(args.split_whitespace().map(String::from))
+            .collect()
+    };
     let cases: Vec<(&str, Vec<String>)> = vec![
         (
             "h264-aac-moov-end.mp4",
@@ -108,6 +121,25 @@ fn bench_probe(dir: &Path) -> Result<Vec<serde_json::Value>> {
             ]
             .concat(),
         ),
+        ("h264-ac3.ts", codec(&av, "-c:v libx264 -preset ultrafast -c:a ac3")),
+        (
+            "mpeg2-422-pcm.mxf",
+            codec(&av, "-c:v mpeg2video -pix_fmt yuv422p -b:v 15M -c:a pcm_s16le"),
+        ),
+        (
+            "mjpeg-pcm.avi",
+            codec(&av, "-c:v mjpeg -pix_fmt yuvj420p -q:v 5 -c:a pcm_s16le"),
+        ),
+        ("wmv2-wma.wmv", codec(&av, "-c:v wmv2 -c:a wmav2")),
+        (
+            "h264-aac.flv",
+            codec(&av, "-c:v libx264 -preset ultrafast -c:a aac -ar 44100"),
+        ),
+        ("mpeg2-mp2.mpg", codec(&av, "-c:v mpeg2video -c:a mp2 -f vob")),
+        ("speech-60s.mp3", codec(&a60, "-c:a libmp3lame")),
+        ("speech-60s.aac", codec(&a60, "-c:a aac")),
+        ("master-60s.flac", codec(&a60, "-c:a flac")),
+        ("theora-vorbis.ogg", codec(&av, "-c:v libtheora -q:v 5 -c:a libvorbis")),
         (
             "raw-2s.y4m",
             [
@@ -139,17 +171,26 @@ fn bench_probe(dir: &Path) -> Result<Vec<serde_json::Value>> {
         let bytes = std::fs::read(&file)?;
         let runs = 30;
         let mut probe_t = Vec::new();
-        let mut reads = 0;
+        let (mut reads, mut read_bytes) = (0, 0);
+        let mut container = String::new();
         for _ in 0..runs {
             let src = Counting {
                 inner: &bytes,
                 reads: Default::default(),
+                bytes: Default::default(),
             };
             let t = Instant::now();
-            let info = probe(&src).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            // As the ingest function probes: vod-media's own readers, then libavformat's (vod-avprobe).
+            let info = probe_with(&src, PROBE_TIME_BUDGET, vod_avprobe::FORMATS)
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             probe_t.push(t.elapsed().as_secs_f64());
+            container = serde_json::to_value(info.container)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             std::hint::black_box(info);
             reads = src.reads.load(std::sync::atomic::Ordering::Relaxed);
+            read_bytes = src.bytes.load(std::sync::atomic::Ordering::Relaxed);
         }
         // Baseline: reading the whole file through the same SourceReader (what a probe without seeking would cost).
         let mut copy_t = Vec::new();
@@ -164,8 +205,8 @@ fn bench_probe(dir: &Path) -> Result<Vec<serde_json::Value>> {
         let p = median(probe_t);
         let c = median(copy_t);
         rows.push(
-            json!({"file": name, "bytes": bytes.len(), "probe_ms": p * 1e3, "read_calls": reads,
-            "full_read_ms": c * 1e3, "probe_over_full_read": p / c}),
+            json!({"file": name, "container": container, "bytes": bytes.len(), "probe_ms": p * 1e3,
+            "read_calls": reads, "bytes_read": read_bytes, "full_read_ms": c * 1e3, "probe_over_full_read": p / c}),
         );
     }
     Ok(rows)
@@ -272,7 +313,18 @@ fn bench_cold_start(bin_dir: &Path) -> Result<Vec<serde_json::Value>> {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             let addr = listener.local_addr()?;
             let t = Instant::now();
-            let mut child = Command::new(&path)
+            // A function built to start under the media layer's C runtime (ingest, with `layer-loader`) is run by
+            // that runtime's loader with the layer's libraries, as in Lambda (this machine has no /opt/lib).
+            let layer = bin_dir.join("MediaLibrariesLayer/lib");
+            let loader = layer.join("ld-linux-x86-64.so.2");
+            let mut command = if bin == "ingest" && loader.exists() {
+                let mut c = Command::new(&loader);
+                c.arg("--library-path").arg(&layer).arg(&path);
+                c
+            } else {
+                Command::new(&path)
+            };
+            let mut child = command
                 .env_clear()
                 .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
                 .env("AWS_LAMBDA_FUNCTION_NAME", bin)
@@ -335,14 +387,16 @@ fn main() -> Result<()> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         bin_dir.display()
     ));
-    md.push_str("## Probe (in memory, median of 30)\n\nRatio = probe time ÷ time to read the whole file through the same reader. In Lambda each read call is one ranged S3 GET.\n\n| file | bytes | probe ms | read calls | full read ms | ratio |\n|---|---:|---:|---:|---:|---:|\n");
+    md.push_str("## Probe (in memory, median of 30)\n\nAs the ingest function probes (vod-media's readers, then libavformat's through vod-avprobe), through the budgeted reader of 1 MiB blocks. Ratio = probe time ÷ time to read the whole file through the same reader. In Lambda each read call is one ranged S3 GET; bytes read are what those GETs return.\n\n| file | container | bytes | probe ms | read calls | bytes read | full read ms | ratio |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
     for r in &probe_rows {
         md.push_str(&format!(
-            "| {} | {} | {:.3} | {} | {:.3} | {:.3} |\n",
+            "| {} | {} | {} | {:.3} | {} | {} | {:.3} | {:.3} |\n",
             r["file"].as_str().unwrap_or(""),
+            r["container"].as_str().unwrap_or(""),
             r["bytes"],
             r["probe_ms"].as_f64().unwrap_or(0.0),
             r["read_calls"],
+            r["bytes_read"],
             r["full_read_ms"].as_f64().unwrap_or(0.0),
             r["probe_over_full_read"].as_f64().unwrap_or(0.0)
         ));

@@ -123,7 +123,11 @@ impl LocalFunction {
         let config = AppConfig::from_lookup(|k| env.get(k).cloned()).map_err(fail)?;
         let handler = match spec.binary.as_str() {
             "api" => Handler::Api(AppContext::new(sdk, config)),
-            "ingest" => Handler::Ingest(AppContext::new(sdk, config)),
+            "ingest" => {
+                let mut ctx = AppContext::new(sdk, config);
+                ctx.assets = ctx.assets.clone().with_formats(vod_avprobe::FORMATS);
+                Handler::Ingest(ctx)
+            }
             "encode" => Handler::Encode(vod_worker::WorkerContext::new(sdk, &config, |k| env.get(k).cloned())),
             "sweeper" => Handler::Sweeper(AppContext::new(sdk, config)),
             other => {

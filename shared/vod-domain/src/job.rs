@@ -1399,7 +1399,7 @@ mod tests {
     #[test]
     fn refuses_unsupported_sources_and_bad_presets() {
         let mut m = media(640, 360, 25.0, 2.0, None);
-        m.video[0].codec = "mjpeg".into();
+        m.video[0].codec = "cinepak".into();
         assert!(plan(&m, &builtin("adaptive-av1"))
             .unwrap_err()
             .contains("unsupported video codec"));

@@ -82,23 +82,61 @@ const S3_MAX_PARTS: u64 = 10_000;
 pub const PART_URLS_PAGE: u64 = 100;
 const UPLOAD_PREFIX: &str = "uploads/";
 
-/// Video codecs the encoder can decode; anything else is refused at ingest.
-pub const SUPPORTED_VIDEO_CODECS: &[&str] = &["h264", "hevc", "av1", "vp9", "vp8", "prores", "mpeg4", "rawvideo"];
-/// Audio codecs the encoder can decode.
+/// Video codecs the encoder decodes (libavcodec's names); anything else is refused at ingest, by name.
+pub const SUPPORTED_VIDEO_CODECS: &[&str] = &[
+    "h264",
+    "hevc",
+    "av1",
+    "vp9",
+    "vp8",
+    "prores",
+    // DNxHD and DNxHR
+    "dnxhd",
+    "mpeg2video",
+    "mpeg1video",
+    // MPEG-4 Part 2 (and its DivX/Xvid variants)
+    "mpeg4",
+    "msmpeg4v3",
+    "mjpeg",
+    "dvvideo",
+    "wmv1",
+    "wmv2",
+    "wmv3",
+    "vc1",
+    "flv1",
+    "h263",
+    "theora",
+    "ffv1",
+    "rawvideo",
+];
+/// Audio codecs the encoder decodes.
 pub const SUPPORTED_AUDIO_CODECS: &[&str] = &[
     "aac",
     "mp3",
+    "mp2",
+    "ac3",
+    "eac3",
     "flac",
     "vorbis",
     "opus",
     "alac",
+    "wmav1",
+    "wmav2",
     "pcm_s16le",
     "pcm_s16be",
     "pcm_s24le",
+    "pcm_s24be",
     "pcm_s32le",
+    "pcm_s32be",
     "pcm_f32le",
+    "pcm_f32be",
     "pcm_f64le",
     "pcm_u8",
+    "pcm_s8",
+    // SMPTE 302M (PCM in MPEG-TS) and DVD/Blu-ray PCM
+    "s302m",
+    "pcm_dvd",
+    "pcm_bluray",
 ];
 
 /// Checks that every stream of a probed source can be processed.
@@ -143,6 +181,8 @@ pub struct AssetService {
     config: ServiceConfig,
     /// Wraps storage keys (storage-encrypted assets); without it such assets are refused.
     kms: Option<Arc<dyn crate::protection::KeyService>>,
+    /// Container formats the probe reads beyond `vod-media`'s own (the ingest function's libavformat prober).
+    formats: &'static [&'static dyn vod_media::ContainerFormat],
 }
 
 impl AssetService {
@@ -152,7 +192,14 @@ impl AssetService {
             blobs,
             config,
             kms: None,
+            formats: &[],
         }
+    }
+
+    /// Probes with these container formats too (after `vod-media`'s own).
+    pub fn with_formats(mut self, formats: &'static [&'static dyn vod_media::ContainerFormat]) -> Self {
+        self.formats = formats;
+        self
     }
 
     /// Enables storage encryption (the key service wraps each asset's data key).
@@ -587,7 +634,10 @@ impl AssetService {
             size,
             handle: tokio::runtime::Handle::current(),
         };
-        match tokio::task::spawn_blocking(move || vod_media::probe(&source)).await {
+        let formats = self.formats;
+        match tokio::task::spawn_blocking(move || vod_media::probe_with(&source, vod_media::PROBE_TIME_BUDGET, formats))
+            .await
+        {
             Ok(Ok(info)) => Ok(info),
             Ok(Err(e)) => Err(e.to_string()),
             Err(join) => Err(format!("probe failed unexpectedly: {join}")),

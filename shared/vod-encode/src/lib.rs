@@ -3,6 +3,7 @@
 //!
 //! Stages, one module each:
 //! - [`source`](crate::source): demux and decode the source's video with libavformat/libavcodec;
+//! - [`deinterlace`](crate::deinterlace): interlaced frames made progressive (motion-adaptive), inside the source;
 //! - [`select`](crate::select): map decoded frames onto the constant-frame-rate output grid;
 //! - [`scale`](crate::scale): scale each picture to every rung (libswscale, bicubic, 8-bit 4:2:0);
 //! - [`encoder`]: the encoder seam — each rung's video encoder and the audio encoders, by codec (rav1e AV1 in
@@ -19,6 +20,7 @@
 mod aac_enc;
 mod audio;
 mod av1;
+mod deinterlace;
 mod encoder;
 mod error;
 mod h264;

@@ -125,6 +125,8 @@ pub(crate) struct VideoSource {
     /// Packets presented before this timestamp are never shown: their non-reference frames are not decoded.
     unshown_before: Option<i64>,
     skipping: bool,
+    /// Interlaced frames come out progressive (motion-adaptive, the first field kept).
+    deinterlacer: crate::deinterlace::Deinterlacer,
 }
 
 impl VideoSource {
@@ -171,6 +173,7 @@ impl VideoSource {
             frames_out: 0,
             unshown_before: None,
             skipping: false,
+            deinterlacer: Default::default(),
         })
     }
 
@@ -187,6 +190,7 @@ impl VideoSource {
         self.eof_sent = false;
         self.finished = false;
         self.last_pts = None;
+        self.deinterlacer = Default::default();
         Ok(())
     }
 
@@ -219,6 +223,7 @@ impl VideoSource {
                         .unwrap_or(self.origin);
                     self.last_pts = Some(pts);
                     self.frames_out += 1;
+                    let frame = self.deinterlacer.process(frame)?;
                     return Ok(Some(DecodedFrame { pts, frame }));
                 }
                 Err(ffmpeg::Error::Eof) => {

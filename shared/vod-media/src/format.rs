@@ -9,7 +9,7 @@ use crate::source::ReadAt;
 pub trait ContainerFormat: Sync {
     /// The containers it reports (MP4 and MOV share one reader).
     fn containers(&self) -> &'static [Container];
-    /// Whether the first bytes of a file (up to 64) carry its signature.
+    /// Whether the first bytes of a file (up to [`HEAD_LEN`]) carry its signature.
     fn detect(&self, head: &[u8]) -> bool;
     /// Whether bytes too few to decide could be the start of its signature (then the file is truncated, not
     /// foreign).
@@ -21,6 +21,10 @@ pub trait ContainerFormat: Sync {
         Ok(None)
     }
 }
+
+/// How many bytes of a file's start detection sees (an MPEG-TS signature is two packets' sync bytes; an MP3 may
+/// start with an ID3 tag).
+pub const HEAD_LEN: usize = 4096;
 
 /// The registry, in detection order.
 pub static FORMATS: &[&dyn ContainerFormat] = &[

@@ -17,7 +17,7 @@ mod yuv4mpeg;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use format::{detect, format_of, ContainerFormat, FORMATS};
+pub use format::{detect, format_of, ContainerFormat, FORMATS, HEAD_LEN};
 pub use mkv_ranges::matroska_needed_ranges;
 pub use mp4::{mp4_needed_ranges, Need};
 pub use probe::*;

@@ -18,7 +18,8 @@ pub struct MediaInfo {
     pub audio: Vec<AudioStream>,
 }
 
-/// Container formats [`probe`] reads.
+/// Container formats a probe accepts: those [`probe`] reads itself, and those a caller's extra formats read (the
+/// ingest function's libavformat prober: `vod-avprobe`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Container {
@@ -28,6 +29,21 @@ pub enum Container {
     Webm,
     Y4m,
     Wav,
+    /// MPEG transport stream (188-byte packets, or M2TS/BDAV's 192).
+    MpegTs,
+    /// Material Exchange Format (SMPTE 377M).
+    Mxf,
+    Avi,
+    /// Advanced Systems Format (WMV, WMA).
+    Asf,
+    Flv,
+    /// MPEG program stream (`.mpg`, VOB).
+    MpegPs,
+    Mp3,
+    /// Raw AAC in ADTS frames.
+    Aac,
+    Flac,
+    Ogg,
 }
 
 impl Container {
@@ -38,6 +54,16 @@ impl Container {
             Container::Matroska | Container::Webm => "matroska",
             Container::Y4m => "yuv4mpegpipe",
             Container::Wav => "wav",
+            Container::MpegTs => "mpegts",
+            Container::Mxf => "mxf",
+            Container::Avi => "avi",
+            Container::Asf => "asf",
+            Container::Flv => "flv",
+            Container::MpegPs => "mpeg",
+            Container::Mp3 => "mp3",
+            Container::Aac => "aac",
+            Container::Flac => "flac",
+            Container::Ogg => "ogg",
         }
     }
 }
@@ -127,14 +153,14 @@ pub fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
     probe_within(src, PROBE_TIME_BUDGET)
 }
 
-/// Wall-clock budget of one probe: reads after it fail, and the file is refused (below ingest's timeout).
-pub const PROBE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// [`probe`] with its own time budget. Every read goes through a [`crate::BudgetedSource`]: small reads are
-/// served from cached blocks, and none happens after the budget.
-pub fn probe_within(src: &dyn ReadAt, budget: std::time::Duration) -> Result<MediaInfo, ProbeError> {
+/// [`probe_within`] that also tries `extra` formats, after this crate's own (detection order: ours, then theirs).
+pub fn probe_with(
+    src: &dyn ReadAt,
+    budget: std::time::Duration,
+    extra: &[&dyn crate::format::ContainerFormat],
+) -> Result<MediaInfo, ProbeError> {
     let budgeted = crate::source::BudgetedSource::new(src, budget);
-    match probe_source(&budgeted) {
+    match probe_source(&budgeted, extra) {
         Err(ProbeError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
             Err(ProbeError::TimeBudget(budget.as_secs_f64()))
         }
@@ -142,22 +168,30 @@ pub fn probe_within(src: &dyn ReadAt, budget: std::time::Duration) -> Result<Med
     }
 }
 
-fn probe_source(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
+/// Wall-clock budget of one probe: reads after it fail, and the file is refused (below ingest's timeout).
+pub const PROBE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// [`probe`] with its own time budget. Every read goes through a [`crate::BudgetedSource`]: small reads are
+/// served from cached blocks, and none happens after the budget.
+pub fn probe_within(src: &dyn ReadAt, budget: std::time::Duration) -> Result<MediaInfo, ProbeError> {
+    probe_with(src, budget, &[])
+}
+
+fn probe_source(src: &dyn ReadAt, extra: &[&dyn crate::format::ContainerFormat]) -> Result<MediaInfo, ProbeError> {
     let size = src.size();
     if size == 0 {
         return Err(ProbeError::Empty);
     }
-    let head = src.read_at(0, 64)?;
-    let info = match crate::format::detect(&head) {
-        Some(format) => guarded(format, src)?,
+    let head = src.read_at(0, crate::format::HEAD_LEN)?;
+    let formats = || crate::format::FORMATS.iter().chain(extra.iter());
+    let info = match formats().find(|f| f.detect(&head)) {
+        Some(format) => guarded(*format, src)?,
         None => {
-            return Err(
-                if head.len() < 12 && crate::format::FORMATS.iter().any(|f| f.could_be(&head)) {
-                    ProbeError::Truncated("too short to hold a media header".into())
-                } else {
-                    ProbeError::UnsupportedFormat("no known container signature".into())
-                },
-            )
+            return Err(if head.len() < 12 && formats().any(|f| f.could_be(&head)) {
+                ProbeError::Truncated("too short to hold a media header".into())
+            } else {
+                ProbeError::UnsupportedFormat("no known container signature".into())
+            })
         }
     };
     if info.video.is_empty() && info.audio.is_empty() {
