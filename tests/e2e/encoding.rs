@@ -364,7 +364,7 @@ async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
     );
 
     // An unsupported codec: the job is created in Error with the reason, and no task is queued.
-    let mjpeg = ffmpeg(
+    let cinepak = ffmpeg(
         &[
             "-f",
             "lavfi",
@@ -373,11 +373,11 @@ async fn undecodable_source_fails_the_job_and_cancel_stops_tasks() {
             "-t",
             "1",
             "-c:v",
-            "mjpeg",
+            "cinepak",
         ],
-        &dir.join("mjpeg.mov"),
+        &dir.join("cinepak.mov"),
     );
-    let m = api.upload(&mjpeg).await.expect("upload");
+    let m = api.upload(&cinepak).await.expect("upload");
     let mid = m["id"].as_str().expect("id").to_string();
     assert_eq!(api.wait_final(&mid).await["state"], "Error");
     let (status, job) = api
