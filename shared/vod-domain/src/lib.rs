@@ -1,5 +1,6 @@
 //! Domain of the VoD platform: assets and their files, the rules that move them between states, and the ports
 //! (traits) behind which storage lives. Nothing here knows about AWS.
+pub mod captions;
 pub mod delivery;
 pub mod error;
 pub mod indexing;
