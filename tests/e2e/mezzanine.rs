@@ -117,6 +117,12 @@ async fn broadcast_and_legacy_containers_encode_frame_exact() {
         let a = api.wait_final(id).await;
         assert_eq!(a["state"], "Probed", "{}: {a}", c.name);
         assert_eq!(a["media"]["container"], c.container, "{}: {a}", c.name);
+        if c.name == "capture.ts" {
+            assert_eq!(
+                a["media"]["video"][0]["field_order"], "tff",
+                "interlacing is detected: {a}"
+            );
+        }
         jobs.push(api.start_job(id, "tiny").await["id"].as_str().expect("job").to_string());
     }
     for ((c, id), job) in cases.iter().zip(&assets).zip(&jobs) {

@@ -13,7 +13,7 @@ use std::ffi::{CStr, CString};
 use std::os::raw::{c_int, c_void};
 
 use ffmpeg_next::ffi;
-use vod_media::{AudioStream, Container, ContainerFormat, MediaInfo, ProbeError, ReadAt, VideoStream};
+use vod_media::{AudioStream, Container, ContainerFormat, FieldOrder, MediaInfo, ProbeError, ReadAt, VideoStream};
 
 /// The demuxers the probe (and so the encoder) opens, and the container each one is.
 pub const ACCEPTED: &[(&str, Container)] = &[
@@ -321,6 +321,16 @@ fn open_and_read(src: &dyn ReadAt, demuxer: &str, container: Container) -> Resul
     }
 }
 
+/// The scan libavformat reports, as shown (TB: top coded first, bottom shown first).
+fn field_order(f: ffi::AVFieldOrder) -> Option<FieldOrder> {
+    match f {
+        ffi::AVFieldOrder::AV_FIELD_PROGRESSIVE => Some(FieldOrder::Progressive),
+        ffi::AVFieldOrder::AV_FIELD_TT | ffi::AVFieldOrder::AV_FIELD_BT => Some(FieldOrder::Tff),
+        ffi::AVFieldOrder::AV_FIELD_BB | ffi::AVFieldOrder::AV_FIELD_TB => Some(FieldOrder::Bff),
+        _ => None,
+    }
+}
+
 fn rational(r: ffi::AVRational) -> f64 {
     if r.den == 0 {
         0.0
@@ -387,6 +397,7 @@ unsafe fn read_info(ctx: &ffi::AVFormatContext, size: u64, container: Container)
                     pixel_aspect: (sar.num > 0 && sar.den > 0 && sar.num != sar.den)
                         .then_some((sar.num as u32, sar.den as u32)),
                     key_frames_ms: Vec::new(),
+                    field_order: field_order(par.field_order),
                 });
             }
             ffi::AVMediaType::AVMEDIA_TYPE_AUDIO => audio.push(AudioStream {

@@ -167,6 +167,35 @@ fn every_accepted_container_probes_with_its_streams() {
 }
 
 #[test]
+fn interlaced_sources_report_their_field_order() {
+    let dir = scratch("fields");
+    for (filter, flags, want) in [
+        ("tinterlace=mode=interleave_top", "tff=1", Some(FieldOrder::Tff)),
+        ("tinterlace=mode=interleave_bottom", "bff=1", Some(FieldOrder::Bff)),
+        ("null", "", Some(FieldOrder::Progressive)),
+    ] {
+        let mut args = vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=50",
+            "-t",
+            "1",
+            "-vf",
+            filter,
+        ];
+        args.extend(["-c:v", "libx264"]);
+        if !flags.is_empty() {
+            args.extend(["-flags", "+ilme+ildct", "-x264opts", flags]);
+        }
+        let ts = ffmpeg(&args, &dir.join(format!("{filter}.ts")));
+        let (info, _, _) = probe_file(&ts);
+        let info = info.expect("a transport stream");
+        assert_eq!(info.video[0].field_order, want, "{filter}");
+    }
+}
+
+#[test]
 fn cover_art_is_not_a_video_stream() {
     let dir = scratch("cover");
     let cover = ffmpeg(

@@ -1063,6 +1063,7 @@ mod tests {
                 rotation,
                 pixel_aspect: None,
                 key_frames_ms: Vec::new(),
+                field_order: None,
             }],
             audio: vec![AudioStream {
                 codec: "aac".into(),

@@ -664,6 +664,7 @@ mod tests {
                 rotation: None,
                 pixel_aspect: None,
                 key_frames_ms: Vec::new(),
+                field_order: None,
             }],
             audio: vec![],
         };
@@ -761,6 +762,7 @@ mod tests {
                 rotation: None,
                 pixel_aspect: None,
                 key_frames_ms: Vec::new(),
+                field_order: None,
             }],
             audio: vec![],
         };

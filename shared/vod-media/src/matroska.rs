@@ -163,6 +163,7 @@ fn video_stream(track: &TrackEntry, duration_secs: f64) -> Result<VideoStream, P
         rotation: None,
         pixel_aspect: None,
         key_frames_ms: Vec::new(),
+        field_order: None,
     })
 }
 

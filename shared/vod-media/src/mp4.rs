@@ -282,6 +282,7 @@ fn video_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> Vid
         rotation: track.tkhd.as_ref().map(|t| rotation(t.matrix.a, t.matrix.b)),
         pixel_aspect: raw.and_then(|r| r.pixel_aspect),
         key_frames_ms: key_frames(track),
+        field_order: None,
     }
 }
 

@@ -92,6 +92,21 @@ pub struct VideoStream {
     /// cuts chunks just after them. At most [`MAX_KEY_FRAMES`] (thinned evenly beyond).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_frames_ms: Vec<u64>,
+    /// How its pictures are scanned, where the container or codec says (the encoder deinterlaces each frame its
+    /// decoder flags interlaced, whatever this says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_order: Option<FieldOrder>,
+}
+
+/// The scan of a video stream's pictures: progressive, or interlaced with the field shown first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldOrder {
+    Progressive,
+    /// Interlaced, top field first.
+    Tff,
+    /// Interlaced, bottom field first.
+    Bff,
 }
 
 /// Bound on [`VideoStream::key_frames_ms`] (it is stored with the asset: about 6 bytes each).

@@ -113,6 +113,7 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
             rotation: None,
             pixel_aspect: None,
             key_frames_ms: Vec::new(),
+            field_order: None,
         }],
         audio: Vec::new(),
     })
