@@ -944,7 +944,7 @@ mod tests {
             burst: 4000,
         });
         for f in ["PackagerFunction", "KeysFunction"] {
-            let routes = &spec.function(f).unwrap().http_routes;
+            let routes = &spec.function(f).expect("the stream API's functions").http_routes;
             assert!(
                 !routes.is_empty() && routes.iter().all(|r| r.throttle == throttle),
                 "{f}"

@@ -423,7 +423,7 @@ unsafe fn read_info(ctx: &ffi::AVFormatContext, size: u64, container: Container)
         container,
         size,
         duration_secs,
-        bitrate: (duration_secs > 0.0).then(|| (size as f64 * 8.0 / duration_secs).round() as u64),
+        bitrate: vod_media::bitrate(size, duration_secs),
         video,
         audio,
     }

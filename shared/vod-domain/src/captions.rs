@@ -299,7 +299,11 @@ fn parse_ttml(text: &str) -> Result<Vec<Cue>, CaptionError> {
     let mut current: Option<(f64, f64, String)> = None;
     // Whitespace seen after the cue's last text: one space before the next text on the line.
     let mut pending_space = false;
-    let line_of = |pos: u64| text[..(pos as usize).min(text.len())].matches('\n').count() + 1;
+    // Counted in bytes: a position inside a multi-byte character (a broken file) cannot panic.
+    let line_of = |pos: u64| {
+        let end = usize::try_from(pos).unwrap_or(usize::MAX).min(text.len());
+        text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    };
     loop {
         let pos = reader.buffer_position();
         let event = reader

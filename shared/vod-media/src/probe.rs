@@ -229,7 +229,7 @@ fn guarded(format: &dyn crate::format::ContainerFormat, src: &dyn ReadAt) -> Res
 }
 
 /// Overall bits per second for `size` bytes lasting `duration_secs`.
-pub(crate) fn bitrate(bytes: u64, duration_secs: f64) -> Option<u64> {
+pub fn bitrate(bytes: u64, duration_secs: f64) -> Option<u64> {
     if duration_secs.is_finite() && duration_secs > 0.0 {
         let bps = (bytes as f64 * 8.0 / duration_secs).round();
         if bps.is_finite() && bps >= 0.0 && bps < u64::MAX as f64 {

@@ -117,3 +117,12 @@ fn hostile_files_are_bounded() {
     let r = parse(entity.as_bytes(), CaptionFormat::Ttml);
     assert!(r.as_ref().map_or(true, |c| c[0].text.len() < 40), "{r:?}");
 }
+
+#[test]
+fn malformed_ttml_after_multibyte_text_names_its_line() {
+    let ttml = "<tt><body>\n<p begin=\"0s\" end=\"1s\">Ça va — très bien</p>\n<p begin=\"1s\" end=\"2s\">é</div>\n</body></tt>";
+    let e = parse(ttml.as_bytes(), CaptionFormat::Ttml)
+        .expect_err("a mismatched end tag")
+        .to_string();
+    assert!(e.starts_with("line 3:") && e.contains("XML"), "{e}");
+}
