@@ -2,7 +2,7 @@
 // Test driver: plays one stream in headless Debian Chromium and prints ONE JSON line.
 //
 //   node infra/player/play.mjs --player hls|dash|shaka --src URL [--token T] [--keys ORIGIN] [--license URL]
-//                              [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--no-opus] [--thumbnails URL --thumbnail-at F] [--screenshot FILE]
+//                              [--seconds 3] [--timeout 60] [--text I] [--audio LANG] [--no-av1] [--no-opus] [--thumbnails URL --thumbnail-at F] [--screenshot FILE]
 //
 // Serves dist/ (built by `npm run build`) on 127.0.0.1:<random port>, opens
 // index.html?player=..&src=..&autoplay=1 in Chromium (process.env.CHROMIUM or
@@ -10,7 +10,8 @@
 // currentTime >= --seconds with decoded frames and no error, or until an error or
 // the timeout. Exit code 0 when ok, 1 otherwise (2 for bad usage).
 // --text I turns on caption track I (window.__vodEnableText) once playback runs;
-// the result is in "textEnable" and the showing cues in "cues". --no-av1 makes the page report AV1
+// the result is in "textEnable" and the showing cues in "cues". --audio LANG switches to the audio track of that
+// language (window.__vodSelectAudio) once playback runs, then plays --seconds more in it (result: "audioSelect"). --no-av1 makes the page report AV1
 // unsupported (MediaSource, MediaCapabilities, canPlayType, EME), as a device without an AV1 decoder; --no-opus
 // does the same for Opus (older iPhones, TVs: AAC only);
 // "sourceBuffers" lists the MIME types the player created SourceBuffers for. --thumbnails gives the page the
@@ -33,7 +34,7 @@ const MIME = {
   '.map': 'application/json',
 };
 
-const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--keys ORIGIN] [--license URL] [--seconds 3] [--timeout 60] [--text I] [--no-av1] [--no-opus] [--thumbnails URL --thumbnail-at F] [--screenshot FILE]\n' +
+const USAGE = 'usage: node play.mjs --player hls|dash|shaka --src URL [--token T] [--keys ORIGIN] [--license URL] [--seconds 3] [--timeout 60] [--text I] [--audio LANG] [--no-av1] [--no-opus] [--thumbnails URL --thumbnail-at F] [--screenshot FILE]\n' +
   '       node play.mjs --serve [--port 8080]   (only serve dist/ for a browser, until Ctrl-C)';
 
 function usage(message) {
@@ -54,6 +55,7 @@ try {
       timeout: { type: 'string', default: '60' },
       screenshot: { type: 'string' },
       text: { type: 'string' },
+      audio: { type: 'string' },
       'no-av1': { type: 'boolean' },
       'no-opus': { type: 'boolean' },
       thumbnails: { type: 'string' },
@@ -122,6 +124,7 @@ let browser = null;
 let finished = false;
 let lastVod = null;
 let textEnable = null;
+let audioSelect = null;
 const consoleErrors = [];
 const requestFailures = [];
 
@@ -148,6 +151,7 @@ async function finish(result) {
     ok: !!result.ok,
     ...result.vod,
     ...(textEnable ? { textEnable } : {}),
+    ...(audioSelect ? { audioSelect } : {}),
     player: opts.player,
     src: opts.src,
     error: result.error ?? result.vod?.error ?? null,
@@ -279,7 +283,16 @@ async function main() {
       }
       continue;
     }
-    if (vod && vod.currentTime >= seconds && vod.decodedFrames > 0) {
+    if (vod && opts.audio !== undefined && !audioSelect && vod.state === 'playing') {
+      audioSelect = { language: opts.audio, at: vod.currentTime, ok: await page.evaluate((l) => window.__vodSelectAudio(l), opts.audio) };
+      if (!audioSelect.ok) {
+        result = { ok: false, vod, error: `__vodSelectAudio(${opts.audio}) failed (audio languages: ${JSON.stringify(vod.tracks.audioLanguages)})` };
+        break;
+      }
+      continue;
+    }
+    const audioDone = !audioSelect || (vod && vod.tracks.audioActive === audioSelect.language && vod.currentTime >= audioSelect.at + seconds);
+    if (vod && vod.currentTime >= seconds && vod.decodedFrames > 0 && audioDone) {
       result = { ok: true, vod };
       if (opts['thumbnail-at'] !== undefined) {
         // A real pointer over the seek bar; the preview's sheet must load.

@@ -44,7 +44,7 @@
     audioDecodedBytes: null, // Chromium only (webkitAudioDecodedByteCount)
     width: 0,
     height: 0,
-    tracks: { video: 0, audio: 0, text: [], textDetails: [], codecs: { video: [], audio: [] } },
+    tracks: { video: 0, audio: 0, audioLanguages: [], audioActive: null, text: [], textDetails: [], codecs: { video: [], audio: [] } },
     cues: [], // text of the active cues of the showing text tracks of the video element
     thumbnails: null, // { cues, error } once the WebVTT index is read
     preview: null, // the seek-bar preview shown last: { time, url, x, y, w, h, loaded }
@@ -55,6 +55,7 @@
   // Player-specific hooks, filled in by the start functions below.
   let refreshTracks = () => {};
   let enableText = null; // (i) => boolean
+  let selectAudio = null; // (language) => boolean
 
   function log(type, detail) {
     const ev = { t: Math.round(performance.now() - t0), type };
@@ -139,6 +140,19 @@
     for (let j = 0; j < tracks.length; j++) tracks[j].mode = j === i ? 'showing' : 'disabled';
     return true;
   }
+
+  // Switches to the audio track of a language (one of __vod.tracks.audioLanguages).
+  window.__vodSelectAudio = function (lang) {
+    let ok = false;
+    try {
+      ok = !!(selectAudio && selectAudio(String(lang)));
+    } catch (e) {
+      log('audio-error', errText(e));
+    }
+    log('audio-select', { lang, ok });
+    update();
+    return ok;
+  };
 
   // Activates caption track i (index into __vod.tracks.text); i < 0 turns captions off.
   window.__vodEnableText = function (i) {
@@ -235,12 +249,21 @@
       status.tracks.video = levels.length;
       const audioCodecs = uniq(levels.map((l) => l.audioCodec).concat((hls.audioTracks || []).map((t) => t.audioCodec), buffered.audio));
       status.tracks.audio = (hls.audioTracks || []).length || (audioCodecs.length ? 1 : 0);
+      status.tracks.audioLanguages = uniq((hls.audioTracks || []).map((t) => t.lang || 'und'));
+      const at = (hls.audioTracks || [])[hls.audioTrack];
+      status.tracks.audioActive = at ? at.lang || 'und' : null;
       status.tracks.codecs.video = uniq(levels.map((l) => l.videoCodec).concat(buffered.video));
       status.tracks.codecs.audio = audioCodecs;
       const cur = hls.subtitleTrack;
       setTextDetails((hls.subtitleTracks || []).map((t, i) => ({
         label: t.name || t.lang || `track ${i}`, language: t.lang || '', kind: t.type === 'CLOSED-CAPTIONS' ? 'captions' : 'subtitles', active: i === cur && hls.subtitleDisplay, source: 'hls',
       })));
+    };
+    selectAudio = (lang) => {
+      const i = (hls.audioTracks || []).findIndex((t) => t.lang === lang);
+      if (i < 0) return false;
+      hls.audioTrack = i;
+      return true;
     };
     enableText = (i) => {
       if (i < 0) { hls.subtitleTrack = -1; return true; }
@@ -292,6 +315,9 @@
       const audio = p.getTracksFor('audio') || [];
       status.tracks.video = reps.length;
       status.tracks.audio = audio.length;
+      status.tracks.audioLanguages = uniq(audio.map((t) => t.lang || 'und'));
+      const at = p.getCurrentTrackFor('audio');
+      status.tracks.audioActive = at ? at.lang || 'und' : null;
       status.tracks.codecs.video = uniq(reps.map((r) => r.codecs));
       let areps = [];
       try { areps = p.getRepresentationsByType('audio') || []; } catch (_) { /* not ready */ }
@@ -301,6 +327,15 @@
         label: (t.labels && t.labels[0] && t.labels[0].text) || t.lang || t.id || `track ${i}`,
         language: t.lang || '', kind: roleName(t.roles && t.roles[0]) || 'subtitles', active: i === cur, source: 'dash',
       })));
+    };
+    selectAudio = (lang) => {
+      const cur = p.getCurrentTrackFor('audio');
+      // The same codec as now, in the other language.
+      const all = (p.getTracksFor('audio') || []).filter((t) => t.lang === lang);
+      const t = all.find((x) => cur && x.codec === cur.codec) || all[0];
+      if (!t) return false;
+      p.setCurrentTrack(t);
+      return true;
     };
     enableText = (i) => {
       if (i < 0) { p.enableText(false); return true; }
@@ -364,9 +399,21 @@
       status.tracks.codecs.audio = uniq(variants.map((v) => v.audioCodec));
       status.tracks.video = p.getVideoTracks().length;
       status.tracks.audio = p.getAudioTracks().length || (status.tracks.codecs.audio.length ? 1 : 0);
+      status.tracks.audioLanguages = uniq(p.getAudioTracks().map((t) => t.language || 'und'));
+      const at = p.getAudioTracks().find((t) => t.active);
+      status.tracks.audioActive = at ? at.language || 'und' : null;
       setTextDetails(p.getTextTracks().map((t, i) => ({
         label: t.label || t.language || `track ${i}`, language: t.language || '', kind: t.kind || 'subtitles', active: !!t.active, source: 'shaka',
       })));
+    };
+    selectAudio = (lang) => {
+      // shaka 5: audio tracks per language (and codec); keep the codec playing now.
+      const cur = p.getAudioTracks().find((t) => t.active);
+      const all = p.getAudioTracks().filter((t) => t.language === lang);
+      const t = all.find((x) => cur && x.codecs === cur.codecs) || all[0];
+      if (!t) return false;
+      p.selectAudioTrack(t);
+      return true;
     };
     enableText = (i) => {
       if (i < 0) { p.selectTextTrack(null); return true; }

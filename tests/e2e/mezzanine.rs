@@ -204,3 +204,213 @@ async fn broadcast_and_legacy_containers_encode_frame_exact() {
     );
     finish(stack).await;
 }
+
+/// The URI of the audio rendition of `language` in a multivariant playlist (the first one, of any group), resolved
+/// against the playlist's URL.
+fn audio_uri(master_url: &str, master: &str, language: &str, group: &str) -> String {
+    let line = master
+        .lines()
+        .find(|l| {
+            l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO")
+                && l.contains(&format!("GROUP-ID=\"{group}\""))
+                && l.contains(&format!("LANGUAGE=\"{language}\""))
+        })
+        .unwrap_or_else(|| panic!("no {language} audio in {group}: {master}"));
+    let uri = line
+        .split("URI=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("URI");
+    let base = &master_url[..master_url.rfind('/').expect("a path") + 1];
+    format!("{base}{uri}")
+}
+
+/// Decodes an audio stream URL to interleaved f32 PCM at 48 kHz in `channels`.
+fn decoded_pcm(url: &str, channels: u32) -> Vec<f32> {
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            url,
+            "-map",
+            "0:a:0",
+            "-ac",
+        ])
+        .arg(channels.to_string())
+        .args(["-ar", "48000", "-f", "f32le", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success(), "{url}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// The frequency of a mono sine: its upward zero crossings per second.
+fn tone_hz(pcm: &[f32]) -> f64 {
+    let ups = pcm.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+    ups as f64 / (pcm.len() as f64 / 48_000.0)
+}
+
+fn channel_rms(pcm: &[f32], channel: usize) -> f64 {
+    let x: Vec<f64> = pcm.iter().skip(channel).step_by(2).map(|v| f64::from(*v)).collect();
+    (x.iter().map(|v| v * v).sum::<f64>() / x.len().max(1) as f64).sqrt()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_languages_become_renditions_players_switch_and_mono_pairs_become_stereo() {
+    let stack = vod_local::LocalStack::start(options("audio-languages"))
+        .await
+        .expect("stack");
+    let api = Api::new(&stack);
+    let dir = scratch("audio-languages");
+    // A film: English (440 Hz), French (880 Hz) and an English commentary (660 Hz), each tagged and named.
+    let film = ffmpeg(
+        &split(
+            "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+             -f lavfi -i sine=frequency=880:sample_rate=48000 -f lavfi -i sine=frequency=660:sample_rate=48000 \
+             -t 3 -map 0:v -map 1:a -map 2:a -map 3:a -c:v libx264 -pix_fmt yuv420p -c:a aac -ac 2 \
+             -metadata:s:a:0 language=eng -metadata:s:a:0 title=English -metadata:s:a:1 language=fre \
+             -metadata:s:a:1 title=Français -metadata:s:a:2 language=eng -metadata:s:a:2 title=Commentary",
+        ),
+        &dir.join("film.mkv"),
+    );
+    let id = api.upload_id(&film).await;
+    let probed = api.wait_final(&id).await;
+    let langs: Vec<&str> = probed["media"]["audio"]
+        .as_array()
+        .expect("audio streams")
+        .iter()
+        .map(|a| a["language"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(langs, ["en", "fr", "en"], "ISO 639-2 tags as BCP 47: {probed}");
+    assert_eq!(probed["media"]["audio"][1]["title"], "Français", "{probed}");
+    let job = api.start_job(&id, "tiny-avc").await;
+    assert_eq!(
+        wait_job(&api, job["id"].as_str().expect("job"), 600).await["state"],
+        "Finished"
+    );
+    let (_, asset) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    // One rendition per language (the commentary shares English's language) and codec.
+    let audio: Vec<(String, String, String)> = asset["output"]["audio"]
+        .as_array()
+        .expect("audio renditions")
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or("-").to_string();
+            (s("name"), s("language"), s("label"))
+        })
+        .collect();
+    let expect = |n: &str, l: &str, t: &str| (n.to_string(), l.to_string(), t.to_string());
+    assert_eq!(
+        audio,
+        vec![
+            expect("audio", "en", "English"),
+            expect("audio-aac", "en", "English"),
+            expect("audio-2", "fr", "Français"),
+            expect("audio-aac-2", "fr", "Français"),
+        ]
+    );
+
+    let loc = api.locator(serde_json::json!({"asset": id, "kind": "streaming"})).await;
+    let (hls, dash) = (
+        loc["urls"]["hls"].as_str().expect("hls").to_string(),
+        loc["urls"]["dash"].as_str().expect("dash").to_string(),
+    );
+    let http = reqwest::Client::new();
+    let master = http.get(&hls).send().await.expect("master").text().await.expect("text");
+    for line in [
+        "TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES",
+        "TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO",
+        "TYPE=AUDIO,GROUP-ID=\"audio-aac\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES",
+        "TYPE=AUDIO,GROUP-ID=\"audio-aac\",NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO",
+    ] {
+        assert!(master.contains(line), "{line}: {master}");
+    }
+    let mpd = http.get(&dash).send().await.expect("mpd").text().await.expect("text");
+    assert_eq!(mpd.matches("contentType=\"audio\"").count(), 4, "{mpd}");
+    assert!(
+        mpd.contains("lang=\"fr\"") && mpd.contains("<Label>Français</Label>"),
+        "{mpd}"
+    );
+    // Each language carries its own source track: the French renditions are the 880 Hz tone, the English 440 Hz.
+    for group in ["audio", "audio-aac"] {
+        for (language, hz) in [("en", 440.0), ("fr", 880.0)] {
+            let got = tone_hz(&decoded_pcm(&audio_uri(&hls, &master, language, group), 1));
+            assert!((got - hz).abs() < 10.0, "{group} {language}: {got} Hz");
+        }
+    }
+    // The players list both languages and switch to French while playing.
+    for player in ["hls", "dash", "shaka"] {
+        let r = play_with(
+            player,
+            if player == "hls" { &hls } else { &dash },
+            None,
+            None,
+            &["--audio", "fr"],
+        );
+        let offered: Vec<&str> = r["tracks"]["audioLanguages"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert!(offered.contains(&"en") && offered.contains(&"fr"), "{player}: {r}");
+        assert_eq!(r["tracks"]["audioActive"], "fr", "{player}: {r}");
+    }
+
+    // Broadcast audio as discrete mono PCM tracks (MXF): a preset pairing mono tracks makes each pair a stereo
+    // rendition, the first track on the left and the second on the right.
+    let mxf = ffmpeg(
+        &split(
+            "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+             -f lavfi -i anullsrc=channel_layout=mono:sample_rate=48000 -t 3 -map 0:v -map 1:a -map 2:a -map 2:a \
+             -map 1:a -c:v mpeg2video -pix_fmt yuv422p -b:v 8M -c:a pcm_s16le -ac 1",
+        ),
+        &dir.join("broadcast.mxf"),
+    );
+    let preset = serde_json::json!({
+        "name": "stereo-pairs",
+        "ladder": {"kind": "fixed", "rungs": [{"height": 120, "bitrate_kbps": 200, "speed": 10}]},
+        "audio": {"bitrate_kbps": 96, "channels": 2, "select": "all", "pair_mono": true},
+    });
+    let (s, body) = api.call(Method::POST, "/presets", Some(preset)).await;
+    assert_eq!(s, 201, "{body}");
+    let id = api.upload_id(&mxf).await;
+    let probed = api.wait_final(&id).await;
+    assert_eq!(probed["media"]["audio"].as_array().map(Vec::len), Some(4), "{probed}");
+    let job = api.start_job(&id, "stereo-pairs").await;
+    assert_eq!(
+        wait_job(&api, job["id"].as_str().expect("job"), 600).await["state"],
+        "Finished"
+    );
+    let (_, asset) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    let names: Vec<&str> = asset["output"]["audio"]
+        .as_array()
+        .expect("audio")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["audio", "audio-2"], "{asset}");
+    let loc = api.locator(serde_json::json!({"asset": id, "kind": "streaming"})).await;
+    let hls = loc["urls"]["hls"].as_str().expect("hls").to_string();
+    let base = &hls[..hls.rfind('/').expect("path") + 1];
+    let master = http.get(&hls).send().await.expect("master").text().await.expect("text");
+    let uris: Vec<String> = master
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
+        .filter_map(|l| l.split("URI=\"").nth(1).and_then(|r| r.split('"').next()))
+        .map(|u| format!("{base}{u}"))
+        .collect();
+    assert_eq!(uris.len(), 2, "{master}");
+    // Tracks 1+2: tone left, silence right; tracks 3+4: silence left, tone right.
+    for (uri, tone_left) in uris.iter().zip([true, false]) {
+        let pcm = decoded_pcm(uri, 2);
+        let (l, r) = (channel_rms(&pcm, 0), channel_rms(&pcm, 1));
+        let (tone, silent) = if tone_left { (l, r) } else { (r, l) };
+        assert!(tone > 0.05 && silent < 0.001, "{uri}: left {l}, right {r}");
+    }
+    finish(stack).await;
+}

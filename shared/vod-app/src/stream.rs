@@ -1138,6 +1138,8 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     kind: TrackKind::Audio {
                         channels: a.channels,
                         sample_rate: a.sample_rate,
+                        language: a.language.clone(),
+                        label: a.label.clone(),
                     },
                     segments: overlapping(idx, sel.start, sel.end),
                 })

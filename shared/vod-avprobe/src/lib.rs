@@ -339,6 +339,21 @@ fn rational(r: ffi::AVRational) -> f64 {
     }
 }
 
+/// A stream's metadata entry `key` (e.g. `language`), if set.
+///
+/// # Safety
+/// `dict` must be null or a valid dictionary of an opened context.
+unsafe fn metadata(dict: *const ffi::AVDictionary, key: &CStr) -> Option<String> {
+    // SAFETY: av_dict_get reads a valid (or null) dictionary; the entry and its value live as long as it does.
+    let entry = unsafe { ffi::av_dict_get(dict, key.as_ptr(), std::ptr::null(), 0) };
+    if entry.is_null() {
+        return None;
+    }
+    // SAFETY: a found entry has a NUL-terminated value.
+    let value = unsafe { CStr::from_ptr((*entry).value) };
+    Some(value.to_string_lossy().into_owned())
+}
+
 /// The media description of an opened context.
 ///
 /// # Safety
@@ -406,6 +421,14 @@ unsafe fn read_info(ctx: &ffi::AVFormatContext, size: u64, container: Container)
                 sample_rate: par.sample_rate.max(0) as u32,
                 duration_secs: duration,
                 bitrate,
+                // SAFETY: the stream's metadata is valid while the context is.
+                language: unsafe { metadata(s.metadata, c"language") }
+                    .as_deref()
+                    .and_then(vod_media::language_tag),
+                // SAFETY: as above.
+                title: unsafe { metadata(s.metadata, c"title") }
+                    .as_deref()
+                    .and_then(vod_media::track_title),
             }),
             _ => {}
         }

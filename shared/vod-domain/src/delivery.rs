@@ -129,14 +129,22 @@ pub enum TrackType {
     Audio,
 }
 
-/// One track condition of a filter (AMS's `FilterTrackSelection`): the type, and for video an inclusive bitrate
-/// range written like AMS's `"0-2427000"`.
+/// One track condition of a filter (AMS's `FilterTrackSelection`): the type, an inclusive bitrate range written
+/// like AMS's `"0-2427000"`, and for audio a language (its primary subtag matched: "fr" keeps "fr-CA" and "fr").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrackSelection {
     #[serde(rename = "type")]
     pub track_type: TrackType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bitrate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+/// The primary language of a tag, normalised (`fre`, `fra` and `fr-CA` are all `fr`).
+fn primary_language(tag: &str) -> String {
+    let tag = vod_media::language_tag(tag).unwrap_or_default();
+    tag.split('-').next().unwrap_or_default().to_ascii_lowercase()
 }
 
 /// A named dynamic filter, either for one asset or global (`asset_id` = None).
@@ -205,6 +213,13 @@ impl Filter {
             if let Some(b) = &t.bitrate {
                 parse_bitrate_range(b)?;
             }
+            if let Some(l) = &t.language {
+                if t.track_type != TrackType::Audio || vod_media::language_tag(l).is_none() {
+                    return Err(format!(
+                        "track language {l:?} must be a language tag (like \"fr\") of an audio track"
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -226,6 +241,11 @@ impl Filter {
                     && t.bitrate
                         .as_deref()
                         .is_none_or(|b| parse_bitrate_range(b).is_ok_and(|(lo, hi)| (lo..=hi).contains(&a.bitrate)))
+                    && t.language.as_deref().is_none_or(|want| {
+                        a.language
+                            .as_deref()
+                            .is_some_and(|l| primary_language(l) == primary_language(want))
+                    })
             })
     }
 }
@@ -740,6 +760,8 @@ mod tests {
                 timescale: 48_000,
                 init: String::new(),
                 index: String::new(),
+                language: None,
+                label: None,
             }],
             thumbnails: None,
         }
@@ -782,10 +804,12 @@ mod tests {
             TrackSelection {
                 track_type: TrackType::Video,
                 bitrate: Some("0-1000000".into()),
+                language: None,
             },
             TrackSelection {
                 track_type: TrackType::Audio,
                 bitrate: None,
+                language: None,
             },
         ];
         let s = select(&out, &[low]).unwrap();
@@ -798,8 +822,39 @@ mod tests {
         video_only.tracks = vec![TrackSelection {
             track_type: TrackType::Video,
             bitrate: None,
+            language: None,
         }];
         assert!(select(&out, &[video_only]).expect("video kept").audio.is_empty());
+        // By language: the French track ("fr-CA") is kept by "fr", the untagged one is not.
+        let mut two = out.clone();
+        let mut french = two.audio[0].clone();
+        french.name = "audio-2".into();
+        french.language = Some("fr-CA".into());
+        two.audio.push(french);
+        let mut fr = filter("fr");
+        fr.tracks = vec![
+            TrackSelection {
+                track_type: TrackType::Video,
+                bitrate: None,
+                language: None,
+            },
+            TrackSelection {
+                track_type: TrackType::Audio,
+                bitrate: None,
+                language: Some("fr".into()),
+            },
+        ];
+        assert!(fr.validate().is_ok());
+        let kept = select(&two, &[fr.clone()]).unwrap();
+        assert_eq!(
+            kept.audio.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            vec!["audio-2"]
+        );
+        fr.tracks[0].language = Some("fr".into());
+        assert!(fr.validate().unwrap_err().contains("of an audio track"));
+        fr.tracks[0].language = None;
+        fr.tracks[1].language = Some("French".into());
+        assert!(fr.validate().unwrap_err().contains("language tag"));
         let mut empty = filter("e");
         empty.start = Some(20.0);
         assert!(select(&out, &[empty]).is_err());

@@ -128,7 +128,8 @@ pub enum AudioEncoding {
 }
 
 impl AudioEncoding {
-    /// The name of its track (URL path segment and object prefix); Opus keeps the name it had alone.
+    /// The name of its first track (URL path segment, object prefix and HLS audio group); Opus keeps the name it
+    /// had alone.
     pub fn track(self) -> &'static str {
         match self {
             AudioEncoding::Opus => "audio",
@@ -136,12 +137,57 @@ impl AudioEncoding {
         }
     }
 
-    /// The encoding of a track name.
-    pub fn of_track(name: &str) -> Option<Self> {
-        [AudioEncoding::Opus, AudioEncoding::Aac]
-            .into_iter()
-            .find(|a| a.track() == name)
+    /// The name of its track of source audio track `ordinal` (0 = the first one chosen): `audio`, `audio-2`, ...
+    pub fn track_of(self, ordinal: u32) -> String {
+        match ordinal {
+            0 => self.track().to_string(),
+            n => format!("{}-{}", self.track(), n + 1),
+        }
     }
+
+    /// The encoding and ordinal of a track name.
+    pub fn of_track(name: &str) -> Option<(Self, u32)> {
+        [AudioEncoding::Opus, AudioEncoding::Aac].into_iter().find_map(|a| {
+            let rest = name.strip_prefix(a.track())?;
+            if rest.is_empty() {
+                return Some((a, 0));
+            }
+            let n: u32 = rest.strip_prefix('-')?.parse().ok()?;
+            // Only the canonical spelling: "audio-2" .. , never "audio-1" or "audio-02".
+            (n >= 2 && rest == format!("-{n}")).then_some((a, n - 1))
+        })
+    }
+}
+
+/// Which audio tracks of the source become audio renditions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioSelection {
+    /// The first track of each language (untagged tracks count as one language).
+    #[default]
+    PerLanguage,
+    /// Every track.
+    All,
+    /// The first track only.
+    First,
+}
+
+/// The most audio renditions per codec a job makes.
+pub const MAX_AUDIO_TRACKS: usize = 8;
+
+/// One audio rendition to make: which source audio streams (their order among the probe's audio streams; two
+/// mono streams paired to stereo) and its language and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioSource {
+    pub streams: Vec<u32>,
+    /// Output channels: the preset's, never more than the source has (a mono track stays mono, a mono pair is
+    /// stereo); 0 in tasks stored before (the preset's then).
+    #[serde(default)]
+    pub channels: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// Audio output settings.
@@ -154,6 +200,94 @@ pub struct AudioSpec {
     /// stored before AAC existed).
     #[serde(default = "default_audio_codecs")]
     pub codecs: Vec<AudioEncoding>,
+    /// Which source tracks to encode (default: one per language).
+    #[serde(default)]
+    pub select: AudioSelection,
+    /// Only tracks in these languages (matched on the primary language, e.g. "fr" takes "fr-CA", "fre" and "fra"),
+    /// in this order; every language when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
+    /// Pair consecutive mono tracks (1+2, 3+4, ... of the same language) into stereo tracks (left, right): how
+    /// broadcast MXF and MPEG-TS carry stereo as discrete PCM channels.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pair_mono: bool,
+}
+
+impl AudioSpec {
+    /// The audio renditions this spec makes of a source's audio streams, in order (the first is the default one).
+    pub fn sources(&self, streams: &[vod_media::AudioStream]) -> Result<Vec<AudioSource>, String> {
+        if streams.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut units: Vec<AudioSource> = Vec::new();
+        let mut i = 0;
+        while i < streams.len() {
+            let a = &streams[i];
+            let pair = streams
+                .get(i + 1)
+                .filter(|b| self.pair_mono && a.channels == 1 && b.channels == 1 && a.language == b.language);
+            let source_channels = if pair.is_some() {
+                2
+            } else {
+                a.channels.clamp(1, 2) as u8
+            };
+            units.push(AudioSource {
+                streams: if pair.is_some() {
+                    vec![i as u32, i as u32 + 1]
+                } else {
+                    vec![i as u32]
+                },
+                channels: self.channels.min(source_channels),
+                language: a.language.clone(),
+                label: a.title.clone(),
+            });
+            i += if pair.is_some() { 2 } else { 1 };
+        }
+        if !self.languages.is_empty() {
+            let primary = |t: &str| {
+                let t = vod_media::language_tag(t).unwrap_or_default();
+                t.split('-').next().unwrap_or_default().to_ascii_lowercase()
+            };
+            let mut kept = Vec::new();
+            for want in &self.languages {
+                kept.extend(
+                    units
+                        .iter()
+                        .filter(|u| u.language.as_deref().is_some_and(|l| primary(l) == primary(want)))
+                        .cloned(),
+                );
+            }
+            if kept.is_empty() {
+                let found: Vec<&str> = streams.iter().map(|s| s.language.as_deref().unwrap_or("und")).collect();
+                return Err(format!(
+                    "the source has no audio track in {} (its tracks: {})",
+                    self.languages.join(", "),
+                    found.join(", ")
+                ));
+            }
+            units = kept;
+        }
+        match self.select {
+            AudioSelection::All => {}
+            AudioSelection::First => units.truncate(1),
+            AudioSelection::PerLanguage => {
+                let mut seen: Vec<Option<String>> = Vec::new();
+                units.retain(|u| {
+                    let key = u.language.as_ref().map(|l| l.to_ascii_lowercase());
+                    let new = !seen.contains(&key);
+                    seen.push(key);
+                    new
+                });
+            }
+        }
+        if units.len() > MAX_AUDIO_TRACKS {
+            return Err(format!(
+                "the preset chooses {} audio tracks; at most {MAX_AUDIO_TRACKS} (choose languages or select \"first\")",
+                units.len()
+            ));
+        }
+        Ok(units)
+    }
 }
 
 fn default_audio_codecs() -> Vec<AudioEncoding> {
@@ -297,6 +431,9 @@ fn default_audio() -> AudioSpec {
         bitrate_kbps: 128,
         channels: 2,
         codecs: default_audio_codecs(),
+        select: AudioSelection::default(),
+        languages: Vec::new(),
+        pair_mono: false,
     }
 }
 fn default_chunk() -> f64 {
@@ -381,6 +518,9 @@ impl Preset {
                     bitrate_kbps: 64,
                     channels: 2,
                     codecs: default_audio_codecs(),
+                    select: AudioSelection::default(),
+                    languages: Vec::new(),
+                    pair_mono: false,
                 },
                 max_chunk_secs: 2.0,
                 index: None,
@@ -493,6 +633,12 @@ impl Preset {
         let codecs = &self.audio.codecs;
         if codecs.is_empty() || codecs.iter().enumerate().any(|(i, c)| codecs[..i].contains(c)) {
             return Err("audio codecs must list opus and/or aac, each once".into());
+        }
+        let langs = &self.audio.languages;
+        if langs.len() > MAX_AUDIO_TRACKS || langs.iter().any(|l| vod_media::language_tag(l).is_none()) {
+            return Err(format!(
+                "audio languages must be at most {MAX_AUDIO_TRACKS} language tags like \"en\", \"fra\" or \"pt-BR\""
+            ));
         }
         match &self.ladder {
             Ladder::Adaptive { speed, h264 } => {
@@ -651,12 +797,27 @@ pub enum TaskState {
 pub enum TaskKind {
     /// Encode segments [first_segment, end_segment) of every rung.
     Video { first_segment: u32, end_segment: u32 },
-    /// Encode the whole audio track.
-    Audio,
+    /// Encode audio rendition `ordinal` (0: the first) of the whole source: its streams, language and name.
+    /// Tasks stored before several audio tracks read as the first audio stream.
+    Audio {
+        #[serde(default)]
+        ordinal: u32,
+        #[serde(default = "first_audio_stream")]
+        source: AudioSource,
+    },
     /// Recognize speech in the audio window [start_ms, end_ms) (decoded with a little overlap on both sides).
     Index { start_ms: u64, end_ms: u64 },
     /// Make thumbnail sprite sheet `sheet` (and, the first, the poster).
     Thumbnails { sheet: u32 },
+}
+
+fn first_audio_stream() -> AudioSource {
+    AudioSource {
+        streams: vec![0],
+        channels: 0,
+        language: None,
+        label: None,
+    }
 }
 
 /// One segment a task wrote: its object and timing.
@@ -689,6 +850,11 @@ pub struct TrackOutput {
     pub codecs: String,
     pub timescale: u32,
     pub segments: Vec<SegmentRecord>,
+    /// Audio: the language and name of the source track it was made of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -883,10 +1049,9 @@ fn plan_encoding(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
             end_segment: w[1],
         })
         .collect();
-    let has_audio = !media.audio.is_empty();
-    if has_audio {
-        tasks.push(TaskKind::Audio);
-    }
+    let audio = audio_tasks(media, preset)?;
+    let has_audio = !audio.is_empty();
+    tasks.extend(audio);
     let title_secs = total_frames as f64 * frame_rate.1 as f64 / frame_rate.0 as f64;
     let thumbnails = preset
         .thumbnails
@@ -1009,7 +1174,21 @@ fn chunk_bounds(starts: &[u64], per_chunk: u32, key_frames_ms: &[u64], frame_rat
     bounds
 }
 
-/// An audio-only source: one audio task; segments on a millisecond grid (there are no frames to align to).
+/// An audio task per audio rendition the preset chooses.
+fn audio_tasks(media: &MediaInfo, preset: &Preset) -> Result<Vec<TaskKind>, String> {
+    Ok(preset
+        .audio
+        .sources(&media.audio)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, source)| TaskKind::Audio {
+            ordinal: i as u32,
+            source,
+        })
+        .collect())
+}
+
+/// An audio-only source: an audio task per audio rendition; segments on a millisecond grid (there are no frames to align to).
 fn plan_audio_only(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
     let a = media.audio.first().ok_or("the source has neither video nor audio")?;
     let duration = if a.duration_secs > 0.0 {
@@ -1035,7 +1214,7 @@ fn plan_audio_only(media: &MediaInfo, preset: &Preset) -> Result<Plan, String> {
         segment_duration: preset.segment_duration,
         segment_count,
         has_audio: true,
-        tasks: vec![TaskKind::Audio],
+        tasks: audio_tasks(media, preset)?,
         rotation: 0,
         thumbnails: None,
     })
@@ -1071,6 +1250,8 @@ mod tests {
                 sample_rate: 48000,
                 duration_secs: secs,
                 bitrate: None,
+                language: None,
+                title: None,
             }],
         }
     }
@@ -1206,6 +1387,135 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("thumbnails"));
     }
 
+    fn track(channels: u16, language: Option<&str>, title: Option<&str>) -> AudioStream {
+        AudioStream {
+            codec: "pcm_s16le".into(),
+            channels,
+            sample_rate: 48000,
+            duration_secs: 1.0,
+            bitrate: None,
+            language: language.map(Into::into),
+            title: title.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn audio_track_names_round_trip() {
+        for e in [AudioEncoding::Opus, AudioEncoding::Aac] {
+            for n in [0, 1, 7] {
+                assert_eq!(AudioEncoding::of_track(&e.track_of(n)), Some((e, n)));
+            }
+        }
+        assert_eq!(AudioEncoding::Aac.track_of(1), "audio-aac-2");
+        for bad in [
+            "audio-1",
+            "audio-02",
+            "audio-x",
+            "audio-aac-",
+            "audiox",
+            "720p",
+            "audio--2",
+        ] {
+            assert_eq!(AudioEncoding::of_track(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn audio_sources_per_language_all_first_languages_and_mono_pairs() {
+        let streams = [
+            track(2, Some("eng"), Some("English")),
+            track(2, Some("fre"), None),
+            track(2, Some("eng"), Some("Commentary")),
+            track(2, None, None),
+        ];
+        let mut spec = default_audio();
+        let picked = |spec: &AudioSpec| -> Vec<Vec<u32>> {
+            spec.sources(&streams).unwrap().into_iter().map(|s| s.streams).collect()
+        };
+        assert_eq!(picked(&spec), vec![vec![0], vec![1], vec![3]]);
+        let first = spec.sources(&streams).unwrap().remove(0);
+        assert_eq!(
+            (first.language.as_deref(), first.label.as_deref()),
+            (Some("eng"), Some("English"))
+        );
+        spec.select = AudioSelection::All;
+        assert_eq!(picked(&spec), vec![vec![0], vec![1], vec![2], vec![3]]);
+        spec.select = AudioSelection::First;
+        assert_eq!(picked(&spec), vec![vec![0]]);
+        spec.select = AudioSelection::PerLanguage;
+        spec.languages = vec!["de".into()];
+        assert!(spec.sources(&streams).unwrap_err().contains("no audio track in de"));
+        // "fr" takes the track tagged "fre" (ISO 639-2/B).
+        spec.languages = vec!["fr".into()];
+        assert_eq!(picked(&spec), vec![vec![1]]);
+        spec.languages = vec!["fr".into(), "eng".into()];
+        assert_eq!(picked(&spec), vec![vec![1], vec![0]]);
+        spec.select = AudioSelection::All;
+        assert_eq!(picked(&spec), vec![vec![1], vec![0], vec![2]]);
+
+        // Eight mono PCM tracks of a broadcast MXF: paired, the pairs of one (untagged) language -> the first.
+        let mono: Vec<AudioStream> = (0..8).map(|_| track(1, None, None)).collect();
+        let mut spec = default_audio();
+        assert_eq!(spec.sources(&mono).unwrap()[0].streams, vec![0]);
+        spec.pair_mono = true;
+        spec.select = AudioSelection::All;
+        let pairs: Vec<(Vec<u32>, u8)> = spec
+            .sources(&mono)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.streams, s.channels))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![(vec![0, 1], 2), (vec![2, 3], 2), (vec![4, 5], 2), (vec![6, 7], 2)]
+        );
+        // Never upmixed: a mono track alone stays mono; a pair follows the preset's channels.
+        spec.pair_mono = false;
+        assert_eq!(spec.sources(&mono).unwrap()[0].channels, 1);
+        spec.pair_mono = true;
+        spec.channels = 1;
+        assert_eq!(spec.sources(&mono).unwrap()[0].channels, 1);
+        spec.channels = 2;
+        // A mono track beside a stereo one stays alone.
+        let mixed = [track(1, None, None), track(2, None, None), track(1, None, None)];
+        let units: Vec<Vec<u32>> = spec.sources(&mixed).unwrap().into_iter().map(|s| s.streams).collect();
+        assert_eq!(units, vec![vec![0], vec![1], vec![2]]);
+        // Too many tracks for one job.
+        let many: Vec<AudioStream> = (0..9).map(|_| track(2, None, None)).collect();
+        assert!(spec.sources(&many).unwrap_err().contains("at most 8"));
+        assert!(spec.sources(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn audio_languages_are_validated_and_old_audio_tasks_read_as_the_first_stream() {
+        let mut p = builtin("tiny");
+        p.audio.languages = vec!["en".into(), "pt-BR".into(), "fra".into()];
+        assert!(p.validate().is_ok());
+        for bad in ["", "english", "e", "en-", "und"] {
+            p.audio.languages = vec![bad.into()];
+            assert!(p.validate().unwrap_err().contains("language tags"), "{bad}");
+        }
+        let old: TaskKind = serde_json::from_str(r#"{"kind":"audio"}"#).expect("an old audio task");
+        assert_eq!(
+            old,
+            TaskKind::Audio {
+                ordinal: 0,
+                source: first_audio_stream()
+            }
+        );
+        let new = TaskKind::Audio {
+            ordinal: 1,
+            source: AudioSource {
+                streams: vec![2, 3],
+                channels: 2,
+                language: Some("fr".into()),
+                label: None,
+            },
+        };
+        let json = serde_json::to_string(&new).unwrap();
+        assert_eq!(serde_json::from_str::<TaskKind>(&json).unwrap(), new);
+    }
+
     #[test]
     fn audio_tracks_by_codec_and_old_presets_and_outputs_read_as_opus() {
         let old: AudioSpec = serde_json::from_str(r#"{"bitrate_kbps":96,"channels":2}"#).expect("an old audio spec");
@@ -1216,7 +1526,7 @@ mod tests {
             both.codecs.iter().map(|c| c.track()).collect::<Vec<_>>(),
             ["audio", "audio-aac"]
         );
-        assert_eq!(AudioEncoding::of_track("audio-aac"), Some(AudioEncoding::Aac));
+        assert_eq!(AudioEncoding::of_track("audio-aac"), Some((AudioEncoding::Aac, 0)));
         assert!(serde_json::from_str::<AudioSpec>(r#"{"bitrate_kbps":96,"channels":2,"codecs":["mp3"]}"#).is_err());
         for (name, codecs) in [("adaptive", 2), ("tiny-avc", 2), ("adaptive-av1", 1), ("tiny", 1)] {
             assert_eq!(builtin(name).audio.codecs.len(), codecs, "{name}");
@@ -1311,7 +1621,13 @@ mod tests {
                     first_segment: 4,
                     end_segment: 5
                 },
-                TaskKind::Audio
+                TaskKind::Audio {
+                    ordinal: 0,
+                    source: AudioSource {
+                        channels: 2,
+                        ..first_audio_stream()
+                    }
+                }
             ]
         );
         let ntsc = plan_frames(29.97, 10.0, 4.0);

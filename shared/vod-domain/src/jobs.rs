@@ -430,11 +430,7 @@ impl JobService {
                 self.limits.max_tasks
             )));
         }
-        // Never upmix: a mono source stays mono (5.1 and more are downmixed to the preset's channels).
-        let mut preset = preset;
-        if let Some(a) = asset.media.as_ref().and_then(|m| m.audio.first()) {
-            preset.audio.channels = preset.audio.channels.min(a.channels.clamp(1, 2) as u8);
-        }
+        // (Never upmixing is the plan's: each audio task has its own channel count, see `AudioSpec::sources`.)
         let now = Utc::now();
         let id = JobId::new_random();
         let total = plan.tasks.len() as u32;

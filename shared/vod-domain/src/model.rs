@@ -264,6 +264,11 @@ pub struct AudioRendition {
     pub timescale: u32,
     pub init: String,
     pub index: String,
+    /// The source track's language (as the container tagged it) and name, where it had them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// What an encoding job produced for an asset.

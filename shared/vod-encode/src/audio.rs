@@ -47,7 +47,7 @@ pub(crate) fn encode_audio(req: &AudioRequest) -> Result<Vec<AudioOutput>, Encod
         ));
     }
     let out_layout = ChannelLayout::default(i32::from(req.channels));
-    let input_rate = decode(req.source, out_layout, rate, |pcm| {
+    let input_rate = decode(req.source, req.streams, out_layout, rate, |pcm| {
         for e in encoders.iter_mut() {
             e.push(pcm)?;
         }
@@ -66,7 +66,11 @@ pub(crate) fn encode_audio(req: &AudioRequest) -> Result<Vec<AudioOutput>, Encod
                 track_id: AUDIO_TRACK_ID,
                 timescale: rate,
                 codec: out.codec,
-                language: "und".into(),
+                language: req
+                    .language
+                    .filter(|l| l.len() == 3 && l.bytes().all(|b| b.is_ascii_lowercase()))
+                    .unwrap_or("und")
+                    .into(),
             },
             segments: group(out.packets, packet, rate, seg),
             duration_samples_48k: out.duration,
@@ -75,52 +79,70 @@ pub(crate) fn encode_audio(req: &AudioRequest) -> Result<Vec<AudioOutput>, Encod
     Ok(outputs)
 }
 
-/// Decodes the source's main audio stream, converted to interleaved f32 in `out_layout` at `out_rate`, handing
-/// the samples to `sink` in decode order until it returns false. Returns the source's sample rate.
-fn decode(
-    source: SourceFile,
-    out_layout: ChannelLayout,
-    out_rate: u32,
-    mut sink: impl FnMut(&[f32]) -> Result<bool, EncodeError>,
-) -> Result<u32, EncodeError> {
-    let mut input = open_input(source)?;
-    let stream = input.streams().best(media::Type::Audio).ok_or(EncodeError::NoAudio)?;
-    let stream_index = stream.index();
-    let codec_id = stream.parameters().id();
-    check_codec("audio", codec_id, &source.format.audio_codecs)?;
-    if codec::decoder::find(codec_id).is_none() {
-        return Err(EncodeError::UnsupportedCodec(format!("{codec_id:?}")));
-    }
-    let mut decoder = codec::context::Context::from_parameters(stream.parameters())
-        .map_err(|e| EncodeError::Decode(format!("decoder parameters: {e}")))?
-        .decoder()
-        .audio()
-        .map_err(|e| EncodeError::UnsupportedCodec(format!("{codec_id:?}: {e}")))?;
-    let mut resampler: Option<Resampler> = None;
-    let mut errors = 0u32;
-    let mut decoded_any = false;
-    let mut wanted = true;
+/// Where decoded samples go; false when it wants no more.
+type Sink<'a> = &'a mut dyn FnMut(&[f32]) -> Result<bool, EncodeError>;
 
-    let mut drain = |decoder: &mut codec::decoder::Audio,
-                     resampler: &mut Option<Resampler>,
-                     errors: &mut u32,
-                     wanted: &mut bool|
-     -> Result<(), EncodeError> {
-        while *wanted {
+/// One decoded audio stream: its decoder, resampler and, when mixed with another, the samples not yet paired.
+struct Lane {
+    index: usize,
+    decoder: codec::decoder::Audio,
+    resampler: Option<Resampler>,
+    pending: std::collections::VecDeque<f32>,
+    decoded_any: bool,
+}
+
+impl Lane {
+    fn open(stream: &ffmpeg::format::stream::Stream, accepted: &[String]) -> Result<Lane, EncodeError> {
+        let codec_id = stream.parameters().id();
+        check_codec("audio", codec_id, accepted)?;
+        if codec::decoder::find(codec_id).is_none() {
+            return Err(EncodeError::UnsupportedCodec(format!("{codec_id:?}")));
+        }
+        let decoder = codec::context::Context::from_parameters(stream.parameters())
+            .map_err(|e| EncodeError::Decode(format!("decoder parameters: {e}")))?
+            .decoder()
+            .audio()
+            .map_err(|e| EncodeError::UnsupportedCodec(format!("{codec_id:?}: {e}")))?;
+        Ok(Lane {
+            index: stream.index(),
+            decoder,
+            resampler: None,
+            pending: Default::default(),
+            decoded_any: false,
+        })
+    }
+
+    /// Receives every frame the decoder has, each converted to `layout` at `rate`, handing them to `sink` (or,
+    /// without one, keeping them in `pending`). False when the sink wants no more.
+    fn drain(
+        &mut self,
+        layout: ChannelLayout,
+        rate: u32,
+        errors: &mut u32,
+        sink: Option<Sink>,
+    ) -> Result<bool, EncodeError> {
+        let mut sink = sink;
+        loop {
             let mut f = frame::Audio::empty();
-            match decoder.receive_frame(&mut f) {
+            match self.decoder.receive_frame(&mut f) {
                 Ok(()) => {
                     *errors = 0;
-                    decoded_any = true;
+                    self.decoded_any = true;
                     if f.samples() == 0 {
                         continue;
                     }
-                    let r = Resampler::for_frame(resampler, &mut f, out_layout, out_rate)?;
-                    let pcm = r.run(&f)?;
-                    *wanted = sink(&pcm)?;
+                    let pcm = Resampler::for_frame(&mut self.resampler, &mut f, layout, rate)?.run(&f)?;
+                    match sink.as_mut() {
+                        Some(sink) => {
+                            if !sink(&pcm)? {
+                                return Ok(false);
+                            }
+                        }
+                        None => self.pending.extend(pcm),
+                    }
                 }
-                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => return Ok(()),
-                Err(ffmpeg::Error::Eof) => return Ok(()),
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => return Ok(true),
+                Err(ffmpeg::Error::Eof) => return Ok(true),
                 Err(e) => {
                     *errors += 1;
                     if *errors > MAX_CONSECUTIVE_ERRORS {
@@ -129,9 +151,55 @@ fn decode(
                 }
             }
         }
-        Ok(())
-    };
+    }
+}
 
+/// Decodes audio of the source, converted to interleaved f32 in `out_layout` at `out_rate`, handing the samples
+/// to `sink` in decode order until it returns false. `streams` are audio stream ordinals (in the probe's order):
+/// none for the source's main audio stream, one, or two mono streams mixed as left and right (or averaged for a
+/// mono output). Returns the (first) source's sample rate.
+fn decode(
+    source: SourceFile,
+    streams: &[u32],
+    out_layout: ChannelLayout,
+    out_rate: u32,
+    mut sink: impl FnMut(&[f32]) -> Result<bool, EncodeError>,
+) -> Result<u32, EncodeError> {
+    let mut input = open_input(source)?;
+    let accepted = &source.format.audio_codecs;
+    let mut lanes = if streams.is_empty() {
+        vec![Lane::open(
+            &input.streams().best(media::Type::Audio).ok_or(EncodeError::NoAudio)?,
+            accepted,
+        )?]
+    } else {
+        if streams.len() > 2 {
+            return Err(EncodeError::InvalidRequest(
+                "at most two audio streams are mixed".into(),
+            ));
+        }
+        let audio: Vec<_> = input
+            .streams()
+            .filter(|s| s.parameters().medium() == media::Type::Audio)
+            .collect();
+        streams
+            .iter()
+            .map(|&n| {
+                let s = audio.get(n as usize).ok_or_else(|| {
+                    EncodeError::InvalidRequest(format!("the source has no audio stream #{n} ({} found)", audio.len()))
+                })?;
+                Lane::open(s, accepted)
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let mixed = lanes.len() > 1;
+    // Mixed streams are each decoded to mono, then paired sample by sample.
+    let lane_layout = if mixed { ChannelLayout::MONO } else { out_layout };
+    let stereo = out_layout.channels() == 2;
+    let mut errors = 0u32;
+    let sink: Sink = &mut sink;
+
+    let mut wanted = true;
     while wanted {
         let mut packet = Packet::empty();
         match packet.read(&mut input) {
@@ -145,10 +213,10 @@ fn decode(
                 continue;
             }
         }
-        if packet.stream() != stream_index {
+        let Some(lane) = lanes.iter_mut().find(|l| l.index == packet.stream()) else {
             continue;
-        }
-        if let Err(e) = decoder.send_packet(&packet) {
+        };
+        if let Err(e) = lane.decoder.send_packet(&packet) {
             errors += 1;
             tracing::debug!(error = %e, "audio packet rejected");
             if errors > MAX_CONSECUTIVE_ERRORS {
@@ -156,23 +224,72 @@ fn decode(
             }
             continue;
         }
-        drain(&mut decoder, &mut resampler, &mut errors, &mut wanted)?;
-    }
-    if wanted {
-        // Ignoring a failed EOF: draining below returns whatever the decoder still holds.
-        let _ = decoder.send_eof();
-        drain(&mut decoder, &mut resampler, &mut errors, &mut wanted)?;
-    }
-    if !decoded_any {
-        return Err(EncodeError::Decode("no decodable audio frame".into()));
-    }
-    if wanted {
-        if let Some(r) = resampler.as_mut() {
-            let tail = r.flush()?;
-            sink(&tail)?;
+        wanted = lane.drain(lane_layout, out_rate, &mut errors, (!mixed).then_some(&mut *sink))?;
+        if mixed && wanted {
+            wanted = pair(&mut lanes, stereo, sink, false)?;
         }
     }
-    Ok(decoder.rate())
+    if wanted {
+        for lane in lanes.iter_mut() {
+            // Ignoring a failed EOF: draining below returns whatever the decoder still holds.
+            let _ = lane.decoder.send_eof();
+            if wanted {
+                wanted = lane.drain(lane_layout, out_rate, &mut errors, (!mixed).then_some(&mut *sink))?;
+            }
+        }
+    }
+    if let Some(silent) = lanes.iter().position(|l| !l.decoded_any) {
+        return Err(EncodeError::Decode(if mixed {
+            format!("no decodable audio frame in audio stream #{}", streams[silent])
+        } else {
+            "no decodable audio frame".into()
+        }));
+    }
+    if wanted {
+        for lane in lanes.iter_mut() {
+            if let Some(r) = lane.resampler.as_mut() {
+                let tail = r.flush()?;
+                if mixed {
+                    lane.pending.extend(tail);
+                } else {
+                    sink(&tail)?;
+                }
+            }
+        }
+        if mixed {
+            pair(&mut lanes, stereo, sink, true)?;
+        }
+    }
+    Ok(lanes[0].decoder.rate())
+}
+
+/// Hands two mono lanes' samples out as stereo (left, right) or averaged to mono: the samples both lanes have, or
+/// at the `end` all of them, the shorter lane padded with silence. False when the sink wants no more.
+fn pair(lanes: &mut [Lane], stereo: bool, sink: Sink, end: bool) -> Result<bool, EncodeError> {
+    let [left, right] = lanes else {
+        return Err(EncodeError::InvalidRequest("two audio streams are paired".into()));
+    };
+    let n = if end {
+        left.pending.len().max(right.pending.len())
+    } else {
+        left.pending.len().min(right.pending.len())
+    };
+    if n == 0 {
+        return Ok(true);
+    }
+    let mut out = Vec::with_capacity(n * if stereo { 2 } else { 1 });
+    for _ in 0..n {
+        let (l, r) = (
+            left.pending.pop_front().unwrap_or(0.0),
+            right.pending.pop_front().unwrap_or(0.0),
+        );
+        if stereo {
+            out.extend([l, r]);
+        } else {
+            out.push(0.5 * (l + r));
+        }
+    }
+    sink(&out)
 }
 
 /// See [`crate::decode_speech_pcm`].
@@ -191,7 +308,7 @@ pub(crate) fn decode_pcm(req: &crate::PcmRequest) -> Result<Vec<i16>, EncodeErro
     );
     let mut out = Vec::with_capacity((last - first).min(1 << 26) as usize);
     let mut position = 0u64;
-    decode(req.source, ChannelLayout::MONO, req.sample_rate, |pcm| {
+    decode(req.source, &[], ChannelLayout::MONO, req.sample_rate, |pcm| {
         for s in pcm {
             if position >= first && position < last {
                 out.push((s.clamp(-1.0, 1.0) * 32767.0).round() as i16);

@@ -120,6 +120,11 @@ pub struct AudioRequest<'a> {
     pub channels: u8,
     /// Segment duration in seconds.
     pub segment_duration: f64,
+    /// Which audio streams (ordinals among the source's audio streams, in the probe's order): none for the main
+    /// one, one, or two mono streams mixed as left and right.
+    pub streams: &'a [u32],
+    /// The track's language for its `mdhd` (an ISO 639-2/T code; others are written "und").
+    pub language: Option<&'a str>,
 }
 
 /// One encoded audio track.

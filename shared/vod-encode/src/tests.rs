@@ -630,6 +630,8 @@ fn check_audio(out: &AudioOutput, channels: u8, seconds: f64) {
 fn audio_aac_stereo_to_opus() {
     let src = source_mp4();
     let out = encode_audio(&AudioRequest {
+        streams: &[],
+        language: None,
         codecs: &[AudioCodec::Opus],
         source: source_file(&src),
         bitrate_kbps: 128,
@@ -650,6 +652,8 @@ fn aac_beside_opus_from_one_decode_in_sync() {
     args.extend(["-c:a".into(), "pcm_s16le".into()]);
     let src = generated("bursts.wav", &args.iter().map(String::as_str).collect::<Vec<_>>());
     let outs = encode_audio(&AudioRequest {
+        streams: &[],
+        language: None,
         codecs: &[AudioCodec::Opus, AudioCodec::Aac],
         source: source_file(&src),
         bitrate_kbps: 96,
@@ -724,6 +728,8 @@ fn aac_beside_opus_from_one_decode_in_sync() {
 fn audio_wav_mono_44k_and_surround_downmix() {
     let wav = mono44_wav();
     let out = encode_audio(&AudioRequest {
+        streams: &[],
+        language: None,
         codecs: &[AudioCodec::Opus],
         source: source_file(&wav),
         bitrate_kbps: 64,
@@ -757,6 +763,8 @@ fn audio_wav_mono_44k_and_surround_downmix() {
         ],
     );
     let out = encode_audio(&AudioRequest {
+        streams: &[],
+        language: None,
         codecs: &[AudioCodec::Opus],
         source: source_file(&surround),
         bitrate_kbps: 96,
@@ -768,6 +776,8 @@ fn audio_wav_mono_44k_and_surround_downmix() {
     check_audio(&out, 2, 2.0);
     assert!(matches!(
         encode_audio(&AudioRequest {
+            streams: &[],
+            language: None,
             codecs: &[AudioCodec::Opus],
             source: source_file(&surround),
             bitrate_kbps: 96,
@@ -905,6 +915,8 @@ fn hostile_inputs_are_errors() {
     std::fs::write(&random, &bytes).expect("write");
     assert!(encode_video_chunk(&request(&random, &rungs, 0, 1)).is_err());
     assert!(encode_audio(&AudioRequest {
+        streams: &[],
+        language: None,
         codecs: &[AudioCodec::Opus],
         source: source_file(&random),
         bitrate_kbps: 96,
@@ -919,6 +931,8 @@ fn hostile_inputs_are_errors() {
         std::fs::write(&truncated, &full[..cut]).expect("write");
         let _ = encode_video_chunk(&request(&truncated, &rungs, 0, 1));
         let _ = encode_audio(&AudioRequest {
+            streams: &[],
+            language: None,
             codecs: &[AudioCodec::Opus],
             source: source_file(&truncated),
             bitrate_kbps: 96,
@@ -941,6 +955,8 @@ fn hostile_inputs_are_errors() {
     std::fs::write(&damaged_path, &damaged).expect("write");
     let _ = encode_video_chunk(&request(&damaged_path, &rungs, 0, 3));
     let _ = encode_audio(&AudioRequest {
+        streams: &[],
+        language: None,
         codecs: &[AudioCodec::Opus],
         source: source_file(&damaged_path),
         bitrate_kbps: 96,
@@ -963,6 +979,8 @@ fn hostile_inputs_are_errors() {
     );
     assert!(matches!(
         encode_audio(&AudioRequest {
+            streams: &[],
+            language: None,
             codecs: &[AudioCodec::Opus],
             source: source_file(&video_only),
             bitrate_kbps: 96,
@@ -1042,4 +1060,92 @@ fn source_file(path: &Path) -> SourceFile<'_> {
         audio_codecs,
     }));
     SourceFile { path, format }
+}
+
+/// 2 s of a Matroska file with three mono PCM streams: 440 Hz, silence, 1 kHz (sines at ffmpeg's 1/8 amplitude).
+fn three_mono_mkv() -> PathBuf {
+    generated(
+        "three-mono.mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=channel_layout=mono:sample_rate=48000:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000:duration=2",
+            "-map",
+            "0:a",
+            "-map",
+            "1:a",
+            "-map",
+            "2:a",
+            "-c:a",
+            "pcm_s16le",
+            "-metadata:s:a:0",
+            "language=eng",
+            "-metadata:s:a:2",
+            "language=fre",
+        ],
+    )
+}
+
+/// The energy of `pcm` (interleaved, `channels`) per channel.
+fn channel_rms(pcm: &[f32], channels: usize) -> Vec<f64> {
+    (0..channels)
+        .map(|c| rms(&pcm.iter().skip(c).step_by(channels).copied().collect::<Vec<_>>()))
+        .collect()
+}
+
+#[test]
+fn chosen_audio_streams_and_mono_pairs_mixed_to_stereo() {
+    let src = three_mono_mkv();
+    let encode = |streams: &[u32], channels: u8| {
+        encode_audio(&AudioRequest {
+            streams,
+            language: Some("fre"),
+            codecs: &[AudioCodec::Opus],
+            source: source_file(&src),
+            bitrate_kbps: 96,
+            channels,
+            segment_duration: 1.0,
+        })
+        .expect("audio")
+        .remove(0)
+    };
+    // Streams 0 + 1 as left + right: the tone on the left, silence on the right.
+    let paired = encode(&[0, 1], 2);
+    check_audio(&paired, 2, 2.0);
+    assert_eq!(paired.track.language, "fre");
+    let levels = channel_rms(&decode_opus(&paired), 2);
+    assert!(levels[0] > 0.05 && levels[1] < 0.001, "left/right {levels:?}");
+    // Streams 1 + 2: silence on the left, the 1 kHz tone on the right.
+    let levels = channel_rms(&decode_opus(&encode(&[1, 2], 2)), 2);
+    assert!(levels[0] < 0.001 && levels[1] > 0.05, "left/right {levels:?}");
+    // The third stream alone, and the pair averaged to mono (half the level of the tone alone).
+    let alone = rms(&decode_opus(&encode(&[2], 1)));
+    let averaged = rms(&decode_opus(&encode(&[1, 2], 1)));
+    assert!(
+        alone > 0.05 && (averaged / alone - 0.5).abs() < 0.05,
+        "{alone} vs {averaged}"
+    );
+    // A stream the source does not have, and three streams, are refused.
+    for streams in [&[3][..], &[0, 1, 2]] {
+        let err = encode_audio(&AudioRequest {
+            streams,
+            language: None,
+            codecs: &[AudioCodec::Opus],
+            source: source_file(&src),
+            bitrate_kbps: 96,
+            channels: 2,
+            segment_duration: 1.0,
+        })
+        .unwrap_err();
+        assert!(matches!(err, EncodeError::InvalidRequest(_)), "{err}");
+    }
 }

@@ -193,6 +193,9 @@ fn audio_stream(track: &TrackEntry, duration_secs: f64) -> Result<AudioStream, P
         sample_rate,
         duration_secs,
         bitrate: None,
+        // LanguageBCP47 overrides Language, whose default is "eng" (Matroska spec; libavformat reads it so too).
+        language: crate::probe::language_tag(track.language_bcp47().or(track.language()).unwrap_or("eng")),
+        title: track.name().and_then(crate::probe::track_title),
     })
 }
 

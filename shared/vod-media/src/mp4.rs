@@ -364,6 +364,10 @@ fn audio_stream(track: &Track, raw: Option<&RawTrak>, duration_secs: f64) -> Aud
         sample_rate,
         duration_secs,
         bitrate: payload_bytes(track).and_then(|b| bitrate(b, duration_secs)),
+        language: raw
+            .and_then(|r| r.language.as_deref())
+            .and_then(crate::probe::language_tag),
+        title: None,
     }
 }
 
@@ -458,6 +462,8 @@ struct RawTrak {
     sample_rate: u32,
     /// `pasp` of a visual sample entry, if not 1:1.
     pixel_aspect: Option<(u32, u32)>,
+    /// The ISO 639-2/T code of `mdhd`.
+    language: Option<String>,
 }
 
 /// Child boxes of an in-memory box body, lenient (the box layer stops at the first malformed header; mp4parse
@@ -723,7 +729,12 @@ fn mvhd_duration(body: &[u8]) -> Option<f64> {
 }
 
 fn raw_trak(trak: &[u8]) -> RawTrak {
-    let mut raw = RawTrak::default();
+    let mut raw = RawTrak {
+        language: child(trak, b"mdia")
+            .and_then(|m| child(m, b"mdhd"))
+            .and_then(mdhd_language),
+        ..RawTrak::default()
+    };
     let Some(stsd) = child(trak, b"mdia")
         .and_then(|m| child(m, b"minf"))
         .and_then(|m| child(m, b"stbl"))
@@ -756,6 +767,24 @@ fn raw_trak(trak: &[u8]) -> RawTrak {
     raw
 }
 
+/// The packed ISO 639-2/T language of an `mdhd` body (three 5-bit letters, each + 0x60), after its times.
+fn mdhd_language(mdhd: &[u8]) -> Option<String> {
+    let at = match mdhd.first()? {
+        0 => 4 + 16,
+        1 => 4 + 28,
+        _ => return None,
+    };
+    let packed = be_u16(mdhd, at)?;
+    let letters: Vec<u8> = [10, 5, 0]
+        .iter()
+        .map(|s| (((packed >> s) & 0x1f) as u8) + 0x60)
+        .collect();
+    letters
+        .iter()
+        .all(u8::is_ascii_lowercase)
+        .then(|| String::from_utf8_lossy(&letters).into_owned())
+}
+
 fn be_u16(b: &[u8], at: usize) -> Option<u16> {
     let s = b.get(at..at.checked_add(2)?)?;
     Some(u16::from_be_bytes([s[0], s[1]]))
@@ -776,6 +805,21 @@ fn be_u64(b: &[u8], at: usize) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mdhd_language_is_unpacked() {
+        // "fra": f=6, r=18, a=1 -> 0b0_00110_10010_00001.
+        let packed: u16 = (6 << 10) | (18 << 5) | 1;
+        let mut v0 = vec![0u8; 24];
+        v0[20..22].copy_from_slice(&packed.to_be_bytes());
+        assert_eq!(mdhd_language(&v0).as_deref(), Some("fra"));
+        let mut v1 = vec![1u8; 36];
+        v1[32..34].copy_from_slice(&packed.to_be_bytes());
+        assert_eq!(mdhd_language(&v1).as_deref(), Some("fra"));
+        assert_eq!(mdhd_language(&[0u8; 24]), None);
+        assert_eq!(mdhd_language(&v0[..21]), None);
+        assert_eq!(mdhd_language(&[2u8; 24]), None);
+    }
 
     #[test]
     fn rotation_from_matrix() {
@@ -820,7 +864,7 @@ mod tests {
 pub enum Need {
     /// The first video track's samples covering `[start_secs, end_secs)`.
     Video { start_secs: f64, end_secs: f64 },
-    /// The whole first audio track.
+    /// Every audio track, whole.
     Audio,
 }
 
@@ -910,7 +954,8 @@ pub fn mp4_needed_ranges(src: &dyn ReadAt, need: Need) -> Result<Option<Vec<(u64
             }
             ranges.push((a, z));
         }
-        let is_wanted = track.track_type == want_type && !wanted_seen;
+        // Video: the first video track; audio: every audio track (a job may encode several languages).
+        let is_wanted = track.track_type == want_type && (need == Need::Audio || !wanted_seen);
         if !is_wanted {
             continue;
         }

@@ -139,6 +139,99 @@ pub struct AudioStream {
     pub sample_rate: u32,
     pub duration_secs: f64,
     pub bitrate: Option<u64>,
+    /// The track's language as the container tags it (ISO 639-2 like `fre`, or BCP 47 like `fr-CA`); absent when
+    /// untagged or `und`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The track's human-readable name, where the container has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// A language tag as BCP 47 wants it: kept when well-formed (letters, digits and hyphens, a 2-3 letter primary
+/// language, at most 35 characters) and not "undetermined"/"multiple"; an ISO 639-2 primary language (bibliographic
+/// like `fre` or terminological like `fra`, as MP4, Matroska and MPEG-TS tag tracks) becomes its ISO 639-1 code
+/// where one exists (`fr`), as RFC 5646 asks and players expect; `_` becomes `-`.
+pub fn language_tag(tag: &str) -> Option<String> {
+    let tag = tag.trim().trim_end_matches('\0').replace('_', "-");
+    let (primary, rest) = tag.split_once('-').map_or((tag.as_str(), ""), |(p, r)| (p, r));
+    let well_formed = tag.len() <= 35
+        && (2..=3).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_alphabetic())
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !tag.ends_with('-');
+    let primary = primary.to_ascii_lowercase();
+    if !well_formed || ["und", "mul", "zxx", "mis"].contains(&primary.as_str()) {
+        return None;
+    }
+    let primary = language(&primary)
+        .and_then(|l| l.to_639_1())
+        .map_or(primary, str::to_string);
+    Some(if rest.is_empty() {
+        primary
+    } else {
+        format!("{primary}-{rest}")
+    })
+}
+
+/// The ISO 639-2/T code of a tag's primary language (what an MP4 `mdhd` holds), if it has one.
+pub fn iso639_2t(tag: &str) -> Option<&'static str> {
+    language(tag.split('-').next()?).map(|l| l.to_639_3())
+}
+
+/// The name of a tag's language in that language, capitalised ("Français"), else in English ("Ewe").
+pub fn language_name(tag: &str) -> Option<String> {
+    let l = language(tag.split('-').next()?)?;
+    let name = l.to_autonym().unwrap_or(l.to_name());
+    let mut chars = name.chars();
+    let first = chars.next()?;
+    Some(first.to_uppercase().chain(chars).collect())
+}
+
+/// The language of an ISO 639-1, 639-2/B or 639-2/T (= 639-3 for individual languages) code.
+fn language(code: &str) -> Option<isolang::Language> {
+    let code = code.to_ascii_lowercase();
+    match code.len() {
+        2 => isolang::Language::from_639_1(&code),
+        3 => isolang::Language::from_639_3(bibliographic_to_terminological(&code).unwrap_or(&code)),
+        _ => None,
+    }
+}
+
+/// ISO 639-2 has a bibliographic code differing from the terminological one for these 20 languages (isolang knows
+/// only the latter): the list is fixed by the standard.
+fn bibliographic_to_terminological(code: &str) -> Option<&'static str> {
+    const B_T: [(&str, &str); 20] = [
+        ("alb", "sqi"),
+        ("arm", "hye"),
+        ("baq", "eus"),
+        ("bur", "mya"),
+        ("chi", "zho"),
+        ("cze", "ces"),
+        ("dut", "nld"),
+        ("fre", "fra"),
+        ("geo", "kat"),
+        ("ger", "deu"),
+        ("gre", "ell"),
+        ("ice", "isl"),
+        ("mac", "mkd"),
+        ("mao", "mri"),
+        ("may", "msa"),
+        ("per", "fas"),
+        ("rum", "ron"),
+        ("slo", "slk"),
+        ("tib", "bod"),
+        ("wel", "cym"),
+    ];
+    B_T.iter().find(|(b, _)| *b == code).map(|(_, t)| *t)
+}
+
+/// A container's track name, kept when it has printable text: trimmed, control characters dropped, at most 64
+/// characters.
+pub fn track_title(name: &str) -> Option<String> {
+    let t: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+    let t = t.trim();
+    (!t.is_empty()).then(|| t.to_string())
 }
 
 /// Why a file could not be probed.
@@ -242,6 +335,35 @@ pub fn bitrate(bytes: u64, duration_secs: f64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn language_tags_are_normalised_to_bcp47() {
+        for (tag, want) in [
+            ("eng", Some("en")),
+            ("fre", Some("fr")),
+            ("fra", Some("fr")),
+            ("ger", Some("de")),
+            ("FR_ca", Some("fr-ca")),
+            ("pt-BR", Some("pt-BR")),
+            ("en", Some("en")),
+            ("gsw", Some("gsw")),
+            ("yue-Hant", Some("yue-Hant")),
+            ("und", None),
+            ("mul", None),
+            ("", None),
+            ("english", None),
+            ("e1", None),
+            ("en-", None),
+            ("en\0", Some("en")),
+        ] {
+            assert_eq!(language_tag(tag).as_deref(), want, "{tag}");
+        }
+        assert_eq!(iso639_2t("fr-CA"), Some("fra"));
+        assert_eq!(iso639_2t("en"), Some("eng"));
+        assert_eq!(iso639_2t("xx"), None);
+        assert_eq!(language_name("fr").as_deref(), Some("Français"));
+        assert_eq!(language_name("de-AT").as_deref(), Some("Deutsch"));
+    }
 
     #[test]
     fn detection_by_magic() {

@@ -98,6 +98,8 @@ pub(crate) fn probe(src: &dyn ReadAt) -> Result<MediaInfo, ProbeError> {
             sample_rate,
             duration_secs,
             bitrate: stream_bitrate,
+            language: None,
+            title: None,
         }],
     })
 }

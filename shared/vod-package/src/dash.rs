@@ -109,7 +109,9 @@ fn representation(out: &mut String, t: &TrackTimeline, prefix: &str, enc: Option
                 frame_rate.1.max(1)
             );
         }
-        TrackKind::Audio { channels, sample_rate } => {
+        TrackKind::Audio {
+            channels, sample_rate, ..
+        } => {
             let _ = write!(
                 out,
                 " audioSamplingRate=\"{sample_rate}\">\n        <AudioChannelConfiguration \
@@ -187,12 +189,29 @@ pub fn mpd(p: &Presentation, protection: Option<&DashProtection>) -> String {
         out.push_str("    </AdaptationSet>\n");
     }
     let next_id = families.len().max(1) + 2;
-    for (j, a) in p.audio.iter().enumerate() {
+    // An audio AdaptationSet per audio track (codec × source language), with its language, its name, and the
+    // role "main" on the first track of each codec.
+    let names = crate::timeline::audio_names(&p.audio);
+    for (j, (a, name)) in p.audio.iter().zip(&names).enumerate() {
         let id = if j == 0 { 1 } else { next_id + j - 1 };
+        let language = match &a.kind {
+            TrackKind::Audio { language, .. } => language.as_deref().unwrap_or("und"),
+            TrackKind::Video { .. } => "und",
+        };
+        let group = crate::timeline::audio_group(a.name);
+        let main = p
+            .audio
+            .iter()
+            .position(|b| crate::timeline::audio_group(b.name) == group)
+            == Some(j);
         let _ = writeln!(
             out,
-            "    <AdaptationSet id=\"{id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" \
-             segmentAlignment=\"true\" startWithSAP=\"1\">"
+            "    <AdaptationSet id=\"{id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"{}\" \
+             segmentAlignment=\"true\" startWithSAP=\"1\">\n      <Label>{}</Label>\n      \
+             <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{}\"/>",
+            escape(language),
+            escape(name.as_str()),
+            if main { "main" } else { "alternate" }
         );
         if let Some(prot) = protection {
             content_protection(&mut out, prot);

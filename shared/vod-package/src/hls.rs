@@ -27,36 +27,14 @@ pub fn multivariant(p: &Presentation) -> String {
         );
     }
     let subs = if p.text.is_some() { ",SUBTITLES=\"subs\"" } else { "" };
-    // One AUDIO group per audio codec, named by its track; every video rendition is offered with each group, so
-    // a player that decodes one audio codec only still has the whole ladder of each video codec.
-    for a in &p.audio {
-        let channels = match a.kind {
-            TrackKind::Audio { channels, .. } => channels,
-            TrackKind::Video { .. } => 2,
-        };
-        if !p.video.is_empty() {
-            let _ = writeln!(
-                out,
-                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{}\",NAME=\"{}\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,\
-                 CHANNELS=\"{channels}\",URI=\"{pre}{}/media.m3u8{q}\"",
-                a.name, a.name, a.name
-            );
-        } else {
-            // Audio only: each audio playlist is a variant.
-            let _ = writeln!(
-                out,
-                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"{subs}\n{pre}{}/media.m3u8{q}",
-                a.peak_bitrate(),
-                a.average_bitrate(),
-                a.codecs,
-                a.name
-            );
-        }
-    }
-    let groups: Vec<Option<&TrackTimeline>> = if p.audio.is_empty() {
+    // One AUDIO group per audio codec, named by its first track, holding a rendition per source audio track
+    // (language); every video rendition is offered with each group, so a player that decodes one audio codec only
+    // still has the whole ladder of each video codec.
+    let groups = audio_groups(&mut out, p, subs);
+    let groups: Vec<Option<AudioGroup>> = if groups.is_empty() {
         vec![None]
     } else {
-        p.audio.iter().map(Some).collect()
+        groups.into_iter().map(Some).collect()
     };
     for audio in groups {
         for v in &p.video {
@@ -69,9 +47,9 @@ pub fn multivariant(p: &Presentation) -> String {
                 TrackKind::Audio { .. } => continue,
             };
             let (mut peak, mut avg, mut codecs) = (v.peak_bitrate(), v.average_bitrate(), v.codecs.to_string());
-            if let Some(a) = audio {
-                peak += a.peak_bitrate();
-                avg += a.average_bitrate();
+            if let Some(a) = &audio {
+                peak += a.peak;
+                avg += a.average;
                 codecs = format!("{codecs},{}", a.codecs);
             }
             let _ = write!(
@@ -80,8 +58,8 @@ pub fn multivariant(p: &Presentation) -> String {
                  FRAME-RATE={}",
                 frame_rate(fr)
             );
-            if let Some(a) = audio {
-                let _ = write!(out, ",AUDIO=\"{}\"", a.name);
+            if let Some(a) = &audio {
+                let _ = write!(out, ",AUDIO=\"{}\"", a.id);
             }
             out.push_str(subs);
             let _ = writeln!(out, "\n{pre}{}/media.m3u8{q}", v.name);
@@ -102,6 +80,87 @@ pub fn multivariant(p: &Presentation) -> String {
         );
     }
     out
+}
+
+/// An HLS audio group: its id, its codec and the bitrates a variant adds for it (its largest member's).
+struct AudioGroup<'a> {
+    id: &'a str,
+    codecs: &'a str,
+    peak: u64,
+    average: u64,
+}
+
+/// Writes the audio renditions (`#EXT-X-MEDIA`, grouped per codec, the group's first track the default) and, for
+/// an audio-only presentation, a variant per group; returns the groups.
+fn audio_groups<'a>(out: &mut String, p: &Presentation<'a>, subs: &str) -> Vec<AudioGroup<'a>> {
+    let (pre, q) = (&p.uri_prefix, &p.query);
+    let names = crate::timeline::audio_names(&p.audio);
+    let mut groups: Vec<AudioGroup> = Vec::new();
+    for (a, name) in p.audio.iter().zip(&names) {
+        let id = crate::timeline::audio_group(a.name);
+        let first = !groups.iter().any(|g| g.id == id);
+        if first {
+            groups.push(AudioGroup {
+                id,
+                codecs: a.codecs,
+                peak: 0,
+                average: 0,
+            });
+        }
+        if let Some(g) = groups.iter_mut().find(|g| g.id == id) {
+            g.peak = g.peak.max(a.peak_bitrate());
+            g.average = g.average.max(a.average_bitrate());
+        }
+        let (channels, language) = match &a.kind {
+            TrackKind::Audio { channels, language, .. } => (*channels, language.as_deref().unwrap_or("und")),
+            TrackKind::Video { .. } => (2, "und"),
+        };
+        let alone = p
+            .audio
+            .iter()
+            .filter(|b| crate::timeline::audio_group(b.name) == id)
+            .count()
+            == 1;
+        if p.video.is_empty() && alone {
+            // Audio only, one track of its codec: its playlist is the variant.
+            continue;
+        }
+        let default = if first { "YES" } else { "NO" };
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{id}\",NAME=\"{}\",LANGUAGE=\"{}\",DEFAULT={default},AUTOSELECT=YES,\
+             CHANNELS=\"{channels}\",URI=\"{pre}{}/media.m3u8{q}\"",
+            quoted(name),
+            quoted(language),
+            a.name
+        );
+    }
+    if p.video.is_empty() {
+        // Audio only: a variant per group (its default track's playlist, the others as its alternatives).
+        for g in &groups {
+            let Some(a) = p.audio.iter().find(|a| crate::timeline::audio_group(a.name) == g.id) else {
+                continue;
+            };
+            let alone = p
+                .audio
+                .iter()
+                .filter(|b| crate::timeline::audio_group(b.name) == g.id)
+                .count()
+                == 1;
+            let group = if alone {
+                String::new()
+            } else {
+                format!(",AUDIO=\"{}\"", g.id)
+            };
+            let _ = writeln!(
+                out,
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"{group}{subs}\n{pre}{}/media.m3u8{q}",
+                g.peak, g.average, g.codecs, a.name
+            );
+        }
+        return Vec::new();
+    }
+    groups
 }
 
 /// A media playlist; URIs are relative to it (it lives at `{track}/media.m3u8`). Encrypted output names its
@@ -251,6 +310,8 @@ mod tests {
             kind: TrackKind::Audio {
                 channels: 2,
                 sample_rate: 48000,
+                language: None,
+                label: None,
             },
             segments: overlapping(&a, 0.0, 10.0),
         };
@@ -302,6 +363,96 @@ mod tests {
     }
 
     #[test]
+    fn an_audio_rendition_per_language_in_each_codec_group() {
+        use crate::timeline::tests::{audio_track, video_track};
+        let v = idx(12800, &[51200, 51200], 50_000);
+        let a = idx(48000, &[192000, 192000], 16_000);
+        let loud = idx(48000, &[192000, 192000], 32_000);
+        let tagged = |name, codecs, index, language: &str, label: Option<&str>| {
+            let mut t = audio_track(name, codecs, index);
+            t.kind = TrackKind::Audio {
+                channels: 2,
+                sample_rate: 48000,
+                language: Some(language.into()),
+                label: label.map(Into::into),
+            };
+            t
+        };
+        let p = Presentation {
+            video: vec![video_track("360p", "av01.0.04M.08", &v)],
+            audio: vec![
+                tagged("audio", "opus", &a, "en", Some("English \"original\"")),
+                tagged("audio-aac", "mp4a.40.2", &a, "en", Some("English \"original\"")),
+                tagged("audio-2", "opus", &loud, "fr", None),
+                tagged("audio-aac-2", "mp4a.40.2", &a, "fr", None),
+                tagged("audio-3", "opus", &a, "fr", None),
+            ],
+            uri_prefix: String::new(),
+            query: String::new(),
+            text: None,
+            thumbnails: None,
+        };
+        let m = multivariant(&p);
+        for line in [
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"English original\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/media.m3u8\"",
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-2/media.m3u8\"",
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Français 2\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-3/media.m3u8\"",
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio-aac\",NAME=\"English original\",LANGUAGE=\"en\",DEFAULT=YES,",
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio-aac\",NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-aac-2/media.m3u8\"",
+        ] {
+            assert!(m.contains(line), "{line} in {m}");
+        }
+        // A variant per video rendition and group, counting the group's largest track (the louder French Opus track in "audio").
+        let variants: Vec<&str> = m.lines().filter(|l| l.starts_with("#EXT-X-STREAM-INF")).collect();
+        assert_eq!(variants.len(), 2, "{m}");
+        assert!(
+            variants[0].starts_with("#EXT-X-STREAM-INF:BANDWIDTH=164000,") && variants[0].ends_with("AUDIO=\"audio\""),
+            "{m}"
+        );
+        assert!(
+            variants[1].starts_with("#EXT-X-STREAM-INF:BANDWIDTH=132000,")
+                && variants[1].ends_with("AUDIO=\"audio-aac\""),
+            "{m}"
+        );
+        // Audio only: a variant per group, its other languages as alternatives.
+        let m = multivariant(&Presentation {
+            video: Vec::new(),
+            ..p.clone()
+        });
+        assert!(m.contains("CODECS=\"opus\",AUDIO=\"audio\"\naudio/media.m3u8\n"), "{m}");
+        assert!(
+            m.contains("CODECS=\"mp4a.40.2\",AUDIO=\"audio-aac\"\naudio-aac/media.m3u8\n"),
+            "{m}"
+        );
+        assert_eq!(m.matches("#EXT-X-MEDIA:TYPE=AUDIO").count(), 5, "{m}");
+
+        let d = crate::dash::mpd(&p, None);
+        let sets: Vec<&str> = d
+            .split("<AdaptationSet")
+            .filter(|s| s.contains("contentType=\"audio\""))
+            .collect();
+        assert_eq!(sets.len(), 5, "{d}");
+        assert!(
+            sets[0].contains("lang=\"en\"")
+                && sets[0].contains("<Label>English &quot;original&quot;</Label>")
+                && sets[0].contains("value=\"main\""),
+            "{d}"
+        );
+        assert!(
+            sets[1].contains("lang=\"en\"")
+                && sets[1].contains("codecs=\"mp4a.40.2\"")
+                && sets[1].contains("value=\"main\""),
+            "{d}"
+        );
+        assert!(
+            sets[2].contains("lang=\"fr\"")
+                && sets[2].contains("<Label>fr</Label>")
+                && sets[2].contains("value=\"alternate\""),
+            "{d}"
+        );
+    }
+
+    #[test]
     fn an_audio_group_per_codec_and_every_video_with_each() {
         use crate::timeline::tests::{audio_track, video_track};
         let v = idx(12800, &[51200, 51200], 50_000);
@@ -320,7 +471,7 @@ mod tests {
         for group in ["audio", "audio-aac"] {
             assert!(
                 m.contains(&format!(
-                    "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{group}\",NAME=\"{group}\","
+                    "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{group}\",NAME=\"Audio\",LANGUAGE=\"und\",DEFAULT=YES,"
                 )),
                 "{m}"
             );

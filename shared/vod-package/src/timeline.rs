@@ -13,6 +13,9 @@ pub enum TrackKind {
     Audio {
         channels: u8,
         sample_rate: u32,
+        /// The source track's language tag and name, where it had them.
+        language: Option<String>,
+        label: Option<String>,
     },
 }
 
@@ -114,6 +117,38 @@ pub struct TextTrack {
     pub name: String,
 }
 
+/// The HLS audio group (and DASH audio AdaptationSet family) of an audio track: its codec's first track name
+/// (`audio-2` belongs to `audio`, `audio-aac-3` to `audio-aac`).
+pub fn audio_group(track: &str) -> &str {
+    vod_domain::job::AudioEncoding::of_track(track).map_or(track, |(e, _)| e.track())
+}
+
+/// The name players show for an audio track: its label, else its language's name ("Français"), else "Audio";
+/// made unique within a group by a number.
+pub fn audio_names<'a>(tracks: &[TrackTimeline<'a>]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::with_capacity(tracks.len());
+    for (i, t) in tracks.iter().enumerate() {
+        let (language, label) = match &t.kind {
+            TrackKind::Audio { language, label, .. } => (language.as_deref(), label.as_deref()),
+            TrackKind::Video { .. } => (None, None),
+        };
+        let base = label
+            .map(str::to_string)
+            .or_else(|| language.and_then(vod_media::language_name))
+            .unwrap_or_else(|| "Audio".into());
+        let group = audio_group(t.name);
+        let same_group = |j: usize| audio_group(tracks[j].name) == group;
+        let mut name = base.clone();
+        let mut n = 2;
+        while (0..i).any(|j| same_group(j) && names[j] == name) {
+            name = format!("{base} {n}");
+            n += 1;
+        }
+        names.push(name);
+    }
+    names
+}
+
 impl Presentation<'_> {
     /// Length of the presentation: the longest kept track.
     pub fn duration_secs(&self) -> f64 {
@@ -179,6 +214,8 @@ pub(crate) mod tests {
             kind: TrackKind::Audio {
                 channels: 2,
                 sample_rate: 48000,
+                language: None,
+                label: None,
             },
             segments: overlapping(idx, 0.0, f64::MAX),
         }
@@ -200,6 +237,8 @@ pub(crate) mod tests {
             kind: TrackKind::Audio {
                 channels: 2,
                 sample_rate: 48000,
+                language: None,
+                label: None,
             },
             segments: overlapping(&idx, 0.0, 10.0),
         };

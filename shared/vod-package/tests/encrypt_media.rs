@@ -236,6 +236,8 @@ fn encode_media() -> (Track, Track) {
 /// The source's audio by `codec`, stereo, 2 s segments, muxed as the platform stores it.
 fn encode_audio_track(codec: vod_encode::AudioCodec) -> Track {
     let audio = encode_audio(&AudioRequest {
+        streams: &[],
+        language: None,
         codecs: &[codec],
         source: vod_encode::SourceFile {
             path: source_clip(),

@@ -136,6 +136,9 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
 struct TrackSegments {
     codecs: String,
     timescale: u32,
+    /// Audio: the source track's language and name.
+    language: Option<String>,
+    label: Option<String>,
     /// Records of `RECORD_BYTES` each (number, start, duration, size, key frame at and len — len 0: none), in order.
     records: BufWriter<File>,
     _guard: TempFile,
@@ -244,6 +247,8 @@ async fn collect(ctx: &WorkerContext, job: &Job) -> Result<Option<Collected>, Ta
                         c.tracks.entry(out.track.clone()).or_insert(TrackSegments {
                             codecs: out.codecs.clone(),
                             timescale: out.timescale,
+                            language: out.language.clone(),
+                            label: out.label.clone(),
                             records: BufWriter::with_capacity(SPOOL_BUFFER, file),
                             _guard: guard,
                             count: 0,
@@ -289,7 +294,7 @@ async fn finalize_encoding(
         write_index(ctx, job, name, t).await?;
     }
 
-    let mut audio: Vec<(AudioEncoding, AudioRendition, ReadTrack)> = Vec::new();
+    let mut audio: Vec<((AudioEncoding, u32), AudioRendition, ReadTrack)> = Vec::new();
     for (name, t) in tracks.iter_mut() {
         let Some(encoding) = AudioEncoding::of_track(name) else {
             continue;
@@ -315,11 +320,14 @@ async fn finalize_encoding(
             timescale: t.timescale,
             init: init_key(job, name),
             index: index_key(job, name),
+            language: t.language.clone(),
+            label: t.label.clone(),
         };
         audio.push((encoding, rendition, track));
     }
-    // Listed in the preset's order (Opus first where both exist).
-    audio.sort_by_key(|(e, _, _)| job.preset.audio.codecs.iter().position(|c| c == e));
+    // Listed by source track, then in the preset's codec order (Opus first where both exist): the first of each
+    // codec is the default track.
+    audio.sort_by_key(|((e, n), _, _)| (*n, job.preset.audio.codecs.iter().position(|c| c == e)));
 
     let mut renditions = Vec::new();
     let fps = job.plan.frame_rate.0 as f64 / job.plan.frame_rate.1.max(1) as f64;
@@ -336,7 +344,7 @@ async fn finalize_encoding(
             VideoEncoding::H264 { .. } => AudioEncoding::Aac,
             VideoEncoding::Av1 { .. } => AudioEncoding::Opus,
         };
-        if let Some((_, _, a)) = audio.iter().find(|(e, _, _)| *e == preferred).or(audio.first()) {
+        if let Some((_, _, a)) = audio.iter().find(|((e, _), _, _)| *e == preferred).or(audio.first()) {
             files.push(a.try_clone()?);
         }
         write_progressive(ctx, job, &rung.name, files).await?;

@@ -206,7 +206,7 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             start_secs: *first_segment as f64 * job.plan.segment_duration,
             end_secs: *end_segment as f64 * job.plan.segment_duration,
         },
-        TaskKind::Audio | TaskKind::Index { .. } => vod_media::Need::Audio,
+        TaskKind::Audio { .. } | TaskKind::Index { .. } => vod_media::Need::Audio,
         TaskKind::Thumbnails { sheet } => {
             let times = job
                 .plan
@@ -336,8 +336,11 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
             }
             outputs
         }
-        TaskKind::Audio => {
+        TaskKind::Audio { ordinal, source } => {
             let (spec, seg, src) = (job.preset.audio.clone(), job.plan.segment_duration, path.clone());
+            // The `mdhd` of the track holds the ISO 639-2/T code of its language.
+            let language = source.language.as_deref().and_then(vod_media::iso639_2t);
+            let (streams, channels) = (source.streams.clone(), source.channels);
             let codecs: Vec<AudioCodec> = spec
                 .codecs
                 .iter()
@@ -355,15 +358,21 @@ pub async fn run(ctx: &WorkerContext, msg: &TaskMessage) -> Result<(), TaskError
                         format: &input,
                     },
                     bitrate_kbps: spec.bitrate_kbps,
-                    channels: spec.channels,
+                    channels: if channels == 0 { spec.channels } else { channels },
                     segment_duration: seg,
+                    streams: &streams,
+                    language,
                 })
             })
             .await
             .map_err(|e| TaskError::Transient(format!("encoder crashed: {e}")))??;
             let mut outputs = Vec::with_capacity(tracks.len());
             for (encoding, audio) in job.preset.audio.codecs.iter().zip(&tracks) {
-                outputs.push(write_track(ctx, &job, encoding.track(), &audio.track, &audio.segments).await?);
+                let name = encoding.track_of(ordinal);
+                let mut out = write_track(ctx, &job, &name, &audio.track, &audio.segments).await?;
+                out.language = source.language.clone();
+                out.label = source.label.clone();
+                outputs.push(out);
             }
             outputs
         }
@@ -505,6 +514,8 @@ async fn write_track(
         codecs: codec_string(&track.codec).map_err(|e| TaskError::Permanent(e.to_string()))?,
         timescale: track.timescale,
         segments: records,
+        language: None,
+        label: None,
     })
 }
 

@@ -336,6 +336,8 @@ pub async fn generate(minutes: u32) -> Result<Generated, StoreError> {
             },
             timescale: config.timescale,
             segments: records,
+            language: None,
+            label: None,
         });
     }
     let now = Utc::now();
@@ -350,7 +352,15 @@ pub async fn generate(minutes: u32) -> Result<Generated, StoreError> {
             end_segment: ((i + 1) * SEGMENTS_PER_TASK).min(segments),
         })
         .collect();
-    kinds.push(TaskKind::Audio);
+    kinds.push(TaskKind::Audio {
+        ordinal: 0,
+        source: vod_domain::job::AudioSource {
+            streams: vec![0],
+            channels: 2,
+            language: None,
+            label: None,
+        },
+    });
     let task_count = kinds.len() as u32;
     let tasks: Vec<Task> = kinds
         .into_iter()
