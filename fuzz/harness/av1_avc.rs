@@ -59,6 +59,7 @@ pub fn run(data: &[u8]) {
                 width: 64,
                 height: 64,
                 av1c,
+                colour: None,
             },
             sample,
         );

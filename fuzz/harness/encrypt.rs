@@ -30,6 +30,7 @@ pub fn own_init(kind: u8) -> Option<Vec<u8>> {
             width: 64,
             height: 64,
             av1c: vec![0x81, 0x00, 0x0c, 0x00],
+            colour: None,
         },
         _ => CodecConfig::H264 {
             width: 64,

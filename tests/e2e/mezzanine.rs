@@ -414,3 +414,80 @@ async fn audio_languages_become_renditions_players_switch_and_mono_pairs_become_
     }
     finish(stack).await;
 }
+
+/// A 10-bit HDR10 HEVC master (BT.2020, PQ, mastering display and light levels in its SEI): the AV1 renditions
+/// keep 10 bits and the colour description (`colr`, sequence header, codec string, HLS VIDEO-RANGE=PQ, DASH cicp
+/// properties); the H.264 renditions are 8-bit; every frame decodes and the players play it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_bit_hdr10_keeps_ten_bits_and_its_colour_in_av1() {
+    let stack = vod_local::LocalStack::start(options("hdr10")).await.expect("stack");
+    let api = Api::new(&stack);
+    let dir = scratch("hdr10");
+    let master = ffmpeg(
+        &split(
+            "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 -t 3 \
+             -c:v libx265 -preset ultrafast -pix_fmt yuv420p10le -x265-params \
+             log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:hdr10=1:\
+             master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):max-cll=1000,400 \
+             -color_primaries bt2020 -color_trc smpte2084 -colorspace bt2020nc -tag:v hvc1 -c:a aac -shortest",
+        ),
+        &dir.join("hdr10.mp4"),
+    );
+    let id = api.encoded(&master, "tiny-avc").await;
+    let (_, asset) = api.call(Method::GET, &format!("/assets/{id}"), None).await;
+    let out = &asset["output"];
+    let bucket = out["bucket"].as_str().expect("bucket");
+    let renditions = out["renditions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(renditions.len(), 4, "{out}");
+    for r in &renditions {
+        let name = r["name"].as_str().unwrap_or_default();
+        let (_, p) = rendition_file(&stack, &dir, bucket, r, "hdr10").await;
+        let v = stream(&p, "video").expect("video");
+        let frames: u64 = v["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0);
+        assert_eq!(frames, 75, "{name}: every frame");
+        if name.ends_with("-h264") {
+            assert_eq!(v["pix_fmt"], "yuv420p", "{name}: {v}");
+            assert!(r["colour"].is_null(), "{r}");
+        } else {
+            assert_eq!(v["pix_fmt"], "yuv420p10le", "{name}: {v}");
+            assert_eq!(
+                (&v["color_primaries"], &v["color_transfer"], &v["color_space"]),
+                (&"bt2020".into(), &"smpte2084".into(), &"bt2020nc".into()),
+                "{name}: {v}"
+            );
+            assert_eq!(r["colour"]["transfer"], 16, "{r}");
+            let codecs = r["codecs"].as_str().unwrap_or_default();
+            assert!(codecs.ends_with(".10.0.110.09.16.09.0"), "{codecs}");
+        }
+    }
+    let loc = api.locator(serde_json::json!({"asset": id, "kind": "streaming"})).await;
+    let (hls, dash) = (
+        loc["urls"]["hls"].as_str().expect("hls").to_string(),
+        loc["urls"]["dash"].as_str().expect("dash").to_string(),
+    );
+    let http = reqwest::Client::new();
+    let m = http.get(&hls).send().await.expect("master").text().await.expect("text");
+    let variants: Vec<&str> = m.lines().filter(|l| l.starts_with("#EXT-X-STREAM-INF")).collect();
+    assert!(!variants.is_empty(), "{m}");
+    for v in &variants {
+        let want = if v.contains("CODECS=\"av01") {
+            "VIDEO-RANGE=PQ"
+        } else {
+            "VIDEO-RANGE=SDR"
+        };
+        assert!(v.contains(want), "{v}");
+    }
+    let mpd = http.get(&dash).send().await.expect("mpd").text().await.expect("text");
+    assert!(
+        mpd.contains(
+            "<SupplementalProperty schemeIdUri=\"urn:mpeg:mpegB:cicp:TransferCharacteristics\" value=\"16\"/>"
+        ),
+        "{mpd}"
+    );
+    // ffmpeg decodes the HLS stream; the players play both manifests.
+    let p = ffprobe(&["-show_streams", &hls]);
+    assert!(stream(&p, "video").is_some(), "{p}");
+    play("hls", &hls, None, None);
+    play("shaka", &dash, None, None);
+    finish(stack).await;
+}

@@ -1122,6 +1122,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         width: r.width,
                         height: r.height,
                         frame_rate: r.frame_rate,
+                        colour: r.colour,
                     },
                     segments: overlapping(idx, sel.start, sel.end),
                 })

@@ -2,7 +2,7 @@
 //! RFC 6381 codec string.
 
 use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor, SLConfig};
-use mp4_atom::{Atom, Audio, Av01, Av1c, Avc1, Codec, Dops, Esds, FixedPoint, Mp4a, Opus, Visual};
+use mp4_atom::{Atom, Audio, Av01, Av1c, Avc1, Codec, Colr, Dops, Esds, FixedPoint, Mp4a, Opus, Visual};
 
 use crate::{CodecConfig, MuxError, TrackConfig};
 
@@ -34,18 +34,34 @@ pub fn av1_bit_depth(record: &Av1c) -> u8 {
     }
 }
 
-/// RFC 6381 codec string: AV1 → `av01.P.LLT.DD` (e.g. `av01.0.08M.08`), Opus → `opus`.
+/// RFC 6381 codec string: AV1 → `av01.P.LLT.DD` (e.g. `av01.0.08M.08`), with a colour description other than
+/// the default BT.709 limited range the long form `av01.P.LLT.DD.M.CCC.cp.tc.mc.F` (AV1 codec ISOBMFF binding,
+/// Annex A; e.g. `av01.0.08M.10.0.110.09.16.09.0` for HDR10); Opus → `opus`.
 pub fn codec_string(codec: &CodecConfig) -> Result<String, MuxError> {
     match codec {
-        CodecConfig::Av1 { av1c, .. } => {
+        CodecConfig::Av1 { av1c, colour, .. } => {
             let record = parse_av1c(av1c)?;
-            Ok(format!(
+            let short = format!(
                 "av01.{}.{:02}{}.{:02}",
                 record.seq_profile,
                 record.seq_level_idx_0,
                 if record.seq_tier_0 { 'H' } else { 'M' },
                 av1_bit_depth(&record)
-            ))
+            );
+            Ok(match colour {
+                Some(c) if (c.primaries, c.transfer, c.matrix, c.full_range) != (1, 1, 1, false) => format!(
+                    "{short}.{}.{}{}{}.{:02}.{:02}.{:02}.{}",
+                    u8::from(record.monochrome),
+                    u8::from(record.chroma_subsampling_x),
+                    u8::from(record.chroma_subsampling_y),
+                    record.chroma_sample_position,
+                    c.primaries,
+                    c.transfer,
+                    c.matrix,
+                    u8::from(c.full_range)
+                ),
+                _ => short,
+            })
         }
         CodecConfig::H264 { avcc, .. } => Ok(crate::avc::codec_string(&crate::avc::parse_avcc(avcc)?)),
         CodecConfig::Aac { asc, .. } => Ok(format!("mp4a.40.{}", aac_object_type(asc)?)),
@@ -83,7 +99,9 @@ pub fn validate_track(track: &TrackConfig) -> Result<(), MuxError> {
         )));
     }
     match &track.codec {
-        CodecConfig::Av1 { width, height, av1c } => {
+        CodecConfig::Av1 {
+            width, height, av1c, ..
+        } => {
             if *width == 0 || *height == 0 {
                 return Err(MuxError::InvalidConfig(format!("AV1 size {width}x{height}")));
             }
@@ -142,12 +160,22 @@ fn visual(width: u16, height: u16) -> Visual {
 /// validated track.
 pub(crate) fn sample_entry(track: &TrackConfig) -> Result<Codec, MuxError> {
     match &track.codec {
-        CodecConfig::Av1 { width, height, av1c } => Ok(Codec::Av01(Av01 {
+        CodecConfig::Av1 {
+            width,
+            height,
+            av1c,
+            colour,
+        } => Ok(Codec::Av01(Av01 {
             visual: visual(*width, *height),
             av1c: parse_av1c(av1c)?,
             btrt: None,
             ccst: None,
-            colr: None,
+            colr: colour.map(|c| Colr::Nclx {
+                colour_primaries: c.primaries.into(),
+                transfer_characteristics: c.transfer.into(),
+                matrix_coefficients: c.matrix.into(),
+                full_range_flag: c.full_range,
+            }),
             pasp: None,
             taic: None,
             spatial: None,
@@ -241,6 +269,7 @@ mod tests {
                 width: 16,
                 height: 16,
                 av1c: av1c_bytes(profile, level, tier, high, twelve),
+                colour: None,
             })
             .unwrap()
         };
@@ -248,6 +277,53 @@ mod tests {
         assert_eq!(s(0, 13, true, true, false), "av01.0.13H.10");
         assert_eq!(s(2, 31, false, true, true), "av01.2.31M.12");
         assert_eq!(s(1, 0, false, false, false), "av01.1.00M.08");
+    }
+
+    #[test]
+    fn av1_colour_is_in_the_long_codec_string_and_the_colr_box() {
+        use crate::Colour;
+        let hdr10 = Colour {
+            primaries: 9,
+            transfer: 16,
+            matrix: 9,
+            full_range: false,
+        };
+        let config = |colour| CodecConfig::Av1 {
+            width: 16,
+            height: 16,
+            // 4:2:0 (subsampling x and y), chroma sample position 0.
+            av1c: av1c_bytes(0, 8, false, true, false),
+            colour,
+        };
+        assert_eq!(
+            codec_string(&config(Some(hdr10))).unwrap(),
+            "av01.0.08M.10.0.110.09.16.09.0"
+        );
+        let bt709 = Colour {
+            primaries: 1,
+            transfer: 1,
+            matrix: 1,
+            full_range: false,
+        };
+        assert_eq!(codec_string(&config(Some(bt709))).unwrap(), "av01.0.08M.10");
+        let track = TrackConfig {
+            track_id: 1,
+            timescale: 90000,
+            codec: config(Some(hdr10)),
+            language: "und".into(),
+        };
+        let Ok(Codec::Av01(entry)) = sample_entry(&track) else {
+            panic!("an av01 sample entry")
+        };
+        assert_eq!(
+            entry.colr,
+            Some(Colr::Nclx {
+                colour_primaries: 9,
+                transfer_characteristics: 16,
+                matrix_coefficients: 9,
+                full_range_flag: false
+            })
+        );
     }
 
     #[test]
@@ -298,6 +374,7 @@ mod tests {
                 width: 16,
                 height: 16,
                 av1c: bad.clone(),
+                colour: None,
             };
             assert!(matches!(codec_string(&c), Err(MuxError::InvalidConfig(_))), "{bad:?}");
         }
@@ -346,6 +423,7 @@ mod tests {
                     width: 0,
                     height: 10,
                     av1c: av1c_bytes(0, 0, false, false, false),
+                    colour: None,
                 },
                 ..ok.clone()
             },

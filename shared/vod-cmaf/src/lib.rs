@@ -65,6 +65,7 @@ mod robustness {
                     width: (i % 7) as u16,
                     height: 16,
                     av1c,
+                    colour: None,
                 },
                 language: "und".into(),
             };

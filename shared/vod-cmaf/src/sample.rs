@@ -153,6 +153,7 @@ mod tests {
             width: 1,
             height: 1,
             av1c: vec![],
+            colour: None,
         };
         assert!(prepare(&av1, &[s(vec![0x12, 0x00], true)], false).is_err());
     }

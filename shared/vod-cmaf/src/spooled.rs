@@ -611,6 +611,7 @@ mod tests {
                 width: 64,
                 height: 32,
                 av1c: vec![0x81, 0x00, 0x0c, 0x00],
+                colour: None,
             },
             language: "und".into(),
         }

@@ -6,7 +6,15 @@ use serde::{Deserialize, Serialize};
 pub enum CodecConfig {
     /// AV1: `av1c` is the full AV1CodecConfigurationRecord (the payload of the `av1C` box, as returned by
     /// rav1e's `Context::container_sequence_header()`), which starts with marker/version, profile, level, tier...
-    Av1 { width: u16, height: u16, av1c: Vec<u8> },
+    /// `colour`: the colour description the sequence header signals too, written as the sample entry's `colr`
+    /// (absent: unspecified, read as BT.709 SDR).
+    Av1 {
+        width: u16,
+        height: u16,
+        av1c: Vec<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        colour: Option<Colour>,
+    },
     /// H.264: `avcc` is the AVCDecoderConfigurationRecord (the payload of the `avcC` box, 4-byte NAL lengths);
     /// samples are length-prefixed NAL units without parameter sets (`vod_cmaf::avc`).
     H264 { width: u16, height: u16, avcc: Vec<u8> },
@@ -24,6 +32,15 @@ pub enum CodecConfig {
         pre_skip: u16,
         input_sample_rate: u32,
     },
+}
+
+/// A video colour description (ITU-T H.273 code points, as in an `nclx` `colr` box and AV1's color_config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Colour {
+    pub primaries: u8,
+    pub transfer: u8,
+    pub matrix: u8,
+    pub full_range: bool,
 }
 
 impl CodecConfig {

@@ -73,6 +73,7 @@ fn read_tracks(path: &Path) -> Vec<(TrackConfig, Vec<Sample>)> {
                         width: av01.visual.width,
                         height: av01.visual.height,
                         av1c,
+                        colour: None,
                     }
                 }
                 Codec::Opus(opus) => CodecConfig::Opus {

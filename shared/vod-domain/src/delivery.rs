@@ -742,6 +742,7 @@ mod tests {
             init: String::new(),
             index: String::new(),
             progressive: String::new(),
+            colour: None,
         };
         AssetOutput {
             job_id: JobId::new_random(),

@@ -248,6 +248,10 @@ pub struct Rendition {
     pub init: String,
     pub index: String,
     pub progressive: String,
+    /// Its colour description where it signals one (10-bit renditions of deeper sources: e.g. BT.2020 PQ for
+    /// HDR10); absent: BT.709 SDR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour: Option<vod_media::ColourDescription>,
 }
 
 /// An audio rendition (Opus or AAC in CMAF).

@@ -4,11 +4,14 @@
 //! the thread count, scene-cut detection off and a key frame forced at each segment's first frame (the
 //! maximum key frame interval is longer than the chunk, so no other key frame appears). rav1e emits one
 //! temporal unit per shown frame in input order, so samples need no composition offset. The temporal
-//! delimiter OBU rav1e puts at the head of each unit is removed, as AV1-in-ISOBMFF asks.
+//! delimiter OBU rav1e puts at the head of each unit is removed, as AV1-in-ISOBMFF asks. 10-bit pictures (of
+//! deeper sources) are encoded as Main 10 with the source's colour description in the sequence header.
 
+use num_traits::FromPrimitive;
 use rav1e::prelude::{
-    ChromaSampling, Config, Context, EncoderConfig, EncoderStatus, FrameParameters, FrameType, FrameTypeOverride,
-    Rational, SceneDetectionSpeed,
+    ChromaSampling, ColorDescription, ColorPrimaries, Config, Context, EncoderConfig, EncoderStatus, FrameParameters,
+    FrameType, FrameTypeOverride, MatrixCoefficients, PixelRange, Rational, SceneDetectionSpeed,
+    TransferCharacteristics,
 };
 
 use vod_cmaf::CodecConfig;
@@ -17,9 +20,10 @@ use crate::encoder::{EncodedFrame, VideoEncoder, VideoSettings};
 use crate::scale::Picture;
 use crate::EncodeError;
 
-/// A rav1e encoding session for one rung.
-pub(crate) struct Av1Encoder {
-    ctx: Context<u8>,
+/// A rav1e encoding session for one rung, of 8-bit (`u8`) or 10-bit (`u16`) pictures.
+pub(crate) struct Av1Encoder<T: rav1e::Pixel> {
+    ctx: Context<T>,
+    colour: Option<vod_cmaf::Colour>,
     /// `seq_level_idx` of the sequence header.
     level: u8,
     width: usize,
@@ -27,13 +31,41 @@ pub(crate) struct Av1Encoder {
     out: Vec<EncodedFrame>,
 }
 
-impl Av1Encoder {
+/// The encoder for a rung's pictures: 10-bit when the settings say so.
+pub(crate) fn av1_encoder(s: &VideoSettings, speed: u8) -> Result<Box<dyn VideoEncoder>, EncodeError> {
+    Ok(if s.depth > 8 {
+        Box::new(Av1Encoder::<u16>::new(s, speed)?)
+    } else {
+        Box::new(Av1Encoder::<u8>::new(s, speed)?)
+    })
+}
+
+impl<T: rav1e::Pixel> Av1Encoder<T> {
     pub(crate) fn new(s: &VideoSettings, speed: u8) -> Result<Self, EncodeError> {
         let mut enc = EncoderConfig::with_speed_preset(speed.min(10));
         enc.width = s.width as usize;
         enc.height = s.height as usize;
-        enc.bit_depth = 8;
+        enc.bit_depth = if s.depth > 8 { 10 } else { 8 };
         enc.chroma_sampling = ChromaSampling::Cs420;
+        // rav1e knows every H.273 code point AV1 has; one it does not is left unspecified.
+        let colour = s.colour.and_then(|c| {
+            Some((
+                c,
+                ColorDescription {
+                    color_primaries: ColorPrimaries::from_u8(c.primaries)?,
+                    transfer_characteristics: TransferCharacteristics::from_u8(c.transfer)?,
+                    matrix_coefficients: MatrixCoefficients::from_u8(c.matrix)?,
+                },
+            ))
+        });
+        if let Some((c, description)) = colour {
+            enc.color_description = Some(description);
+            enc.pixel_range = if c.full_range {
+                PixelRange::Full
+            } else {
+                PixelRange::Limited
+            };
+        }
         enc.time_base = Rational::new(u64::from(s.frame_rate.1), u64::from(s.frame_rate.0));
         enc.bitrate = i32::try_from(u64::from(s.bitrate_kbps) * 1000).unwrap_or(i32::MAX);
         // In bitrate mode `quantizer` is the rate controller's ceiling (rav1e's default, 100, kept it from going
@@ -53,10 +85,11 @@ impl Av1Encoder {
         enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
         let cfg = Config::new().with_encoder_config(enc).with_threads(s.threads.max(1));
         let ctx = cfg
-            .new_context::<u8>()
+            .new_context::<T>()
             .map_err(|e| EncodeError::InvalidRequest(format!("AV1 encoder configuration: {e}")))?;
         Ok(Self {
             ctx,
+            colour: colour.map(|(c, _)| c),
             level,
             width: s.width as usize,
             height: s.height as usize,
@@ -80,15 +113,20 @@ impl Av1Encoder {
     }
 }
 
-impl VideoEncoder for Av1Encoder {
+impl<T: rav1e::Pixel> VideoEncoder for Av1Encoder<T> {
     fn send(&mut self, pic: &Picture, key: bool) -> Result<(), EncodeError> {
         if pic.width != self.width || pic.height != self.height {
             return Err(EncodeError::Encode("picture size does not match the encoder".into()));
         }
+        let bytes = pic.bytes_per_sample();
+        if bytes != std::mem::size_of::<T>() {
+            return Err(EncodeError::Encode("picture depth does not match the encoder".into()));
+        }
         let mut frame = self.ctx.new_frame();
         for (i, plane) in frame.planes.iter_mut().enumerate() {
             let (pw, _) = pic.plane_size(i);
-            plane.copy_from_raw_u8(&pic.planes[i], pw, 1);
+            // 10-bit samples are little-endian u16, as rav1e reads them.
+            plane.copy_from_raw_u8(&pic.planes[i], pw * bytes, bytes);
         }
         let params = FrameParameters {
             frame_type_override: if key {
@@ -123,6 +161,7 @@ impl VideoEncoder for Av1Encoder {
                 }
                 record
             },
+            colour: self.colour,
         };
         Ok((codec, std::mem::take(&mut self.out)))
     }

@@ -101,6 +101,10 @@ pub struct VideoSettings {
     pub threads: usize,
     /// Number of frames the encoder will see.
     pub frames: u64,
+    /// Bits per sample of the pictures it gets (8, or 10 for AV1 rungs of deeper sources).
+    pub depth: u8,
+    /// The colour description to signal (sources of more than 8 bits), else none (unspecified: BT.709).
+    pub colour: Option<vod_cmaf::Colour>,
 }
 
 /// One encoded frame.
@@ -142,7 +146,7 @@ pub struct EncodedAudio {
 /// The registry of video encoders.
 pub fn video_encoder(codec: VideoCodec, s: &VideoSettings) -> Result<Box<dyn VideoEncoder>, EncodeError> {
     match codec {
-        VideoCodec::Av1 { speed } => Ok(Box::new(crate::av1::Av1Encoder::new(s, speed)?)),
+        VideoCodec::Av1 { speed } => crate::av1::av1_encoder(s, speed),
         VideoCodec::H264 { preset } => Ok(Box::new(crate::h264::H264Encoder::new(s, preset)?)),
     }
 }

@@ -177,6 +177,40 @@ impl VideoSource {
         })
     }
 
+    /// The source's bits per sample (luma) and, for sources of more than 8 bits, its colour description (ITU-T
+    /// H.273 code points) as the stream declares it: what a 10-bit AV1 rendition carries on. The same in every
+    /// chunk (it comes from the stream's parameters, not from frames).
+    pub(crate) fn colour(&self) -> (u8, Option<vod_cmaf::Colour>) {
+        let depth = self
+            .decoder
+            .format()
+            .descriptor()
+            // SAFETY: a descriptor points at libavutil's static table entry, which has at least one component.
+            .map(|d| unsafe { (*d.as_ptr()).comp[0].depth })
+            .and_then(|d| u8::try_from(d).ok())
+            .unwrap_or(8);
+        if depth <= 8 {
+            return (8, None);
+        }
+        // SAFETY: the decoder's context is valid while it is; these fields are plain enums.
+        let ctx = unsafe { &*self.decoder.as_ptr() };
+        let code = |v: i64| u8::try_from(v).ok().filter(|v| *v != 2); // 2: unspecified
+        let colour = match (
+            code(ctx.color_primaries as i64),
+            code(ctx.color_trc as i64),
+            code(ctx.colorspace as i64),
+        ) {
+            (Some(primaries), Some(transfer), Some(matrix)) => Some(vod_cmaf::Colour {
+                primaries,
+                transfer,
+                matrix,
+                full_range: ctx.color_range == ffmpeg::ffi::AVColorRange::AVCOL_RANGE_JPEG,
+            }),
+            _ => None,
+        };
+        (10, colour)
+    }
+
     /// Seeks to the key frame at or before `ts` (in the stream time base) and resets the decoder.
     pub(crate) fn seek(&mut self, ts: i64) -> Result<(), EncodeError> {
         let (num, den) = (i128::from(self.time_base.0), i128::from(self.time_base.1));

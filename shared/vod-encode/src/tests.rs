@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use vod_cmaf::{CodecConfig, Sample};
 
-use crate::scale::picture_from_yuv420p;
+use crate::scale::picture_from_frame;
 use crate::source::VideoSource;
 use crate::*;
 
@@ -159,7 +159,7 @@ fn decode_is_bit_exact_with_b_frames() {
     let mut frames = 0;
     let mut source = VideoSource::open(source_file(&src), 2).expect("open");
     while let Some(f) = source.next_frame().expect("decode") {
-        let pic = picture_from_yuv420p(&f.frame).expect("yuv420p");
+        let pic = picture_from_frame(&f.frame).expect("yuv420p");
         for p in &pic.planes {
             decoded.extend_from_slice(p);
         }
@@ -173,8 +173,7 @@ fn decode_is_bit_exact_with_b_frames() {
 #[test]
 fn frames_before_a_chunk_skip_decoding_without_changing_the_shown_ones() {
     let src = source_mp4();
-    let planes =
-        |f: &ffmpeg_next::frame::Video| -> Vec<u8> { picture_from_yuv420p(f).expect("yuv420p").planes.concat() };
+    let planes = |f: &ffmpeg_next::frame::Video| -> Vec<u8> { picture_from_frame(f).expect("yuv420p").planes.concat() };
     let mut whole = std::collections::BTreeMap::new();
     let mut source = VideoSource::open(source_file(&src), 2).expect("open");
     while let Some(f) = source.next_frame().expect("decode") {
@@ -1147,5 +1146,97 @@ fn chosen_audio_streams_and_mono_pairs_mixed_to_stereo() {
         })
         .unwrap_err();
         assert!(matches!(err, EncodeError::InvalidRequest(_)), "{err}");
+    }
+}
+
+/// 2 s of 10-bit HDR10 HEVC (BT.2020, PQ) at 320×240, 25 fps, in MP4.
+fn hdr10_hevc_mp4() -> PathBuf {
+    generated(
+        "hdr10.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-t",
+            "2",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p10le",
+            "-x265-params",
+            "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:hdr10=1:\
+             master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):max-cll=1000,400",
+            "-color_primaries",
+            "bt2020",
+            "-color_trc",
+            "smpte2084",
+            "-colorspace",
+            "bt2020nc",
+            "-tag:v",
+            "hvc1",
+        ],
+    )
+}
+
+#[test]
+fn ten_bit_sources_keep_ten_bits_and_their_colour_in_av1_and_h264_gets_eight() {
+    let src = hdr10_hevc_mp4();
+    let full_size = |name: &str, codec| Rung {
+        name: name.into(),
+        width: 320,
+        height: 240,
+        bitrate_kbps: 800,
+        codec,
+    };
+    let h264 = VideoCodec::H264 {
+        preset: X264Preset::Veryfast,
+    };
+    let rungs = vec![
+        full_size("240p", VideoCodec::Av1 { speed: 10 }),
+        full_size("240p-h264", h264),
+    ];
+    let mut req = request(&src, &rungs, 0, 2);
+    req.total_frames = 50;
+    let out = encode_video_chunk(&req).expect("chunk");
+    let hdr10 = vod_cmaf::Colour {
+        primaries: 9,
+        transfer: 16,
+        matrix: 9,
+        full_range: false,
+    };
+    for chunk in &out {
+        let segs: Vec<&SegmentSamples> = chunk.segments.iter().collect();
+        let cmaf = work_dir().join(format!("hdr10-{}.mp4", chunk.rung));
+        write_cmaf(&cmaf, &chunk.track, &segs);
+        let codec = vod_cmaf::codec_string(&chunk.track.codec).expect("codec string");
+        let stream = vod_testkit::ffprobe(&[
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=pix_fmt,color_primaries,color_transfer,color_space,nb_read_frames",
+            cmaf.to_str().expect("path"),
+        ]);
+        let s = &stream["streams"][0];
+        if let CodecConfig::Av1 { colour, .. } = &chunk.track.codec {
+            assert_eq!(*colour, Some(hdr10));
+            assert!(
+                codec.starts_with("av01.0.") && codec.ends_with(".10.0.110.09.16.09.0"),
+                "{codec}"
+            );
+            assert_eq!(s["pix_fmt"], "yuv420p10le", "{stream}");
+            assert_eq!(
+                (&s["color_primaries"], &s["color_transfer"], &s["color_space"]),
+                (&"bt2020".into(), &"smpte2084".into(), &"bt2020nc".into()),
+                "{stream}"
+            );
+        } else {
+            assert!(codec.starts_with("avc1.64"), "{codec}");
+            assert_eq!(s["pix_fmt"], "yuv420p", "{stream}");
+        }
+        assert_eq!(s["nb_read_frames"], "50", "{}: {stream}", chunk.rung);
     }
 }

@@ -39,6 +39,7 @@ pub(crate) fn sprite_sheet(req: &ThumbnailRequest) -> Result<Vec<u8>, EncodeErro
     let mut sheet = Picture {
         width: sw,
         height: sh,
+        depth: 8,
         planes: [vec![16; sw * sh], vec![128; sw * sh / 4], vec![128; sw * sh / 4]],
     };
     let mut source = VideoSource::open(req.source, req.threads)?;

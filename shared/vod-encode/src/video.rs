@@ -219,6 +219,13 @@ pub(crate) fn encode_pass(
     let started = Instant::now();
 
     let mut source = VideoSource::open(req.source, threads)?;
+    // Sources of more than 8 bits keep 10 bits and their colour description in AV1 (Main 10); H.264 rungs are
+    // 8-bit (High profile).
+    let (source_depth, colour) = source.colour();
+    let depth_of = |codec: VideoCodec| match codec {
+        VideoCodec::Av1 { .. } if source_depth > 8 => 10,
+        _ => 8,
+    };
     let mut selector = GridSelector::new(req.frame_rate, source.time_base, source.origin, start, end);
     let mut pending = position_at_chunk(&mut source, req, &mut selector, start, threads)?;
 
@@ -236,6 +243,8 @@ pub(crate) fn encode_pass(
                 frame_rate: req.frame_rate,
                 threads,
                 frames: end - start,
+                depth: depth_of(rung.codec),
+                colour: if depth_of(rung.codec) > 8 { colour } else { None },
             };
             senders.push(tx);
             let codec = rung.codec;
@@ -243,7 +252,12 @@ pub(crate) fn encode_pass(
         }
         let mut scalers: Vec<(Scaler, Option<CachedPicture>)> = rungs
             .iter()
-            .map(|r| (Scaler::new(r.width, r.height, req.rotation), None))
+            .map(|r| {
+                (
+                    Scaler::with_depth(r.width, r.height, req.rotation, depth_of(r.codec)),
+                    None,
+                )
+            })
             .collect();
 
         let mut emit = |index: u64, (serial, frame): &(u64, ffmpeg_next::frame::Video)| -> Result<(), EncodeError> {

@@ -130,6 +130,27 @@ pub(crate) fn key_frame_list(times: impl IntoIterator<Item = f64>, origin: f64) 
     ms
 }
 
+/// A video colour description: ITU-T H.273 code points (colour primaries, transfer characteristics, matrix
+/// coefficients) and the sample range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColourDescription {
+    pub primaries: u8,
+    pub transfer: u8,
+    pub matrix: u8,
+    pub full_range: bool,
+}
+
+impl ColourDescription {
+    /// The dynamic range HLS names (`VIDEO-RANGE`): PQ (SMPTE ST 2084, transfer 16), HLG (transfer 18) or SDR.
+    pub fn video_range(&self) -> &'static str {
+        match self.transfer {
+            16 => "PQ",
+            18 => "HLG",
+            _ => "SDR",
+        }
+    }
+}
+
 /// One audio stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioStream {

@@ -101,6 +101,7 @@ fn representation(out: &mut String, t: &TrackTimeline, prefix: &str, enc: Option
             width,
             height,
             frame_rate,
+            colour,
         } => {
             let _ = writeln!(
                 out,
@@ -108,6 +109,20 @@ fn representation(out: &mut String, t: &TrackTimeline, prefix: &str, enc: Option
                 frame_rate.0,
                 frame_rate.1.max(1)
             );
+            // The colour description as coding-independent code points (ISO/IEC 23001-8), as DASH-IF IOP asks of
+            // HDR: players pick what the display renders.
+            if let Some(c) = colour {
+                for (name, value) in [
+                    ("ColourPrimaries", c.primaries),
+                    ("TransferCharacteristics", c.transfer),
+                    ("MatrixCoefficients", c.matrix),
+                ] {
+                    let _ = writeln!(
+                        out,
+                        "        <SupplementalProperty schemeIdUri=\"urn:mpeg:mpegB:cicp:{name}\" value=\"{value}\"/>"
+                    );
+                }
+            }
         }
         TrackKind::Audio {
             channels, sample_rate, ..
@@ -283,6 +298,7 @@ mod tests {
                 width: 640,
                 height: 360,
                 frame_rate: (30000, 1001),
+                colour: None,
             },
             segments: overlapping(&idx, a, b),
         };
@@ -338,6 +354,7 @@ mod tests {
                 width: w,
                 height: h,
                 frame_rate: (30000, 1001),
+                colour: None,
             },
             ..t(0.0, 13.0)
         };

@@ -1077,6 +1077,7 @@ mod tests {
                 width: 640,
                 height: 360,
                 av1c: vec![0x81, 0x08, 0x0c, 0x00],
+                colour: None,
             },
             language: "und".into(),
         }

@@ -36,6 +36,12 @@ pub fn multivariant(p: &Presentation) -> String {
     } else {
         groups.into_iter().map(Some).collect()
     };
+    // VIDEO-RANGE on every variant once one is HDR (PQ or HLG); SDR-only presentations leave it implied.
+    let range = |v: &TrackTimeline| match v.kind {
+        TrackKind::Video { colour: Some(c), .. } => c.video_range(),
+        _ => "SDR",
+    };
+    let hdr = p.video.iter().any(|v| range(v) != "SDR");
     for audio in groups {
         for v in &p.video {
             let (w, h, fr) = match v.kind {
@@ -43,6 +49,7 @@ pub fn multivariant(p: &Presentation) -> String {
                     width,
                     height,
                     frame_rate,
+                    ..
                 } => (width, height, frame_rate),
                 TrackKind::Audio { .. } => continue,
             };
@@ -58,6 +65,9 @@ pub fn multivariant(p: &Presentation) -> String {
                  FRAME-RATE={}",
                 frame_rate(fr)
             );
+            if hdr {
+                let _ = write!(out, ",VIDEO-RANGE={}", range(v));
+            }
             if let Some(a) = &audio {
                 let _ = write!(out, ",AUDIO=\"{}\"", a.id);
             }
@@ -70,9 +80,14 @@ pub fn multivariant(p: &Presentation) -> String {
         let (TrackKind::Video { width, height, .. }, Some(bandwidth)) = (&v.kind, v.iframe_peak_bitrate()) else {
             continue;
         };
+        let video_range = if hdr {
+            format!(",VIDEO-RANGE={}", range(v))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},CODECS=\"{}\",RESOLUTION={width}x{height},\
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},CODECS=\"{}\",RESOLUTION={width}x{height}{video_range},\
              URI=\"{pre}{}/iframes.m3u8{q}\"",
             bandwidth.max(1),
             v.codecs,
@@ -300,6 +315,7 @@ mod tests {
                 width: 640,
                 height: 360,
                 frame_rate: (25, 1),
+                colour: None,
             },
             segments: overlapping(&v, 0.0, 10.0),
         };
@@ -360,6 +376,57 @@ mod tests {
             subs.ends_with("#EXTINF:2.00000,\nseg-00002.vtt\n#EXT-X-ENDLIST\n"),
             "{subs}"
         );
+    }
+
+    #[test]
+    fn hdr_renditions_signal_their_range_and_colour() {
+        use crate::timeline::tests::video_track;
+        let v = idx(12800, &[51200, 51200], 50_000);
+        let mut hdr = video_track("360p", "av01.0.04M.10.0.110.09.16.09.0", &v);
+        if let TrackKind::Video { colour, .. } = &mut hdr.kind {
+            *colour = Some(vod_media::ColourDescription {
+                primaries: 9,
+                transfer: 16,
+                matrix: 9,
+                full_range: false,
+            });
+        }
+        let sdr = video_track("360p-h264", "avc1.64001e", &v);
+        let p = Presentation {
+            video: vec![hdr, sdr.clone()],
+            audio: Vec::new(),
+            uri_prefix: String::new(),
+            query: String::new(),
+            text: None,
+            thumbnails: None,
+        };
+        let m = multivariant(&p);
+        assert!(m.contains("FRAME-RATE=25.000,VIDEO-RANGE=PQ\n360p/media.m3u8"), "{m}");
+        assert!(
+            m.contains("FRAME-RATE=25.000,VIDEO-RANGE=SDR\n360p-h264/media.m3u8"),
+            "{m}"
+        );
+        let d = crate::dash::mpd(&p, None);
+        for (name, value) in [
+            ("ColourPrimaries", 9),
+            ("TransferCharacteristics", 16),
+            ("MatrixCoefficients", 9),
+        ] {
+            assert!(
+                d.contains(&format!(
+                    "<SupplementalProperty schemeIdUri=\"urn:mpeg:mpegB:cicp:{name}\" value=\"{value}\"/>"
+                )),
+                "{d}"
+            );
+        }
+        assert_eq!(
+            d.matches("SupplementalProperty").count(),
+            3,
+            "only the HDR rendition: {d}"
+        );
+        // SDR only: no VIDEO-RANGE at all.
+        let m = multivariant(&Presentation { video: vec![sdr], ..p });
+        assert!(!m.contains("VIDEO-RANGE"), "{m}");
     }
 
     #[test]
@@ -446,7 +513,7 @@ mod tests {
         );
         assert!(
             sets[2].contains("lang=\"fr\"")
-                && sets[2].contains("<Label>fr</Label>")
+                && sets[2].contains("<Label>Français</Label>")
                 && sets[2].contains("value=\"alternate\""),
             "{d}"
         );

@@ -9,6 +9,8 @@ pub enum TrackKind {
         width: u32,
         height: u32,
         frame_rate: (u32, u32),
+        /// Its colour description, if it signals one (absent: BT.709 SDR).
+        colour: Option<vod_media::ColourDescription>,
     },
     Audio {
         channels: u8,
@@ -200,6 +202,7 @@ pub(crate) mod tests {
                 width: 640,
                 height: 360,
                 frame_rate: (25, 1),
+                colour: None,
             },
             segments: overlapping(idx, 0.0, f64::MAX),
         }

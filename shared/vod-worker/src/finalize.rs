@@ -337,6 +337,15 @@ async fn finalize_encoding(
             return Err(TaskError::Permanent(format!("no output for rendition {}", rung.name)));
         };
         let video = read_track(ctx, job, &rung.name, t).await?;
+        let colour = match video.config.codec {
+            CodecConfig::Av1 { colour: Some(c), .. } => Some(vod_media::ColourDescription {
+                primaries: c.primaries,
+                transfer: c.transfer,
+                matrix: c.matrix,
+                full_range: c.full_range,
+            }),
+            _ => None,
+        };
         let mut files = vec![video];
         // The progressive file pairs each video codec with the audio its players have: AAC beside H.264, Opus
         // beside AV1 (the other one where only one exists).
@@ -364,6 +373,7 @@ async fn finalize_encoding(
             init: init_key(job, &rung.name),
             index: index_key(job, &rung.name),
             progressive: progressive_key(job, &rung.name),
+            colour,
         });
     }
     let output = AssetOutput {

@@ -257,6 +257,7 @@ pub async fn generate(minutes: u32) -> Result<Generated, StoreError> {
                     width: 320,
                     height: 180,
                     av1c: vec![0x81, 0x08, 0x0c, 0x00],
+                    colour: None,
                 },
                 language: "und".into(),
             },
