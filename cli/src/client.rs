@@ -76,13 +76,14 @@ impl Api {
     }
 
     pub async fn delete_asset(&self, id: &str) -> Result<()> {
-        Self::json(
-            self.req(reqwest::Method::DELETE, &format!("/assets/{id}"))
-                .send()
-                .await?,
-        )
-        .await
-        .map(|_| ())
+        self.delete_path(&format!("/assets/{id}")).await
+    }
+
+    /// DELETE of any API path.
+    pub async fn delete_path(&self, path: &str) -> Result<()> {
+        Self::json(self.req(reqwest::Method::DELETE, path).send().await?)
+            .await
+            .map(|_| ())
     }
 
     pub async fn print_assets(&self, limit: u32) -> Result<()> {
@@ -354,13 +355,7 @@ impl Api {
     }
 
     pub async fn delete_locator(&self, id: &str) -> Result<()> {
-        Self::json(
-            self.req(reqwest::Method::DELETE, &format!("/locators/{id}"))
-                .send()
-                .await?,
-        )
-        .await
-        .map(|_| ())
+        self.delete_path(&format!("/locators/{id}")).await
     }
 
     pub async fn list_locators(&self, asset: &str) -> Result<Value> {

@@ -90,13 +90,28 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
-    /// Print an asset's captions (WebVTT, or TTML with --ttml) or its transcript (--transcript, JSON).
+    /// Print an asset's captions (WebVTT, or TTML with --ttml) or its transcript (--transcript, JSON); add a
+    /// sidecar caption file (--add FILE --language fr --label Français), list the tracks (--list), print one
+    /// (--track ID) or delete one (--delete ID).
     Captions {
         asset: String,
         #[arg(long, conflicts_with = "transcript")]
         ttml: bool,
         #[arg(long)]
         transcript: bool,
+        /// A WebVTT, SRT or TTML file to add as a caption track (needs --language and --label).
+        #[arg(long, requires_all = ["language", "label"], conflicts_with_all = ["list", "delete", "track", "transcript"])]
+        add: Option<PathBuf>,
+        #[arg(long)]
+        language: Option<String>,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long, conflicts_with_all = ["delete", "track", "transcript"])]
+        list: bool,
+        #[arg(long, conflicts_with_all = ["track", "transcript"])]
+        delete: Option<String>,
+        #[arg(long, conflicts_with = "transcript")]
+        track: Option<String>,
     },
     /// Find where words are spoken: in one asset (--asset) or across all indexed assets.
     Search {
@@ -245,8 +260,30 @@ async fn run(cli: Cli) -> Result<()> {
                     asset,
                     ttml,
                     transcript,
+                    add,
+                    language,
+                    label,
+                    list,
+                    delete,
+                    track,
                 } => {
-                    if transcript {
+                    let tracks = format!("/assets/{asset}/captions");
+                    if let Some(file) = add {
+                        let text =
+                            std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+                        let body = serde_json::json!({"language": language, "label": label, "text": text});
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&api.post_json(&tracks, &body).await?)?
+                        );
+                    } else if list {
+                        println!("{}", serde_json::to_string_pretty(&api.get_path(&tracks).await?)?);
+                    } else if let Some(t) = delete {
+                        api.delete_path(&format!("{tracks}/{t}")).await?;
+                    } else if let Some(t) = track {
+                        let format = if ttml { "ttml" } else { "vtt" };
+                        print!("{}", api.get_text(&format!("{tracks}/{t}?format={format}")).await?);
+                    } else if transcript {
                         let t = api.get_path(&format!("/assets/{asset}/transcript")).await?;
                         println!("{}", serde_json::to_string_pretty(&t)?);
                     } else {

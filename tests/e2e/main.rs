@@ -11,4 +11,5 @@ mod readme;
 mod runtime_emulator;
 mod scale;
 mod screens;
+mod sidecar;
 mod support;

@@ -19,6 +19,8 @@ use crate::AppContext;
 pub const OPENAPI: &str = include_str!("../openapi.json");
 /// Largest JSON body the API accepts.
 pub const MAX_BODY: usize = 256 * 1024;
+/// Largest JSON body of a caption upload (a caption file of up to 2 MiB, JSON-escaped).
+pub const MAX_CAPTIONS_BODY: usize = 3 << 20;
 
 /// An API error: status, stable code and a human-readable message.
 #[derive(Debug)]
@@ -98,8 +100,12 @@ pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, ApiError> {
+    parse_json_within(req, MAX_BODY)
+}
+
+fn parse_json_within<T: for<'de> Deserialize<'de>>(req: &Request, max: usize) -> Result<T, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
-    if bytes.len() > MAX_BODY {
+    if bytes.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
@@ -307,6 +313,36 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         (["jobs", id, "cancel"], Method::POST) => {
             let view = ctx.jobs.cancel_job(parse_job_id(id)?).await?;
             Ok(json_response(StatusCode::OK, &view))
+        }
+        (["assets", id, "captions"], Method::POST) => {
+            // A sidecar caption file: stored normalised, streamed with the asset's other captions, searchable.
+            let id = parse_id(id)?;
+            let body: vod_domain::sidecar::AddCaptions = parse_json_within(req, MAX_CAPTIONS_BODY)?;
+            let track = ctx.captions.add(id, &body).await?;
+            // Manifests the CDN cached without the track are dropped.
+            ctx.delivery.invalidate_asset(id).await?;
+            Ok(json_response(StatusCode::CREATED, &track))
+        }
+        (["assets", id, "captions"], Method::GET) => {
+            let list = ctx.captions.list(parse_id(id)?).await?;
+            Ok(json_response(StatusCode::OK, &list))
+        }
+        (["assets", id, "captions", track], Method::GET | Method::HEAD) => {
+            let (t, cues) = ctx.captions.track(parse_id(id)?, track).await?;
+            let (body, format) = match req.query_string_parameters().first("format") {
+                None | Some("vtt") => (vod_domain::indexing::webvtt(&cues), CaptionFormat::WebVtt),
+                Some("ttml") => (vod_domain::indexing::ttml(&cues, &t.language), CaptionFormat::Ttml),
+                Some(f) => return Err(ApiError::bad_request(format!("format {f:?} is not vtt or ttml"))),
+            };
+            Ok(response(StatusCode::OK, format.content_type(), Body::Text(body)))
+        }
+        (["assets", id, "captions", track], Method::DELETE) => {
+            // Idempotent: a track already gone is not an error.
+            let id = parse_id(id)?;
+            if ctx.captions.delete(id, track).await? {
+                ctx.delivery.invalidate_asset(id).await?;
+            }
+            Ok(response(StatusCode::NO_CONTENT, "application/json", Body::Empty))
         }
         (["assets", id, file], Method::GET | Method::HEAD) if file.starts_with("captions.") => {
             let format = match *file {
@@ -551,6 +587,8 @@ async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, ApiErr
         | (["presets"], _)
         | (["presets", _], _)
         | (["assets", _, "transcript"], _)
+        | (["assets", _, "captions"], _)
+        | (["assets", _, "captions", _], _)
         | (["assets", _, "search"], _)
         | (["search"], _) => Err(method_not_allowed()),
         _ => Err(ApiError::new(

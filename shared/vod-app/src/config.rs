@@ -15,6 +15,7 @@ pub struct AppContext {
     pub delivery: DeliveryService,
     pub protection: ProtectionService,
     pub search: vod_domain::search::SearchService,
+    pub captions: vod_domain::sidecar::CaptionService,
 }
 
 impl AppContext {
@@ -24,6 +25,12 @@ impl AppContext {
         let assets = AssetService::new(a.assets.clone(), a.blobs.clone(), config.service_config())
             .with_key_service(a.kms.clone());
         let search = vod_domain::search::SearchService::new(a.assets.clone(), a.blobs.clone(), a.search.clone());
+        let captions = vod_domain::sidecar::CaptionService::new(
+            a.assets.clone(),
+            a.blobs.clone(),
+            a.search.clone(),
+            config.media_bucket.clone(),
+        );
         // The CDN path of the packager's routes: the path of STREAM_BASE_URL (`https://cdn/stream` → `/stream`).
         let stream_path = config
             .stream_base_url
@@ -59,6 +66,7 @@ impl AppContext {
             delivery,
             protection,
             search,
+            captions,
         }
     }
 

@@ -21,8 +21,8 @@ use vod_domain::protection::{
     delivery_for, ContentKey, Delivery, DeliveryPolicy, KeyId, Protection, ProtectionService, Protocol,
 };
 use vod_domain::{
-    Asset, AssetId, AssetOutput, AssetState, AssetStore, BlobRef, BlobStore, CaptionsInfo, DomainError,
-    ProgressiveFile, ProgressiveRun, SegmentIndex,
+    Asset, AssetId, AssetOutput, AssetState, AssetStore, BlobRef, BlobStore, DomainError, ProgressiveFile,
+    ProgressiveRun, SegmentIndex,
 };
 use vod_package::dash::DashProtection;
 use vod_package::drm::{self, DrmId, Signal};
@@ -401,8 +401,8 @@ impl StreamContext {
         Ok(bytes)
     }
 
-    /// The content version of `asset`'s streams: its output's job, its captions' job and, where a delivery policy
-    /// protects it, the content key in use.
+    /// The content version of `asset`'s streams: its output's job, its captions' job, its sidecar caption tracks
+    /// and, where a delivery policy protects it, the content key in use.
     async fn content_version(&self, asset: &Asset) -> Result<ContentVersion, ApiError> {
         let output = asset.output.as_ref().ok_or_else(|| not_found("asset has no output"))?;
         let protected = asset
@@ -413,9 +413,10 @@ impl StreamContext {
             true => Some(self.key_record(asset.id).await?.kid),
             false => None,
         };
-        Ok(ContentVersion::of(
+        Ok(ContentVersion::with_sidecars(
             output.job_id,
             asset.captions.as_ref().map(|c| c.job_id),
+            &asset.caption_tracks,
             key,
         ))
     }
@@ -579,10 +580,11 @@ impl StreamContext {
         Ok(body)
     }
 
-    /// The asset's caption cues, parsed once per warm instance.
-    async fn cues(&self, captions: &CaptionsInfo) -> Result<Arc<Vec<Cue>>, ApiError> {
-        self.parsed(&self.cues, &captions.cues, &captions.bucket, "caption cues")
-            .await
+    /// The cues of one of the asset's captions tracks (`sidecar`: its id; none: the speech's), parsed once per warm
+    /// instance.
+    async fn cues(&self, asset: &Asset, sidecar: Option<&str>) -> Result<Arc<Vec<Cue>>, ApiError> {
+        let (key, bucket) = text_source(asset, sidecar)?;
+        self.parsed(&self.cues, key, bucket, "caption cues").await
     }
 
     async fn index(&self, key: &str, bucket: &str) -> Result<Arc<SegmentIndex>, ApiError> {
@@ -707,6 +709,35 @@ pub async fn handle(ctx: &StreamContext, req: Request) -> Response<Body> {
         }
     }
     with_cors(resp)
+}
+
+/// Where the cues of one of the asset's captions tracks are (object key, bucket), or why there are none.
+fn text_source<'a>(asset: &'a Asset, sidecar: Option<&str>) -> Result<(&'a str, &'a str), ApiError> {
+    match sidecar {
+        None => asset
+            .captions
+            .as_ref()
+            .map(|c| (c.cues.as_str(), c.bucket.as_str()))
+            .ok_or_else(|| not_found("the asset has no captions (run an indexing job)")),
+        Some(id) => vod_domain::sidecar::find(asset, id)
+            .map(|t| (t.cues.as_str(), t.bucket.as_str()))
+            .map_err(|e| not_found(e.to_string())),
+    }
+}
+
+/// The captions tracks of an asset as manifests list them: the speech's first, then the sidecar tracks.
+fn text_tracks(asset: &Asset) -> Vec<TextTrack> {
+    let speech = asset.captions.iter().map(|c| TextTrack {
+        language: c.language.clone(),
+        name: caption_track_name(&c.language),
+        path: vod_package::url::captions_track(None),
+    });
+    let sidecars = asset.caption_tracks.iter().map(|t| TextTrack {
+        language: t.language.clone(),
+        name: t.label.clone(),
+        path: vod_package::url::captions_track(Some(&t.id)),
+    });
+    speech.chain(sidecars).collect()
 }
 
 /// The name players show for a captions track.
@@ -876,7 +907,7 @@ async fn resolve(ctx: &StreamContext, req: &Request) -> Result<Resolved, ApiErro
         Resource::Manifest { .. }
             | Resource::MediaPlaylist { .. }
             | Resource::IframePlaylist { .. }
-            | Resource::TextPlaylist
+            | Resource::TextPlaylist { .. }
     );
     if !manifest
         && req
@@ -1069,24 +1100,17 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
         .ok_or_else(|| not_found(format!("no track {track}")))
     };
 
-    let captions = || {
-        asset
-            .captions
-            .as_ref()
-            .ok_or_else(|| not_found("the asset has no captions (run an indexing job)"))
-    };
-
     match &sreq.resource {
         Resource::Manifest { .. }
         | Resource::MediaPlaylist { .. }
         | Resource::IframePlaylist { .. }
-        | Resource::TextPlaylist
-        | Resource::TextFile => {
+        | Resource::TextPlaylist { .. }
+        | Resource::TextFile { .. } => {
             let protocol = match sreq.resource {
                 Resource::Manifest {
                     format: Format::Dash, ..
                 }
-                | Resource::TextFile => Protocol::Dash,
+                | Resource::TextFile { .. } => Protocol::Dash,
                 _ => Protocol::Hls,
             };
             let policy = protection_for(&asset.delivery_policies, protocol)?;
@@ -1168,10 +1192,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         } else {
                             format!("?filter={}", sreq.filters.join(","))
                         },
-                        text: asset.captions.as_ref().map(|c| TextTrack {
-                            language: c.language.clone(),
-                            name: caption_track_name(&c.language),
-                        }),
+                        text: text_tracks(&asset),
                         thumbnails: output.thumbnails.as_ref().filter(|_| sel.start <= 0.0),
                     };
                     match format {
@@ -1211,15 +1232,15 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                     })?;
                     (body, "application/vnd.apple.mpegurl")
                 }
-                Resource::TextPlaylist => {
-                    captions()?;
+                Resource::TextPlaylist { sidecar } => {
+                    text_source(&asset, sidecar.as_deref())?;
                     let reference = video
                         .first()
                         .or(audio.first())
                         .ok_or_else(|| not_found("no media track"))?;
                     (hls::subtitles(reference), "application/vnd.apple.mpegurl")
                 }
-                Resource::TextFile => {
+                Resource::TextFile { sidecar } => {
                     // In presentation time: the period starts at the first kept segment.
                     let reference = video
                         .first()
@@ -1227,7 +1248,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                         .ok_or_else(|| not_found("no media track"))?;
                     let (start, len) = (reference.start_secs(), reference.duration_secs());
                     let cues: Vec<Cue> = ctx
-                        .cues(captions()?)
+                        .cues(&asset, sidecar.as_deref())
                         .await?
                         .iter()
                         .filter(|c| c.end > start && c.start < start + len)
@@ -1283,7 +1304,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
             r.headers.push(("cache-control", cache_control(segment_age, true)));
             Ok(r)
         }
-        Resource::TextSegment { number } => {
+        Resource::TextSegment { sidecar, number } => {
             protection_for(&asset.delivery_policies, Protocol::Hls)?;
             // Cue times stay absolute (X-TIMESTAMP-MAP maps them onto the media's timestamps).
             let reference = output
@@ -1300,7 +1321,7 @@ async fn route(ctx: &StreamContext, req: &Request) -> Result<Reply, ApiError> {
                 .and_then(|i| idx.segments.get(i))
                 .ok_or_else(|| not_found(format!("no captions segment {number}")))?;
             let ts = idx.timescale.max(1) as f64;
-            let cues = ctx.cues(captions()?).await?;
+            let cues = ctx.cues(&asset, sidecar.as_deref()).await?;
             let body = webvtt_segment(&cues, seg.start as f64 / ts, (seg.start + seg.duration) as f64 / ts);
             let mut r = reply(StatusCode::OK, "text/vtt", body.into_bytes());
             r.headers.push(("etag", etag_of(&[&r.body])));

@@ -45,6 +45,17 @@ impl ContentVersion {
         captions_job: Option<crate::job::JobId>,
         key: Option<crate::protection::KeyId>,
     ) -> Self {
+        Self::with_sidecars(output_job, captions_job, &[], key)
+    }
+
+    /// [`of`](Self::of) with the asset's sidecar caption tracks: each track's id and cues object (unique per upload),
+    /// so adding, replacing or deleting one gives a new version (without any, the version `of` gives).
+    pub fn with_sidecars(
+        output_job: crate::job::JobId,
+        captions_job: Option<crate::job::JobId>,
+        sidecars: &[crate::sidecar::CaptionTrack],
+        key: Option<crate::protection::KeyId>,
+    ) -> Self {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update(output_job.to_string());
@@ -52,6 +63,12 @@ impl ContentVersion {
         h.update(captions_job.map(|j| j.to_string()).unwrap_or_default());
         h.update([0u8]);
         h.update(key.map(|k| k.to_string()).unwrap_or_default());
+        for t in sidecars {
+            h.update([1u8]);
+            h.update(&t.id);
+            h.update([0u8]);
+            h.update(&t.cues);
+        }
         let d = h.finalize();
         let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
         ContentVersion(format!("v.{hex}"))
@@ -614,6 +631,29 @@ mod tests {
         for o in &others {
             assert_ne!(&v, o);
         }
+        // Sidecar caption tracks: none is the version `of` gives; each track's id and cues object count.
+        let track = |id: &str, cues: &str| crate::sidecar::CaptionTrack {
+            id: id.into(),
+            language: "fr".into(),
+            label: "Français".into(),
+            format: crate::captions::CaptionFormat::Srt,
+            bucket: "media".into(),
+            cues: cues.into(),
+            vtt: "v".into(),
+            cue_count: 1,
+            created_at: chrono::Utc::now(),
+        };
+        assert_eq!(ContentVersion::with_sidecars(job, Some(cap), &[], Some(key)), v);
+        let one = ContentVersion::with_sidecars(job, Some(cap), &[track("fr-1", "a")], Some(key));
+        assert_ne!(one, v);
+        assert_ne!(
+            one,
+            ContentVersion::with_sidecars(job, Some(cap), &[track("fr-1", "b")], Some(key))
+        );
+        assert_ne!(
+            one,
+            ContentVersion::with_sidecars(job, Some(cap), &[track("fr-2", "a")], Some(key))
+        );
         assert_eq!(ContentVersion::parse(v.as_str()), Some(v.clone()));
         assert_eq!(v.as_str().len(), 18);
         for bad in [

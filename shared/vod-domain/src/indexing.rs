@@ -444,6 +444,9 @@ pub struct SearchMatch {
     pub text: String,
     pub context: String,
     pub confidence: f32,
+    /// The sidecar caption track the match is in; absent for the speech transcript.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<String>,
 }
 
 /// Why a query is refused.
@@ -491,6 +494,7 @@ pub fn search(t: &Transcript, query: &str, limit: usize) -> Result<Vec<SearchMat
                 text: join(window),
                 context,
                 confidence: confidences.fold(1.0, f32::min),
+                track: None,
             });
         }
     }

@@ -13,6 +13,7 @@ pub mod ports;
 pub mod protection;
 pub mod search;
 pub mod service;
+pub mod sidecar;
 pub mod storage;
 
 pub use error::{DomainError, StoreError};

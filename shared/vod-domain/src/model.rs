@@ -115,6 +115,9 @@ pub struct Asset {
     /// Captions and search data of the last finished indexing job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captions: Option<CaptionsInfo>,
+    /// Caption files the producer added (sidecar tracks), in the order they were added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caption_tracks: Vec<crate::sidecar::CaptionTrack>,
     /// Optimistic-concurrency version: every stored update increments it.
     #[serde(default)]
     pub version: u64,
@@ -138,6 +141,7 @@ impl Asset {
             storage_key: None,
             delivery_policies: Vec::new(),
             captions: None,
+            caption_tracks: Vec::new(),
             version: 0,
         }
     }

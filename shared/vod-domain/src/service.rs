@@ -243,6 +243,7 @@ impl AssetService {
             output: None,
             delivery_policies: Vec::new(),
             captions: None,
+            caption_tracks: Vec::new(),
             storage_key: match &req.storage_encryption {
                 None => None,
                 Some(se) => {

@@ -241,17 +241,20 @@ pub fn mpd(p: &Presentation, protection: Option<&DashProtection>) -> String {
             next_id + p.audio.len().max(1) - 1,
         ));
     }
-    if let Some(t) = &p.text {
-        // Captions as one WebVTT file in presentation time (never encrypted).
+    // Captions: an AdaptationSet per track, each one WebVTT file in presentation time (never encrypted). The first
+    // keeps id 2; the others (sidecar tracks) count from 1000, clear of the media sets' ids.
+    for (i, t) in p.text.iter().enumerate() {
+        let id = if i == 0 { 2 } else { 1000 + i };
         let _ = writeln!(
             out,
-            "    <AdaptationSet id=\"2\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"{}\">\n      \
-             <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      \
+            "    <AdaptationSet id=\"{id}\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"{}\">\n      \
+             <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Label>{}</Label>\n      \
              <Representation id=\"{}\" bandwidth=\"256\">\n        <BaseURL>{prefix}{}/captions.vtt{}</BaseURL>\n      \
              </Representation>\n    </AdaptationSet>",
             escape(t.language.as_str()),
-            crate::url::CAPTIONS_TRACK,
-            crate::url::CAPTIONS_TRACK,
+            escape(t.name.as_str()),
+            escape(t.path.as_str()),
+            escape(t.path.as_str()),
             escape(p.query.as_str())
         );
     }
@@ -307,24 +310,39 @@ mod tests {
             audio: Vec::new(),
             uri_prefix: String::new(),
             query: String::new(),
-            text: None,
+            text: Vec::new(),
             thumbnails: None,
         };
         let m = mpd(&p, None);
         assert!(m.contains("mediaPresentationDuration=\"PT13.000S\""), "{m}");
         assert!(!m.contains("contentType=\"text\""));
         let captioned = Presentation {
-            text: Some(crate::timeline::TextTrack {
-                language: "en-US".into(),
-                name: "English".into(),
-            }),
+            text: vec![
+                crate::timeline::TextTrack {
+                    language: "en-US".into(),
+                    name: "English".into(),
+                    path: "captions".into(),
+                },
+                crate::timeline::TextTrack {
+                    language: "fr".into(),
+                    name: "Français & co".into(),
+                    path: "captions-fr-1".into(),
+                },
+            ],
             query: "?filter=a&b".into(),
             ..p.clone()
         };
         let c = mpd(&captioned, None);
         assert!(
-            c.contains("contentType=\"text\" mimeType=\"text/vtt\" lang=\"en-US\"")
+            c.contains("<AdaptationSet id=\"2\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"en-US\">")
                 && c.contains("<BaseURL>captions/captions.vtt?filter=a&amp;b</BaseURL>"),
+            "{c}"
+        );
+        assert!(
+            c.contains("<AdaptationSet id=\"1001\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"fr\">")
+                && c.contains("<Label>Français &amp; co</Label>")
+                && c.contains("<Representation id=\"captions-fr-1\" bandwidth=\"256\">")
+                && c.contains("<BaseURL>captions-fr-1/captions.vtt?filter=a&amp;b</BaseURL>"),
             "{c}"
         );
         let prot = DashProtection {
@@ -395,7 +413,7 @@ mod tests {
             audio: vec![audio("audio", "opus"), audio("audio-aac", "mp4a.40.2")],
             uri_prefix: String::new(),
             query: String::new(),
-            text: None,
+            text: Vec::new(),
             thumbnails: None,
         };
         let mpd = mpd(&p, None);

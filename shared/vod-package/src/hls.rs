@@ -16,17 +16,24 @@ pub fn multivariant(p: &Presentation) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     let pre = &p.uri_prefix;
     let q = &p.query;
-    if let Some(t) = &p.text {
+    // Every captions track in one SUBTITLES group; NAMEs must differ within a group, so a repeated one is numbered.
+    let mut names: Vec<String> = Vec::new();
+    for t in &p.text {
+        let base = quoted(&t.name);
+        let name = (1..)
+            .map(|n| if n == 1 { base.clone() } else { format!("{base} ({n})") })
+            .find(|n| !names.contains(n))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{}\",LANGUAGE=\"{}\",DEFAULT=NO,AUTOSELECT=YES,\
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{name}\",LANGUAGE=\"{}\",DEFAULT=NO,AUTOSELECT=YES,\
              FORCED=NO,URI=\"{pre}{}/media.m3u8{q}\"",
-            quoted(&t.name),
             quoted(&t.language),
-            crate::url::CAPTIONS_TRACK
+            t.path
         );
+        names.push(name);
     }
-    let subs = if p.text.is_some() { ",SUBTITLES=\"subs\"" } else { "" };
+    let subs = if p.text.is_empty() { "" } else { ",SUBTITLES=\"subs\"" };
     // One AUDIO group per audio codec, named by its first track, holding a rendition per source audio track
     // (language); every video rendition is offered with each group, so a player that decodes one audio codec only
     // still has the whole ladder of each video codec.
@@ -336,7 +343,7 @@ mod tests {
             audio: vec![audio],
             uri_prefix: "clip.ism/".into(),
             query: "?filter=f".into(),
-            text: None,
+            text: Vec::new(),
             thumbnails: None,
         };
         let m = multivariant(&p);
@@ -357,18 +364,27 @@ mod tests {
         assert!(media.contains("#EXT-X-TARGETDURATION:4\n"), "{media}");
         assert!(media.contains("#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4.00000,\nseg-00000.m4s\n"));
         assert!(media.ends_with("#EXTINF:2.00000,\nseg-00002.m4s\n#EXT-X-ENDLIST\n"));
+        let text = |language: &str, name: &str, path: &str| crate::timeline::TextTrack {
+            language: language.into(),
+            name: name.into(),
+            path: path.into(),
+        };
         let with_text = Presentation {
-            text: Some(crate::timeline::TextTrack {
-                language: "en-US".into(),
-                name: "English \"CC\"".into(),
-            }),
+            text: vec![
+                text("en-US", "English \"CC\"", "captions"),
+                text("fr", "Français", "captions-fr-1"),
+                text("fr-CA", "Français", "captions-fr-2"),
+            ],
             ..p
         };
         let m = multivariant(&with_text);
         assert!(
-            m.contains("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"English CC\",LANGUAGE=\"en-US\",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"clip.ism/captions/media.m3u8?filter=f\""),
+            m.contains("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"English CC\",LANGUAGE=\"en-US\",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"clip.ism/captions/media.m3u8?filter=f\"\n\
+                #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"clip.ism/captions-fr-1/media.m3u8?filter=f\"\n\
+                #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"Français (2)\",LANGUAGE=\"fr-CA\",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"clip.ism/captions-fr-2/media.m3u8?filter=f\"\n"),
             "{m}"
         );
+        assert_eq!(m.matches("SUBTITLES=\"subs\"\n").count(), 1, "{m}");
         assert!(m.contains("AUDIO=\"audio\",SUBTITLES=\"subs\"\n"), "{m}");
         let subs = subtitles(&video);
         assert!(subs.contains("#EXTINF:4.00000,\nseg-00000.vtt\n"), "{subs}");
@@ -397,7 +413,7 @@ mod tests {
             audio: Vec::new(),
             uri_prefix: String::new(),
             query: String::new(),
-            text: None,
+            text: Vec::new(),
             thumbnails: None,
         };
         let m = multivariant(&p);
@@ -456,7 +472,7 @@ mod tests {
             ],
             uri_prefix: String::new(),
             query: String::new(),
-            text: None,
+            text: Vec::new(),
             thumbnails: None,
         };
         let m = multivariant(&p);
@@ -531,7 +547,7 @@ mod tests {
             audio: vec![audio("audio", "opus"), audio("audio-aac", "mp4a.40.2")],
             uri_prefix: String::new(),
             query: String::new(),
-            text: None,
+            text: Vec::new(),
             thumbnails: None,
         };
         let m = multivariant(&p);
@@ -582,7 +598,7 @@ mod tests {
                 audio: Vec::new(),
                 uri_prefix: String::new(),
                 query: String::new(),
-                text: None,
+                text: Vec::new(),
                 thumbnails: None,
             }
         }

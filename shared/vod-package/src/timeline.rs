@@ -104,8 +104,9 @@ pub struct Presentation<'a> {
     pub uri_prefix: String,
     /// Query carried to media playlists (`?filter=a,b`), or empty.
     pub query: String,
-    /// The captions track, if the asset was indexed.
-    pub text: Option<TextTrack>,
+    /// The captions tracks: the one generated from the speech first (if the asset was indexed), then the sidecar
+    /// tracks.
+    pub text: Vec<TextTrack>,
     /// The thumbnails (DASH image AdaptationSet), when the asset has them and the presentation starts at 0.
     pub thumbnails: Option<&'a vod_domain::Thumbnails>,
 }
@@ -117,6 +118,8 @@ pub struct TextTrack {
     pub language: String,
     /// Human-readable name shown by players.
     pub name: String,
+    /// Its path element in stream URLs (`captions`, `captions-{id}`: see `url::captions_track`).
+    pub path: String,
 }
 
 /// The HLS audio group (and DASH audio AdaptationSet family) of an audio track: its codec's first track name

@@ -6,7 +6,8 @@
 //!   alone), the same under `…/{track}/{aes128|cenc|cbcs}/` when encrypted, and
 //!   `{locator}/{name}.ism/{rendition}.mp4` (progressive download)
 //! - captions: `{locator}/{name}.ism/captions/media.m3u8` (HLS subtitles playlist), `…/captions/seg-{n}.vtt`
-//!   (segmented WebVTT, aligned with the media segments) and `…/captions/captions.vtt` (whole file, for DASH)
+//!   (segmented WebVTT, aligned with the media segments) and `…/captions/captions.vtt` (whole file, for DASH) for
+//!   the track generated from the speech; the same under `captions-{id}/` for the sidecar caption track `id`
 //! - thumbnails: `{locator}/{name}.ism/thumbnails/thumbnails.vtt` (WebVTT index of the sprite sheets),
 //!   `…/thumbnails/sheet-{n}.jpg`, `…/thumbnails/poster.jpg`
 //!
@@ -93,14 +94,19 @@ pub enum Resource {
     Progressive {
         rendition: String,
     },
-    /// The HLS subtitles playlist of the captions.
-    TextPlaylist,
+    /// The HLS subtitles playlist of a captions track (`sidecar`: the sidecar track's id; none: the speech's).
+    TextPlaylist {
+        sidecar: Option<String>,
+    },
     /// Segmented WebVTT: the cues overlapping media segment `number`.
     TextSegment {
+        sidecar: Option<String>,
         number: u32,
     },
-    /// All captions as one WebVTT file (DASH), in presentation time.
-    TextFile,
+    /// All captions of a track as one WebVTT file (DASH), in presentation time.
+    TextFile {
+        sidecar: Option<String>,
+    },
     /// The WebVTT index of the thumbnail sprite sheets (a cue per tile, `sheet-n.jpg#xywh=…`).
     ThumbnailIndex,
     /// Thumbnail sprite sheet `number` (JPEG).
@@ -114,8 +120,27 @@ pub enum Resource {
 /// The path element of the thumbnails.
 pub const THUMBNAILS_TRACK: &str = "thumbnails";
 
-/// The path element of the captions track.
+/// The path element of the captions track generated from the speech.
 pub const CAPTIONS_TRACK: &str = "captions";
+
+/// The path element of a captions track: [`CAPTIONS_TRACK`] for the speech's, `captions-{id}` for sidecar `id`.
+pub fn captions_track(sidecar: Option<&str>) -> String {
+    match sidecar {
+        None => CAPTIONS_TRACK.to_string(),
+        Some(id) => format!("{CAPTIONS_TRACK}-{id}"),
+    }
+}
+
+/// The captions track a path element names: `Some(None)` for the speech's, `Some(Some(id))` for a sidecar's.
+fn parse_captions_track(elem: &str) -> Option<Option<String>> {
+    match elem.strip_prefix(CAPTIONS_TRACK)? {
+        "" => Some(None),
+        rest => rest
+            .strip_prefix('-')
+            .filter(|id| vod_domain::sidecar::valid_track_id(id))
+            .map(|id| Some(id.to_string())),
+    }
+}
 
 fn segment_number(f: &str, ext: &str) -> Option<u32> {
     numbered(f, "seg-", ext)
@@ -322,11 +347,13 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<StreamRequest, UrlError>
                         &version,
                     ))
                 }
-                [track, file] if *track == CAPTIONS_TRACK => {
+                [track, file] if parse_captions_track(track).is_some() => {
+                    let sidecar = parse_captions_track(track).flatten();
                     let resource = match *file {
-                        "media.m3u8" => Resource::TextPlaylist,
-                        "captions.vtt" => Resource::TextFile,
+                        "media.m3u8" => Resource::TextPlaylist { sidecar },
+                        "captions.vtt" => Resource::TextFile { sidecar },
                         f => Resource::TextSegment {
+                            sidecar,
                             number: segment_number(f, ".vtt").ok_or_else(|| UrlError::NotFound(f.into()))?,
                         },
                     };
@@ -443,7 +470,13 @@ mod tests {
         );
         assert_eq!(p("360p/seg-00004.m4s").map(|r| r.version), Ok(None));
         for (rest, want) in [
-            ("captions/seg-00001.vtt", Resource::TextSegment { number: 1 }),
+            (
+                "captions/seg-00001.vtt",
+                Resource::TextSegment {
+                    sidecar: None,
+                    number: 1,
+                },
+            ),
             ("thumbnails/poster.jpg", Resource::Poster),
             (
                 "720p.mp4",
@@ -479,12 +512,51 @@ mod tests {
     #[test]
     fn parses_caption_resources() {
         let p = |rest: &str| parse(&format!("/{L}/clip.ism/captions/{rest}"), None).map(|r| r.resource);
-        assert_eq!(p("media.m3u8"), Ok(Resource::TextPlaylist));
-        assert_eq!(p("captions.vtt"), Ok(Resource::TextFile));
-        assert_eq!(p("seg-00012.vtt"), Ok(Resource::TextSegment { number: 12 }));
+        assert_eq!(p("media.m3u8"), Ok(Resource::TextPlaylist { sidecar: None }));
+        assert_eq!(p("captions.vtt"), Ok(Resource::TextFile { sidecar: None }));
+        assert_eq!(
+            p("seg-00012.vtt"),
+            Ok(Resource::TextSegment {
+                sidecar: None,
+                number: 12
+            })
+        );
         assert!(matches!(p("seg-x.vtt"), Err(UrlError::NotFound(_))));
         assert!(matches!(p("seg-1.m4s"), Err(UrlError::NotFound(_))));
         assert!(matches!(p("init.mp4"), Err(UrlError::NotFound(_))));
+    }
+
+    #[test]
+    fn parses_sidecar_caption_resources() {
+        let p = |rest: &str| parse(&format!("/{L}/clip.ism/{rest}"), None).map(|r| r.resource);
+        let fr = || Some("fr-1".to_string());
+        assert_eq!(
+            p("captions-fr-1/media.m3u8"),
+            Ok(Resource::TextPlaylist { sidecar: fr() })
+        );
+        assert_eq!(
+            p("captions-fr-1/captions.vtt"),
+            Ok(Resource::TextFile { sidecar: fr() })
+        );
+        assert_eq!(
+            p("v.0123456789abcdef/captions-fr-1/seg-00003.vtt"),
+            Ok(Resource::TextSegment {
+                sidecar: fr(),
+                number: 3
+            })
+        );
+        assert_eq!(captions_track(Some("fr-1")), "captions-fr-1");
+        assert_eq!(captions_track(None), CAPTIONS_TRACK);
+        // Not a sidecar id: upper case, empty, too long; nor a media track's file.
+        for bad in [
+            "captions-FR/media.m3u8",
+            "captions-/media.m3u8",
+            "captions-fr-1/init.mp4",
+        ] {
+            assert!(!matches!(p(bad), Ok(Resource::TextPlaylist { .. })), "{bad}");
+        }
+        let long = format!("captions-{}/media.m3u8", "a".repeat(25));
+        assert!(!matches!(p(&long), Ok(Resource::TextPlaylist { .. })));
     }
 
     #[test]

@@ -116,6 +116,16 @@ pub async fn maybe_finalize(ctx: &WorkerContext, id: JobId) -> Result<(), TaskEr
             Err(e) => return Err(e.into()),
         }
     }
+    if captions.is_some() {
+        // The asset's terms: this transcript's and its sidecar caption tracks' together.
+        vod_domain::search::refresh_terms(
+            ctx.assets.as_ref(),
+            ctx.blobs.as_ref(),
+            ctx.search.as_ref(),
+            job.asset_id,
+        )
+        .await?;
+    }
     if ctx
         .jobs
         .transition_job(

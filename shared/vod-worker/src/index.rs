@@ -1,13 +1,14 @@
 //! Index tasks and their finalization. A task decodes its audio window (plus a little overlap on each side, so
 //! that a word cut by the window edge is heard whole by one task), recognizes speech and writes the words it owns
 //! as a chunk transcript. The finalizer merges the chunks into the transcript, writes WebVTT, TTML, caption cues,
-//! keywords and the per-asset search index, and records the asset's terms in the cross-asset search store.
+//! keywords and the transcript; once the asset records them, the finalizer rewrites the asset's terms in the
+//! cross-asset search store (speech and sidecar caption tracks together, `vod_domain::search::refresh_terms`).
 use std::sync::{Arc, Mutex};
 
 use tracing::info;
-use vod_domain::indexing::{keywords, ttml, webvtt, ChunkTranscript, SearchIndex, Transcript};
+use vod_domain::indexing::{keywords, ttml, webvtt, ChunkTranscript, Transcript};
 use vod_domain::job::{IndexSpec, Job, TaskKind};
-use vod_domain::{BlobRef, CaptionsInfo, TermEntry};
+use vod_domain::{BlobRef, CaptionsInfo};
 use vod_speech::{Recognizer, SpeechError};
 
 use crate::task::{job_prefix, TaskError};
@@ -18,8 +19,6 @@ const OVERLAP_SECS: f64 = 2.0;
 /// Caption cues: two lines of 42 characters, at most 6 s on screen.
 const CUE_CHARS: usize = 84;
 const CUE_SECS: f64 = 6.0;
-/// Start times kept per term in the cross-asset index.
-const TERM_TIMES: usize = 50;
 
 /// One recognizer per warm instance (loading the model takes about a second).
 #[derive(Clone, Default)]
@@ -128,7 +127,6 @@ pub(crate) async fn finalize_index(
     let transcript = Transcript::merge(&spec.language, duration, chunks);
     let cues = transcript.cues(CUE_CHARS, CUE_SECS);
     let top = keywords(&transcript, 20);
-    let index = SearchIndex::build(&transcript);
     let info = CaptionsInfo {
         job_id: job.id,
         language: spec.language.clone(),
@@ -162,21 +160,10 @@ pub(crate) async fn finalize_index(
             .put(&BlobRef::new(&ctx.media_bucket, key.to_string()), body, content_type)
             .await?;
     }
-    let terms: Vec<TermEntry> = index
-        .terms
-        .iter()
-        .map(|(term, occ)| TermEntry {
-            term: term.clone(),
-            count: occ.len() as u32,
-            times: occ.iter().take(TERM_TIMES).map(|o| o.start).collect(),
-        })
-        .collect();
-    ctx.search.put_terms(job.asset_id, &terms).await?;
     info!(
         words = info.words,
         cues = cues.len(),
-        terms = terms.len(),
-        "captions and search index written"
+        "captions and transcript written (the asset's search terms follow its record)"
     );
     Ok(info)
 }

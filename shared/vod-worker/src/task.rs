@@ -34,6 +34,12 @@ impl From<StoreError> for TaskError {
     }
 }
 
+impl From<vod_domain::DomainError> for TaskError {
+    fn from(e: vod_domain::DomainError) -> Self {
+        TaskError::Transient(e.to_string())
+    }
+}
+
 impl From<EncodeError> for TaskError {
     fn from(e: EncodeError) -> Self {
         match e {
