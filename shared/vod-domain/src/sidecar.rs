@@ -216,14 +216,16 @@ impl CaptionService {
         self.blobs
             .put(&BlobRef::new(&bucket, &vtt_key), vtt, "text/vtt; charset=utf-8")
             .await?;
+        // ISO 639-2 codes as BCP 47 wants them ("fre" is "fr"), like the probe's audio languages.
+        let language = vod_media::language_tag(&req.language).unwrap_or_else(|| req.language.clone());
         let track = loop {
             if asset.caption_tracks.len() >= MAX_TRACKS {
                 self.delete_objects(&bucket, &[&cues_key, &vtt_key]).await?;
                 return Err(SidecarError::TooMany.into());
             }
             let track = CaptionTrack {
-                id: new_track_id(&req.language, asset.caption_tracks.iter().map(|t| t.id.as_str())),
-                language: req.language.clone(),
+                id: new_track_id(&language, asset.caption_tracks.iter().map(|t| t.id.as_str())),
+                language: language.clone(),
                 label: req.label.trim().to_string(),
                 format,
                 bucket: bucket.clone(),

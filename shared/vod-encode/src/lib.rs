@@ -30,6 +30,7 @@ mod select;
 mod source;
 mod thumbs;
 mod timing;
+mod tonemap;
 mod video;
 
 #[cfg(test)]

@@ -226,6 +226,14 @@ pub(crate) fn encode_pass(
         VideoCodec::Av1 { .. } if source_depth > 8 => 10,
         _ => 8,
     };
+    // The 8-bit (SDR) rungs of an HDR source see it tone-mapped.
+    let tone = colour.and_then(|c| crate::tonemap::ToneMapper::for_transfer(c.transfer, None));
+    if let Some(t) = &tone {
+        tracing::info!(source = %t.describe(), "8-bit renditions are tone-mapped to SDR BT.709");
+    }
+    // The tone-mapped frame of the current serial, and the converter of source frames to 10 bits it reads.
+    let mut sdr: Option<(u64, ffmpeg_next::frame::Video)> = None;
+    let mut to10: Option<Scaler> = None;
     let mut selector = GridSelector::new(req.frame_rate, source.time_base, source.origin, start, end);
     let mut pending = position_at_chunk(&mut source, req, &mut selector, start, threads)?;
 
@@ -262,11 +270,26 @@ pub(crate) fn encode_pass(
 
         let mut emit = |index: u64, (serial, frame): &(u64, ffmpeg_next::frame::Video)| -> Result<(), EncodeError> {
             let key = key_frames.binary_search(&index).is_ok();
-            for ((scaler, cache), tx) in scalers.iter_mut().zip(&senders) {
+            for (((scaler, cache), tx), rung) in scalers.iter_mut().zip(&senders).zip(rungs) {
                 let pic = match cache {
                     Some((s, pic)) if *s == *serial => Arc::clone(pic),
                     _ => {
-                        let pic = Arc::new(scaler.scale(frame)?);
+                        let input = match &tone {
+                            Some(t) if depth_of(rung.codec) == 8 => {
+                                if !matches!(&sdr, Some((s, _)) if *s == *serial) {
+                                    let convert = to10.get_or_insert_with(|| {
+                                        Scaler::with_depth(frame.width(), frame.height(), 0, 10)
+                                    });
+                                    sdr = Some((*serial, t.map(frame, convert)?));
+                                }
+                                match &sdr {
+                                    Some((_, f)) => f,
+                                    None => frame,
+                                }
+                            }
+                            _ => frame,
+                        };
+                        let pic = Arc::new(scaler.scale(input)?);
                         *cache = Some((*serial, Arc::clone(&pic)));
                         pic
                     }

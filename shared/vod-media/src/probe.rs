@@ -180,7 +180,7 @@ pub fn language_tag(tag: &str) -> Option<String> {
         && (2..=3).contains(&primary.len())
         && primary.bytes().all(|b| b.is_ascii_alphabetic())
         && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !tag.ends_with('-');
+        && tag.split('-').skip(1).all(|s| (1..=8).contains(&s.len()));
     let primary = primary.to_ascii_lowercase();
     if !well_formed || ["und", "mul", "zxx", "mis"].contains(&primary.as_str()) {
         return None;
@@ -375,6 +375,8 @@ mod tests {
             ("english", None),
             ("e1", None),
             ("en-", None),
+            ("fr-toolongsubtag", None),
+            ("fr--CA", None),
             ("en\0", Some("en")),
         ] {
             assert_eq!(language_tag(tag).as_deref(), want, "{tag}");

@@ -116,10 +116,11 @@ async fn tracks_are_stored_listed_searched_and_deleted() {
         .contains("00:00:04.000 --> 00:00:05.000\nUne grenouille chante"));
     let second = w
         .captions
-        .add(w.id, &upload("fr-CA", "Québécois", None, SRT))
+        .add(w.id, &upload("fre-CA", "Québécois", None, SRT))
         .await
         .unwrap();
-    assert_eq!(second.id, "fr-2");
+    // An ISO 639-2 language is stored as BCP 47 wants it.
+    assert_eq!((second.id.as_str(), second.language.as_str()), ("fr-2", "fr-CA"));
     let list = w.captions.list(w.id).await.unwrap();
     assert_eq!(
         list.items.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
