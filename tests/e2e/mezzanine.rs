@@ -416,8 +416,9 @@ async fn audio_languages_become_renditions_players_switch_and_mono_pairs_become_
 }
 
 /// A 10-bit HDR10 HEVC master (BT.2020, PQ, mastering display and light levels in its SEI): the AV1 renditions
-/// keep 10 bits and the colour description (`colr`, sequence header, codec string, HLS VIDEO-RANGE=PQ, DASH cicp
-/// properties); the H.264 renditions are 8-bit; every frame decodes and the players play it.
+/// keep 10 bits, the colour description (`colr`, sequence header, codec string, HLS VIDEO-RANGE=PQ, DASH cicp
+/// properties) and the HDR10 metadata (`mdcv`, `clli`, metadata OBUs); the H.264 renditions are 8-bit SDR,
+/// tone-mapped; every frame decodes and the players play it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_bit_hdr10_keeps_ten_bits_and_its_colour_in_av1() {
     let stack = vod_local::LocalStack::start(options("hdr10")).await.expect("stack");
@@ -456,6 +457,12 @@ async fn ten_bit_hdr10_keeps_ten_bits_and_its_colour_in_av1() {
                 "{name}: {v}"
             );
             assert_eq!(r["colour"]["transfer"], 16, "{r}");
+            // The source's mastering display and light levels, in the `mdcv` and `clli` boxes.
+            let side = v["side_data_list"].to_string();
+            assert!(
+                side.contains("Mastering display metadata") && side.contains("\"max_content\":1000"),
+                "{name}: {v}"
+            );
             let codecs = r["codecs"].as_str().unwrap_or_default();
             assert!(codecs.ends_with(".10.0.110.09.16.09.0"), "{codecs}");
         }

@@ -287,6 +287,8 @@ mod tests {
             transfer: 16,
             matrix: 9,
             full_range: false,
+            mastering: None,
+            light: None,
         };
         let config = |colour| CodecConfig::Av1 {
             width: 16,
@@ -304,6 +306,8 @@ mod tests {
             transfer: 1,
             matrix: 1,
             full_range: false,
+            mastering: None,
+            light: None,
         };
         assert_eq!(codec_string(&config(Some(bt709))).unwrap(), "av01.0.08M.10");
         let track = TrackConfig {

@@ -61,7 +61,7 @@ pub fn init_segment(track: &TrackConfig) -> Result<Vec<u8>, MuxError> {
         ..Default::default()
     };
     let mut out = encode(&ftyp)?;
-    out.extend(encode(&moov)?);
+    out.extend(crate::hdr::add_hdr_boxes(encode(&moov)?, &[track])?);
     Ok(out)
 }
 

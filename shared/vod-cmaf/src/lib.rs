@@ -25,6 +25,7 @@ pub mod track;
 pub mod types;
 
 mod boxes;
+mod hdr;
 
 pub use codec::codec_string;
 pub use error::MuxError;

@@ -254,7 +254,7 @@ fn head(tracks: &[&TrackConfig], rows: &[&[SampleRow]], order: &[Chunk]) -> Resu
     let last_chunk_size = order.last().map_or(0, |c| c.size);
     let mut use_co64 = false;
     let moov_bytes = loop {
-        let probe = encode(&moov(tracks, rows, order, 0, use_co64)?)?.len() as u64;
+        let probe = crate::hdr::add_hdr_boxes(encode(&moov(tracks, rows, order, 0, use_co64)?)?, tracks)?.len() as u64;
         let start = ftyp.len() as u64 + probe + mdat_head;
         let last_chunk_offset = start
             .checked_add(payload_len - last_chunk_size)
@@ -263,7 +263,7 @@ fn head(tracks: &[&TrackConfig], rows: &[&[SampleRow]], order: &[Chunk]) -> Resu
             use_co64 = true;
             continue;
         }
-        let bytes = encode(&moov(tracks, rows, order, start, use_co64)?)?;
+        let bytes = crate::hdr::add_hdr_boxes(encode(&moov(tracks, rows, order, start, use_co64)?)?, tracks)?;
         if bytes.len() as u64 != probe {
             return Err(MuxError::Overflow("moov size changed between passes"));
         }

@@ -217,11 +217,13 @@ fn skeleton(tracks: &[&TrackConfig], stats: &[TrackStats], use_co64: bool) -> Re
         traks.push(track::trak(config, TrackDurations { media: s.media, movie }, stbl));
     }
     let next_track_id = tracks.iter().map(|t| t.track_id).max().unwrap_or(0).saturating_add(1);
-    encode(&Moov {
+    let moov = encode(&Moov {
         mvhd: init::mvhd(MOVIE_TIMESCALE, movie_duration, next_track_id),
         trak: traks,
         ..Default::default()
-    })
+    })?;
+    // The sample entries' HDR boxes (`stsd` is copied as it is by the emitter).
+    crate::hdr::add_hdr_boxes(moov, tracks)
 }
 
 /// One run of a track, as the merge reads it.
@@ -686,8 +688,14 @@ mod tests {
         // With composition offsets (negative ones: ctts version 1), video alone, audio alone.
         let (cr, cn) = rows(3, 5, 30, 3000, true);
         same_as_layout(vec![(video(1), cr, cn), (audio(2), ar.clone(), an.clone())]);
-        same_as_layout(vec![(video(1), vr, vn)]);
+        same_as_layout(vec![(video(1), vr.clone(), vn.clone())]);
         same_as_layout(vec![(audio(7), ar, an)]);
+        // HDR10 metadata boxes in the video's sample entry.
+        let mut hdr = video(1);
+        if let CodecConfig::Av1 { colour, .. } = &mut hdr.codec {
+            *colour = Some(crate::hdr::tests::hdr10());
+        }
+        same_as_layout(vec![(hdr, vr, vn)]);
     }
 
     #[test]

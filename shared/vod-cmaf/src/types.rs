@@ -34,13 +34,37 @@ pub enum CodecConfig {
     },
 }
 
-/// A video colour description (ITU-T H.273 code points, as in an `nclx` `colr` box and AV1's color_config).
+/// A video colour description (ITU-T H.273 code points, as in an `nclx` `colr` box and AV1's color_config), with
+/// HDR10's static metadata where the source has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Colour {
     pub primaries: u8,
     pub transfer: u8,
     pub matrix: u8,
     pub full_range: bool,
+    /// The mastering display's colour volume (SMPTE ST 2086), written as an `mdcv` box.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mastering: Option<MasteringDisplay>,
+    /// Content light levels (CTA-861.3), written as a `clli` box.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub light: Option<ContentLight>,
+}
+
+/// A mastering display's colour volume in `mdcv`'s units: chromaticities in 0.00002, luminance in 0.0001 cd/m².
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasteringDisplay {
+    /// Red, green and blue primaries as (x, y).
+    pub primaries: [(u16, u16); 3],
+    pub white_point: (u16, u16),
+    pub max_luminance: u32,
+    pub min_luminance: u32,
+}
+
+/// Content light levels in cd/m²: the brightest pixel and the brightest frame average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentLight {
+    pub max_cll: u16,
+    pub max_fall: u16,
 }
 
 impl CodecConfig {

@@ -9,9 +9,9 @@
 
 use num_traits::FromPrimitive;
 use rav1e::prelude::{
-    ChromaSampling, ColorDescription, ColorPrimaries, Config, Context, EncoderConfig, EncoderStatus, FrameParameters,
-    FrameType, FrameTypeOverride, MatrixCoefficients, PixelRange, Rational, SceneDetectionSpeed,
-    TransferCharacteristics,
+    ChromaSampling, ChromaticityPoint, ColorDescription, ColorPrimaries, Config, ContentLight, Context, EncoderConfig,
+    EncoderStatus, FrameParameters, FrameType, FrameTypeOverride, MasteringDisplay, MatrixCoefficients, PixelRange,
+    Rational, SceneDetectionSpeed, TransferCharacteristics,
 };
 
 use vod_cmaf::CodecConfig;
@@ -65,6 +65,25 @@ impl<T: rav1e::Pixel> Av1Encoder<T> {
             } else {
                 PixelRange::Limited
             };
+            // HDR10's static metadata as AV1 metadata OBUs (the sample entry gets `mdcv`/`clli` from the same).
+            enc.mastering_display = c.mastering.map(|m| {
+                // mdcv's units → AV1's: chromaticity 0.00002 → 0.16 fixed point, luminance 0.0001 cd/m² → 24.8
+                // (max) and 18.14 (min) fixed point.
+                let point = |(x, y): (u16, u16)| ChromaticityPoint {
+                    x: (u32::from(x) * 65_536 / 50_000).min(65_535) as u16,
+                    y: (u32::from(y) * 65_536 / 50_000).min(65_535) as u16,
+                };
+                MasteringDisplay {
+                    primaries: m.primaries.map(point),
+                    white_point: point(m.white_point),
+                    max_luminance: (u64::from(m.max_luminance) * 256 / 10_000).min(u64::from(u32::MAX)) as u32,
+                    min_luminance: (u64::from(m.min_luminance) * 16_384 / 10_000).min(u64::from(u32::MAX)) as u32,
+                }
+            });
+            enc.content_light = c.light.map(|l| ContentLight {
+                max_content_light_level: l.max_cll,
+                max_frame_average_light_level: l.max_fall,
+            });
         }
         enc.time_base = Rational::new(u64::from(s.frame_rate.1), u64::from(s.frame_rate.0));
         enc.bitrate = i32::try_from(u64::from(s.bitrate_kbps) * 1000).unwrap_or(i32::MAX);

@@ -42,7 +42,7 @@ impl Deinterlacer {
         let Some((bytes, depth)) = layout(frame.format()) else {
             return Ok(frame);
         };
-        if !frame.is_interlaced() || std::env::var("NO_DEINT").is_ok() {
+        if !frame.is_interlaced() {
             self.prev = None;
             return Ok(frame);
         }

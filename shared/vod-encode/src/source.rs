@@ -205,6 +205,8 @@ impl VideoSource {
                 transfer,
                 matrix,
                 full_range: ctx.color_range == ffmpeg::ffi::AVColorRange::AVCOL_RANGE_JPEG,
+                mastering: None,
+                light: None,
             }),
             _ => None,
         };
@@ -328,4 +330,47 @@ impl VideoSource {
             }
         }
     }
+}
+
+/// HDR10 static metadata a decoded frame carries (from the source's SEI or container): the mastering display
+/// (`AVMasteringDisplayMetadata`, read by its C layout: libavutil's headers for it are not in ffmpeg-sys's
+/// bindings) and the content light levels (`AVContentLightMetadata`), in `mdcv`/`clli` units.
+pub(crate) fn hdr_metadata(f: &frame::Video) -> (Option<vod_cmaf::MasteringDisplay>, Option<vod_cmaf::ContentLight>) {
+    use ffmpeg::util::frame::side_data::Type;
+    let int = |b: &[u8], i: usize| -> Option<i64> {
+        let s = b.get(4 * i..4 * i + 4)?;
+        Some(i64::from(i32::from_ne_bytes([s[0], s[1], s[2], s[3]])))
+    };
+    // A rational (num, den at ints `i`, `i + 1`) in units of 1/`scale`, if it fits.
+    let rational = |b: &[u8], i: usize, scale: i64, max: i64| -> Option<i64> {
+        let (num, den) = (int(b, i)?, int(b, i + 1)?);
+        (den > 0 && num >= 0).then(|| num * scale / den).filter(|v| *v <= max)
+    };
+    let mastering = f.side_data(Type::MasteringDisplayMetadata).and_then(|sd| {
+        let b = sd.data();
+        // 3 primaries and the white point as (x, y) rationals, min and max luminance, has_primaries, has_luminance.
+        if b.len() < 88 || int(b, 20)? == 0 || int(b, 21)? == 0 {
+            return None;
+        }
+        let xy = |k: usize| -> Option<(u16, u16)> {
+            let x = rational(b, 4 * k, 50_000, 50_000)?;
+            let y = rational(b, 4 * k + 2, 50_000, 50_000)?;
+            Some((u16::try_from(x).ok()?, u16::try_from(y).ok()?))
+        };
+        Some(vod_cmaf::MasteringDisplay {
+            primaries: [xy(0)?, xy(1)?, xy(2)?],
+            white_point: xy(3)?,
+            min_luminance: u32::try_from(rational(b, 16, 10_000, i64::from(u32::MAX))?).ok()?,
+            max_luminance: u32::try_from(rational(b, 18, 10_000, i64::from(u32::MAX))?).ok()?,
+        })
+    });
+    let light = f.side_data(Type::ContentLightLevel).and_then(|sd| {
+        let b = sd.data();
+        let level = |i: usize| u16::try_from(int(b, i)?).ok();
+        Some(vod_cmaf::ContentLight {
+            max_cll: level(0)?,
+            max_fall: level(1)?,
+        })
+    });
+    (mastering, light)
 }

@@ -1201,11 +1201,22 @@ fn ten_bit_sources_keep_ten_bits_and_their_colour_in_av1_and_h264_is_tone_mapped
     let mut req = request(&src, &rungs, 0, 2);
     req.total_frames = 50;
     let out = encode_video_chunk(&req).expect("chunk");
+    // BT.2020 PQ, and the SEI's mastering display (x265's G, B, R order read as R, G, B) and light levels.
     let hdr10 = vod_cmaf::Colour {
         primaries: 9,
         transfer: 16,
         matrix: 9,
         full_range: false,
+        mastering: Some(vod_cmaf::MasteringDisplay {
+            primaries: [(34000, 16000), (13250, 34500), (7500, 3000)],
+            white_point: (15635, 16450),
+            max_luminance: 10_000_000,
+            min_luminance: 1,
+        }),
+        light: Some(vod_cmaf::ContentLight {
+            max_cll: 1000,
+            max_fall: 400,
+        }),
     };
     for chunk in &out {
         let segs: Vec<&SegmentSamples> = chunk.segments.iter().collect();
@@ -1228,6 +1239,15 @@ fn ten_bit_sources_keep_ten_bits_and_their_colour_in_av1_and_h264_is_tone_mapped
                 "{codec}"
             );
             assert_eq!(s["pix_fmt"], "yuv420p10le", "{stream}");
+            // The `mdcv` and `clli` boxes, as ffmpeg reads them back.
+            let side = vod_testkit::ffprobe(&["-show_streams", "-select_streams", "v:0", cmaf.to_str().expect("path")]);
+            let data = side["streams"][0]["side_data_list"].to_string();
+            assert!(
+                data.contains("Mastering display metadata")
+                    && data.contains("\"max_luminance\":\"10000000/10000\"")
+                    && data.contains("\"max_content\":1000"),
+                "{side}"
+            );
             assert_eq!(
                 (&s["color_primaries"], &s["color_transfer"], &s["color_space"]),
                 (&"bt2020".into(), &"smpte2084".into(), &"bt2020nc".into()),

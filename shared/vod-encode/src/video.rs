@@ -226,16 +226,31 @@ pub(crate) fn encode_pass(
         VideoCodec::Av1 { .. } if source_depth > 8 => 10,
         _ => 8,
     };
-    // The 8-bit (SDR) rungs of an HDR source see it tone-mapped.
-    let tone = colour.and_then(|c| crate::tonemap::ToneMapper::for_transfer(c.transfer, None));
+    let mut selector = GridSelector::new(req.frame_rate, source.time_base, source.origin, start, end);
+    let mut pending = position_at_chunk(&mut source, req, &mut selector, start, threads)?;
+    if pending.is_none() && colour.is_some() {
+        // The chunk's first frame, decoded now for its HDR metadata (it is pushed first all the same).
+        pending = source.next_frame()?;
+    }
+    // HDR10 static metadata rides on the frames (the HEVC decoder attaches its SEI to each): the chunk's first
+    // frame gives it to the AV1 rungs.
+    let colour = colour.map(|c| {
+        let (mastering, light) = pending
+            .as_ref()
+            .map_or((None, None), |f| crate::source::hdr_metadata(&f.frame));
+        vod_cmaf::Colour { mastering, light, ..c }
+    });
+    // The 8-bit (SDR) rungs of an HDR source see it tone-mapped, from its mastering peak where stated.
+    let peak = colour
+        .and_then(|c| c.mastering)
+        .map(|m| m.max_luminance as f32 / 10_000.0);
+    let tone = colour.and_then(|c| crate::tonemap::ToneMapper::for_transfer(c.transfer, peak));
     if let Some(t) = &tone {
         tracing::info!(source = %t.describe(), "8-bit renditions are tone-mapped to SDR BT.709");
     }
     // The tone-mapped frame of the current serial, and the converter of source frames to 10 bits it reads.
     let mut sdr: Option<(u64, ffmpeg_next::frame::Video)> = None;
     let mut to10: Option<Scaler> = None;
-    let mut selector = GridSelector::new(req.frame_rate, source.time_base, source.origin, start, end);
-    let mut pending = position_at_chunk(&mut source, req, &mut selector, start, threads)?;
 
     let key_frames: Vec<u64> = spans.iter().map(|s| s.start).collect();
     let results = std::thread::scope(|scope| {
