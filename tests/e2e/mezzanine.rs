@@ -1,7 +1,11 @@
 //! Mezzanine breadth (issue 14): the containers broadcast, studios and podcasters hand over — interlaced MPEG-TS
 //! with AC-3 (deinterlaced), MXF with MPEG-2 4:2:2 and PCM, AVI with MJPEG and PCM, MP3 and FLAC alone — made by
 //! ffmpeg, uploaded, probed by the ingest function's libavformat prober, encoded with the `tiny` preset and judged
-//! by ffprobe frame by frame; formats and codecs the platform does not take are refused with their names.
+//! by ffprobe frame by frame; formats and codecs the platform does not take are refused with their names. A film
+//! in MKV with audio in two languages and an SRT sidecar: a rendition per language (each its own source track),
+//! listed in HLS and DASH and offered and switched by hls.js, dash.js and shaka with the subtitles, the sidecar's
+//! word found by search; MXF mono PCM pairs made stereo by a preset. A 10-bit HDR10 HEVC master: 10-bit AV1 with
+//! its colour and HDR10 metadata, tone-mapped 8-bit H.264.
 use reqwest::Method;
 use serde_json::Value;
 
@@ -262,13 +266,13 @@ fn channel_rms(pcm: &[f32], channel: usize) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audio_languages_become_renditions_players_switch_and_mono_pairs_become_stereo() {
+async fn audio_languages_and_sidecar_subtitles_are_offered_and_mono_pairs_become_stereo() {
     let stack = vod_local::LocalStack::start(options("audio-languages"))
         .await
         .expect("stack");
     let api = Api::new(&stack);
     let dir = scratch("audio-languages");
-    // A film: English (440 Hz), French (880 Hz) and an English commentary (660 Hz), each tagged and named.
+    // A film (MKV): English (440 Hz), French (880 Hz) and an English commentary (660 Hz), each tagged and named.
     let film = ffmpeg(
         &split(
             "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 \
@@ -316,6 +320,17 @@ async fn audio_languages_become_renditions_players_switch_and_mono_pairs_become_
         ]
     );
 
+    // The film's German subtitles come as an SRT sidecar.
+    let srt = "1\n00:00:00,500 --> 00:00:02,500\nDer Zaunkönig singt im Regen\n";
+    let (s, track) = api
+        .call(
+            Method::POST,
+            &format!("/assets/{id}/captions"),
+            Some(serde_json::json!({"language": "de", "label": "Deutsch", "text": srt})),
+        )
+        .await;
+    assert_eq!(s, 201, "{track}");
+
     let loc = api.locator(serde_json::json!({"asset": id, "kind": "streaming"})).await;
     let (hls, dash) = (
         loc["urls"]["hls"].as_str().expect("hls").to_string(),
@@ -324,6 +339,7 @@ async fn audio_languages_become_renditions_players_switch_and_mono_pairs_become_
     let http = reqwest::Client::new();
     let master = http.get(&hls).send().await.expect("master").text().await.expect("text");
     for line in [
+        "TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"Deutsch\",LANGUAGE=\"de\"",
         "TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES",
         "TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO",
         "TYPE=AUDIO,GROUP-ID=\"audio-aac\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES",
@@ -344,7 +360,11 @@ async fn audio_languages_become_renditions_players_switch_and_mono_pairs_become_
             assert!((got - hz).abs() < 10.0, "{group} {language}: {got} Hz");
         }
     }
-    // The players list both languages and switch to French while playing.
+    assert!(
+        mpd.contains("contentType=\"text\"") && mpd.contains("lang=\"de\""),
+        "{mpd}"
+    );
+    // The players list both audio languages and switch to French while playing, and offer the German subtitles.
     for player in ["hls", "dash", "shaka"] {
         let r = play_with(
             player,
@@ -359,7 +379,17 @@ async fn audio_languages_become_renditions_players_switch_and_mono_pairs_become_
             .unwrap_or_default();
         assert!(offered.contains(&"en") && offered.contains(&"fr"), "{player}: {r}");
         assert_eq!(r["tracks"]["audioActive"], "fr", "{player}: {r}");
+        let subtitles = r["tracks"]["textDetails"].to_string();
+        assert!(subtitles.contains("\"language\":\"de\""), "{player}: {r}");
     }
+    // Caption search finds the sidecar's word, at its cue.
+    let (s, found) = api
+        .call(Method::GET, &format!("/assets/{id}/search?q=zaunkönig"), None)
+        .await;
+    assert_eq!(s, 200, "{found}");
+    let m = &found["matches"][0];
+    let start = m["start"].as_f64().unwrap_or(-1.0);
+    assert!(m["track"] == track["id"] && (0.5..2.5).contains(&start), "{found}");
 
     // Broadcast audio as discrete mono PCM tracks (MXF): a preset pairing mono tracks makes each pair a stereo
     // rendition, the first track on the left and the second on the right.
