@@ -216,6 +216,39 @@ impl ToneMapper {
     }
 }
 
+/// Frames of a source as SDR pictures see them: tone-mapped when the source is HDR (its mapper made on the first
+/// frame, from its mastering peak), else as decoded. For thumbnails and posters.
+pub(crate) struct SdrFrames {
+    /// The source's transfer characteristic, when HDR.
+    transfer: Option<u8>,
+    mapper: Option<(ToneMapper, crate::scale::Scaler)>,
+}
+
+impl SdrFrames {
+    pub(crate) fn new(source: &crate::source::VideoSource) -> Self {
+        let transfer = source.colour().1.map(|c| c.transfer).filter(|t| matches!(t, 16 | 18));
+        SdrFrames { transfer, mapper: None }
+    }
+
+    /// The frame to show in SDR.
+    pub(crate) fn frame<'a>(&mut self, f: &'a frame::Video) -> Result<std::borrow::Cow<'a, frame::Video>, EncodeError> {
+        let Some(transfer) = self.transfer else {
+            return Ok(std::borrow::Cow::Borrowed(f));
+        };
+        if self.mapper.is_none() {
+            let peak = crate::source::hdr_metadata(f)
+                .0
+                .map(|m| m.max_luminance as f32 / 10_000.0);
+            self.mapper = ToneMapper::for_transfer(transfer, peak)
+                .map(|t| (t, crate::scale::Scaler::with_depth(f.width(), f.height(), 0, 10)));
+        }
+        match self.mapper.as_mut() {
+            Some((tone, to10)) => Ok(std::borrow::Cow::Owned(tone.map(f, to10)?)),
+            None => Ok(std::borrow::Cow::Borrowed(f)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
