@@ -43,7 +43,9 @@ for function in EncodeFunction IngestFunction; do
   bootstrap="$build/$function/bootstrap"
   echo "== objects $function loads"
   trace="$(env -i LD_LIBRARY_PATH="$os_libs:/opt/lib" LD_TRACE_LOADED_OBJECTS=1 "$bootstrap")"
-  echo "$trace" | awk '{print "   " $0}' | head -5
+  # awk prints the first lines itself: `| head` would close the pipe early, and under pipefail the writer's SIGPIPE
+  # fails the script (seen once in a full run).
+  echo "$trace" | awk 'NR <= 5 {print "   " $0}'
   echo "   ... $(echo "$trace" | wc -l) objects"
   outside="$(echo "$trace" | awk '$2 == "=>" && $3 !~ /^\/opt\/lib\// {print} $1 ~ /^\// && $1 !~ /^\/opt\/lib\// {print}')"
   if [ -n "$outside" ]; then echo "FAIL: loaded from outside the layers:"; echo "$outside"; fail=1; fi
@@ -51,7 +53,7 @@ for function in EncodeFunction IngestFunction; do
 done
 
 echo "== libraries PocketSphinx needs"
-loader="$(ls /opt/lib/ld-linux-* | head -1)"
+loader="$(ls /opt/lib/ld-linux-* | sed -n 1p)"
 speech="$(env -i "$loader" --library-path /opt/lib --list /opt/lib/libpocketsphinx.so.3)"
 outside="$(echo "$speech" | awk '$2 == "=>" && $3 !~ /^\/opt\/lib\// {print}')"
 if [ -n "$outside" ] || echo "$speech" | grep -q "not found"; then echo "FAIL:"; echo "$speech"; fail=1; fi
@@ -60,7 +62,7 @@ echo "   $(echo "$speech" | wc -l) objects, all under /opt/lib"
 for function in EncodeFunction IngestFunction; do
   echo "== $function starts"
   out="$(env -i LD_LIBRARY_PATH="$os_libs:/opt/lib" AWS_LAMBDA_RUNTIME_API=127.0.0.1:9 "$build/$function/bootstrap" 2>&1 || true)"
-  echo "   $out" | head -3
+  echo "   $out" | sed -n '1,3p'
   if ! echo "$out" | grep -q "Missing(\"TABLE_NAME\")"; then echo "FAIL: $function did not reach its own code"; fail=1; fi
 done
 
