@@ -295,7 +295,7 @@ pub(crate) fn encode_pass(
                                     let convert = to10.get_or_insert_with(|| {
                                         Scaler::with_depth(frame.width(), frame.height(), 0, 10)
                                     });
-                                    sdr = Some((*serial, t.map(frame, convert)?));
+                                    sdr = Some((*serial, t.map(frame, convert, threads)?));
                                 }
                                 match &sdr {
                                     Some((_, f)) => f,
