@@ -158,12 +158,6 @@ pub struct TrackSelection {
     pub language: Option<String>,
 }
 
-/// The primary language of a tag, normalised (`fre`, `fra` and `fr-CA` are all `fr`).
-fn primary_language(tag: &str) -> String {
-    let tag = vod_media::language_tag(tag).unwrap_or_default();
-    tag.split('-').next().unwrap_or_default().to_ascii_lowercase()
-}
-
 /// A named dynamic filter, either for one asset or global (`asset_id` = None).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Filter {
@@ -258,11 +252,9 @@ impl Filter {
                     && t.bitrate
                         .as_deref()
                         .is_none_or(|b| parse_bitrate_range(b).is_ok_and(|(lo, hi)| (lo..=hi).contains(&a.bitrate)))
-                    && t.language.as_deref().is_none_or(|want| {
-                        a.language
-                            .as_deref()
-                            .is_some_and(|l| primary_language(l) == primary_language(want))
-                    })
+                    && t.language
+                        .as_deref()
+                        .is_none_or(|want| a.language.as_deref().is_some_and(|l| vod_media::same_language(l, want)))
             })
     }
 }

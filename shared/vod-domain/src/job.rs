@@ -244,16 +244,12 @@ impl AudioSpec {
             i += if pair.is_some() { 2 } else { 1 };
         }
         if !self.languages.is_empty() {
-            let primary = |t: &str| {
-                let t = vod_media::language_tag(t).unwrap_or_default();
-                t.split('-').next().unwrap_or_default().to_ascii_lowercase()
-            };
             let mut kept = Vec::new();
             for want in &self.languages {
                 kept.extend(
                     units
                         .iter()
-                        .filter(|u| u.language.as_deref().is_some_and(|l| primary(l) == primary(want)))
+                        .filter(|u| u.language.as_deref().is_some_and(|l| vod_media::same_language(l, want)))
                         .cloned(),
                 );
             }

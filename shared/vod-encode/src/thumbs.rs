@@ -44,12 +44,12 @@ pub(crate) fn sprite_sheet(req: &ThumbnailRequest) -> Result<Vec<u8>, EncodeErro
         planes: [vec![16; sw * sh], vec![128; sw * sh / 4], vec![128; sw * sh / 4]],
     };
     let mut source = VideoSource::open(req.source, req.threads)?;
-    let mut sdr = SdrFrames::new(&source);
+    let mut sdr = SdrFrames::new(&source, req.threads);
     let mut scaler = Scaler::new(w, h, req.rotation);
     let mut picker = Picker::default();
     for (i, t) in req.times.iter().enumerate() {
         let frame = picker.frame_at(&mut source, *t)?;
-        let tile = scaler.scale(&*sdr.frame(&frame.frame)?)?;
+        let tile = scaler.scale(sdr.frame(i as u64, &frame.frame)?)?;
         let (col, row) = (i % req.columns as usize, i / req.columns as usize);
         blit(&mut sheet, &tile, col * w as usize, row * h as usize);
     }
@@ -69,10 +69,10 @@ pub(crate) fn poster(
         ));
     }
     let mut source = VideoSource::open(source, 1)?;
-    let mut sdr = SdrFrames::new(&source);
+    let mut sdr = SdrFrames::new(&source, 1);
     let mut picker = Picker::default();
     let frame = picker.frame_at(&mut source, time.max(0.0))?;
-    jpeg(&Scaler::new(size.0, size.1, rotation).scale(&*sdr.frame(&frame.frame)?)?)
+    jpeg(&Scaler::new(size.0, size.1, rotation).scale(sdr.frame(0, &frame.frame)?)?)
 }
 
 /// The decoder's position: the last frame decoded at or before the last asked time, and the one after it.

@@ -244,36 +244,49 @@ impl ToneMapper {
     }
 }
 
-/// Frames of a source as SDR pictures see them: tone-mapped when the source is HDR (its mapper made on the first
-/// frame, from its mastering peak), else as decoded. For thumbnails and posters.
+/// Frames of a source as its SDR (8-bit) pictures see them — the renditions, thumbnails and poster: tone-mapped
+/// when the source is HDR (the mapper made on the first frame, from its mastering peak), else as decoded.
 pub(crate) struct SdrFrames {
     /// The source's transfer characteristic, when HDR.
     transfer: Option<u8>,
+    threads: usize,
     mapper: Option<(ToneMapper, crate::scale::Scaler)>,
+    /// The last frame mapped, by the caller's serial: every SDR rung of a frame shares it.
+    last: Option<(u64, frame::Video)>,
 }
 
 impl SdrFrames {
-    pub(crate) fn new(source: &crate::source::VideoSource) -> Self {
+    pub(crate) fn new(source: &crate::source::VideoSource, threads: usize) -> Self {
         let transfer = source.colour().1.map(|c| c.transfer).filter(|t| matches!(t, 16 | 18));
-        SdrFrames { transfer, mapper: None }
+        SdrFrames {
+            transfer,
+            threads,
+            mapper: None,
+            last: None,
+        }
     }
 
-    /// The frame to show in SDR.
-    pub(crate) fn frame<'a>(&mut self, f: &'a frame::Video) -> Result<std::borrow::Cow<'a, frame::Video>, EncodeError> {
+    /// The frame to show in SDR: `f` itself for an SDR source, else its tone-mapped picture, made once per `serial`.
+    pub(crate) fn frame<'a>(&'a mut self, serial: u64, f: &'a frame::Video) -> Result<&'a frame::Video, EncodeError> {
         let Some(transfer) = self.transfer else {
-            return Ok(std::borrow::Cow::Borrowed(f));
+            return Ok(f);
         };
         if self.mapper.is_none() {
             let peak = crate::source::hdr_metadata(f)
                 .0
                 .map(|m| m.max_luminance as f32 / 10_000.0);
-            self.mapper = ToneMapper::for_transfer(transfer, peak)
-                .map(|t| (t, crate::scale::Scaler::with_depth(f.width(), f.height(), 0, 10)));
+            self.mapper = ToneMapper::for_transfer(transfer, peak).map(|t| {
+                tracing::info!(source = %t.describe(), "SDR pictures are tone-mapped to BT.709");
+                (t, crate::scale::Scaler::with_depth(f.width(), f.height(), 0, 10))
+            });
         }
-        match self.mapper.as_mut() {
-            Some((tone, to10)) => Ok(std::borrow::Cow::Owned(tone.map(f, to10, 1)?)),
-            None => Ok(std::borrow::Cow::Borrowed(f)),
+        let Some((tone, to10)) = self.mapper.as_mut() else {
+            return Ok(f);
+        };
+        if !matches!(&self.last, Some((s, _)) if *s == serial) {
+            self.last = Some((serial, tone.map(f, to10, self.threads)?));
         }
+        Ok(self.last.as_ref().map_or(f, |(_, mapped)| mapped))
     }
 }
 

@@ -240,17 +240,8 @@ pub(crate) fn encode_pass(
             .map_or((None, None), |f| crate::source::hdr_metadata(&f.frame));
         vod_cmaf::Colour { mastering, light, ..c }
     });
-    // The 8-bit (SDR) rungs of an HDR source see it tone-mapped, from its mastering peak where stated.
-    let peak = colour
-        .and_then(|c| c.mastering)
-        .map(|m| m.max_luminance as f32 / 10_000.0);
-    let tone = colour.and_then(|c| crate::tonemap::ToneMapper::for_transfer(c.transfer, peak));
-    if let Some(t) = &tone {
-        tracing::info!(source = %t.describe(), "8-bit renditions are tone-mapped to SDR BT.709");
-    }
-    // The tone-mapped frame of the current serial, and the converter of source frames to 10 bits it reads.
-    let mut sdr: Option<(u64, ffmpeg_next::frame::Video)> = None;
-    let mut to10: Option<Scaler> = None;
+    // The 8-bit (SDR) rungs of an HDR source see it tone-mapped, once per frame for all of them.
+    let mut sdr = crate::tonemap::SdrFrames::new(&source, threads);
 
     let key_frames: Vec<u64> = spans.iter().map(|s| s.start).collect();
     let results = std::thread::scope(|scope| {
@@ -289,20 +280,10 @@ pub(crate) fn encode_pass(
                 let pic = match cache {
                     Some((s, pic)) if *s == *serial => Arc::clone(pic),
                     _ => {
-                        let input = match &tone {
-                            Some(t) if depth_of(rung.codec) == 8 => {
-                                if !matches!(&sdr, Some((s, _)) if *s == *serial) {
-                                    let convert = to10.get_or_insert_with(|| {
-                                        Scaler::with_depth(frame.width(), frame.height(), 0, 10)
-                                    });
-                                    sdr = Some((*serial, t.map(frame, convert, threads)?));
-                                }
-                                match &sdr {
-                                    Some((_, f)) => f,
-                                    None => frame,
-                                }
-                            }
-                            _ => frame,
+                        let input = if depth_of(rung.codec) == 8 {
+                            sdr.frame(*serial, frame)?
+                        } else {
+                            frame
                         };
                         let pic = Arc::new(scaler.scale(input)?);
                         *cache = Some((*serial, Arc::clone(&pic)));

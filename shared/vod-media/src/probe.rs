@@ -195,6 +195,13 @@ pub fn language_tag(tag: &str) -> Option<String> {
     })
 }
 
+/// Whether two tags name the same language (their primary language, normalised: `fre`, `fra`, `fr` and `fr-CA`
+/// all match); a malformed tag matches nothing.
+pub fn same_language(a: &str, b: &str) -> bool {
+    let primary = |t: &str| language_tag(t).map(|t| t.split('-').next().unwrap_or_default().to_ascii_lowercase());
+    matches!((primary(a), primary(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// The ISO 639-2/T code of a tag's primary language (what an MP4 `mdhd` holds), if it has one.
 pub fn iso639_2t(tag: &str) -> Option<&'static str> {
     language(tag.split('-').next()?).map(|l| l.to_639_3())
@@ -381,6 +388,8 @@ mod tests {
         ] {
             assert_eq!(language_tag(tag).as_deref(), want, "{tag}");
         }
+        assert!(same_language("fre", "fr-CA") && same_language("FRA", "fr") && !same_language("fr", "en"));
+        assert!(!same_language("und", "und") && !same_language("", ""));
         assert_eq!(iso639_2t("fr-CA"), Some("fra"));
         assert_eq!(iso639_2t("en"), Some("eng"));
         assert_eq!(iso639_2t("xx"), None);
